@@ -1,0 +1,1 @@
+"""Building blocks of run_classification.py: small, pure, separately tested functions."""
