@@ -1,0 +1,320 @@
+#!/usr/bin/env python
+"""Fine-tune, evaluate and predict with any Hugging Face sequence-classification model, full or LoRA.
+
+    python run_classification.py --model_name_or_path M --train_file train.csv --validation_file dev.csv \\
+        --do_train --do_eval --output_dir out
+    python run_classification.py recipes/glue/rte/all-MiniLM-L6-v2.json --learning_rate 3e-5
+    accelerate launch --config_file recipes/accelerate/multi_gpu.yaml run_classification.py RECIPE.json
+
+The pipeline reads top to bottom: arguments -> data -> columns -> labels -> tokenize -> model (+LoRA) -> Trainer ->
+outputs. Each step is a small function in textcls/, tested on its own; main() only wires them.
+"""
+
+import logging
+import os
+import sys
+
+import transformers
+from transformers import DataCollatorWithPadding, default_data_collator
+from transformers.trainer_utils import get_last_checkpoint
+
+from textcls import data as D
+from textcls import modeling as M
+from textcls.args import parse_args, write_recipe
+from textcls.errors import UserError
+from textcls.io import write_json_atomic
+from textcls.metrics import classification_report, compute_metrics, primary_metric
+from textcls.outputs import prediction_rows, split_suffix, write_model_card
+from textcls.trainer import ClassificationTrainer, sort_by_length, unsort
+
+logger = logging.getLogger("run_classification")
+
+
+def check_output_dir(training_args, overwrite: bool) -> str | None:
+    """Refuse to train into a non-empty folder unless asked; resume from its last checkpoint if it has one."""
+    out = training_args.output_dir
+    if out is None:
+        raise UserError("--output_dir is required: the folder where the model, metrics and predictions go.")
+    if not training_args.do_train or not os.path.isdir(out) or overwrite:
+        return None
+    last = get_last_checkpoint(out)
+    if last is not None:
+        logger.info("Resuming from %s (pass --overwrite_output_dir to start over).", last)
+        return last
+    if os.listdir(out):
+        raise UserError(
+            f"output_dir {out} is not empty and holds no checkpoint. Pass --overwrite_output_dir to "
+            "train into it anyway, or choose another --output_dir."
+        )
+    return None
+
+
+def split_names(raw, task, training_args, data_args):
+    """Which splits of the loaded data train, evaluate and predict; an asked-for split that is absent is an error."""
+    eval_names = list(task.eval_splits) if task else ["validation"]
+    test_names = list(task.test_splits) if task else ["test"]
+    available = ", ".join(raw) or "none"
+    wanted = {
+        "train": ["train"] if training_args.do_train else [],
+        "eval": eval_names if training_args.do_eval else [],
+        "test": test_names if training_args.do_predict else [],
+    }
+    fixes = {"train": "--train_file", "eval": "--validation_file", "test": "--test_file"}
+    for role, names in wanted.items():
+        for name in names:
+            if name not in raw:
+                raise UserError(
+                    f"--do_{'predict' if role == 'test' else role} needs a '{name}' split, but the data has: "
+                    f"{available}. Pass {fixes[role]}."
+                )
+    return wanted
+
+
+def resolve_labels(raw, columns, data_args, config, training: bool):
+    """(problem_type, label_names, data_names). A saved fine-tuned model keeps its own label map unless we train."""
+    labelled = next(
+        (raw[s] for s in ("train", "validation", *raw) if s in raw and columns.label in raw[s].features), None
+    )
+    feature = labelled.features[columns.label]
+    has_map = not M.default_label_names(config)
+    problem_type = data_args.problem_type
+    if problem_type is None:
+        problem_type = (
+            config.problem_type
+            if (has_map and not training and config.problem_type)
+            else D.infer_problem_type(feature)
+        )
+    if problem_type == "regression":
+        return problem_type, None, None
+    data_names = D.class_label_names(feature)
+    model_names = [config.id2label[i] for i in range(len(config.id2label))] if has_map else None
+    if not training and model_names is not None:
+        if data_args.label_names is not None and data_args.label_names != model_names:
+            raise UserError(
+                f"the model's head predicts {model_names}, not --label_names {data_args.label_names}. "
+                "Drop --label_names, or fine-tune with --do_train to get a new head."
+            )
+        return problem_type, model_names, data_names
+    multi = problem_type == "multi_label_classification"
+    source = raw["train"] if "train" in raw and columns.label in raw["train"].features else labelled
+    names = D.build_label_names(list(source[columns.label]), data_args.label_names, data_names, multi)
+    if (
+        training
+        and model_names is not None
+        and sorted(model_names) == sorted(names)
+        and data_args.label_names is None
+        and data_names is None
+    ):
+        names = model_names  # continue training a fine-tuned model without reshuffling its head
+    return problem_type, names, data_names
+
+
+def make_compute_metrics(problem_type, task_name, label_names, threshold):
+    def fn(eval_pred):
+        return compute_metrics(
+            eval_pred.predictions, eval_pred.label_ids, problem_type, task_name, label_names, threshold
+        )
+
+    return fn
+
+
+def main(argv: list[str] | None = None) -> dict:
+    model_args, data_args, lora_args, training_args, resolved = parse_args(argv)
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=logging.INFO,
+        handlers=[logging.StreamHandler(sys.stdout)],
+        force=True,
+    )
+    transformers.utils.logging.set_verbosity_warning()
+    if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
+        raise UserError("nothing to do: pass --do_train, --do_eval and/or --do_predict.")
+    if model_args.model_name_or_path is None:
+        raise UserError("--model_name_or_path (or --model) is required: a hub id or a local model folder.")
+    if model_args.trust_remote_code:
+        logger.warning("trust_remote_code is ON: code from the model/dataset repository will run on this machine.")
+    last_checkpoint = check_output_dir(training_args, data_args.overwrite_output_dir)
+
+    # ---- data
+    from textcls.glue import get_glue_task
+
+    task = get_glue_task(data_args.task_name) if data_args.task_name else None
+    raw = D.load_raw_datasets(data_args, model_args, task)
+    roles = split_names(raw, task, training_args, data_args)
+    caps = {
+        "train": data_args.max_train_samples,
+        "eval": data_args.max_eval_samples,
+        "test": data_args.max_predict_samples,
+    }
+    splits = {role: {name: D.select_first(raw[name], caps[role]) for name in names} for role, names in roles.items()}
+    first = next(ds for names in splits.values() for ds in names.values())
+    columns = D.resolve_columns(
+        first.features,
+        data_args.text_column,
+        data_args.text_pair_column,
+        data_args.label_column,
+        data_args.id_column,
+        task,
+        need_label=training_args.do_train or training_args.do_eval,
+    )
+    for names in splits.values():
+        for name, ds in names.items():
+            missing = [c for c in (columns.text, columns.text_pair) if c and c not in ds.features]
+            if missing:
+                raise UserError(f"the {name} split has no column {missing[0]!r}. Columns: {', '.join(ds.features)}.")
+
+    # ---- model config, tokenizer, labels
+    config = M.load_config(model_args)
+    tokenizer = M.load_tokenizer(model_args)
+    model_max = min(getattr(config, "max_position_embeddings", None) or 10**9, tokenizer.model_max_length)
+    if data_args.max_seq_length is None:
+        data_args.max_seq_length = min(128, model_max)
+    elif data_args.max_seq_length > model_max:
+        raise UserError(
+            f"--max_seq_length {data_args.max_seq_length} is above this model's maximum of {model_max} "
+            f"tokens. Pass --max_seq_length {model_max} or less."
+        )
+    problem_type, label_names, data_names = resolve_labels(raw, columns, data_args, config, training_args.do_train)
+    logger.info("problem_type=%s labels=%s columns=%s", problem_type, label_names, columns)
+
+    tokenized = {}
+    for role, names in splits.items():
+        for name, ds in names.items():
+            has_label = columns.label is not None and columns.label in ds.features
+            labels = (
+                D.encode_labels(
+                    list(ds[columns.label]), label_names, problem_type, name, data_names, require_labels=role != "test"
+                )
+                if has_label
+                else None
+            )
+            if role == "test" and labels is not None and any(v is None or v == -1 for v in labels):
+                labels = None  # unlabelled test rows (GLUE's -1): predict only, no loss
+            tok = D.tokenize_split(
+                ds, tokenizer, columns, labels, data_args.max_seq_length, data_args.pad_to_max_length, name
+            )
+            tokenized[(role, name)] = tok if role == "train" else sort_by_length(tok)
+
+    # ---- model (+LoRA)
+    model = M.build_model(model_args, config, tokenizer, label_names, problem_type)
+    adapter_dir = model_args.model_name_or_path if M.adapter_base(model_args.model_name_or_path) else None
+    if adapter_dir:
+        model = M.load_adapter(model, adapter_dir, is_trainable=training_args.do_train)
+    elif lora_args.use_lora:
+        model = M.apply_lora(model, lora_args)
+    params = M.count_parameters(model)
+    logger.info(
+        "trainable parameters: %d of %d (%.4f%%)",
+        params["trainable_params"],
+        params["total_params"],
+        params["trainable_params_pct"],
+    )
+
+    # ---- Trainer
+    if training_args.metric_for_best_model is None and problem_type is not None:
+        training_args.metric_for_best_model = primary_metric(problem_type, task.name if task else None)
+        training_args.greater_is_better = training_args.metric_for_best_model != "mse"
+    if data_args.pad_to_max_length:
+        collator = default_data_collator
+    else:
+        mixed = training_args.fp16 or training_args.bf16
+        collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if mixed else None)
+    eval_sets = {split_suffix(n): tokenized[("eval", n)][0] for n in roles["eval"]}
+    train_ds = tokenized.get(("train", "train"))
+    trainer = ClassificationTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_ds,
+        eval_dataset=(eval_sets.get("") if list(eval_sets) == [""] else eval_sets) or None,
+        processing_class=tokenizer,
+        data_collator=collator,
+        compute_metrics=make_compute_metrics(
+            problem_type, task.name if task else None, label_names, data_args.multi_label_threshold
+        ),
+        train_lengths=list(train_ds["length"]) if train_ds is not None else None,
+    )
+    out = training_args.output_dir
+    main_process = trainer.is_world_process_zero()
+    if main_process:
+        write_recipe(resolved, out)
+
+    results = {}
+    if training_args.do_train:
+        train_result = trainer.train(resume_from_checkpoint=last_checkpoint)
+        trainer.save_model()
+        if main_process:
+            model.config.save_pretrained(out)  # LoRA saves only the adapter: keep the label map beside it
+        metrics = {**train_result.metrics, "train_samples": len(train_ds), **params}
+        results.update(metrics)
+        trainer.log_metrics("train", metrics)
+        if main_process:
+            write_json_atomic(os.path.join(out, "train_results.json"), metrics)
+            trainer.save_state()
+
+    for role in ("eval", "test"):
+        for name in roles[role]:
+            tok, order = tokenized[(role, name)]
+            suffix = split_suffix(name)
+            prefix = (
+                "eval" + (f"_{suffix}" if suffix else "")
+                if role == "eval"
+                else "predict" + (f"_{suffix}" if suffix else "")
+            )
+            out_pred = trainer.predict(tok, metric_key_prefix=prefix)
+            predictions = unsort(out_pred.predictions, order)
+            metrics = {**(out_pred.metrics or {}), f"{prefix}_samples": len(tok)}
+            results.update(metrics)
+            trainer.log_metrics(prefix, metrics)
+            if not main_process:
+                continue
+            write_json_atomic(os.path.join(out, f"{prefix}_results.json"), metrics)
+            gold = unsort(out_pred.label_ids, order) if out_pred.label_ids is not None else None
+            if role == "eval" and problem_type != "regression":
+                report = classification_report(
+                    predictions, gold, label_names, problem_type, data_args.multi_label_threshold
+                )
+                write_json_atomic(os.path.join(out, f"{prefix}_classification_report.json"), report)
+            if role == "test":
+                from textcls.io import write_jsonl_atomic
+
+                rows = prediction_rows(
+                    splits[role][name],
+                    columns,
+                    predictions,
+                    problem_type,
+                    label_names,
+                    data_names,
+                    data_args.multi_label_threshold,
+                )
+                path = os.path.join(out, f"predictions{'_' + suffix if suffix else ''}.jsonl")
+                write_jsonl_atomic(path, rows)
+                logger.info("predictions: %s", path)
+
+    if main_process:
+        # Written fresh from this run's numbers: no stale keys from an earlier run in the same folder.
+        write_json_atomic(os.path.join(out, "all_results.json"), results)
+        if training_args.do_train:
+            if lora_args.use_lora and lora_args.merge_lora:
+                merged_dir = os.path.join(out, "merged")
+                trainer.model.merge_and_unload().save_pretrained(merged_dir)
+                tokenizer.save_pretrained(merged_dir)
+                logger.info("merged model: %s", merged_dir)
+            write_model_card(out, model_args, data_args, lora_args, training_args, results, problem_type, label_names)
+        logger.info("model, metrics and predictions are in %s", os.path.abspath(out))
+    return results
+
+
+def cli(argv=None) -> int:
+    try:
+        main(argv)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted.", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

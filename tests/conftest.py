@@ -1,0 +1,116 @@
+"""Fixtures: a tiny random BERT (and GPT-2) with a real WordPiece vocab, and small data files, all in tmp dirs.
+No hub access is needed anywhere in the suite."""
+
+import json
+import os
+import random
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+WORDS = (
+    "good great fine nice happy love best fun bad awful poor sad hate worst boring dull movie film plot actor "
+    "the a is was it this that and not very really story music cat dog red blue green one two three"
+).split()
+POSITIVE, NEGATIVE = WORDS[:8], WORDS[8:16]
+FILLER = WORDS[16:]
+
+
+def make_bert(path, num_labels: int = 2):
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    os.makedirs(path, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+    with open(os.path.join(path, "vocab.txt"), "w") as f:
+        f.write("\n".join(vocab) + "\n")
+    tokenizer = BertTokenizerFast(os.path.join(path, "vocab.txt"), do_lower_case=True)
+    tokenizer.model_max_length = 64
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=num_labels,
+    )
+    import torch
+
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    return make_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def sentence(rng, positive: bool, n: int = 6) -> str:
+    words = [rng.choice(POSITIVE if positive else NEGATIVE) for _ in range(2)] + rng.sample(FILLER, rng.randint(1, n))
+    rng.shuffle(words)
+    return " ".join(words)
+
+
+def write_rows(path, rows):
+    """Write rows as csv/tsv/json/jsonl/parquet according to the extension."""
+    import pandas as pd
+
+    ext = os.path.splitext(str(path))[1]
+    if ext == ".jsonl":
+        with open(path, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+    elif ext == ".json":
+        with open(path, "w") as f:
+            json.dump(rows, f)
+    elif ext == ".csv":
+        pd.DataFrame(rows).to_csv(path, index=False)
+    elif ext == ".tsv":
+        pd.DataFrame(rows).to_csv(path, index=False, sep="\t")
+    elif ext == ".parquet":
+        pd.DataFrame(rows).to_parquet(path)
+    return str(path)
+
+
+def sentiment_rows(n, seed=0, label_fn=lambda pos: int(pos)):
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        pos = rng.random() < 0.5
+        rows.append({"id": i, "sentence": sentence(rng, pos), "label": label_fn(pos)})
+    return rows
+
+
+@pytest.fixture
+def sentiment_files(tmp_path):
+    """train/dev/test csv with int labels; the test file has labels too, so predictions carry gold."""
+    return {
+        "train": write_rows(tmp_path / "train.csv", sentiment_rows(64, 0)),
+        "dev": write_rows(tmp_path / "dev.csv", sentiment_rows(21, 1)),
+        "test": write_rows(tmp_path / "test.csv", sentiment_rows(13, 2)),
+    }
+
+
+TRAIN_FLAGS = [
+    "--per_device_train_batch_size",
+    "8",
+    "--per_device_eval_batch_size",
+    "8",
+    "--num_train_epochs",
+    "1",
+    "--learning_rate",
+    "1e-3",
+    "--save_strategy",
+    "no",
+    "--logging_steps",
+    "2",
+    "--use_cpu",
+    "--seed",
+    "0",
+    "--disable_tqdm",
+    "true",
+]

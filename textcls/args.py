@@ -1,0 +1,297 @@
+"""Arguments: three dataclasses of our own plus TrainingArguments, filled from dataclass defaults < a JSON recipe < the
+command line. A recipe is turned into the same tokens a user would type, so argparse checks its types exactly as it
+checks flags, and "last one wins" gives the precedence for free."""
+
+import difflib
+import json
+import os
+import sys
+from dataclasses import dataclass, field, fields
+from enum import Enum
+
+from transformers import HfArgumentParser, TrainingArguments
+
+from textcls.errors import UserError
+
+PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Hub id or local folder of the model to fine-tune, or a folder written by an earlier run "
+            "(full model or LoRA adapter) to evaluate or predict with.",
+            "aliases": ["--model"],
+        },
+    )
+    tokenizer_name: str | None = field(
+        default=None, metadata={"help": "Tokenizer id or folder, when it differs from the model's."}
+    )
+    revision: str = field(default="main", metadata={"help": "Hub branch, tag or commit of the model."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where downloaded models and datasets are stored."})
+    trust_remote_code: bool = field(
+        default=False,
+        metadata={
+            "help": "Run Python code shipped inside a model or dataset repository. Off by default: it executes "
+            "whatever the repository contains."
+        },
+    )
+    attn_implementation: str | None = field(
+        default=None,
+        metadata={
+            "help": "Attention kernel: 'sdpa', 'eager', 'flash_attention_2'... Default: transformers' choice "
+            "(SDPA where the model supports it)."
+        },
+    )
+    ignore_mismatched_sizes: bool = field(
+        default=False,
+        metadata={
+            "help": "Re-initialise a classification head whose size differs from the number of labels (e.g. "
+            "fine-tuning an MNLI model on a 2-class task)."
+        },
+    )
+
+
+@dataclass
+class DataArguments:
+    task_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli): sets columns, labels and "
+            "metric. Data comes from --data_dir (original GLUE TSVs), local files, or the hub (nyu-mll/glue)."
+        },
+    )
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "Folder of an original GLUE task (train.tsv, dev.tsv, test.tsv). Needs --task_name."},
+    )
+    dataset_name: str | None = field(default=None, metadata={"help": "Hub dataset id, e.g. 'imdb'."})
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Configuration of the hub dataset."})
+    train_file: str | None = field(default=None, metadata={"help": "Training data: csv, tsv, json, jsonl or parquet."})
+    validation_file: str | None = field(default=None, metadata={"help": "Evaluation data, same formats."})
+    test_file: str | None = field(default=None, metadata={"help": "Prediction data, same formats; labels optional."})
+    text_column: str | None = field(
+        default=None, metadata={"help": "Column holding the text. Auto-detected if unset."}
+    )
+    text_pair_column: str | None = field(
+        default=None, metadata={"help": "Second text of a sentence pair, encoded as a pair. Auto-detected if unset."}
+    )
+    label_column: str | None = field(
+        default=None, metadata={"help": "Column holding the label. Auto-detected if unset."}
+    )
+    id_column: str | None = field(
+        default=None,
+        metadata={"help": "Column used as the row id in predictions (default: 'idx' or 'id' if present)."},
+    )
+    # Filled from --label_names, which TrainingArguments owns (see ClassificationTrainingArguments.label_names).
+    label_names: list[str] | None = field(default=None, init=False)
+    problem_type: str | None = field(
+        default=None,
+        metadata={
+            "help": "Inferred from the labels if unset (floats: regression, lists: multi-label).",
+            "choices": PROBLEM_TYPES,
+        },
+    )
+    max_seq_length: int | None = field(
+        default=None,
+        metadata={
+            "help": "Texts are truncated to this many tokens (default: 128, or the model's maximum if smaller)."
+        },
+    )
+    pad_to_max_length: bool = field(
+        default=False,
+        metadata={
+            "help": "Pad every row to max_seq_length and sample randomly, as the HF example does (slow; for "
+            "comparison). Default: dynamic padding and length-grouped batches."
+        },
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N evaluation rows."})
+    max_predict_samples: int | None = field(default=None, metadata={"help": "Use only the first N prediction rows."})
+    metric_name: str | None = field(
+        default=None, metadata={"help": "Also compute this `evaluate` metric (needs the hub or a local copy)."}
+    )
+    multi_label_threshold: float = field(
+        default=0.5, metadata={"help": "Multi-label: a label is predicted when its sigmoid reaches this value."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Train into a non-empty output_dir, ignoring its checkpoints. Without it, a non-empty "
+            "output_dir is refused, or resumed from its last checkpoint."
+        },
+    )
+
+
+@dataclass
+class LoraArguments:
+    use_lora: bool = field(default=False, metadata={"help": "Train a LoRA adapter (peft) instead of all weights."})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
+    lora_dropout: float = field(default=0.1, metadata={"help": "Dropout on the LoRA input."})
+    lora_target_modules: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Module names to adapt (default: the architecture's attention projections, e.g. "
+            "query/value for BERT, q_proj/v_proj for Llama, c_attn for GPT-2)."
+        },
+    )
+    lora_modules_to_save: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Modules trained and saved in full (default: the classification head, found automatically)."
+        },
+    )
+    merge_lora: bool = field(
+        default=False, metadata={"help": "Also save the adapter merged into the base model (loads without peft)."}
+    )
+
+
+@dataclass
+class ClassificationTrainingArguments(TrainingArguments):
+    # Length-grouped batches cut padding several-fold at the same accuracy: the fast path is the default.
+    train_sampling_strategy: str = field(
+        default="group_by_length",
+        metadata={
+            "help": "'group_by_length' (default here: batches of similar length, little padding), 'random', "
+            "'sequential' or 'batch_rebalance'."
+        },
+    )
+    # With True, transformers 5 multiplies the classification loss and grad-norm by the world size under DDP.
+    average_tokens_across_devices: bool = field(
+        default=False,
+        metadata={"help": "Keep False for classification: True scales the loss by the world size under DDP."},
+    )
+    # Trainer's own label_names (the input keys holding labels) is always 'labels' here, so the flag is given the
+    # meaning users of a classification script expect: the class names, in output-id order.
+    label_names: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Class names in the order of the model's output ids (default: as the data names them, "
+            "else sorted). Every label in the data must be one of them."
+        },
+    )
+
+
+DATACLASSES = (ModelArguments, DataArguments, LoraArguments, ClassificationTrainingArguments)
+
+
+class _Parser(HfArgumentParser):
+    """argparse prints a usage line listing ~150 flags and exits; we raise one readable error instead."""
+
+    def error(self, message):
+        raise UserError(f"{message}. Run with --help to list the flags.")
+
+
+def build_parser() -> HfArgumentParser:
+    return _Parser(DATACLASSES, allow_abbrev=False)
+
+
+def _dests(parser) -> dict[str, object]:
+    """Flag destination -> argparse action, for every flag (aliases and --no_x map to their destination)."""
+    return {a.dest: a for a in parser._actions if a.dest != "help"}
+
+
+def suggest(name: str, valid) -> str:
+    match = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    return f" Did you mean '{match[0]}'?" if match else ""
+
+
+def load_recipe(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise UserError(f"cannot read recipe {path}: {e.strerror}. Check the path.") from None
+    try:
+        recipe = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"recipe {path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}.") from None
+    if not isinstance(recipe, dict):
+        raise UserError(
+            f"recipe {path} must hold one JSON object of flag names to values, not {type(recipe).__name__}."
+        )
+    return recipe
+
+
+def recipe_to_tokens(recipe: dict, parser, source: str) -> list[str]:
+    """{"learning_rate": 3e-4, "do_train": true, "lora_target_modules": ["query", "value"]} -> the same flags a user
+    would type. Keys starting with '_' are comments."""
+    dests = _dests(parser)
+    tokens = []
+    for key, value in recipe.items():
+        if key.startswith("_"):
+            continue
+        if key not in dests:
+            raise UserError(f"unknown key '{key}' in {source}.{suggest(key, dests)}")
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = str(value).lower()
+        if isinstance(value, list):
+            if not value:
+                continue
+            tokens += [f"--{key}", *(json.dumps(v) if isinstance(v, dict) else str(v) for v in value)]
+        else:
+            tokens += [f"--{key}", json.dumps(value) if isinstance(value, dict) else str(value)]
+    return tokens
+
+
+def _plain(value):
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def parse_args(argv: list[str] | None = None):
+    """Return (model_args, data_args, lora_args, training_args, resolved) where `resolved` is every flag's final
+    value, ready to be written as a recipe that replays the run."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    recipe_tokens = []
+    if argv and not argv[0].startswith("-") and argv[0].endswith(".json"):
+        path = argv.pop(0)
+        recipe_tokens = recipe_to_tokens(load_recipe(path), parser, f"recipe {path}")
+        # Parse the recipe alone first so a bad value is blamed on the recipe, not on the command line.
+        try:
+            parser.parse_known_args(recipe_tokens)
+        except UserError as e:
+            raise UserError(f"recipe {path}: {e}") from None
+
+    namespace, unknown = parser.parse_known_args(recipe_tokens + argv)
+    if unknown:
+        flags = [u for u in unknown if u.startswith("-")] or unknown
+        name = flags[0].lstrip("-").split("=")[0]
+        if not flags[0].startswith("-"):
+            raise UserError(
+                f"unexpected argument '{flags[0]}'. A recipe must come first and end in .json; flags start with --."
+            )
+        raise UserError(f"unknown flag '{flags[0]}'.{suggest(name, _dests(parser))}")
+
+    values = vars(namespace)
+    resolved = {k: _plain(v) for k, v in values.items()}
+    outputs = []
+    for dtype in DATACLASSES:
+        kwargs = {f.name: values[f.name] for f in fields(dtype) if f.init}
+        try:
+            outputs.append(dtype(**kwargs))
+        except (ValueError, TypeError) as e:
+            if isinstance(e, UserError):
+                raise
+            raise UserError(f"invalid arguments: {e}") from None
+    model_args, data_args, lora_args, training_args = outputs
+    data_args.label_names, training_args.label_names = training_args.label_names, None
+    return model_args, data_args, lora_args, training_args, resolved
+
+
+def write_recipe(resolved: dict, output_dir: str) -> str:
+    """The resolved flags, replayable with `python run_classification.py OUTPUT_DIR/recipe.json`."""
+    from textcls.io import write_json_atomic
+
+    path = os.path.join(output_dir, "recipe.json")
+    write_json_atomic(path, {k: v for k, v in resolved.items() if v is not None})
+    return path

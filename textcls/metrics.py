@@ -1,0 +1,224 @@
+"""Evaluation metrics computed offline with scikit-learn / scipy.
+
+``evaluate.load`` fetches metric code from the Hub, which machines without network cannot reach, so the standard
+GLUE-style metrics are computed here; hub metrics are an optional extra (``load_hub_metric``).
+"""
+
+import numpy as np
+from scipy.special import expit
+from scipy.stats import pearsonr, spearmanr
+from sklearn.metrics import confusion_matrix, f1_score, matthews_corrcoef, precision_recall_fscore_support
+
+from textcls.errors import UserError
+
+PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
+
+# Mirrors the GLUE leaderboard; any other task falls back to the problem type's default.
+_TASK_PRIMARY = {"single_label_classification": {"cola": "matthews_correlation", "mrpc": "f1", "qqp": "f1"}}
+_DEFAULT_PRIMARY = {
+    "single_label_classification": "accuracy",
+    "multi_label_classification": "micro_f1",
+    "regression": "pearson",
+}
+
+
+def _check_problem_type(problem_type: str) -> None:
+    if problem_type not in PROBLEM_TYPES:
+        raise ValueError(f"problem_type must be one of {PROBLEM_TYPES}, got {problem_type!r}")
+
+
+def _labelled(predictions, label_ids, problem_type: str, threshold: float, num_labels: int | None = None):
+    """(gold, predicted) for the labelled rows: class ids, multi-hot bool matrices, or float vectors (regression)."""
+    _check_problem_type(problem_type)
+    predictions = np.asarray(predictions)
+    label_ids = np.asarray(label_ids, dtype=float)
+    if problem_type == "regression":
+        pred, gold = predictions.astype(float).reshape(-1), label_ids.reshape(-1)
+        if pred.shape != gold.shape:
+            raise ValueError(f"regression predictions {predictions.shape} do not match labels {label_ids.shape}")
+        keep = ~np.isnan(gold)
+        return gold[keep], pred[keep]
+
+    if predictions.ndim != 2:
+        raise ValueError(f"expected logits of shape (n, num_labels), got {predictions.shape}")
+    if num_labels is not None and predictions.shape[1] != num_labels:
+        raise ValueError(f"logits have {predictions.shape[1]} columns but there are {num_labels} label names")
+    if problem_type == "multi_label_classification":
+        if label_ids.shape != predictions.shape:
+            raise ValueError(f"multi-label logits {predictions.shape} do not match labels {label_ids.shape}")
+        # -1 marks unlabelled rows in GLUE-style test splits, -100 is torch's ignore index and Trainer's padding.
+        keep = ~(np.isnan(label_ids) | (label_ids < 0)).any(axis=1)
+        # Rounds soft / label-smoothed targets to the class they stand for.
+        return label_ids[keep] >= 0.5, expit(predictions[keep].astype(float)) >= threshold
+
+    gold = label_ids.reshape(-1)
+    if gold.shape[0] != predictions.shape[0]:
+        raise ValueError(f"{predictions.shape[0]} predictions but {gold.shape[0]} labels")
+    keep = ~(np.isnan(gold) | (gold < 0))
+    gold = gold[keep].astype(int)
+    if gold.size and gold.max() >= predictions.shape[1]:
+        raise ValueError(f"label id {gold.max()} is out of range for {predictions.shape[1]} logit columns")
+    return gold, predictions[keep].argmax(axis=1)
+
+
+def _per_class(gold: np.ndarray, pred: np.ndarray, num_labels: int):
+    """Per-class precision, recall, F1, support over all classes, and the macro F1.
+
+    Macro F1 averages only classes seen in the gold labels or the predictions (sklearn's default label set), so a
+    class absent from a small eval set and never predicted does not pull the average down with a 0.
+    """
+    precision, recall, f1, support = precision_recall_fscore_support(
+        gold, pred, labels=range(num_labels), zero_division=0
+    )
+    predicted = pred.sum(axis=0) if pred.ndim == 2 else np.bincount(pred, minlength=num_labels)
+    seen = (support > 0) | (predicted > 0)
+    macro_f1 = float(f1[seen].mean()) if seen.any() else 0.0
+    return precision, recall, f1, support, macro_f1
+
+
+def _correlation(func, x: np.ndarray, y: np.ndarray) -> float:
+    # Undefined for constant inputs (scipy returns NaN and warns); 0.0 = "no linear relation", as sklearn's MCC does.
+    if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return 0.0
+    return float(func(x, y).statistic)
+
+
+def compute_metrics(
+    predictions: np.ndarray,
+    label_ids: np.ndarray,
+    problem_type: str,
+    task_name: str | None = None,
+    label_names: list[str] | None = None,
+    multi_label_threshold: float = 0.5,
+) -> dict[str, float]:
+    """Flat dict of floats (Trainer prefixes the keys with ``eval_``); {} when no row is labelled.
+
+    ``predictions`` are raw model outputs: logits (n, num_labels), or (n,) / (n, 1) for regression. Rows labelled -1
+    / -100 (classification) or NaN are unlabelled and skipped. ``label_names``, when given, must match the number of
+    logit columns. ``task_name`` adds the GLUE task's own metric: cola matthews_correlation, mrpc/qqp f1 (of class
+    1), stsb combined_score.
+    """
+    task = task_name.lower() if task_name else None
+    num_labels = len(label_names) if label_names is not None and problem_type != "regression" else None
+    gold, pred = _labelled(predictions, label_ids, problem_type, multi_label_threshold, num_labels)
+    if gold.shape[0] == 0:
+        return {}
+
+    if problem_type == "regression":
+        metrics = {
+            "pearson": _correlation(pearsonr, pred, gold),
+            "spearmanr": _correlation(spearmanr, pred, gold),
+            "mse": float(np.mean((pred - gold) ** 2)),
+        }
+        if task == "stsb":
+            metrics["combined_score"] = (metrics["pearson"] + metrics["spearmanr"]) / 2
+        return metrics
+
+    _, _, f1, _, macro_f1 = _per_class(gold, pred, np.asarray(predictions).shape[1])
+    if problem_type == "multi_label_classification":
+        return {
+            "micro_f1": float(f1_score(gold, pred, average="micro", zero_division=0)),
+            "macro_f1": macro_f1,
+            "subset_accuracy": float((gold == pred).all(axis=1).mean()),
+            "hamming_accuracy": float((gold == pred).mean()),
+        }
+
+    metrics = {"accuracy": float((gold == pred).mean()), "macro_f1": macro_f1}
+    if task == "cola":
+        metrics["matthews_correlation"] = float(matthews_corrcoef(gold, pred))
+    if task in ("mrpc", "qqp"):
+        metrics["f1"] = float(f1[1])
+    return metrics
+
+
+def primary_metric(problem_type: str, task_name: str | None = None) -> str:
+    """Name of the metric for ``metric_for_best_model`` and results tables (a key of ``compute_metrics``)."""
+    _check_problem_type(problem_type)
+    task = task_name.lower() if task_name else None
+    return _TASK_PRIMARY.get(problem_type, {}).get(task, _DEFAULT_PRIMARY[problem_type])
+
+
+def classification_report(
+    predictions: np.ndarray,
+    label_ids: np.ndarray,
+    label_names: list[str],
+    problem_type: str,
+    multi_label_threshold: float = 0.5,
+) -> dict:
+    """JSON-serialisable per-class report; {} when no row is labelled.
+
+    Every class in ``label_names`` appears, with zeros when absent from the eval set. Single-label reports add
+    accuracy and the confusion matrix (rows = gold, columns = predicted, in ``label_names`` order).
+    """
+    if problem_type == "regression":
+        raise ValueError("classification_report is for classification problems, not regression")
+    num_labels = len(label_names)
+    gold, pred = _labelled(predictions, label_ids, problem_type, multi_label_threshold, num_labels)
+    if gold.shape[0] == 0:
+        return {}
+
+    precision, recall, f1, support, macro_f1 = _per_class(gold, pred, num_labels)
+    _, _, weighted_f1, _ = precision_recall_fscore_support(
+        gold, pred, labels=range(num_labels), average="weighted", zero_division=0
+    )
+    report = {
+        "labels": list(label_names),
+        "per_class": {
+            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for name, p, r, f, s in zip(label_names, precision, recall, f1, support, strict=True)
+        },
+        "macro_f1": macro_f1,
+        "weighted_f1": float(weighted_f1),
+    }
+    if problem_type == "single_label_classification":
+        report["accuracy"] = float((gold == pred).mean())
+        report["confusion_matrix"] = confusion_matrix(gold, pred, labels=range(num_labels)).tolist()
+    return report
+
+
+def load_hub_metric(name: str):
+    """``evaluate.load(name)``, turning a failed fetch (typically: no network) into a UserError that says the fix."""
+    # Imported here: evaluate pulls in datasets, which is slow and only needed when a hub metric is asked for.
+    import evaluate
+
+    try:
+        return evaluate.load(name)
+    except Exception as err:
+        raise UserError(
+            f"could not load metric {name!r} from the Hugging Face Hub ({type(err).__name__}: {err}). "
+            "The built-in offline metrics are computed anyway. To use this metric, connect to the network, "
+            "or download it beforehand and pass its local path, or set HF_HUB_OFFLINE=1 with a cached copy."
+        ) from err
+
+
+def _flatten(result: dict, prefix: str = "") -> dict[str, float]:
+    flat = {}
+    for key, value in result.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}_"))
+            continue
+        array = np.asarray(value)
+        # Strings and other non-numeric entries (e.g. a version tag) are not metrics Trainer can log or compare.
+        if array.dtype.kind not in "biuf":
+            continue
+        if array.size == 1:
+            flat[name] = float(array.reshape(()))
+        else:
+            flat.update({f"{name}_{i}": float(v) for i, v in enumerate(array.reshape(-1))})
+    return flat
+
+
+def compute_hub_metric(
+    metric, predictions, label_ids, problem_type: str, multi_label_threshold: float = 0.5
+) -> dict[str, float]:
+    """Run an ``evaluate`` metric on the labelled rows and flatten its result to floats under the metric's own names.
+
+    It gets class ids (argmax) for single-label, multi-hot rows for multi-label, values for regression.
+    """
+    gold, pred = _labelled(predictions, label_ids, problem_type, multi_label_threshold)
+    if gold.shape[0] == 0:
+        return {}
+    if problem_type != "regression":
+        gold, pred = gold.astype(int), pred.astype(int)
+    return _flatten(metric.compute(predictions=pred.tolist(), references=gold.tolist()))
