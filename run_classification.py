@@ -21,9 +21,10 @@ from transformers.trainer_utils import get_last_checkpoint
 from textcls import data as D
 from textcls import modeling as M
 from textcls.args import parse_args, write_recipe
+from textcls.distributed import check_launch, check_threads
 from textcls.errors import UserError
 from textcls.io import write_json_atomic
-from textcls.metrics import classification_report, compute_metrics, primary_metric
+from textcls.metrics import classification_report, compute_hub_metric, compute_metrics, load_hub_metric, primary_metric
 from textcls.outputs import prediction_rows, split_suffix, write_model_card
 from textcls.trainer import ClassificationTrainer, sort_by_length, unsort
 
@@ -109,11 +110,16 @@ def resolve_labels(raw, columns, data_args, config, training: bool):
     return problem_type, names, data_names
 
 
-def make_compute_metrics(problem_type, task_name, label_names, threshold):
+def make_compute_metrics(problem_type, task_name, label_names, threshold, hub_metric=None):
     def fn(eval_pred):
-        return compute_metrics(
+        metrics = compute_metrics(
             eval_pred.predictions, eval_pred.label_ids, problem_type, task_name, label_names, threshold
         )
+        if hub_metric is not None and metrics:
+            metrics.update(
+                compute_hub_metric(hub_metric, eval_pred.predictions, eval_pred.label_ids, problem_type, threshold)
+            )
+        return metrics
 
     return fn
 
@@ -129,11 +135,18 @@ def main(argv: list[str] | None = None) -> dict:
     transformers.utils.logging.set_verbosity_warning()
     if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
         raise UserError("nothing to do: pass --do_train, --do_eval and/or --do_predict.")
+    check_launch(training_args)
+    check_threads(training_args)
     if model_args.model_name_or_path is None:
         raise UserError("--model_name_or_path (or --model) is required: a hub id or a local model folder.")
     if model_args.trust_remote_code:
         logger.warning("trust_remote_code is ON: code from the model/dataset repository will run on this machine.")
+    model_args.model_name_or_path = M.resolve_model_path(model_args.model_name_or_path)
+    model_args.tokenizer_name = M.resolve_model_path(model_args.tokenizer_name)
     last_checkpoint = check_output_dir(training_args, data_args.overwrite_output_dir)
+
+    # Fetched first: a metric that cannot be loaded should fail the run before any work is done.
+    hub_metric = load_hub_metric(data_args.metric_name) if data_args.metric_name else None
 
     # ---- data
     from textcls.glue import get_glue_task
@@ -196,7 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
             tokenized[(role, name)] = tok if role == "train" else sort_by_length(tok)
 
     # ---- model (+LoRA)
-    model = M.build_model(model_args, config, tokenizer, label_names, problem_type)
+    model = M.build_model(model_args, config, tokenizer, label_names, problem_type, training_args.do_train)
     adapter_dir = model_args.model_name_or_path if M.adapter_base(model_args.model_name_or_path) else None
     if adapter_dir:
         model = M.load_adapter(model, adapter_dir, is_trainable=training_args.do_train)
@@ -229,7 +242,7 @@ def main(argv: list[str] | None = None) -> dict:
         processing_class=tokenizer,
         data_collator=collator,
         compute_metrics=make_compute_metrics(
-            problem_type, task.name if task else None, label_names, data_args.multi_label_threshold
+            problem_type, task.name if task else None, label_names, data_args.multi_label_threshold, hub_metric
         ),
         train_lengths=list(train_ds["length"]) if train_ds is not None else None,
     )
@@ -299,7 +312,16 @@ def main(argv: list[str] | None = None) -> dict:
                 trainer.model.merge_and_unload().save_pretrained(merged_dir)
                 tokenizer.save_pretrained(merged_dir)
                 logger.info("merged model: %s", merged_dir)
-            write_model_card(out, model_args, data_args, lora_args, training_args, results, problem_type, label_names)
+            write_model_card(
+                out,
+                resolved["model_name_or_path"],
+                data_args,
+                lora_args,
+                training_args,
+                results,
+                problem_type,
+                label_names,
+            )
         logger.info("model, metrics and predictions are in %s", os.path.abspath(out))
     return results
 

@@ -2,16 +2,16 @@
 command line. A recipe is turned into the same tokens a user would type, so argparse checks its types exactly as it
 checks flags, and "last one wins" gives the precedence for free."""
 
-import difflib
 import json
 import os
 import sys
 from dataclasses import dataclass, field, fields
 from enum import Enum
 
+import torch
 from transformers import HfArgumentParser, TrainingArguments
 
-from textcls.errors import UserError
+from textcls.errors import UserError, suggest
 
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
 
@@ -174,6 +174,13 @@ class ClassificationTrainingArguments(TrainingArguments):
         },
     )
 
+    def __post_init__(self):
+        # With no GPU, select the CPU explicitly: only then does a multi-process launch form a (gloo) process group;
+        # otherwise `accelerate launch --multi_gpu` starts independent duplicate runs.
+        if not self.use_cpu and not torch.accelerator.is_available():
+            self.use_cpu = True
+        super().__post_init__()
+
 
 DATACLASSES = (ModelArguments, DataArguments, LoraArguments, ClassificationTrainingArguments)
 
@@ -192,11 +199,6 @@ def build_parser() -> HfArgumentParser:
 def _dests(parser) -> dict[str, object]:
     """Flag destination -> argparse action, for every flag (aliases and --no_x map to their destination)."""
     return {a.dest: a for a in parser._actions if a.dest != "help"}
-
-
-def suggest(name: str, valid) -> str:
-    match = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
-    return f" Did you mean '{match[0]}'?" if match else ""
 
 
 def load_recipe(path: str) -> dict:

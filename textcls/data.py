@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import datasets
 
-from textcls.errors import UserError
+from textcls.errors import UserError, suggest
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ def load_local_file(path: str, cache_dir: str | None = None) -> datasets.Dataset
     try:
         ds = datasets.load_dataset(builder, data_files=path, split="train", cache_dir=cache_dir, **kwargs)
     except Exception as e:  # datasets wraps pandas/pyarrow parse errors in several types
+        if "corresponds to no data" in str(e):  # a header and no rows
+            raise UserError(f"data file {path} has no rows. Point at a file with data.") from None
         cause = e.__cause__ or e
         raise UserError(f"could not read {path} as {ext[1:]}: {type(cause).__name__}: {cause}".strip()) from None
     if len(ds) == 0:
@@ -143,8 +145,6 @@ def resolve_columns(
 
     def check(flag, value):
         if value is not None and value not in features:
-            from textcls.args import suggest
-
             raise UserError(
                 f"--{flag} '{value}' is not a column of the data. Columns: {listing}.{suggest(value, names)}"
             )
@@ -263,7 +263,7 @@ def encode_labels(
 ) -> list:
     """Raw labels -> model targets: class ids, multi-hot float vectors, or floats. Unlabelled rows (None, NaN, empty,
     GLUE's -1) become -1 / None and are an error where labels are required. An unknown label is always an error."""
-    label2id = {name: i for i, name in enumerate(label_names)}
+    label2id = {name: i for i, name in enumerate(label_names or [])}
 
     def key(v):
         if data_names is not None and isinstance(v, int) and not isinstance(v, bool):

@@ -70,30 +70,31 @@ def prediction_rows(
     return rows
 
 
-def write_model_card(out, model_args, data_args, lora_args, training_args, results, problem_type, label_names):
+def write_model_card(out, model_name, data_args, lora_args, training_args, results, problem_type, label_names):
     """A plain model card written without the hub (Trainer.create_model_card looks metadata up online)."""
     data = (
         data_args.dataset_name
         or (f"GLUE {data_args.task_name}" if data_args.task_name else None)
         or ", ".join(f for f in (data_args.train_file, data_args.validation_file) if f)
     )
+    speed = ("_runtime", "_per_second")
     metrics = "\n".join(
         f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |"
         for k, v in sorted(results.items())
-        if k.startswith("eval_")
+        if k.startswith("eval_") and not k.endswith(speed)
     )
     method = f"LoRA (r={lora_args.lora_r}, alpha={lora_args.lora_alpha})" if lora_args.use_lora else "full fine-tuning"
     labels = ", ".join(label_names) if label_names else "(regression: one output)"
     text = f"""---
 library_name: {"peft" if lora_args.use_lora else "transformers"}
-base_model: {model_args.model_name_or_path}
+base_model: {model_name}
 pipeline_tag: text-classification
 tags: [text-classification, run_classification]
 ---
 
 # {os.path.basename(os.path.abspath(out))}
 
-Fine-tuned from `{model_args.model_name_or_path}` on {data} with {method} by `run_classification.py`.
+Fine-tuned from `{model_name}` on {data} with {method} by `run_classification.py`.
 Problem type: {problem_type}. Labels: {labels}.
 
 ## Evaluation

@@ -1,0 +1,124 @@
+"""Distributed and mixed precision: a 2-process CPU DDP run (the documented accelerate command) must report what
+one process reports; launch mistakes are refused; every accelerate config loads."""
+
+import glob
+import json
+import math
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+import run_classification as R
+from tests.conftest import TRAIN_FLAGS, make_bert, sentiment_rows, write_rows
+from textcls.distributed import check_launch
+from textcls.errors import UserError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = sorted(glob.glob(os.path.join(ROOT, "recipes", "accelerate", "*.yaml")))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
+def test_accelerate_config_loads(path):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(path)
+    assert config.num_processes >= 1
+    with open(path) as f:
+        assert "accelerate launch --config_file recipes/accelerate/" + os.path.basename(path) in f.read()
+
+
+def test_accelerate_readme_documents_every_config():
+    with open(os.path.join(ROOT, "recipes", "accelerate", "README.md")) as f:
+        text = f.read()
+    for path in CONFIGS:
+        assert os.path.basename(path) in text
+
+
+def args(**kw):
+    return SimpleNamespace(**{"world_size": 1, "fp16": False, "bf16": False, **kw})
+
+
+def test_duplicate_launch_is_refused(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(UserError, match="2 processes were launched but they formed no process group"):
+        check_launch(args())
+    check_launch(args(world_size=2))
+
+
+def test_precision_conflicts(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with pytest.raises(UserError, match="--fp16 needs a GPU"):
+        check_launch(args(fp16=True))
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    with pytest.raises(UserError, match="mixed_precision=bf16.*--bf16 true"):
+        check_launch(args())
+    check_launch(args(bf16=True))
+
+
+def test_bf16_on_cpu_trains_and_evaluates(tiny_bert, sentiment_files, tmp_path):
+    results = R.main(["--model", tiny_bert, "--train_file", sentiment_files["train"], "--validation_file",
+                      sentiment_files["dev"], "--do_train", "--do_eval", "--output_dir", str(tmp_path / "o"),
+                      "--bf16", "true", *TRAIN_FLAGS])
+    assert math.isfinite(results["train_loss"]) and 0 <= results["eval_accuracy"] <= 1
+
+
+@pytest.fixture(scope="module")
+def no_dropout_bert(tmp_path_factory):
+    """Dropout off, so that 1 and 2 processes compute the same thing up to float summation order."""
+    path = make_bert(tmp_path_factory.mktemp("nodrop"))
+    with open(os.path.join(path, "config.json")) as f:
+        config = json.load(f)
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(config, f)
+    return path
+
+
+def test_two_process_ddp_matches_one_process(no_dropout_bert, tmp_path):
+    train = write_rows(tmp_path / "train.csv", sentiment_rows(64, 0))
+    dev = write_rows(tmp_path / "dev.csv", sentiment_rows(21, 1))  # 21: does not divide by 2 processes
+    common = ["--model", no_dropout_bert, "--train_file", train, "--validation_file", dev, "--test_file", dev,
+              "--do_train", "--do_eval", "--do_predict", "--num_train_epochs", "2", "--learning_rate", "1e-3",
+              "--logging_steps", "1", "--save_strategy", "no", "--seed", "0", "--disable_tqdm", "true",
+              "--train_sampling_strategy", "sequential", "--per_device_eval_batch_size", "4"]
+    single = tmp_path / "single"
+    R.main([*common, "--per_device_train_batch_size", "8", "--output_dir", str(single)])
+
+    ddp = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           os.path.join(ROOT, "recipes", "accelerate", "cpu_multi_process.yaml"),
+           os.path.join(ROOT, "run_classification.py"), *common, "--per_device_train_batch_size", "4",
+           "--output_dir", str(ddp)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    def history(out):
+        with open(out / "trainer_state.json") as f:
+            return [h["loss"] for h in json.load(f)["log_history"] if "loss" in h]
+
+    # Same global batch (8 = 2 x 4), same rows per step: the per-step losses agree. A world-size scaling bug
+    # would double them. 1e-4: float32 sums in another order over 16 steps, far below any real difference.
+    assert len(history(ddp)) == len(history(single)) == 16
+    assert history(ddp) == pytest.approx(history(single), abs=1e-4)
+    res_single = json.loads((single / "all_results.json").read_text())
+    res_ddp = json.loads((ddp / "all_results.json").read_text())
+    for key in ("eval_accuracy", "eval_loss", "train_loss"):
+        assert res_ddp[key] == pytest.approx(res_single[key], abs=1e-4), key
+    assert res_ddp["eval_samples"] == 21
+
+    # Every row exactly once, in order, in one predictions file.
+    def rows(out):
+        with open(out / "predictions.jsonl") as f:
+            return [json.loads(line) for line in f]
+
+    assert not glob.glob(str(ddp / "predictions_*.jsonl"))
+    a, b = rows(single), rows(ddp)
+    assert [r["id"] for r in b] == [r["id"] for r in a] == list(range(21))
+    for x, y in zip(a, b, strict=True):
+        assert y["probabilities"] == pytest.approx(x["probabilities"], abs=1e-4)
+    report = json.loads((ddp / "eval_classification_report.json").read_text())
+    assert sum(map(sum, report["confusion_matrix"])) == 21

@@ -1,0 +1,76 @@
+"""Launch checks: a distributed run must be one job, with sane threads and one mixed-precision setting.
+
+Traps measured with transformers 5.24 / accelerate 1.15 on a CPU-only machine: `accelerate launch --multi_gpu
+--num_processes 2` with a script that does not select the CPU starts two independent duplicate runs; accelerate
+sets OMP_NUM_THREADS=1 per process; two processes each using every core slow each other down several-fold."""
+
+import logging
+import os
+
+import torch
+
+from textcls.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+
+def has_accelerator() -> bool:
+    return torch.accelerator.is_available()
+
+
+def launched_world_size() -> int:
+    """How many processes the launcher (torchrun, accelerate, Slurm via either) says it started."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def check_launch(training_args) -> None:
+    """Refuse a launch whose processes would each train alone, and a precision that disagrees with accelerate."""
+    launched = launched_world_size()
+    if launched > 1 and training_args.world_size == 1:
+        raise UserError(
+            f"{launched} processes were launched but they formed no process group: each would train the same model "
+            "alone and write the same files. On CPU pass --use_cpu (gloo DDP); on GPUs check that every process sees "
+            "a GPU."
+        )
+    if training_args.fp16 and not has_accelerator():
+        raise UserError(
+            "--fp16 needs a GPU. On CPU drop it (fp32), or use --bf16 (correct, but slower than fp32 on "
+            "CPUs without AMX)."
+        )
+    accelerate_mp = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    ours = "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "no"
+    if accelerate_mp != "no" and accelerate_mp != ours:
+        raise UserError(
+            f"accelerate is configured with mixed_precision={accelerate_mp} but this run has "
+            f"{'--' + ours if ours != 'no' else 'neither --bf16 nor --fp16'}. Pass --{accelerate_mp} true, or set "
+            f"mixed_precision: '{ours}' in the accelerate config / launch with --mixed_precision {ours}."
+        )
+
+
+def check_threads(training_args) -> None:
+    """Warn when CPU processes x threads over- or under-use the cores; both cost several-fold on CPU."""
+    if has_accelerator():
+        return
+    cores = os.cpu_count() or 1
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    threads = torch.get_num_threads()
+    best = max(1, cores // local)
+    if threads * local > cores:
+        logger.warning(
+            "%d process(es) x %d threads on %d cores: oversubscribed, each step waits for descheduled threads. "
+            "Set OMP_NUM_THREADS=%d.",
+            local,
+            threads,
+            cores,
+            best,
+        )
+    elif threads * local < cores // 2 or (threads < best and threads * local < cores):
+        logger.warning(
+            "%d process(es) x %d thread(s) use only %d of %d cores (accelerate launch sets OMP_NUM_THREADS=1). "
+            "Set OMP_NUM_THREADS=%d for this launch.",
+            local,
+            threads,
+            threads * local,
+            cores,
+            best,
+        )
