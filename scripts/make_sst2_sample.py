@@ -1,6 +1,6 @@
 """Rebuild data/sst2-sample from the original GLUE SST-2 files (provenance of the shipped sample).
 
-    python scripts/make_sst2_sample.py ../shared/data/glue/SST-2 data/sst2-sample
+python scripts/make_sst2_sample.py ../shared/data/glue/SST-2 data/sst2-sample
 """
 
 import csv

@@ -1,0 +1,369 @@
+#!/usr/bin/env python
+"""Write results/README.md (and results/plots/) from the result files under results/ and the published numbers.
+
+    python scripts/make_results_readme.py
+    python scripts/make_results_readme.py --published ../shared/reference/glue_published.json --results_dir results
+
+Per benchmark and model: a table of our median +- std over seeds next to the published number for the same model
+(source named, delta shown) or, where none exists, a reference model's number marked as a different model; the
+hardware and date of the runs; PNG plots of every run's training curves and of ours vs published per task
+(when matplotlib is installed). Everything under results/plots/ is rewritten on each call.
+"""
+
+import argparse
+import glob
+import json
+import os
+import shutil
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from textcls.errors import UserError  # noqa: E402  (the repository root is put on the path just above)
+from textcls.glue import GLUE_TASKS  # noqa: E402
+from textcls.results import load_results  # noqa: E402
+
+DEFAULT_PUBLISHED = os.path.join(ROOT, "..", "shared", "reference", "glue_published.json")
+
+# The short metric names of glue_published.json -> our result keys.
+METRIC_KEYS = {
+    "mcc": "eval_matthews_correlation",
+    "acc": "eval_accuracy",
+    "f1": "eval_f1",
+    "pearson": "eval_pearson",
+    "spearman": "eval_spearmanr",
+    "acc_m": "eval_matched_accuracy",
+    "acc_mm": "eval_mismatched_accuracy",
+}
+METRIC_LABELS = {
+    "mcc": "MCC",
+    "acc": "accuracy",
+    "f1": "F1",
+    "pearson": "Pearson",
+    "spearman": "Spearman",
+    "acc_m": "accuracy (matched)",
+    "acc_mm": "accuracy (mismatched)",
+}
+# What the table shows per task, the GLUE leaderboard's metrics; the first is the one plotted.
+GLUE_DISPLAY = {
+    "cola": ("mcc",),
+    "sst2": ("acc",),
+    "mrpc": ("f1", "acc"),
+    "stsb": ("pearson", "spearman"),
+    "qqp": ("acc", "f1"),
+    "mnli": ("acc_m", "acc_mm"),
+    "qnli": ("acc",),
+    "rte": ("acc",),
+    "wnli": ("acc",),
+}
+# A source that gives one number per task without naming its metric is compared with our GLUE primary metric.
+UNSTATED_METRIC = {"cola": "mcc", "mrpc": "f1", "stsb": "pearson", "qqp": "f1", "mnli": "acc_m"}
+
+# Recipe name (results file stem) -> (source id, keys leading to its per-task numbers). Same model, same method.
+SAME_MODEL = {
+    "bert-base-cased": ("hf_run_glue_bert_base_cased", ("results",)),
+    "bert-base-uncased": ("hf_examples_v2_bert_base_uncased_historical", ("results",)),
+    "distilbert-base-uncased": ("distilbert_paper_table1_dev", ("results_distilbert",)),
+    "roberta-base_lora": ("lora_paper_table2_roberta_base", ("results",)),
+}
+# No published numbers exist for these: the closest reference, shown as what it is, a different model.
+OTHER_MODEL = {"all-MiniLM-L6-v2": ("minilm_card", ("results", "MiniLM-L6xH384"), "MiniLM-L6xH384")}
+MODEL_ORDER = (
+    "bert-base-uncased",
+    "bert-base-cased",
+    "distilbert-base-uncased",
+    "roberta-base_lora",
+    "all-MiniLM-L6-v2",
+)
+
+
+def load_published(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return {source["id"]: source for source in json.load(f)["sources"]}
+    except FileNotFoundError:
+        raise UserError(f"no published numbers at {path}: pass --published PATH/glue_published.json.") from None
+
+
+def _task_of(key: str) -> str | None:
+    return "mnli" if key == "mnli_m" else key if key in GLUE_TASKS else None
+
+
+def published_numbers(entry: dict) -> dict:
+    """A source's per-task results -> {task: {short metric: (value, +-spread or None, metric stated)}}."""
+    numbers = {}
+    for key, value in entry.items():
+        task = _task_of(key)
+        if task is None:
+            continue
+        if isinstance(value, int | float):
+            metric = "acc_m" if key == "mnli_m" else UNSTATED_METRIC.get(task, "acc")
+            numbers[task] = {metric: (float(value), None, False)}
+            continue
+        found = {}
+        for short, number in value.items():
+            # A lone MNLI "acc" is the matched set's (the LoRA README gives it as matched/mismatched).
+            short = "acc_m" if task == "mnli" and short == "acc" else short
+            if short in METRIC_KEYS and isinstance(number, int | float):
+                found[short] = (float(number), value.get("pm"), True)
+        numbers[task] = found
+    return numbers
+
+
+def reference_for(name: str, sources: dict):
+    """(source id, per-task numbers, other model's name or None) for a recipe name, or None."""
+    if name in SAME_MODEL:
+        source_id, keys = SAME_MODEL[name]
+        other = None
+    elif name in OTHER_MODEL:
+        source_id, keys, other = OTHER_MODEL[name]
+    else:
+        return None
+    entry = sources.get(source_id)
+    if entry is None:
+        return None
+    for key in keys:
+        entry = entry[key]
+    return source_id, published_numbers(entry), other
+
+
+def collect(results_dir: str) -> dict:
+    """{benchmark: {name: {task: results file content}}} for every result file under results_dir."""
+    found = {}
+    for path in sorted(glob.glob(os.path.join(results_dir, "**", "*.json"), recursive=True)):
+        rel = os.path.relpath(path, results_dir).split(os.sep)
+        if rel[0] == "plots":
+            continue
+        data = load_results(path)
+        if not data["runs"]:
+            continue
+        name = os.path.splitext(rel[-1])[0]
+        benchmark = rel[0] if len(rel) > 1 else "other"  # a --results_file given at the top of results/
+        task = rel[-2] if len(rel) >= 3 else (data["runs"][-1].get("task") or name)
+        found.setdefault(benchmark, {}).setdefault(name, {})[task] = data
+    return found
+
+
+def _ordered(names):
+    return sorted(names, key=lambda n: (MODEL_ORDER.index(n) if n in MODEL_ORDER else len(MODEL_ORDER), n))
+
+
+def _task_order(task: str):
+    tasks = list(GLUE_TASKS)
+    return (tasks.index(task) if task in tasks else len(tasks), task)
+
+
+def display_metrics(task: str, summary: dict) -> list[tuple[str, str, str]]:
+    """(short name, result key, label) of the metrics shown for a task."""
+    if task in GLUE_DISPLAY:
+        return [(s, METRIC_KEYS[s], METRIC_LABELS[s]) for s in GLUE_DISPLAY[task] if METRIC_KEYS[s] in summary]
+    keys = [k for k in summary if k.startswith("eval_") and not k.endswith("loss")]
+    return [(k, k, k.removeprefix("eval_")) for k in keys]
+
+
+def hardware(run: dict) -> str:
+    env = run.get("environment") or {}
+    gpus = env.get("gpus") or []
+    if gpus:
+        text = f"{len(gpus)}x {gpus[0]}" if len(set(gpus)) == 1 else ", ".join(gpus)
+    else:
+        text = f"{env.get('cpu', '?')} ({env.get('cpu_count', '?')} cores)"
+    processes = env.get("world_size", 1)
+    return text + (f", {processes} processes" if processes > 1 else "")
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def _ours(s: dict) -> str:
+    std = f" ± {100 * s['std']:.2f}" if s["std"] is not None else ""
+    return f"{100 * s['median']:.2f}{std} (n={s['n']})"
+
+
+def curve_plot_path(plots_dir: str, benchmark: str, task: str, name: str, seed) -> str:
+    return os.path.join(plots_dir, benchmark, task, name, f"seed-{seed}.png")
+
+
+def model_table(benchmark: str, name: str, tasks: dict, sources: dict, plots) -> list[str]:
+    ref = reference_for(name, sources) if benchmark == "glue" else None
+    lines = [f"### {name}", ""]
+    if ref is not None:
+        source_id, _, other = ref
+        if other:
+            lines.append(
+                f"No published numbers exist for this model. For orientation only: `{source_id}`, {other}, "
+                "**a different model**."
+            )
+        else:
+            lines.append(f"Published: `{source_id}` (same model and method).")
+        lines.append("")
+    published_col = "reference (different model)" if ref and ref[2] else "published"
+    header = f"| task | metric | ours: median ± std (n seeds) | {published_col} | Δ | hardware | date |"
+    if plots:
+        header += " curves |"
+    lines += [header, "|" + "---|" * (header.count("|") - 1)]
+    for task in sorted(tasks, key=_task_order):
+        data = tasks[task]
+        last = max(data["runs"], key=lambda r: r["date"])  # the newest run: its machine and day
+        numbers = ref[1].get(task, {}) if ref else {}
+        label = GLUE_TASKS[task].dir_name if task in GLUE_TASKS else task
+        for row_number, (short, key, metric_label) in enumerate(display_metrics(task, data["summary"])):
+            s = data["summary"][key]
+            published, delta = "—", "—"
+            if short in numbers:
+                value, spread, stated = numbers[short]
+                published = _fmt(value) + (f" ± {spread:g}" if spread is not None else "")
+                published += "" if stated else " ‡"
+                delta = f"{100 * s['median'] - value:+.2f}"
+            row = (
+                f"| {label} | {metric_label} | {_ours(s)} | {published} | {delta} | {hardware(last)} | "
+                f"{last['date'][:10]} |"
+            )
+            if plots:
+                links = " ".join(
+                    f"[{r['seed']}](plots/{benchmark}/{task}/{name}/seed-{r['seed']}.png)"
+                    for r in data["runs"]
+                    if r.get("log_history") and row_number == 0  # once per task, not per metric
+                )
+                row += f" {links} |"
+            lines.append(row)
+    lines.append("")
+    return lines
+
+
+def plot_curves(run: dict, keys: list[str], path: str, title: str, plt) -> None:
+    """Training loss per logging step beside the dev metrics (`keys`) per evaluation."""
+    history = run["log_history"]
+    steps = [(h["step"], h["loss"]) for h in history if "loss" in h and "step" in h]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    if steps:
+        left.plot(*zip(*steps, strict=True), linewidth=1)
+    left.set(xlabel="step", ylabel="training loss", title="loss")
+    for key in keys:
+        points = [(h["epoch"], 100 * h[key]) for h in history if key in h and "epoch" in h]
+        if points:
+            right.plot(*zip(*points, strict=True), marker="o", label=key.removeprefix("eval_"))
+    right.set(xlabel="epoch", ylabel="dev metric (x100)", title="evaluation")
+    if right.get_legend_handles_labels()[0]:
+        right.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.savefig(path, dpi=80, metadata={"Software": None})
+    plt.close(fig)
+
+
+def plot_vs_published(models: dict, sources: dict, path: str, plt) -> None:
+    """One panel per task, its first display metric: our median (error bar: std) beside the published number."""
+    tasks = sorted({t for tasks in models.values() for t in tasks if t in GLUE_DISPLAY}, key=_task_order)
+    if not tasks:
+        return
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        short = GLUE_DISPLAY[task][0]
+        key = METRIC_KEYS[short]
+        names = [n for n in _ordered(models) if task in models[n] and key in models[n][task]["summary"]]
+        for i, name in enumerate(names):
+            s = models[name][task]["summary"][key]
+            ax.bar(i - 0.2, 100 * s["median"], 0.4, yerr=100 * (s["std"] or 0), color="tab:blue", capsize=3)
+            ref = reference_for(name, sources)
+            if ref and short in ref[1].get(task, {}):
+                ax.bar(i + 0.2, ref[1][task][short][0], 0.4, color="lightgrey", hatch="//" if ref[2] else None)
+        ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+        ax.set_title(f"{GLUE_TASKS[task].dir_name} ({METRIC_LABELS[short]})", fontsize=9)
+    axes[0][0].set_ylabel("dev metric (x100)")
+    fig.suptitle("blue: ours (median, bar: std)   grey: published   hatched: a different model", fontsize=9)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.savefig(path, dpi=80, metadata={"Software": None})
+    plt.close(fig)
+
+
+def render(results_dir: str, sources: dict, plt) -> str:
+    """The README text; writes the plots under results_dir/plots when `plt` (matplotlib.pyplot) is given."""
+    found = collect(results_dir)
+    plots_dir = os.path.join(results_dir, "plots")
+    lines = [
+        "# Results",
+        "",
+        "Generated by `python scripts/make_results_readme.py` from `results/<benchmark>/<task>/<recipe>.json` (one",
+        "file per recipe, one run per seed, written by `run_classification.py --results_file` and",
+        "`scripts/run_seeds.py`). Do not edit by hand.",
+        "",
+        "Numbers are x100, on dev sets. *ours*: median ± sample standard deviation over seeds; Δ = our median minus",
+        "the published number. ‡: the source does not name its metric; compared with our GLUE primary metric.",
+        "Every run's exact command, recipe hash, git commit, library versions, wall time and peak memory are in its",
+        "result file.",
+        "",
+    ]
+    if not found:
+        lines += [
+            "No results yet. Record one with",
+            "`python scripts/run_seeds.py recipes/glue/rte/all-MiniLM-L6-v2.json --seeds 1 2 3 -- --data_dir "
+            "../shared/data/glue/RTE`.",
+            "",
+        ]
+    if plt is None:
+        lines += ["Plots skipped: matplotlib is not installed (`pip install matplotlib`, then run this again).", ""]
+    used = set()
+    for benchmark in sorted(found):
+        models = found[benchmark]
+        lines += [f"## {benchmark}", ""]
+        if plt is not None and benchmark == "glue":
+            plot_vs_published(models, sources, os.path.join(plots_dir, benchmark, "vs_published.png"), plt)
+            if os.path.isfile(os.path.join(plots_dir, benchmark, "vs_published.png")):
+                lines += [f"![ours vs published](plots/{benchmark}/vs_published.png)", ""]
+        for name in _ordered(models):
+            lines += model_table(benchmark, name, models[name], sources, plt is not None)
+            ref = reference_for(name, sources) if benchmark == "glue" else None
+            if ref:
+                used.add(ref[0])
+            if plt is None:
+                continue
+            for task, data in models[name].items():
+                keys = [key for _, key, _ in display_metrics(task, data["summary"])]
+                for run in data["runs"]:
+                    if run.get("log_history"):
+                        path = curve_plot_path(plots_dir, benchmark, task, name, run["seed"])
+                        plot_curves(run, keys, path, f"{benchmark} {task} {name} seed {run['seed']}", plt)
+    if used:
+        lines += ["## Sources", ""]
+        for source_id in sorted(used):
+            source = sources[source_id]
+            runs = f" {source['runs']}." if source.get("runs") else ""
+            lines.append(f"- `{source_id}`: {source.get('model', '')}; {source['source']}.{runs}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results_dir", default=os.path.join(ROOT, "results"))
+    parser.add_argument("--published", default=DEFAULT_PUBLISHED, help="glue_published.json")
+    args = parser.parse_args(argv)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        plt = None
+        print("matplotlib is not installed: the README is written without plots.", file=sys.stderr)
+    try:
+        sources = load_published(args.published)
+        shutil.rmtree(os.path.join(args.results_dir, "plots"), ignore_errors=True)
+        text = render(args.results_dir, sources, plt)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    path = os.path.join(args.results_dir, "README.md")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    print(f"wrote {os.path.relpath(path)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
