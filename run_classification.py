@@ -13,10 +13,11 @@ outputs. Each step is a small function in textcls/, tested on its own; main() on
 import logging
 import os
 import sys
+import time
 
 import transformers
 from transformers import DataCollatorWithPadding, default_data_collator
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, enable_full_determinism, set_seed
 
 from textcls import data as D
 from textcls import modeling as M
@@ -26,7 +27,7 @@ from textcls.errors import UserError
 from textcls.io import write_json_atomic
 from textcls.metrics import classification_report, compute_hub_metric, compute_metrics, load_hub_metric, primary_metric
 from textcls.outputs import prediction_rows, split_suffix, write_model_card
-from textcls.trainer import ClassificationTrainer, sort_by_length, unsort
+from textcls.trainer import ClassificationTrainer, TrainingStopped, last_complete_checkpoint, sort_by_length, unsort
 
 logger = logging.getLogger("run_classification")
 
@@ -38,16 +39,48 @@ def check_output_dir(training_args, overwrite: bool) -> str | None:
         raise UserError("--output_dir is required: the folder where the model, metrics and predictions go.")
     if not training_args.do_train or not os.path.isdir(out) or overwrite:
         return None
-    last = get_last_checkpoint(out)
+    last = last_complete_checkpoint(out)
     if last is not None:
         logger.info("Resuming from %s (pass --overwrite_output_dir to start over).", last)
         return last
-    if os.listdir(out):
+    entries = os.listdir(out)
+    # What a run killed before its first complete checkpoint leaves behind: starting over loses nothing.
+    leftovers = [n for n in entries if n not in ("recipe.json", "runs") and not n.startswith(PREFIX_CHECKPOINT_DIR)]
+    if leftovers:
         raise UserError(
             f"output_dir {out} is not empty and holds no checkpoint. Pass --overwrite_output_dir to "
             "train into it anyway, or choose another --output_dir."
         )
+    if entries:
+        logger.warning("output_dir %s holds an interrupted run with no complete checkpoint: starting over.", out)
     return None
+
+
+# evaluate's own metric repositories; a metric from any other is a script by whoever owns that repository.
+EVALUATE_ORGS = ("evaluate-metric", "evaluate-measurement", "evaluate-comparison")
+
+
+def check_metric_source(name: str, trust_remote_code: bool) -> None:
+    """evaluate.load runs the metric's Python script on this machine: a community one needs --trust_remote_code."""
+    if trust_remote_code or "/" not in name or os.path.exists(name) or name.split("/")[0] in EVALUATE_ORGS:
+        return
+    raise UserError(
+        f"--metric_name {name} is a community metric: loading it runs the Python code of that hub repository. "
+        "Read it, then pass --trust_remote_code to allow it, or use one of evaluate's own metrics (e.g. accuracy)."
+    )
+
+
+def load_config_and_tokenizer(model_args):
+    try:
+        return M.load_config(model_args), M.load_tokenizer(model_args)
+    except ValueError as e:
+        # transformers refuses a repository with custom code (auto_map) unless trust_remote_code is set.
+        if isinstance(e, UserError) or "trust_remote_code" not in str(e):
+            raise
+        raise UserError(
+            f"{model_args.model_name_or_path} ships its own model code, which runs only with --trust_remote_code. "
+            "Read that code, then pass --trust_remote_code if you trust it, or use a model transformers supports."
+        ) from None
 
 
 def split_names(raw, task, training_args, data_args):
@@ -83,7 +116,7 @@ def resolve_labels(raw, columns, data_args, config, training: bool):
         problem_type = (
             config.problem_type
             if (has_map and not training and config.problem_type)
-            else D.infer_problem_type(feature)
+            else D.infer_problem_type(feature, labelled[columns.label])
         )
     if problem_type == "regression":
         return problem_type, None, None
@@ -99,6 +132,12 @@ def resolve_labels(raw, columns, data_args, config, training: bool):
     multi = problem_type == "multi_label_classification"
     source = raw["train"] if "train" in raw and columns.label in raw["train"].features else labelled
     names = D.build_label_names(list(source[columns.label]), data_args.label_names, data_names, multi)
+    if training and not multi and len(names) < 2:
+        raise UserError(
+            f"the training data has a single class, {names[0]!r}: a classifier needs at least two. Check "
+            "--label_column (and --max_train_samples, which takes the first rows), or list every class with "
+            "--label_names."
+        )
     if (
         training
         and model_names is not None
@@ -108,6 +147,19 @@ def resolve_labels(raw, columns, data_args, config, training: bool):
     ):
         names = model_names  # continue training a fine-tuned model without reshuffling its head
     return problem_type, names, data_names
+
+
+def write_submission(task_name, split, rows, folder):
+    """The GLUE server's file for this test split, and the zip of every file written so far. A model whose labels
+    are not the task's cannot be submitted: warn, since the run itself succeeded."""
+    from textcls.submission import write_glue_submission, zip_submission
+
+    try:
+        write_glue_submission(task_name, split, rows, folder)
+    except UserError as e:
+        logger.warning("no GLUE submission file: %s", e)
+        return
+    logger.info("GLUE server files: %s", zip_submission(folder))
 
 
 def make_compute_metrics(problem_type, task_name, label_names, threshold, hub_metric=None):
@@ -125,6 +177,8 @@ def make_compute_metrics(problem_type, task_name, label_names, threshold, hub_me
 
 
 def main(argv: list[str] | None = None) -> dict:
+    start = time.monotonic()
+    argv = list(sys.argv[1:] if argv is None else argv)
     model_args, data_args, lora_args, training_args, resolved = parse_args(argv)
     logging.basicConfig(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -144,12 +198,22 @@ def main(argv: list[str] | None = None) -> dict:
     model_args.model_name_or_path = M.resolve_model_path(model_args.model_name_or_path)
     model_args.tokenizer_name = M.resolve_model_path(model_args.tokenizer_name)
     last_checkpoint = check_output_dir(training_args, data_args.overwrite_output_dir)
+    if lora_args.merge_lora and not (lora_args.use_lora or M.adapter_base(model_args.model_name_or_path)):
+        raise UserError("--merge_lora merges a LoRA adapter: pass --use_lora (or an adapter folder as --model).")
 
     # Fetched first: a metric that cannot be loaded should fail the run before any work is done.
-    hub_metric = load_hub_metric(data_args.metric_name) if data_args.metric_name else None
+    hub_metric = None
+    if data_args.metric_name:
+        check_metric_source(data_args.metric_name, model_args.trust_remote_code)
+        hub_metric = load_hub_metric(data_args.metric_name)
 
     # ---- data
     from textcls.glue import get_glue_task
+
+    for flag in ("max_train_samples", "max_eval_samples", "max_predict_samples"):
+        cap = getattr(data_args, flag)
+        if cap is not None and cap < 1:
+            raise UserError(f"--{flag} {cap} leaves no rows. Pass 1 or more, or leave it out to use every row.")
 
     task = get_glue_task(data_args.task_name) if data_args.task_name else None
     raw = D.load_raw_datasets(data_args, model_args, task)
@@ -170,15 +234,19 @@ def main(argv: list[str] | None = None) -> dict:
         task,
         need_label=training_args.do_train or training_args.do_eval,
     )
-    for names in splits.values():
+    for role, names in splits.items():
         for name, ds in names.items():
             missing = [c for c in (columns.text, columns.text_pair) if c and c not in ds.features]
             if missing:
                 raise UserError(f"the {name} split has no column {missing[0]!r}. Columns: {', '.join(ds.features)}.")
+            if role != "test" and columns.label not in ds.features:
+                raise UserError(
+                    f"--do_{role} needs labels, but the {name} split has no column {columns.label!r}. Columns: "
+                    f"{', '.join(ds.features)}. Add the labels to it, or pass --label_column NAME."
+                )
 
     # ---- model config, tokenizer, labels
-    config = M.load_config(model_args)
-    tokenizer = M.load_tokenizer(model_args)
+    config, tokenizer = load_config_and_tokenizer(model_args)
     model_max = min(getattr(config, "max_position_embeddings", None) or 10**9, tokenizer.model_max_length)
     if data_args.max_seq_length is None:
         data_args.max_seq_length = min(128, model_max)
@@ -209,12 +277,19 @@ def main(argv: list[str] | None = None) -> dict:
             tokenized[(role, name)] = tok if role == "train" else sort_by_length(tok)
 
     # ---- model (+LoRA)
+    # Seeded here, not only by Trainer later: a new classification head and LoRA's matrices are drawn when built.
+    if training_args.full_determinism:
+        enable_full_determinism(training_args.seed)
+    else:
+        set_seed(training_args.seed)
     model = M.build_model(model_args, config, tokenizer, label_names, problem_type, training_args.do_train)
     adapter_dir = model_args.model_name_or_path if M.adapter_base(model_args.model_name_or_path) else None
     if adapter_dir:
         model = M.load_adapter(model, adapter_dir, is_trainable=training_args.do_train)
     elif lora_args.use_lora:
         model = M.apply_lora(model, lora_args)
+    # Training on from an adapter folder is LoRA too: merge it and describe it as such.
+    lora_args.use_lora = lora_args.use_lora or adapter_dir is not None
     params = M.count_parameters(model)
     logger.info(
         "trainable parameters: %d of %d (%.4f%%)",
@@ -224,9 +299,12 @@ def main(argv: list[str] | None = None) -> dict:
     )
 
     # ---- Trainer
+    eval_names = [split_suffix(n) for n in roles["eval"]]
     if training_args.metric_for_best_model is None and problem_type is not None:
-        training_args.metric_for_best_model = primary_metric(problem_type, task.name if task else None)
-        training_args.greater_is_better = training_args.metric_for_best_model != "mse"
+        metric = primary_metric(problem_type, task.name if task else None)
+        # With several eval splits (MNLI) Trainer names metrics eval_<split>_<metric>: select on the first split.
+        training_args.metric_for_best_model = f"{eval_names[0]}_{metric}" if len(eval_names) > 1 else metric
+        training_args.greater_is_better = metric != "mse"
     if data_args.pad_to_max_length:
         collator = default_data_collator
     else:
@@ -234,6 +312,10 @@ def main(argv: list[str] | None = None) -> dict:
         collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if mixed else None)
     eval_sets = {split_suffix(n): tokenized[("eval", n)][0] for n in roles["eval"]}
     train_ds = tokenized.get(("train", "train"))
+    if training_args.enable_jit_checkpoint:
+        # Ours saves at a step boundary, on SIGINT too, and exits non-zero (textcls/trainer.py says why).
+        logger.info("--enable_jit_checkpoint is not needed: SIGTERM and Ctrl-C already save a checkpoint.")
+        training_args.enable_jit_checkpoint = False
     trainer = ClassificationTrainer(
         model=model,
         args=training_args,
@@ -302,6 +384,8 @@ def main(argv: list[str] | None = None) -> dict:
                 path = os.path.join(out, f"predictions{'_' + suffix if suffix else ''}.jsonl")
                 write_jsonl_atomic(path, rows)
                 logger.info("predictions: %s", path)
+                if task is not None:
+                    write_submission(task.name, name, rows, os.path.join(out, "glue_submission"))
 
     if main_process:
         # Written fresh from this run's numbers: no stale keys from an earlier run in the same folder.
@@ -323,6 +407,11 @@ def main(argv: list[str] | None = None) -> dict:
                 label_names,
             )
         logger.info("model, metrics and predictions are in %s", os.path.abspath(out))
+        if data_args.results_file:
+            from textcls.results import record_from_output_dir
+
+            record_from_output_dir(data_args.results_file, out, argv, time.monotonic() - start)
+            logger.info("recorded in %s", data_args.results_file)
     return results
 
 
@@ -332,8 +421,11 @@ def cli(argv=None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except TrainingStopped as e:
+        print(e, file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
-        print("interrupted.", file=sys.stderr)
+        print("interrupted. Run the same command again to resume from the last checkpoint.", file=sys.stderr)
         return 130
     return 0
 

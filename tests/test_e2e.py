@@ -367,7 +367,10 @@ def test_glue_hub_shortcut_mnli(tiny_bert, tmp_path, monkeypatch):
 
     monkeypatch.setattr("textcls.data.datasets.load_dataset", load_dataset)
     out = tmp_path / "out"
-    results = run(tiny_bert, out, "--task_name", "mnli", "--do_train", "--do_eval", "--do_predict")
+    # eval_strategy epoch: the default metric_for_best_model must name an MNLI metric that exists.
+    results = run(
+        tiny_bert, out, "--task_name", "mnli", "--do_train", "--do_eval", "--do_predict", "--eval_strategy", "epoch"
+    )
     assert calls == [("nyu-mll/glue", "mnli")]
     assert results["eval_matched_samples"] == 11 and results["eval_mismatched_samples"] == 7
     assert {"eval_matched_accuracy", "eval_mismatched_accuracy"} <= set(results)
@@ -379,3 +382,36 @@ def test_glue_hub_shortcut_mnli(tiny_bert, tmp_path, monkeypatch):
     assert len(read_jsonl(out / "predictions_matched.jsonl")) == 5
     assert len(read_jsonl(out / "predictions_mismatched.jsonl")) == 4
     assert {"eval_matched_results.json", "eval_mismatched_results.json"} <= set(os.listdir(out))
+    submission = out / "glue_submission"
+    assert {"MNLI-m.tsv", "MNLI-mm.tsv", "submission.zip"} <= set(os.listdir(submission))
+    lines = (submission / "MNLI-m.tsv").read_text().splitlines()
+    assert lines[0] == "index\tprediction" and len(lines) == 6
+    assert {line.split("\t")[1] for line in lines[1:]} <= {"entailment", "neutral", "contradiction"}
+
+
+def test_results_file_records_the_run(tiny_bert, sentiment_files, tmp_path):
+    results_file = tmp_path / "results" / "r.json"
+    for seed in ("1", "2"):
+        run(
+            tiny_bert,
+            tmp_path / f"out{seed}",
+            "--train_file",
+            sentiment_files["train"],
+            "--validation_file",
+            sentiment_files["dev"],
+            "--do_train",
+            "--do_eval",
+            "--results_file",
+            str(results_file),
+            "--seed",
+            seed,
+        )
+    recorded = json.loads(results_file.read_text())
+    assert [r["seed"] for r in recorded["runs"]] == [1, 2]
+    assert recorded["summary"]["eval_accuracy"]["n"] == 2
+    assert recorded["runs"][0]["trainable_params"] > 0 and recorded["runs"][0]["log_history"]
+
+
+def test_merge_lora_without_lora_is_an_error(tiny_bert, sentiment_files, tmp_path):
+    with pytest.raises(UserError, match="--merge_lora merges a LoRA adapter"):
+        run(tiny_bert, tmp_path / "out", "--train_file", sentiment_files["train"], "--do_train", "--merge_lora")

@@ -123,6 +123,14 @@ class DataArguments:
             "output_dir is refused, or resumed from its last checkpoint."
         },
     )
+    results_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Record this run (metrics, command, recipe hash, git SHA, versions, hardware, wall time, peak "
+            "memory, curves) in this results file, replacing an earlier run of the same seed; median and std are "
+            "recomputed. Convention: results/<benchmark>/<task>/<recipe>.json (scripts/run_seeds.py sets it)."
+        },
+    )
 
 
 @dataclass

@@ -41,6 +41,12 @@ PAIR_CANDIDATES = {
     "text": "text_pair",
     "text1": "text2",
 }
+# What to look for when a file does not parse.
+PARSE_FIXES = {
+    "csv": "Check the line it names: a field holding the delimiter, a quote or a newline must be quoted.",
+    "json": "Check the line it names: .jsonl holds one JSON object per line, .json one list of objects.",
+    "parquet": "The file may be truncated or not parquet: write it again.",
+}
 LABEL_CANDIDATES = ("label", "labels", "score", "target", "class", "category")
 ID_CANDIDATES = ("idx", "id", "index", "guid")
 
@@ -68,9 +74,25 @@ def load_local_file(path: str, cache_dir: str | None = None) -> datasets.Dataset
         if "corresponds to no data" in str(e):  # a header and no rows
             raise UserError(f"data file {path} has no rows. Point at a file with data.") from None
         cause = e.__cause__ or e
-        raise UserError(f"could not read {path} as {ext[1:]}: {type(cause).__name__}: {cause}".strip()) from None
+        if isinstance(cause, UnicodeDecodeError):
+            raise UserError(
+                f"data file {path} is not UTF-8 text (byte {cause.object[cause.start]:#x} at offset {cause.start}). "
+                f"Re-save it as UTF-8, e.g. iconv -f latin1 -t utf-8 {path} > fixed{ext}."
+            ) from None
+        raise UserError(
+            f"could not read {path} as {ext[1:]}: {type(cause).__name__}: {str(cause).strip()}. {PARSE_FIXES[builder]}"
+        ) from None
     if len(ds) == 0:
         raise UserError(f"data file {path} has no rows. Point at a file with data.")
+    if builder == "csv" and len(ds.column_names) == 1:
+        # Spreadsheets in many locales export ';'-separated "CSV": it reads as one column named 'text;label'.
+        name = ds.column_names[0]
+        other = next((sep for sep in ";\t|," if sep in name and sep != kwargs.get("delimiter", ",")), None)
+        if other is not None:
+            raise UserError(
+                f"data file {path} reads as one column, {name!r}: its fields look separated by {other!r}. Save it "
+                "comma-separated as .csv, or tab-separated as .tsv."
+            )
     return ds
 
 
@@ -196,8 +218,19 @@ def is_missing(value) -> bool:
     )
 
 
-def infer_problem_type(feature) -> str:
-    """ClassLabel/int/str/bool: single-label; a list per row: multi-label; floats: regression."""
+def infer_problem_type(feature, values=None) -> str:
+    """ClassLabel/int/str/bool: single-label; a list per row: multi-label; floats: regression. JSON whose rows mix
+    types is typed Json: the values decide."""
+    if isinstance(feature, datasets.Json) and values is not None:
+        kinds = {type(v).__name__ for v in values if not is_missing(v)}
+        if "list" in kinds:
+            return "multi_label_classification"  # encode_labels names the first row that is not a list
+        if len(kinds) > 1:
+            raise UserError(
+                f"the labels mix types ({', '.join(sorted(kinds))}). Make them all class names, all lists "
+                "(multi-label) or all numbers (regression), or pass --problem_type single_label_classification to "
+                "treat every value as a class name."
+            )
     if isinstance(feature, datasets.ClassLabel):
         return "single_label_classification"
     if isinstance(feature, datasets.Sequence | datasets.List | list | datasets.LargeList):
@@ -285,14 +318,14 @@ def encode_labels(
                     "--problem_type single_label_classification if the labels are classes."
                 ) from None
     elif problem_type == "multi_label_classification":
-        for v in values:
+        for number, v in enumerate(values, 1):
             if v is None:
                 encoded.append(None)
                 missing += 1
                 continue
             if not isinstance(v, list):
                 raise UserError(
-                    f"multi-label rows must each hold a list of labels; the {split} split has {v!r}. "
+                    f"multi-label rows must each hold a list of labels; row {number} of the {split} split has {v!r}. "
                     'Make every label a list (e.g. ["a", "b"], or [] for none).'
                 )
             row = [0.0] * len(label_names)
@@ -331,9 +364,15 @@ def encode_labels(
 
 
 def clean_texts(values, column: str, split: str) -> list[str]:
-    """None becomes ''; empty texts are kept (the model sees only special tokens) and counted in a warning."""
+    """None becomes ''; empty texts are kept (the model sees only special tokens) and counted in a warning. A split
+    whose texts are all empty is an error: the column is most likely the wrong one."""
     texts = ["" if v is None else str(v) for v in values]
     empty = sum(1 for t in texts if not t.strip())
+    if texts and empty == len(texts):
+        raise UserError(
+            f"all {empty} rows of the {split} split have an empty '{column}'. Check that it is the text column "
+            "(--text_column NAME, --text_pair_column NAME), or fill the texts."
+        )
     if empty:
         logger.warning(
             "%d of %d rows in the %s split have an empty '%s'; they are kept as empty input.",

@@ -1,27 +1,85 @@
-"""Trainer with two fixes for classification.
+"""Trainer with fixes for classification and for runs that get interrupted.
 
 1. Length-grouped training batches read the lengths computed at tokenization. Stock Trainer drops the 'length'
    column before building the sampler and then re-measures every row, which costs seconds per 10k rows.
 2. Evaluation and prediction always run in dataset order. Stock Trainer uses a length-grouped (shuffled) sampler
    for evaluation too when train_sampling_strategy='group_by_length', so trainer.predict() returns rows in a
    permuted order that no longer lines up with the data. We get the padding savings instead by sorting the eval
-   set by length ourselves (sort_by_length) and un-sorting the predictions (unsort)."""
+   set by length ourselves (sort_by_length) and un-sorting the predictions (unsort).
+3. A run killed at any point and started again with the same command ends bit-identical to one never interrupted
+   (on CPU): the length-grouped shuffle depends on (seed, epoch) only, the running training loss is saved in each
+   checkpoint and restored, and a checkpoint the kill left half-written is never resumed from.
+4. SIGTERM (pre-emption) or Ctrl-C during training finishes the optimizer step under way, saves a checkpoint and
+   raises TrainingStopped; transformers' enable_jit_checkpoint saves in the middle of a step instead (before the
+   optimizer step, after the forward pass drew its dropout masks), so a resumed run differs, and it lets train()
+   return as if training had finished."""
+
+import dataclasses
+import json
+import logging
+import os
+import re
+import signal
+import threading
 
 import numpy as np
+import torch
 from torch.utils.data import SequentialSampler
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from textcls.io import write_json_atomic, write_text_atomic
+
+logger = logging.getLogger(__name__)
+
+TRAINER_STATE = "trainer_state.json"
+
+
+class TrainingStopped(Exception):
+    """Training was stopped by a signal after saving a checkpoint; exit_code is the shell's 128 + signal number."""
+
+    def __init__(self, signum: int, step: int, checkpoint: str | None):
+        name = signal.Signals(signum).name
+        where = f"checkpoint saved in {checkpoint}" if checkpoint else "no checkpoint could be saved"
+        super().__init__(
+            f"stopped by {name} at step {step}: {where}. Run the same command again to resume from the last "
+            "checkpoint."
+        )
+        self.exit_code = 128 + signum
 
 
 class ClassificationTrainer(Trainer):
     def __init__(self, *args, train_lengths=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.train_lengths = train_lengths
+        self.stop = GracefulStop()
+        self.add_callback(self.stop)
+        self.add_callback(_RestoreLoss(self))
+        self._resume_dir = None
+        self._whole_run_loss = False
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
+        # With True, Trainer finds the checkpoint itself and the loss is not carried over.
+        self._resume_dir = resume_from_checkpoint if isinstance(resume_from_checkpoint, str) else None
+        try:
+            output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        finally:
+            self.stop.release()
+        if self.stop.signum is not None:
+            step = self.state.global_step
+            saved = self.stop.saved_step == step
+            checkpoint = os.path.join(self.args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{step}") if saved else None
+            raise TrainingStopped(self.stop.signum, step, checkpoint)
+        return output
 
     def _get_train_sampler(self, train_dataset=None):
         if self.args.train_sampling_strategy == "group_by_length" and self.train_lengths is not None:
-            return LengthGroupedSampler(
-                self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=self.train_lengths
+            return SeededLengthGroupedSampler(
+                self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                lengths=self.train_lengths,
+                seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+                epoch=lambda: int(self.state.epoch or 0),
             )
         return super()._get_train_sampler(train_dataset)
 
@@ -29,6 +87,169 @@ class ClassificationTrainer(Trainer):
         if self.args.world_size <= 1:
             return SequentialSampler(eval_dataset)
         return None  # accelerate shards in order and gather_for_metrics restores it
+
+    def _loss_state_file(self) -> str:
+        return "loss_state.json" if self.args.world_size <= 1 else f"loss_state_{self.args.process_index}.json"
+
+    def _save_checkpoint(self, model, trial):
+        # Trainer keeps the running training loss in memory only, so a resumed run would report the mean loss of
+        # its own steps. Written before Trainer's files: its trainer_state.json, written last, marks the whole
+        # checkpoint complete (last_complete_checkpoint). Every process writes its own, as Trainer's RNG states.
+        folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        write_json_atomic(
+            os.path.join(folder, self._loss_state_file()),
+            {
+                "global_step": self.state.global_step,
+                "total_loss": self._total_loss_scalar,
+                "pending_loss": self._tr_loss.item(),
+                "last_logged_step": self._globalstep_last_logged,
+            },
+        )
+        super()._save_checkpoint(model, trial)
+
+    def log(self, logs, start_time=None):
+        if "train_loss" in logs and self._whole_run_loss:
+            # Trainer divides by the steps of this train() call; the restored sum covers the run from step 0.
+            logs["train_loss"] = self._total_loss_scalar / self.state.global_step
+        super().log(logs, start_time)
+
+    def save_state(self):
+        if self.is_world_process_zero():
+            text = json.dumps(dataclasses.asdict(self.state), indent=2, sort_keys=True) + "\n"
+            write_text_atomic(os.path.join(self.args.output_dir, TRAINER_STATE), text)
+
+
+class _RestoreLoss(TrainerCallback):
+    """On resume, puts back the running loss that ClassificationTrainer saved in the checkpoint. It runs at
+    on_train_begin, right after Trainer has reset its loss accumulators and before the first step."""
+
+    def __init__(self, trainer: ClassificationTrainer):
+        self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        t = self.trainer
+        t._whole_run_loss = False
+        if t._resume_dir is None:
+            return
+        path = os.path.join(t._resume_dir, t._loss_state_file())
+        if not os.path.isfile(path):
+            logger.info("%s has no saved loss: train_loss will average the resumed steps only", t._resume_dir)
+            return
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+        if saved["global_step"] != state.global_step:
+            return
+        t._total_loss_scalar = saved["total_loss"]
+        t._tr_loss = torch.tensor(saved["pending_loss"], dtype=t._tr_loss.dtype, device=t._tr_loss.device)
+        t._globalstep_last_logged = saved["last_logged_step"]
+        t._whole_run_loss = True
+
+
+class GracefulStop(TrainerCallback):
+    """SIGTERM or SIGINT (Ctrl-C) during training: finish the optimizer step under way, save a checkpoint, stop.
+
+    A second signal acts as if the first had not been caught (SIGINT raises KeyboardInterrupt, SIGTERM kills), for
+    a user who does not want to wait for the checkpoint."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+        self.saved_step = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.signum = self.saved_step = None
+        # Python lets only the main thread install handlers; elsewhere the signals keep their usual effect.
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+
+    def release(self) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)  # None: not set from Python
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            self.release()
+            signal.raise_signal(signum)
+            return
+        self.signum = signum
+        logger.warning(
+            "%s received: saving a checkpoint at the end of this step, then stopping (send it again to stop now).",
+            signal.Signals(signum).name,
+        )
+
+    def _requested(self, args) -> bool:
+        if args.world_size <= 1:
+            return self.signum is not None
+        # Processes get the signal at slightly different moments; one stopping a step before the others would leave
+        # them waiting for it in the next gradient all-reduce forever. So all of them stop when any of them is asked.
+        flag = torch.tensor(self.signum or 0, device=args.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        self.signum = self.signum or int(flag.item()) or None
+        return self.signum is not None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self._requested(args):
+            control.should_save = True
+            control.should_training_stop = True
+
+    def on_save(self, args, state, control, **kwargs):
+        self.saved_step = state.global_step
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self.signum is None:
+            return
+        if state.global_step < state.max_steps and not float(state.epoch).is_integer():
+            # Stopped inside the epoch: its end-of-epoch evaluation and logging belong to the resumed run.
+            control.should_evaluate = control.should_log = False
+        # With --save_strategy best, an evaluation at the stopping step may have cancelled the save.
+        control.should_save = self.saved_step != state.global_step
+
+
+class SeededLengthGroupedSampler(LengthGroupedSampler):
+    """Shuffles from (seed, epoch) alone. The stock sampler draws from the global torch RNG, whose state when an epoch
+    starts depends on everything run before it, so a run resumed in a later epoch saw its batches in another order."""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int, epoch):
+        super().__init__(batch_size, lengths=lengths)
+        self.seed = seed
+        # A callable: the Trainer's epoch when iteration starts, which a resumed run restores from its checkpoint.
+        # (set_epoch does not reach a sampler under both accelerate's shard and skip wrappers.)
+        self.epoch = epoch
+
+    def __iter__(self):
+        self.generator = torch.Generator().manual_seed(self.seed + self.epoch())
+        return super().__iter__()
+
+
+_CHECKPOINT = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
+
+
+def checkpoint_is_complete(path: str, step: int) -> bool:
+    """Trainer writes trainer_state.json last: a checkpoint whose state file is whole and for its step is complete."""
+    try:
+        with open(os.path.join(path, TRAINER_STATE), encoding="utf-8") as f:
+            return json.load(f)["global_step"] == step
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def last_complete_checkpoint(folder: str) -> str | None:
+    """The newest checkpoint that was completely written. A kill during a save leaves a newer, partial one, which
+    transformers' get_last_checkpoint would pick and then fail on (or silently restart from step 0)."""
+    found = sorted(
+        ((int(m.group(1)), name) for name in os.listdir(folder) if (m := _CHECKPOINT.match(name))), reverse=True
+    )
+    for step, name in found:
+        path = os.path.join(folder, name)
+        if not os.path.isdir(path):
+            continue
+        if checkpoint_is_complete(path, step):
+            return path
+        logger.warning("%s was not completely written (the run was killed while saving it): skipping it.", path)
+    return None
 
 
 def sort_by_length(ds):
