@@ -33,6 +33,21 @@ def run(model, out, *flags):
     return R.main(["--model_name_or_path", model, "--output_dir", str(out), *TRAIN_FLAGS, *flags])
 
 
+def all_splits(path):
+    """Train, evaluate and predict on the same file."""
+    return [
+        "--train_file",
+        path,
+        "--validation_file",
+        path,
+        "--test_file",
+        path,
+        "--do_train",
+        "--do_eval",
+        "--do_predict",
+    ]
+
+
 def read_jsonl(path):
     with open(path) as f:
         return [json.loads(line) for line in f]
@@ -148,19 +163,7 @@ def test_multi_label(tiny_bert, tmp_path):
     rows = [{"text": sentence(rng, True), "labels": rng.sample(tags, rng.randint(0, 2))} for _ in range(30)]
     path = write_rows(tmp_path / "ml.jsonl", rows)
     out = tmp_path / "out"
-    results = run(
-        tiny_bert,
-        out,
-        "--train_file",
-        path,
-        "--validation_file",
-        path,
-        "--test_file",
-        path,
-        "--do_train",
-        "--do_eval",
-        "--do_predict",
-    )
+    results = run(tiny_bert, out, *all_splits(path))
     assert {"eval_micro_f1", "eval_subset_accuracy"} <= set(results)
     assert json.loads((out / "config.json").read_text())["problem_type"] == "multi_label_classification"
     pred = read_jsonl(out / "predictions.jsonl")[0]
@@ -176,19 +179,7 @@ def test_regression(tiny_bert, tmp_path):
     ]
     path = write_rows(tmp_path / "r.csv", rows)
     out = tmp_path / "out"
-    results = run(
-        tiny_bert,
-        out,
-        "--train_file",
-        path,
-        "--validation_file",
-        path,
-        "--test_file",
-        path,
-        "--do_train",
-        "--do_eval",
-        "--do_predict",
-    )
+    results = run(tiny_bert, out, *all_splits(path))
     assert {"eval_pearson", "eval_spearmanr", "eval_mse"} <= set(results)
     config = json.loads((out / "config.json").read_text())
     assert config["problem_type"] == "regression" and len(config["id2label"]) == 1

@@ -231,10 +231,7 @@ def lora_targets(model, requested: list[str] | None) -> list[str]:
                 f"its layers: {available}."
             )
         return list(found)
-    # peft matches a target against the end of each module's full name: 'query' and 'self.query' both find
-    # 'bert.encoder.layer.0.attention.self.query'.
-    names = [name for name, _ in model.named_modules() if name]
-    missing = [t for t in requested if not any(n == t or n.endswith("." + t) for n in names)]
+    missing = _missing_modules(model, requested)
     if missing:
         raise UserError(
             f"LoRA target(s) {', '.join(missing)} do not exist in this {type(model).__name__}. Layers it has that "
@@ -243,12 +240,18 @@ def lora_targets(model, requested: list[str] | None) -> list[str]:
     return list(requested)
 
 
+def _missing_modules(model, wanted: list[str]) -> list[str]:
+    """The names in `wanted` that match no module. peft matches a name against the end of each module's full name:
+    'query' and 'self.query' both find 'bert.encoder.layer.0.attention.self.query'."""
+    names = [name for name, _ in model.named_modules() if name]
+    return [w for w in wanted if not any(n == w or n.endswith("." + w) for n in names)]
+
+
 def apply_lora(model, lora_args):
     from peft import LoraConfig, TaskType, get_peft_model
 
     modules_to_save = list(lora_args.lora_modules_to_save or head_modules(model))
-    names = [name for name, _ in model.named_modules() if name]
-    missing = [m for m in modules_to_save if not any(n == m or n.endswith("." + m) for n in names)]
+    missing = _missing_modules(model, modules_to_save)
     if missing:
         raise UserError(
             f"--lora_modules_to_save {', '.join(missing)} not found. Top-level modules: "
