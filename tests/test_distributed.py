@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 import run_classification as R
-from tests.conftest import TRAIN_FLAGS, make_bert, sentiment_rows, write_rows
+from tests.conftest import TRAIN_FLAGS, sentiment_rows, write_rows
 from textcls.distributed import check_launch
 from textcls.errors import UserError
 
@@ -59,40 +59,79 @@ def test_precision_conflicts(monkeypatch):
 
 
 def test_bf16_on_cpu_trains_and_evaluates(tiny_bert, sentiment_files, tmp_path):
-    results = R.main(["--model", tiny_bert, "--train_file", sentiment_files["train"], "--validation_file",
-                      sentiment_files["dev"], "--do_train", "--do_eval", "--output_dir", str(tmp_path / "o"),
-                      "--bf16", "true", *TRAIN_FLAGS])
+    results = R.main(
+        [
+            "--model",
+            tiny_bert,
+            "--train_file",
+            sentiment_files["train"],
+            "--validation_file",
+            sentiment_files["dev"],
+            "--do_train",
+            "--do_eval",
+            "--output_dir",
+            str(tmp_path / "o"),
+            "--bf16",
+            "true",
+            *TRAIN_FLAGS,
+        ]
+    )
     assert math.isfinite(results["train_loss"]) and 0 <= results["eval_accuracy"] <= 1
 
 
-@pytest.fixture(scope="module")
-def no_dropout_bert(tmp_path_factory):
-    """Dropout off, so that 1 and 2 processes compute the same thing up to float summation order."""
-    path = make_bert(tmp_path_factory.mktemp("nodrop"))
-    with open(os.path.join(path, "config.json")) as f:
-        config = json.load(f)
-    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    with open(os.path.join(path, "config.json"), "w") as f:
-        json.dump(config, f)
-    return path
-
-
-def test_two_process_ddp_matches_one_process(no_dropout_bert, tmp_path):
+def test_two_process_ddp_matches_one_process(tiny_bert, tmp_path):
     train = write_rows(tmp_path / "train.csv", sentiment_rows(64, 0))
     dev = write_rows(tmp_path / "dev.csv", sentiment_rows(21, 1))  # 21: does not divide by 2 processes
-    common = ["--model", no_dropout_bert, "--train_file", train, "--validation_file", dev, "--test_file", dev,
-              "--do_train", "--do_eval", "--do_predict", "--num_train_epochs", "2", "--learning_rate", "1e-3",
-              "--logging_steps", "1", "--save_strategy", "no", "--seed", "0", "--disable_tqdm", "true",
-              "--train_sampling_strategy", "sequential", "--per_device_eval_batch_size", "4"]
+    # Dropout off, so that 1 and 2 processes compute the same thing up to float summation order.
+    common = [
+        "--model",
+        tiny_bert,
+        "--config_overrides",
+        "hidden_dropout_prob=0,attention_probs_dropout_prob=0",
+        "--train_file",
+        train,
+        "--validation_file",
+        dev,
+        "--test_file",
+        dev,
+        "--do_train",
+        "--do_eval",
+        "--do_predict",
+        "--num_train_epochs",
+        "2",
+        "--learning_rate",
+        "1e-3",
+        "--logging_steps",
+        "1",
+        "--save_strategy",
+        "no",
+        "--seed",
+        "0",
+        "--disable_tqdm",
+        "true",
+        "--train_sampling_strategy",
+        "sequential",
+        "--per_device_eval_batch_size",
+        "4",
+    ]
     single = tmp_path / "single"
     R.main([*common, "--per_device_train_batch_size", "8", "--output_dir", str(single)])
 
     ddp = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-           os.path.join(ROOT, "recipes", "accelerate", "cpu_multi_process.yaml"),
-           os.path.join(ROOT, "run_classification.py"), *common, "--per_device_train_batch_size", "4",
-           "--output_dir", str(ddp)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        os.path.join(ROOT, "recipes", "accelerate", "cpu_multi_process.yaml"),
+        os.path.join(ROOT, "run_classification.py"),
+        *common,
+        "--per_device_train_batch_size",
+        "4",
+        "--output_dir",
+        str(ddp),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
 

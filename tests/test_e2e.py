@@ -406,3 +406,28 @@ def test_results_file_records_the_run(tiny_bert, sentiment_files, tmp_path):
 def test_merge_lora_without_lora_is_an_error(tiny_bert, sentiment_files, tmp_path):
     with pytest.raises(UserError, match="--merge_lora merges a LoRA adapter"):
         run(tiny_bert, tmp_path / "out", "--train_file", sentiment_files["train"], "--do_train", "--merge_lora")
+
+
+def test_config_overrides(tiny_bert, sentiment_files, tmp_path):
+    out = tmp_path / "out"
+    run(
+        tiny_bert,
+        out,
+        "--train_file",
+        sentiment_files["train"],
+        "--do_train",
+        "--config_overrides",
+        "hidden_dropout_prob=0,attention_probs_dropout_prob=0.05",
+    )
+    config = json.loads((out / "config.json").read_text())
+    assert config["hidden_dropout_prob"] == 0 and config["attention_probs_dropout_prob"] == 0.05
+    with pytest.raises(UserError, match="has no 'hiden_dropout_prob'.*hidden_dropout_prob"):
+        run(
+            tiny_bert,
+            tmp_path / "o2",
+            "--train_file",
+            sentiment_files["train"],
+            "--do_train",
+            "--config_overrides",
+            "hiden_dropout_prob=0",
+        )

@@ -45,6 +45,13 @@ class ModelArguments:
             "(SDPA where the model supports it)."
         },
     )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={
+            "help": "Change the model config before loading the weights, e.g. "
+            "'hidden_dropout_prob=0,attention_probs_dropout_prob=0'."
+        },
+    )
     ignore_mismatched_sizes: bool = field(
         default=False,
         metadata={
@@ -171,6 +178,12 @@ class ClassificationTrainingArguments(TrainingArguments):
     average_tokens_across_devices: bool = field(
         default=False,
         metadata={"help": "Keep False for classification: True scales the loss by the world size under DDP."},
+    )
+    # transformers turns it on for every model not using gradient checkpointing, which costs DDP an extra graph
+    # traversal per step; classification models use all their trainable parameters.
+    ddp_find_unused_parameters: bool | None = field(
+        default=False,
+        metadata={"help": "Pass true if DDP reports parameters that received no gradient (default false here)."},
     )
     # Trainer's own label_names (the input keys holding labels) is always 'labels' here, so the flag is given the
     # meaning users of a classification script expect: the class names, in output-id order.

@@ -7,7 +7,7 @@ import os
 
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-from textcls.errors import UserError
+from textcls.errors import UserError, suggest
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def load_config(model_args):
         else:
             logger.warning("%s has no config.json: using the base model's config; labels come from the data", name)
             name = base
-    return _load(
+    config = _load(
         AutoConfig.from_pretrained,
         name,
         "model config",
@@ -103,6 +103,24 @@ def load_config(model_args):
         cache_dir=model_args.cache_dir,
         trust_remote_code=model_args.trust_remote_code,
     )
+    if model_args.config_overrides:
+        apply_config_overrides(config, model_args.config_overrides)
+    return config
+
+
+def apply_config_overrides(config, overrides: str) -> None:
+    """'hidden_dropout_prob=0,attention_probs_dropout_prob=0' -> set on the config (types follow the existing
+    values). A key the config does not have is an error: a typo must not be silently ignored."""
+    keys = [item.split("=", 1)[0].strip() for item in overrides.split(",") if item.strip()]
+    unknown = [k for k in keys if not hasattr(config, k)]
+    if unknown:
+        hint = suggest(unknown[0], config.to_dict())
+        raise UserError(f"--config_overrides: {type(config).__name__} has no '{unknown[0]}'.{hint}")
+    try:
+        config.update_from_string(overrides)
+    except ValueError as e:
+        raise UserError(f"--config_overrides {overrides!r}: {e}. Use key=value pairs separated by commas.") from None
+    logger.info("config overrides: %s", overrides)
 
 
 def load_tokenizer(model_args):
