@@ -100,7 +100,7 @@ def test_two_process_ddp_matches_one_process(tiny_bert, tmp_path):
         "--num_train_epochs",
         "2",
         "--learning_rate",
-        "1e-3",
+        "1e-2",
         "--logging_steps",
         "1",
         "--save_strategy",
@@ -135,6 +135,10 @@ def test_two_process_ddp_matches_one_process(tiny_bert, tmp_path):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
+    def rows(out):
+        with open(out / "predictions.jsonl") as f:
+            return [json.loads(line) for line in f]
+
     def history(out):
         with open(out / "trainer_state.json") as f:
             return [h["loss"] for h in json.load(f)["log_history"] if "loss" in h]
@@ -148,12 +152,13 @@ def test_two_process_ddp_matches_one_process(tiny_bert, tmp_path):
     for key in ("eval_accuracy", "eval_loss", "train_loss"):
         assert res_ddp[key] == pytest.approx(res_single[key], abs=1e-4), key
     assert res_ddp["eval_samples"] == 21
+    # The model has learned (lr 1e-2), so rows differ in loss: the eval loss must be over the 21 rows exactly, not
+    # over the repeated rows DDP pads the last batch with. Recomputed here from the written probabilities.
+    gold = [r["label"] for r in sentiment_rows(21, 1)]
+    probs = [p["probabilities"][str(g)] for p, g in zip(rows(single), gold, strict=True)]
+    assert res_single["eval_loss"] == pytest.approx(-sum(map(math.log, probs)) / 21, abs=1e-4)
 
     # Every row exactly once, in order, in one predictions file.
-    def rows(out):
-        with open(out / "predictions.jsonl") as f:
-            return [json.loads(line) for line in f]
-
     assert not glob.glob(str(ddp / "predictions_*.jsonl"))
     a, b = rows(single), rows(ddp)
     assert [r["id"] for r in b] == [r["id"] for r in a] == list(range(21))

@@ -88,6 +88,19 @@ class ClassificationTrainer(Trainer):
             return SequentialSampler(eval_dataset)
         return None  # accelerate shards in order and gather_for_metrics restores it
 
+    def evaluation_loop(
+        self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
+    ):
+        output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
+        key = f"{metric_key_prefix}_loss"
+        if self.args.world_size > 1 and key in output.metrics and output.predictions is not None:
+            # Under DDP the last batch of a split that does not divide evenly is padded with repeated rows: the
+            # predictions drop them, but Trainer's eval loss averages them in. Recompute it from the rows themselves.
+            exact = exact_loss(output.predictions, output.label_ids, self.model.config.problem_type)
+            if exact is not None:
+                output.metrics[key] = exact
+        return output
+
     def _loss_state_file(self) -> str:
         return "loss_state.json" if self.args.world_size <= 1 else f"loss_state_{self.args.process_index}.json"
 
@@ -262,3 +275,15 @@ def unsort(values: np.ndarray, order: np.ndarray) -> np.ndarray:
     out = np.empty_like(values)
     out[order] = values
     return out
+
+
+def exact_loss(logits, labels, problem_type: str) -> float | None:
+    """The model's own loss over exactly these rows (mean), or None without labels."""
+    if labels is None:
+        return None
+    logits, labels = torch.as_tensor(logits, dtype=torch.float32), torch.as_tensor(labels)
+    if problem_type == "regression":
+        return torch.nn.functional.mse_loss(logits.squeeze(-1), labels.float()).item()
+    if problem_type == "multi_label_classification":
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels.float()).item()
+    return torch.nn.functional.cross_entropy(logits, labels.long(), ignore_index=-100).item()
