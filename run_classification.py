@@ -34,9 +34,7 @@ logger = logging.getLogger("run_classification")
 
 def check_output_dir(training_args, overwrite: bool) -> str | None:
     """Refuse to train into a non-empty folder unless asked; resume from its last checkpoint if it has one."""
-    out = training_args.output_dir
-    if out is None:
-        raise UserError("--output_dir is required: the folder where the model, metrics and predictions go.")
+    out = training_args.output_dir  # transformers 5 defaults it to ./trainer_output
     if not training_args.do_train or not os.path.isdir(out) or overwrite:
         return None
     last = last_complete_checkpoint(out)

@@ -166,3 +166,23 @@ def test_two_process_ddp_matches_one_process(tiny_bert, tmp_path):
         assert y["probabilities"] == pytest.approx(x["probabilities"], abs=1e-4)
     report = json.loads((ddp / "eval_classification_report.json").read_text())
     assert sum(map(sum, report["confusion_matrix"])) == 21
+
+
+@pytest.mark.parametrize(
+    "local, threads, cores, warned",
+    [(2, 2, 2, "oversubscribed"), (2, 1, 8, "use only 2 of 8 cores"), (2, 1, 2, None), (1, 2, 2, None)],
+)
+def test_thread_warnings(monkeypatch, caplog, local, threads, cores, warned):
+    from textcls import distributed
+
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(local))
+    monkeypatch.setattr(distributed.torch, "get_num_threads", lambda: threads)
+    monkeypatch.setattr(distributed.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(distributed, "has_accelerator", lambda: False)
+    with caplog.at_level("WARNING"):
+        distributed.check_threads(None)
+    text = caplog.text
+    if warned:
+        assert warned in text and f"OMP_NUM_THREADS={max(1, cores // local)}" in text
+    else:
+        assert "OMP_NUM_THREADS" not in text
