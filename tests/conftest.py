@@ -37,10 +37,15 @@ def make_bert(path, num_labels: int = 2):
         max_position_embeddings=64,
         num_labels=num_labels,
     )
+    return save_tiny(BertForSequenceClassification, config, tokenizer, path)
+
+
+def save_tiny(model_class, config, tokenizer, path) -> str:
+    """A randomly initialised model, the same weights every time, saved with its tokenizer."""
     import torch
 
     torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(path)
+    model_class(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests.conftest import WORDS
+from tests.conftest import WORDS, save_tiny
 
 
 def _word_tokenizer(specials: list[str], bos: str, eos: str, unk: str, add_bos: bool):
@@ -30,7 +30,6 @@ def _word_tokenizer(specials: list[str], bos: str, eos: str, unk: str, add_bos: 
 
 
 def make_gpt2(path, num_labels: int = 2):
-    import torch
     from transformers import GPT2Config, GPT2ForSequenceClassification
 
     os.makedirs(path, exist_ok=True)
@@ -47,14 +46,10 @@ def make_gpt2(path, num_labels: int = 2):
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=None,
     )
-    torch.manual_seed(0)
-    GPT2ForSequenceClassification(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+    return save_tiny(GPT2ForSequenceClassification, config, tokenizer, path)
 
 
 def make_llama(path, num_labels: int = 2):
-    import torch
     from transformers import LlamaConfig, LlamaForSequenceClassification
 
     os.makedirs(path, exist_ok=True)
@@ -73,14 +68,10 @@ def make_llama(path, num_labels: int = 2):
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=None,
     )
-    torch.manual_seed(0)
-    LlamaForSequenceClassification(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+    return save_tiny(LlamaForSequenceClassification, config, tokenizer, path)
 
 
 def make_distilbert(path, num_labels: int = 2):
-    import torch
     from transformers import BertTokenizerFast, DistilBertConfig, DistilBertForSequenceClassification
 
     os.makedirs(path, exist_ok=True)
@@ -92,10 +83,7 @@ def make_distilbert(path, num_labels: int = 2):
         vocab_size=len(vocab), dim=32, n_layers=1, n_heads=2, hidden_dim=64, max_position_embeddings=64
     )
     config.num_labels = num_labels
-    torch.manual_seed(0)
-    DistilBertForSequenceClassification(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+    return save_tiny(DistilBertForSequenceClassification, config, tokenizer, path)
 
 
 @pytest.fixture(scope="session")
