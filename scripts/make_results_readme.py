@@ -133,7 +133,7 @@ def collect(results_dir: str) -> dict:
     found = {}
     for path in sorted(glob.glob(os.path.join(results_dir, "**", "*.json"), recursive=True)):
         rel = os.path.relpath(path, results_dir).split(os.sep)
-        if rel[0] == "plots":
+        if rel[0] in ("plots", "speed"):  # speed records have their own section
             continue
         data = load_results(path)
         if not data["runs"]:
@@ -281,6 +281,101 @@ def plot_vs_published(models: dict, sources: dict, path: str, plt) -> None:
     plt.close(fig)
 
 
+SPEED_COLUMNS = (
+    ("train samples/s", lambda m: f"{m['train_samples_per_second']:.1f}"),
+    ("real tokens/s", lambda m: f"{m['real_tokens_per_second']:.0f}"),
+    ("train s", lambda m: f"{m['train_s']:.1f}"),
+    ("eval s", lambda m: f"{m['eval_s']:.1f}"),
+    ("start-up, load, tokenize, save s", lambda m: f"{m['other_s']:.1f}"),
+    ("end-to-end s", lambda m: f"{m['wall_s']:.1f}"),
+    ("peak RSS MiB", lambda m: f"{m['peak_rss_bytes'] / 2**20:.0f}"),
+    ("dev accuracy", lambda m: f"{100 * m['eval_accuracy']:.2f}"),
+)
+
+
+def plot_speed(record: dict, path: str, plt) -> None:
+    """Train samples/s and end-to-end wall per mode; with scaling runs, train time vs rows and vs padded length."""
+    medians = record["medians"]
+    scaling = record.get("scaling") or {}
+    panels = 2 + bool(scaling.get("rows")) + bool(scaling.get("max_seq_length"))
+    fig, axes = plt.subplots(1, panels, figsize=(3.6 * panels, 3.4))
+    modes = list(medians)
+    axes[0].bar(modes, [medians[m]["train_samples_per_second"] for m in modes], color="tab:blue")
+    axes[0].set_title("train samples/s (higher is better)", fontsize=9)
+    axes[1].bar(modes, [medians[m]["wall_s"] for m in modes], color="tab:orange")
+    axes[1].set_title("end-to-end wall s (lower is better)", fontsize=9)
+    for ax in axes[:2]:
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+    i = 2
+    for key, x_key, label in (("rows", "train_rows", "rows"), ("max_seq_length", "max_seq_length", "padded length")):
+        points = scaling.get(key)
+        if points:
+            axes[i].plot([p[x_key] for p in points], [p["train_s"] for p in points], marker="o")
+            axes[i].set_xlabel(label, fontsize=8)
+            axes[i].set_title(f"train s vs {label}", fontsize=9)
+            axes[i].set_ylim(bottom=0)
+            i += 1
+    fig.suptitle(f"{record['model']}, {record['data']}", fontsize=9)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.savefig(path, dpi=80, metadata={"Software": None})
+    plt.close(fig)
+
+
+def speed_section(results_dir: str, plots_dir: str, plt) -> list[str]:
+    """One table per results/speed/*.json written by benchmarks/speed.py: medians per mode, ratios vs targets."""
+    paths = sorted(glob.glob(os.path.join(results_dir, "speed", "*.json")))
+    if not paths:
+        return []
+    lines = ["## Speed", ""]
+    for path in paths:
+        name = os.path.splitext(os.path.basename(path))[0]
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+        env = record.get("environment") or {}
+        packages = env.get("packages") or {}
+        lines += [
+            f"### {name}",
+            "",
+            f"{record['model']}; {record['data']}; settings {json.dumps(record['settings'])}; medians of "
+            f"{record['repeats']} runs per mode, each a fresh process. {hardware({'environment': env})}, "
+            f"torch {packages.get('torch')}, transformers {packages.get('transformers')}, "
+            f"{record['date']}, commit {(record.get('git_sha') or '?')[:8]}"
+            f"{' (uncommitted changes)' if record.get('git_dirty') else ''}.",
+            "",
+            f"`{record['command']}`",
+            "",
+            "| mode | " + " | ".join(c for c, _ in SPEED_COLUMNS) + " |",
+            "|---|" + "---|" * len(SPEED_COLUMNS),
+        ]
+        for mode, m in record["medians"].items():
+            lines.append(f"| {mode} | " + " | ".join(fmt(m) for _, fmt in SPEED_COLUMNS) + " |")
+        lines += ["", "| ratio | how | value | target | met |", "|---|---|---|---|---|"]
+        for ratio, c in record["targets"].items():
+            met = "yes" if c["met"] else "**no**"
+            lines.append(f"| {ratio} | {c['how']} | {c['value']:.2f} | {c['target']} | {met} |")
+        scaling = record.get("scaling") or {}
+        if scaling.get("rows"):
+            lines += ["", "| mode | training rows | real tokens | train s | train s per 1k rows | end-to-end s |"]
+            lines.append("|---|---|---|---|---|---|")
+            for p in scaling["rows"]:
+                lines.append(
+                    f"| ours | {p['train_rows']} | {p['real_tokens']} | {p['train_s']:.1f} | "
+                    f"{p['train_s_per_1k_rows']:.1f} | {p['wall_s']:.1f} |"
+                )
+        if scaling.get("max_seq_length"):
+            lines += ["", "| mode | padded length | train samples/s | train s |", "|---|---|---|---|"]
+            for p in scaling["max_seq_length"]:
+                lines.append(
+                    f"| slow | {p['max_seq_length']} | {p['train_samples_per_second']:.1f} | {p['train_s']:.1f} |"
+                )
+        if plt is not None:
+            plot_speed(record, os.path.join(plots_dir, "speed", f"{name}.png"), plt)
+            lines += ["", f"![speed {name}](plots/speed/{name}.png)"]
+        lines.append("")
+    return lines
+
+
 def render(results_dir: str, sources: dict, plt) -> str:
     """The README text; writes the plots under results_dir/plots when `plt` (matplotlib.pyplot) is given."""
     found = collect(results_dir)
@@ -328,6 +423,7 @@ def render(results_dir: str, sources: dict, plt) -> str:
                     if run.get("log_history"):
                         path = curve_plot_path(plots_dir, benchmark, task, name, run["seed"])
                         plot_curves(run, keys, path, f"{benchmark} {task} {name} seed {run['seed']}", plt)
+    lines += speed_section(results_dir, plots_dir, plt)
     if used:
         lines += ["## Sources", ""]
         for source_id in sorted(used):

@@ -1,0 +1,122 @@
+#!/usr/bin/env python
+"""The baseline of benchmarks/speed.py: the pipeline of Hugging Face's
+examples/pytorch/text-classification/run_glue.py, step for step, written here from that script's behaviour (it
+cannot run as is offline: it loads its data and its GLUE metric from the hub).
+
+What it does, in run_glue.py's order: load config, tokenizer and model; tokenize every split of the task (all 67,349
+SST-2 training rows even when --max_train_samples is small); then select the first rows; a stock Trainer with the
+TrainingArguments defaults (eval batch 8, the collator Trainer picks); train, save the model, the metrics and the
+state; evaluate. Not charged to it: importing `evaluate` and loading its metric (about a second here): accuracy
+is computed with numpy. So the baseline is, if anything, slightly faster than the real script.
+
+    python benchmarks/hf_reference.py --model_name_or_path M --data_dir ../shared/data/glue/SST-2 --task_name sst2 \\
+        --output_dir /tmp/hf --max_train_samples 2000 [--pad_to_max_length] [--group_by_length]
+"""
+
+import argparse
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model_name_or_path", required=True)
+    p.add_argument("--task_name", required=True)
+    p.add_argument("--data_dir", required=True, help="an original GLUE task folder (run_glue.py: the hub)")
+    p.add_argument("--output_dir", required=True)
+    p.add_argument("--max_train_samples", type=int)
+    p.add_argument("--max_seq_length", type=int, default=128)
+    p.add_argument("--pad_to_max_length", action="store_true", help="run_glue.py's default: pad every row to 128")
+    p.add_argument("--group_by_length", action="store_true", help="train_sampling_strategy=group_by_length")
+    p.add_argument("--per_device_train_batch_size", type=int, default=32)
+    p.add_argument("--learning_rate", type=float, default=5e-5)
+    p.add_argument("--num_train_epochs", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=42)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    import numpy as np
+    from transformers import (
+        AutoConfig,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+        default_data_collator,
+        set_seed,
+    )
+
+    from textcls.glue import get_glue_task, load_glue_dir
+    from textcls.modeling import resolve_model_path
+
+    training_args = TrainingArguments(
+        output_dir=args.output_dir,
+        do_train=True,
+        do_eval=True,
+        per_device_train_batch_size=args.per_device_train_batch_size,
+        learning_rate=args.learning_rate,
+        num_train_epochs=args.num_train_epochs,
+        seed=args.seed,
+        train_sampling_strategy="group_by_length" if args.group_by_length else "random",
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+    )
+    set_seed(training_args.seed)
+    task = get_glue_task(args.task_name)
+    raw = load_glue_dir(task.name, args.data_dir)  # run_glue.py: load_dataset("nyu-mll/glue", task)
+    label_list = raw["train"].features["label"].names
+    model_path = resolve_model_path(args.model_name_or_path)
+    config = AutoConfig.from_pretrained(model_path, num_labels=len(label_list), finetuning_task=task.name)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModelForSequenceClassification.from_pretrained(model_path, config=config)
+    model.config.label2id = {name: i for i, name in enumerate(label_list)}
+    model.config.id2label = dict(enumerate(label_list))
+
+    keys = (task.text_column, task.text_pair_column)
+    padding = "max_length" if args.pad_to_max_length else False
+
+    def preprocess(examples):
+        texts = (examples[keys[0]],) if keys[1] is None else (examples[keys[0]], examples[keys[1]])
+        return tokenizer(*texts, padding=padding, max_length=args.max_seq_length, truncation=True)
+
+    with training_args.main_process_first(desc="dataset map pre-processing"):
+        raw = raw.map(preprocess, batched=True, desc="Running tokenizer on dataset")
+    train_dataset = raw["train"]
+    if args.max_train_samples is not None:
+        train_dataset = train_dataset.select(range(min(len(train_dataset), args.max_train_samples)))
+    eval_dataset = raw["validation"]
+
+    def compute_metrics(p):
+        preds = np.argmax(p.predictions, axis=1)
+        return {"accuracy": float((preds == p.label_ids).mean())}
+
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        compute_metrics=compute_metrics,
+        processing_class=tokenizer,
+        data_collator=default_data_collator if args.pad_to_max_length else DataCollatorWithPadding(tokenizer),
+    )
+    train_result = trainer.train()
+    metrics = {**train_result.metrics, "train_samples": len(train_dataset)}
+    trainer.save_model()
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)
+    trainer.save_state()
+    metrics = {**trainer.evaluate(eval_dataset=eval_dataset), "eval_samples": len(eval_dataset)}
+    trainer.log_metrics("eval", metrics)
+    trainer.save_metrics("eval", metrics)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+#!/usr/bin/env python
+"""Training speed, side by side: our defaults vs the Hugging Face example's behaviour, same model, data,
+hyperparameters and machine, each run a fresh process (so end-to-end wall counts start-up, loading, tokenizing,
+training, evaluating and saving).
+
+    python benchmarks/speed.py --data_dir ../shared/data/glue/SST-2
+    python benchmarks/speed.py --data_dir ../shared/data/glue/SST-2 --repeats 1 --modes ours ours_lora --scaling
+
+Modes (all: first --train_rows SST-2 training rows, 1 epoch, batch 32, lr 5e-5, seed 42, max_seq_length 128):
+  slow       run_classification.py --pad_to_max_length true --train_sampling_strategy random: the HF default behaviour
+  hf_best    benchmarks/hf_reference.py --group_by_length: run_glue.py's pipeline with its best flags (dynamic
+             padding, length-grouped batches)
+  hf_default benchmarks/hf_reference.py --pad_to_max_length: run_glue.py's pipeline with its defaults
+  ours       run_classification.py with our defaults
+  ours_lora  ours + --use_lora true (r 8, query/value): for the LoRA-vs-full step time
+--scaling adds our defaults at 1k / 4k / 16k rows (1 run each) and our padded mode at max_seq_length 32 / 64 / 128
+(every row costs exactly L tokens): how cost grows with rows and with sequence length.
+
+Repetitions run round-robin (mode A, B, C, A, B, C...) so that drift on the machine hits every mode alike; the table
+shows medians. Run it alone on the machine: a second busy process skews every number. The JSON written to --out holds
+every run, the medians, the ratios against the targets, the exact command, versions and hardware.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from textcls.errors import UserError  # noqa: E402  (the repository root is put on the path just above)
+from textcls.io import write_json_atomic  # noqa: E402
+from textcls.results import environment, git_state  # noqa: E402
+
+
+class RunFailed(Exception):
+    pass
+
+
+OURS = os.path.join(ROOT, "run_classification.py")
+HF = os.path.join(ROOT, "benchmarks", "hf_reference.py")
+MODES = {
+    "slow": (OURS, ["--pad_to_max_length", "true", "--train_sampling_strategy", "random"]),
+    "hf_best": (HF, ["--group_by_length"]),
+    "hf_default": (HF, ["--pad_to_max_length"]),
+    "ours": (OURS, []),
+    "ours_lora": (OURS, ["--use_lora", "true"]),
+}
+DEFAULT_MODES = ("slow", "hf_best", "ours", "ours_lora")
+SCALING_ROWS = (1000, 4000, 16000)
+SCALING_LENGTHS = (32, 64, 128)
+# (name, how it is computed, target, test)
+TARGETS = (
+    ("train_throughput_vs_slow", "ours / slow train samples per second", ">= 10", lambda v: v >= 10),
+    ("end_to_end_vs_hf_best", "hf_best / ours end-to-end wall", ">= 1.5", lambda v: v >= 1.5),
+    ("accuracy_vs_slow_points", "ours - slow dev accuracy, points", "|x| <= 0.5", lambda v: abs(v) <= 0.5),
+    ("lora_step_time_vs_full", "ours_lora / ours train time", "<= 0.6", lambda v: v <= 0.6),
+)
+
+
+def run_command(mode: str, args, output_dir: str, train_rows: int, extra=()) -> list[str]:
+    script, flags = MODES[mode]
+    common = [
+        "--model_name_or_path",
+        args.model,
+        "--task_name",
+        "sst2",
+        "--data_dir",
+        args.data_dir,
+        "--output_dir",
+        output_dir,
+        "--max_train_samples",
+        str(train_rows),
+        "--max_seq_length",
+        str(args.max_seq_length),
+        "--per_device_train_batch_size",
+        "32",
+        "--learning_rate",
+        "5e-5",
+        "--num_train_epochs",
+        "1",
+        "--seed",
+        "42",
+    ]
+    if script == OURS:
+        common += ["--do_train", "--do_eval", "--save_strategy", "no", "--overwrite_output_dir", "true"]
+        common += ["--disable_tqdm", "true", "--report_to", "none"]
+    return [sys.executable, script, *common, *flags, *extra]
+
+
+def timed_run(command: list[str], output_dir: str, log_path: str) -> dict:
+    """Run one command in a fresh process: its wall time, peak RSS (its own, from wait4) and its metric files."""
+    start = time.perf_counter()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        with open(log_path) as f:
+            tail = f.read()[-3000:]
+        raise RunFailed(f"{shlex.join(command)} exited with {proc.returncode}:\n{tail}")
+    metrics = {}
+    for name in ("train_results.json", "eval_results.json"):
+        with open(os.path.join(output_dir, name)) as f:
+            metrics.update(json.load(f))
+    rss = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    return {
+        "wall_s": wall,
+        "train_s": metrics["train_runtime"],
+        "train_samples_per_second": metrics["train_samples_per_second"],
+        "eval_s": metrics["eval_runtime"],
+        "eval_accuracy": metrics["eval_accuracy"],
+        "peak_rss_bytes": rss,
+    }
+
+
+def real_tokens(model: str, data_dir: str, rows: int, max_seq_length: int) -> int:
+    """Tokens of the first `rows` training rows after truncation, special tokens included, no padding."""
+    from transformers import AutoTokenizer
+
+    from textcls.glue import load_glue_dir
+    from textcls.modeling import resolve_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model))
+    texts = list(load_glue_dir("sst2", data_dir)["train"].select(range(rows))["sentence"])
+    return sum(len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_seq_length)["input_ids"])
+
+
+def summarize(runs: list[dict], tokens: int) -> dict:
+    keys = ("wall_s", "train_s", "train_samples_per_second", "eval_s", "eval_accuracy", "peak_rss_bytes")
+    out = {k: statistics.median(r[k] for r in runs) for k in keys}
+    out["real_tokens_per_second"] = tokens / out["train_s"]
+    out["other_s"] = out["wall_s"] - out["train_s"] - out["eval_s"]  # start-up, loading, tokenizing, saving
+    return out
+
+
+def ratios(medians: dict) -> dict:
+    values = {}
+    if "ours" in medians and "slow" in medians:
+        values["train_throughput_vs_slow"] = (
+            medians["ours"]["train_samples_per_second"] / medians["slow"]["train_samples_per_second"]
+        )
+        values["accuracy_vs_slow_points"] = 100 * (medians["ours"]["eval_accuracy"] - medians["slow"]["eval_accuracy"])
+    if "ours" in medians and "hf_best" in medians:
+        values["end_to_end_vs_hf_best"] = medians["hf_best"]["wall_s"] / medians["ours"]["wall_s"]
+    if "ours" in medians and "ours_lora" in medians:
+        values["lora_step_time_vs_full"] = medians["ours_lora"]["train_s"] / medians["ours"]["train_s"]
+    return {
+        name: {"value": values[name], "how": how, "target": target, "met": bool(test(values[name]))}
+        for name, how, target, test in TARGETS
+        if name in values
+    }
+
+
+def table(medians: dict, train_rows: int) -> str:
+    head = ["mode", "train samples/s", "real tokens/s", "train s", "eval s", "other s", "wall s", "RSS MiB", "acc"]
+    rows = [head, ["---"] * len(head)]
+    for mode, m in medians.items():
+        rows.append(
+            [
+                mode,
+                f"{m['train_samples_per_second']:.1f}",
+                f"{m['real_tokens_per_second']:.0f}",
+                f"{m['train_s']:.1f}",
+                f"{m['eval_s']:.1f}",
+                f"{m['other_s']:.1f}",
+                f"{m['wall_s']:.1f}",
+                f"{m['peak_rss_bytes'] / 2**20:.0f}",
+                f"{100 * m['eval_accuracy']:.2f}",
+            ]
+        )
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows) + f"\n\n({train_rows} training rows, medians)"
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data_dir", required=True, help="original GLUE SST-2 folder, e.g. ../shared/data/glue/SST-2")
+    p.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
+    p.add_argument("--train_rows", type=int, default=2000)
+    p.add_argument("--max_seq_length", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--modes", nargs="+", default=list(DEFAULT_MODES), choices=list(MODES))
+    p.add_argument("--scaling", action="store_true", help="also 1k/4k/16k rows and max_seq_length 32/64/128")
+    p.add_argument("--scaling_rows", type=int, nargs="+", default=list(SCALING_ROWS))
+    p.add_argument("--scaling_lengths", type=int, nargs="+", default=list(SCALING_LENGTHS))
+    p.add_argument("--out", help="result JSON (default results/speed/cpu-<date>.json; a GPU run names its own)")
+    p.add_argument("--work_dir", help="where the runs write (default: a temporary folder, removed at the end)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse(argv)
+    if not os.path.isfile(os.path.join(args.data_dir, "train.tsv")):
+        raise UserError(f"{args.data_dir} has no train.tsv: pass the original GLUE SST-2 folder as --data_dir.")
+    if args.repeats < 1:
+        raise UserError("--repeats must be 1 or more.")
+    date = datetime.date.today().isoformat()
+    out_path = args.out or os.path.join(ROOT, "results", "speed", f"cpu-{date}.json")
+    with tempfile.TemporaryDirectory(dir=args.work_dir) as work:
+        env = {"TOKENIZERS_PARALLELISM": "false"}
+        os.environ.update(env)
+
+        def measure(label, mode, rows, extra=()):
+            out_dir = os.path.join(work, label)
+            command = run_command(mode, args, out_dir, rows, extra)
+            result = timed_run(command, out_dir, os.path.join(work, f"{label}.log"))
+            print(
+                f"  {label}: {result['train_samples_per_second']:.1f} samples/s, wall {result['wall_s']:.1f} s, "
+                f"acc {100 * result['eval_accuracy']:.2f}",
+                flush=True,
+            )
+            return {**result, "command": shlex.join(["python", os.path.relpath(command[1], ROOT), *command[2:]])}
+
+        runs = {mode: [] for mode in args.modes}
+        for rep in range(args.repeats):
+            for mode in args.modes:
+                runs[mode].append(measure(f"{mode}-{rep}", mode, args.train_rows))
+        tokens = real_tokens(args.model, args.data_dir, args.train_rows, args.max_seq_length)
+        medians = {mode: summarize(r, tokens) for mode, r in runs.items()}
+        scaling = {}
+        if args.scaling:
+            scaling["rows"] = []
+            for rows in args.scaling_rows:
+                r = measure(f"rows-{rows}", "ours", rows)
+                n = real_tokens(args.model, args.data_dir, rows, args.max_seq_length)
+                per_1k = r["train_s"] * 1000 / rows
+                scaling["rows"].append({"train_rows": rows, "real_tokens": n, **r, "train_s_per_1k_rows": per_1k})
+            scaling["max_seq_length"] = []
+            for length in args.scaling_lengths:
+                r = measure(f"len-{length}", "slow", args.train_rows, ["--max_seq_length", str(length)])
+                padded = args.train_rows * length
+                scaling["max_seq_length"].append({"max_seq_length": length, "padded_tokens": padded, **r})
+    checks = ratios(medians)
+    record = {
+        "benchmark": "speed",
+        "date": date,
+        "command": shlex.join(["python", "benchmarks/speed.py", *argv]),
+        "model": args.model,
+        "data": f"SST-2 train.tsv first {args.train_rows} rows, dev.tsv all rows",
+        "settings": {"epochs": 1, "batch_size": 32, "lr": 5e-5, "seed": 42, "max_seq_length": args.max_seq_length},
+        "train_rows": args.train_rows,
+        "real_tokens": tokens,
+        "repeats": args.repeats,
+        "environment": environment(),
+        **git_state(),
+        "medians": medians,
+        "targets": checks,
+        "scaling": scaling,
+        "runs": runs,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    write_json_atomic(out_path, record)
+    print()
+    print(table(medians, args.train_rows))
+    for name, c in checks.items():
+        print(f"{name} = {c['value']:.2f} ({c['how']}; target {c['target']}: {'met' if c['met'] else 'NOT met'})")
+    for s in scaling.get("rows", []):
+        print(f"rows {s['train_rows']}: train {s['train_s']:.1f} s ({s['train_s_per_1k_rows']:.1f} s per 1k rows)")
+    for s in scaling.get("max_seq_length", []):
+        print(f"padded to {s['max_seq_length']}: {s['train_samples_per_second']:.1f} samples/s")
+    print(f"wrote {out_path}")
+    return 0
+
+
+def cli(argv=None) -> int:
+    try:
+        return main(argv)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except RunFailed as e:  # one run's own error, with its command and log tail; nothing is recorded
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
