@@ -40,6 +40,9 @@ def test_fast_path_and_ddp_defaults():
     _, _, _, t, _ = parse_args(["--output_dir", "o"])
     assert t.train_sampling_strategy == "group_by_length"
     assert t.average_tokens_across_devices is False
+    assert t.per_device_eval_batch_size == 64  # length-sorted evaluation makes large batches cheap
+    _, _, _, t, _ = parse_args(["--output_dir", "o", "--per_device_eval_batch_size", "4"])
+    assert t.per_device_eval_batch_size == 4
 
 
 def test_cli_can_turn_off_recipe_bool(tmp_path):

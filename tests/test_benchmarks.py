@@ -48,6 +48,7 @@ def speed_record(tiny_bert, tmp_path_factory):
         "16",
         "--scaling_lengths",
         "16",
+        "64",
         "--out",
         str(out),
     ]
@@ -85,7 +86,10 @@ def test_record_has_ratios_scaling_and_provenance(speed_record):
     assert record["real_tokens"] > 32  # [CLS] and [SEP] at least, per row
     assert m["ours"]["real_tokens_per_second"] == pytest.approx(record["real_tokens"] / m["ours"]["train_s"])
     assert [s["train_rows"] for s in record["scaling"]["rows"]] == [16]
-    assert [s["max_seq_length"] for s in record["scaling"]["max_seq_length"]] == [16]
+    lengths = record["scaling"]["max_seq_length"]
+    assert [s["max_seq_length"] for s in lengths] == [16, 64]
+    assert lengths[1]["command"] == record["runs"]["slow"][0]["command"]  # the slow mode's run, not a second one
+    assert "--max_seq_length 16" in lengths[0]["command"]
     assert record["command"].startswith("python benchmarks/speed.py --data_dir")
     assert record["git_sha"] and record["environment"]["packages"]["torch"]
     assert "| ours |" in stdout and "lora_step_time_vs_full" in stdout

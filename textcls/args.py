@@ -174,6 +174,11 @@ class ClassificationTrainingArguments(TrainingArguments):
             "'sequential' or 'batch_rebalance'."
         },
     )
+    # Evaluation runs sorted by length (textcls/trainer.py), so large batches cost little padding; Trainer's 8 pays
+    # per-batch overhead 8 times as often for the same predictions.
+    per_device_eval_batch_size: int = field(
+        default=64, metadata={"help": "Batch size per device for evaluation and prediction (default 64 here)."}
+    )
     # With True, transformers 5 multiplies the classification loss and grad-norm by the world size under DDP.
     average_tokens_across_devices: bool = field(
         default=False,
