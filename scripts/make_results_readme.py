@@ -169,6 +169,9 @@ def hardware(run: dict) -> str:
         text = f"{len(gpus)}x {gpus[0]}" if len(set(gpus)) == 1 else ", ".join(gpus)
     else:
         text = f"{env.get('cpu', '?')} ({env.get('cpu_count', '?')} cores)"
+        threads = env.get("torch_threads")
+        if threads and threads < (env.get("cpu_count") or 0):
+            text += f", {threads} thread{'s' if threads > 1 else ''} per run"
     processes = env.get("world_size", 1)
     return text + (f", {processes} processes" if processes > 1 else "")
 

@@ -69,7 +69,16 @@ def test_record_run_adds_replaces_and_summarises(tmp_path):
 
     run = data["runs"][0]
     assert run["recipe_sha256"] == data["config_sha256"] and len(run["recipe_sha256"]) == 64
-    assert set(run["environment"]) >= {"python", "packages", "platform", "cpu", "cpu_count", "gpus", "world_size"}
+    assert set(run["environment"]) >= {
+        "python",
+        "packages",
+        "platform",
+        "cpu",
+        "cpu_count",
+        "gpus",
+        "world_size",
+        "torch_threads",
+    }
     assert set(run["environment"]["packages"]) >= {"torch", "transformers", "peft", "accelerate", "datasets"}
     assert {"git_sha", "git_dirty", "date"} <= set(run)
     assert data["recipe"] == recipe  # outside the repository: kept as given
@@ -495,3 +504,13 @@ def test_submission_cli_collects_runs(tmp_path, capsys):
     no_pred = write_run(tmp_path / "nopred", {"task_name": "rte"}, {})
     assert submission.main([out, no_pred]) == 2
     assert "run" in capsys.readouterr().err
+
+
+def test_hardware_names_gpus_processes_and_reduced_threads():
+    make = load_script("make_results_readme")
+    cpu = {"cpu": "AMD EPYC", "cpu_count": 2, "world_size": 1}
+    assert make.hardware({"environment": {**cpu, "torch_threads": 2}}) == "AMD EPYC (2 cores)"
+    assert make.hardware({"environment": {**cpu, "torch_threads": 1}}) == "AMD EPYC (2 cores), 1 thread per run"
+    assert make.hardware({"environment": cpu}) == "AMD EPYC (2 cores)"  # records from before threads were kept
+    gpus = {"gpus": ["NVIDIA H200"] * 4, "world_size": 4, "torch_threads": 1, "cpu_count": 16}
+    assert make.hardware({"environment": gpus}) == "4x NVIDIA H200, 4 processes"

@@ -137,6 +137,8 @@ def environment() -> dict:
         "cpu_count": os.cpu_count(),
         "gpus": gpus,
         "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+        # wall times depend on it: two runs sharing a 2-core machine use one thread each
+        "torch_threads": torch.get_num_threads() if torch is not None else None,
     }
 
 
