@@ -21,6 +21,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 
+def _bool(text: str) -> bool:
+    return text.lower() in ("1", "true", "yes")
+
+
 def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model_name_or_path", required=True)
@@ -35,6 +39,7 @@ def parse(argv):
     p.add_argument("--learning_rate", type=float, default=5e-5)
     p.add_argument("--num_train_epochs", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--bf16", type=_bool, nargs="?", const=True, default=False, help="bf16 mixed precision")
     return p.parse_args(argv)
 
 
@@ -63,6 +68,7 @@ def main(argv=None) -> int:
         learning_rate=args.learning_rate,
         num_train_epochs=args.num_train_epochs,
         seed=args.seed,
+        bf16=args.bf16,
         train_sampling_strategy="group_by_length" if args.group_by_length else "random",
         save_strategy="no",
         report_to="none",
@@ -104,6 +110,7 @@ def main(argv=None) -> int:
         eval_dataset=eval_dataset,
         compute_metrics=compute_metrics,
         processing_class=tokenizer,
+        # run_glue.py pads to a multiple of 8 under fp16 only, not bf16
         data_collator=default_data_collator if args.pad_to_max_length else DataCollatorWithPadding(tokenizer),
     )
     train_result = trainer.train()

@@ -81,7 +81,7 @@ def run_command(mode: str, args, output_dir: str, train_rows: int, extra=()) -> 
         "--max_seq_length",
         str(args.max_seq_length),
         "--per_device_train_batch_size",
-        "32",
+        str(args.batch_size),
         "--learning_rate",
         "5e-5",
         "--num_train_epochs",
@@ -92,7 +92,7 @@ def run_command(mode: str, args, output_dir: str, train_rows: int, extra=()) -> 
     if script == OURS:
         common += ["--do_train", "--do_eval", "--save_strategy", "no", "--overwrite_output_dir", "true"]
         common += ["--disable_tqdm", "true", "--report_to", "none"]
-    return [sys.executable, script, *common, *flags, *extra]
+    return [sys.executable, script, *common, *flags, *shlex.split(args.run_flags), *extra]
 
 
 def timed_run(command: list[str], output_dir: str, log_path: str) -> dict:
@@ -186,6 +186,8 @@ def parse(argv):
     p.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
     p.add_argument("--train_rows", type=int, default=2000)
     p.add_argument("--max_seq_length", type=int, default=128)
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--run_flags", default="", help="more flags for every run of every mode, e.g. '--bf16 true'")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument(
         "--slow_repeats", type=int, default=1, help="runs of the slow mode (default 1: it alone takes minutes per run)"
@@ -253,7 +255,14 @@ def main(argv=None) -> int:
         "command": shlex.join(["python", "benchmarks/speed.py", *argv]),
         "model": args.model,
         "data": f"SST-2 train.tsv first {args.train_rows} rows, dev.tsv all rows",
-        "settings": {"epochs": 1, "batch_size": 32, "lr": 5e-5, "seed": 42, "max_seq_length": args.max_seq_length},
+        "run_flags": args.run_flags,
+        "settings": {
+            "epochs": 1,
+            "batch_size": args.batch_size,
+            "lr": 5e-5,
+            "seed": 42,
+            "max_seq_length": args.max_seq_length,
+        },
         "train_rows": args.train_rows,
         "real_tokens": tokens,
         "repeats": args.repeats,
