@@ -14,6 +14,7 @@ import argparse
 import glob
 import json
 import os
+import shlex
 import shutil
 import sys
 
@@ -185,6 +186,19 @@ def _ours(s: dict) -> str:
     return f"{100 * s['median']:.2f}{std} (n={s['n']})"
 
 
+def training_subset(runs: list[dict]) -> str | None:
+    """'first N training rows' when the runs trained on a subset (--max_train_samples), for the table to say so."""
+    caps = set()
+    for run in runs:
+        words = shlex.split(run.get("command") or "")
+        cap = next((words[i + 1] for i, w in enumerate(words[:-1]) if w == "--max_train_samples"), None)
+        cap = cap or next((w.split("=", 1)[1] for w in words if w.startswith("--max_train_samples=")), None)
+        caps.add(cap)
+    if caps == {None}:
+        return None
+    return ", ".join(f"first {int(c):,} training rows" if c else "all training rows" for c in sorted(caps, key=str))
+
+
 def curve_plot_path(plots_dir: str, benchmark: str, task: str, name: str, seed) -> str:
     return os.path.join(plots_dir, benchmark, task, name, f"seed-{seed}.png")
 
@@ -212,6 +226,9 @@ def model_table(benchmark: str, name: str, tasks: dict, sources: dict, plots) ->
         last = max(data["runs"], key=lambda r: r["date"])  # the newest run: its machine and day
         numbers = ref[1].get(task, {}) if ref else {}
         label = GLUE_TASKS[task].dir_name if task in GLUE_TASKS else task
+        subset = training_subset(data["runs"])
+        if subset:
+            label += f" (subset: {subset})"
         for row_number, (short, key, metric_label) in enumerate(display_metrics(task, data["summary"])):
             s = data["summary"][key]
             published, delta = "—", "—"
@@ -342,7 +359,7 @@ def speed_section(results_dir: str, plots_dir: str, plt) -> list[str]:
             "",
             f"{record['model']}; {record['data']}; settings {json.dumps(record['settings'])}; medians of "
             f"{record['repeats']} runs per mode ({record.get('slow_repeats', record['repeats'])} of the slow mode), "
-            "each a fresh process. {hardware({'environment': env})}, "
+            f"each a fresh process. {hardware({'environment': env})}, "
             f"torch {packages.get('torch')}, transformers {packages.get('transformers')}, "
             f"{record['date']}, commit {(record.get('git_sha') or '?')[:8]}"
             f"{' (uncommitted changes)' if record.get('git_dirty') else ''}.",
@@ -354,10 +371,15 @@ def speed_section(results_dir: str, plots_dir: str, plt) -> list[str]:
         ]
         for mode, m in record["medians"].items():
             lines.append(f"| {mode} | " + " | ".join(fmt(m) for _, fmt in SPEED_COLUMNS) + " |")
+        peak = record.get("peak_bf16_tflops_measured")
+        if record.get("mfu_real_tokens") and peak:
+            mfu = ", ".join(f"{mode} {100 * v:.1f}%" for mode, v in record["mfu_real_tokens"].items() if v is not None)
+            lines += ["", f"MFU on real tokens ({record.get('device')}, measured peak {peak:.0f} TFLOP/s): {mfu}."]
         lines += ["", "| ratio | how | value | target | met |", "|---|---|---|---|---|"]
         for ratio, c in record["targets"].items():
             met = "yes" if c["met"] else "**no**"
-            lines.append(f"| {ratio} | {c['how']} | {c['value']:.2f} | {c['target']} | {met} |")
+            target = c["target"].replace("|", "\\|")  # |x| would split the table cell
+            lines.append(f"| {ratio} | {c['how']} | {c['value']:.2f} | {target} | {met} |")
         scaling = record.get("scaling") or {}
         if scaling.get("rows"):
             lines += ["", "| mode | training rows | real tokens | train s | train s per 1k rows | end-to-end s |"]

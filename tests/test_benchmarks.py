@@ -133,6 +133,8 @@ def test_results_readme_shows_the_speed_record(speed_record, tmp_path):
         assert f"| {name} |" in text
     assert "| ours | 16 |" in text and "| slow | 16 |" in text  # the scaling rows
     assert "## glue" not in text  # a speed record is not a GLUE result
+    assert f"each a fresh process. {record['environment']['cpu']} (" in text
+    assert "| \\|x\\| <= 0.5 |" in text  # escaped: a bare | would split the cell
 
 
 def test_speed_plot(speed_record, tmp_path):
@@ -150,3 +152,49 @@ def test_speed_plot(speed_record, tmp_path):
     text = make.render(str(tmp_path), {}, plt=plt)
     assert "![speed cpu-x](plots/speed/cpu-x.png)" in text
     assert (tmp_path / "plots" / "speed" / "cpu-x.png").stat().st_size > 1000
+
+
+def test_gpu_script_on_cpu_with_a_tiny_config(tiny_bert, tmp_path):
+    """benchmarks/gpu.py cannot be run here without a GPU; its whole path runs on a tiny config instead."""
+    data = write_sst2(tmp_path / "SST-2")
+    out = tmp_path / "gpu.json"
+    command = [sys.executable, "benchmarks/gpu.py", "--tiny", "--allow_cpu", "--data_dir", data, "--tokenizer"]
+    command += [tiny_bert, "--train_rows", "16", "--max_seq_length", "64", "--repeats", "1", "--peak_tflops", "1"]
+    proc = subprocess.run([*command, "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    record = json.loads(out.read_text())
+    from benchmarks import gpu
+
+    assert list(record["medians"]) == list(gpu.DEFAULT_MODES)
+    arch = record["architecture"]
+    assert arch["layers"] == 2 and arch["hidden"] == 32 and 0 < arch["non_embedding_params"] < arch["total_params"]
+    for mode, value in record["mfu_real_tokens"].items():  # flops / train time / (1 TFLOP/s)
+        assert value == pytest.approx(record["useful_flops_per_epoch"] / record["medians"][mode]["train_s"] / 1e12)
+    assert "--bf16" not in record["runs"]["ours"][0]["command"]  # fp32 on a CPU
+    assert "MFU on real tokens, ours:" in proc.stdout
+
+    from scripts import make_results_readme as make
+
+    (tmp_path / "results" / "speed").mkdir(parents=True)
+    (tmp_path / "results" / "speed" / "gpu-h200.json").write_text(json.dumps(record))
+    text = make.render(str(tmp_path / "results"), {}, plt=None)
+    assert "### gpu-h200" in text and "MFU on real tokens (cpu, measured peak 1 TFLOP/s): hf_default" in text
+
+
+def test_gpu_flops_count():
+    from benchmarks import gpu
+
+    arch = {"non_embedding_params": 1000, "layers": 2, "hidden": 8}
+    # dense: 6 x 1000 x (3 + 5) tokens; attention: 12 x 2 layers x 8 x (9 + 25)
+    assert gpu.useful_flops(arch, [3, 5]) == 6 * 1000 * 8 + 12 * 2 * 8 * 34
+
+
+def test_gpu_script_refuses_to_run_without_a_gpu(tmp_path, capsys):
+    import torch
+
+    from benchmarks import gpu
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    assert gpu.cli(["--data_dir", str(tmp_path), "--tokenizer", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+    assert "no GPU is visible" in capsys.readouterr().err

@@ -514,3 +514,19 @@ def test_hardware_names_gpus_processes_and_reduced_threads():
     assert make.hardware({"environment": cpu}) == "AMD EPYC (2 cores)"  # records from before threads were kept
     gpus = {"gpus": ["NVIDIA H200"] * 4, "world_size": 4, "torch_threads": 1, "cpu_count": 16}
     assert make.hardware({"environment": gpus}) == "4x NVIDIA H200, 4 processes"
+
+
+def test_a_training_subset_is_named_in_the_table(tmp_path):
+    make = load_script("make_results_readme")
+    results = tmp_path / "results"
+    path = str(results / "glue" / "sst2" / "all-MiniLM-L6-v2.json")
+    for seed in (1, 2):
+        command = f"python run_classification.py r.json --max_train_samples 10000 --seed {seed}"
+        R.record_run(path, seed, {"eval_accuracy": 0.85}, command, None, {"task": "sst2"})
+    R.record_run(str(results / "glue" / "rte" / "x.json"), 1, {"eval_accuracy": 0.6}, "python r.py", None, {})
+    text = make.render(str(results), {}, plt=None)
+    assert "| SST-2 (subset: first 10,000 training rows) | accuracy |" in text
+    assert "| RTE | accuracy |" in text  # full training set: no label
+    assert make.training_subset([{"command": "x --max_train_samples=500"}, {"command": "x"}]) == (
+        "first 500 training rows, all training rows"
+    )
