@@ -330,8 +330,12 @@ def main(argv: list[str] | None = None) -> dict:
     )
     out = training_args.output_dir
     main_process = trainer.is_world_process_zero()
+    # An evaluation or prediction run into a trained model's folder keeps that folder's training recipe.
+    recipe_name = "recipe.json"
+    if not training_args.do_train and os.path.isfile(os.path.join(out, recipe_name)):
+        recipe_name = "recipe_eval.json"
     if main_process:
-        write_recipe(resolved, out)
+        write_recipe(resolved, out, recipe_name)
 
     results = {}
     if training_args.do_train:
@@ -410,7 +414,7 @@ def main(argv: list[str] | None = None) -> dict:
         if data_args.results_file:
             from textcls.results import record_from_output_dir
 
-            record_from_output_dir(data_args.results_file, out, argv, time.monotonic() - start)
+            record_from_output_dir(data_args.results_file, out, argv, time.monotonic() - start, recipe_name)
             logger.info("recorded in %s", data_args.results_file)
     return results
 

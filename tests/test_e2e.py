@@ -431,3 +431,27 @@ def test_config_overrides(tiny_bert, sentiment_files, tmp_path):
             "--config_overrides",
             "hiden_dropout_prob=0",
         )
+
+
+def test_evaluating_a_trained_folder_in_place_keeps_its_training_recipe(tiny_bert, sentiment_files, tmp_path):
+    out = tmp_path / "out"
+    run(tiny_bert, out, "--train_file", sentiment_files["train"], "--do_train")
+    trained = (out / "recipe.json").read_text()
+    R.main(
+        [
+            "--model_name_or_path",
+            str(out),
+            "--output_dir",
+            str(out),
+            "--validation_file",
+            sentiment_files["dev"],
+            "--do_eval",
+            "--per_device_eval_batch_size",
+            "4",
+        ]
+    )
+    assert (out / "recipe.json").read_text() == trained  # still replays the training run
+    evaluation = json.loads((out / "recipe_eval.json").read_text())
+    assert evaluation["do_eval"] is True and evaluation["model_name_or_path"] == str(out)
+    assert "do_train" not in evaluation or evaluation["do_train"] is False
+    assert "eval_accuracy" in json.loads((out / "eval_results.json").read_text())

@@ -129,6 +129,7 @@ LOG_HISTORY = [
 def fake_output_dir(path, seed, accuracy, lr=2e-5):
     path.mkdir(parents=True)
     resolved = {"task_name": "rte", "model_name_or_path": "m", "seed": seed, "output_dir": str(path), "lr": lr}
+    resolved["do_train"] = True
     (path / "recipe.json").write_text(json.dumps(resolved))
     all_results = {
         "epoch": 2.0,
@@ -530,3 +531,15 @@ def test_a_training_subset_is_named_in_the_table(tmp_path):
     assert make.training_subset([{"command": "x --max_train_samples=500"}, {"command": "x"}]) == (
         "first 500 training rows, all training rows"
     )
+
+
+def test_record_of_an_evaluation_run_in_a_trained_folder(tmp_path):
+    """Its flags are in recipe_eval.json; the folder's trainer_state.json is the training run's, not its own."""
+    out = fake_output_dir(tmp_path / "out", 3, 0.7)
+    evaluation = {"task_name": "rte", "model_name_or_path": out, "seed": 9, "output_dir": out, "do_eval": True}
+    (tmp_path / "out" / "recipe_eval.json").write_text(json.dumps(evaluation))
+    results_file = str(tmp_path / "results.json")
+    data = R.record_from_output_dir(results_file, out, ["--do_eval"], 1.0, "recipe_eval.json")
+    run = data["runs"][0]
+    assert run["seed"] == 9 and run["model"] == out
+    assert run["log_history"] == []

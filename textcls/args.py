@@ -316,10 +316,10 @@ def parse_args(argv: list[str] | None = None):
     return model_args, data_args, lora_args, training_args, resolved
 
 
-def write_recipe(resolved: dict, output_dir: str) -> str:
+def write_recipe(resolved: dict, output_dir: str, name: str = "recipe.json") -> str:
     """The resolved flags, replayable with `python run_classification.py OUTPUT_DIR/recipe.json`."""
     from textcls.io import write_json_atomic
 
-    path = os.path.join(output_dir, "recipe.json")
+    path = os.path.join(output_dir, name)
     write_json_atomic(path, {k: v for k, v in resolved.items() if v is not None})
     return path

@@ -264,17 +264,20 @@ def _read_json(path: str, why: str):
         raise UserError(f"{path} is missing, {why}") from None
 
 
-def record_from_output_dir(results_file: str, output_dir: str, argv: list[str], wall_time_s: float) -> dict:
+def record_from_output_dir(
+    results_file: str, output_dir: str, argv: list[str], wall_time_s: float, recipe_name: str = "recipe.json"
+) -> dict:
     """Record the run that just wrote `output_dir` (run_classification.py's --results_file), from its main process.
 
     `argv` is the script's argument list (recipe first, if any); the seed and configuration come from the resolved
-    flags in output_dir/recipe.json, metrics from all_results.json, curves from trainer_state.json when it trained.
+    flags in output_dir/recipe.json (recipe_eval.json for an evaluation run into a trained model's folder), metrics
+    from all_results.json, curves from trainer_state.json when it trained.
     """
-    resolved = _read_json(os.path.join(output_dir, "recipe.json"), "though every run writes it before training.")
+    resolved = _read_json(os.path.join(output_dir, recipe_name), "though every run writes it before training.")
     all_results = _read_json(os.path.join(output_dir, "all_results.json"), "though every finished run writes it.")
     state_file = os.path.join(output_dir, "trainer_state.json")
     log_history = []
-    if os.path.isfile(state_file):  # written only when the run trained
+    if resolved.get("do_train") and os.path.isfile(state_file):  # an earlier training run's, otherwise
         with open(state_file, encoding="utf-8") as f:
             log_history = json.load(f)["log_history"]
     recipe = argv[0] if argv and argv[0].endswith(".json") and not argv[0].startswith("-") else None
