@@ -191,6 +191,11 @@ def main(argv: list[str] | None = None) -> dict:
         raise UserError("nothing to do: pass --do_train, --do_eval and/or --do_predict.")
     check_launch(training_args)
     check_threads(training_args)
+    code_version = None
+    if data_args.results_file:
+        from textcls.results import git_state
+
+        code_version = git_state()  # the code that runs now, not what the folder holds when the run ends
     if model_args.model_name_or_path is None:
         raise UserError("--model_name_or_path (or --model) is required: a hub id or a local model folder.")
     if model_args.trust_remote_code:
@@ -414,7 +419,9 @@ def main(argv: list[str] | None = None) -> dict:
         if data_args.results_file:
             from textcls.results import record_from_output_dir
 
-            record_from_output_dir(data_args.results_file, out, argv, time.monotonic() - start, recipe_name)
+            record_from_output_dir(
+                data_args.results_file, out, argv, time.monotonic() - start, recipe_name, code_version
+            )
             logger.info("recorded in %s", data_args.results_file)
     return results
 

@@ -543,3 +543,11 @@ def test_record_of_an_evaluation_run_in_a_trained_folder(tmp_path):
     run = data["runs"][0]
     assert run["seed"] == 9 and run["model"] == out
     assert run["log_history"] == []
+
+
+def test_record_keeps_the_code_version_taken_at_the_start(tmp_path):
+    """A long run records the commit it started from, not whatever the checkout holds when it ends."""
+    out = fake_output_dir(tmp_path / "out", 1, 0.7)
+    started = {"git_sha": "a" * 40, "git_dirty": False}
+    data = R.record_from_output_dir(str(tmp_path / "r.json"), out, [], 1.0, code_version=started)
+    assert data["runs"][0]["git_sha"] == "a" * 40 and data["runs"][0]["git_dirty"] is False

@@ -265,7 +265,12 @@ def _read_json(path: str, why: str):
 
 
 def record_from_output_dir(
-    results_file: str, output_dir: str, argv: list[str], wall_time_s: float, recipe_name: str = "recipe.json"
+    results_file: str,
+    output_dir: str,
+    argv: list[str],
+    wall_time_s: float,
+    recipe_name: str = "recipe.json",
+    code_version: dict | None = None,
 ) -> dict:
     """Record the run that just wrote `output_dir` (run_classification.py's --results_file), from its main process.
 
@@ -293,6 +298,7 @@ def record_from_output_dir(
         "samples": samples,
         "output_dir": output_dir,
         "log_history": log_history,
+        **(code_version or {}),  # git_state() taken when the run started
     }
     command = shlex.join(["python", "run_classification.py", *argv])
     return record_run(results_file, resolved["seed"], metrics, command, recipe, extra)
