@@ -176,11 +176,7 @@ def main(argv=None) -> int:
 
 
 def cli(argv=None) -> int:
-    try:
-        return main(argv)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return speed.run_cli(main, argv)
 
 
 if __name__ == "__main__":

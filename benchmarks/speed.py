@@ -288,15 +288,20 @@ def main(argv=None) -> int:
     return 0
 
 
-def cli(argv=None) -> int:
+def run_cli(main_fn, argv=None) -> int:
+    """Exit codes of a benchmark script: 2 for bad arguments, 1 when one of its runs fails."""
     try:
-        return main(argv)
+        return main_fn(argv)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except RunFailed as e:  # one run's own error, with its command and log tail; nothing is recorded
         print(f"error: {e}", file=sys.stderr)
         return 1
+
+
+def cli(argv=None) -> int:
+    return run_cli(main, argv)
 
 
 if __name__ == "__main__":

@@ -198,3 +198,13 @@ def test_gpu_script_refuses_to_run_without_a_gpu(tmp_path, capsys):
         pytest.skip("a GPU is visible")
     assert gpu.cli(["--data_dir", str(tmp_path), "--tokenizer", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
     assert "no GPU is visible" in capsys.readouterr().err
+
+
+def test_a_failing_run_is_one_error_and_no_record(tmp_path, capsys):
+    data = write_sst2(tmp_path / "SST-2")
+    out = tmp_path / "speed.json"
+    argv = ["--data_dir", data, "--model", str(tmp_path / "no-model"), "--modes", "ours", "--repeats", "1"]
+    assert speed.cli([*argv, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "exited with 2" in err and "no-model" in err
+    assert not out.exists()
