@@ -176,6 +176,89 @@ def make_compute_metrics(problem_type, task_name, label_names, threshold, hub_me
     return fn
 
 
+def check_split_columns(splits, columns) -> None:
+    """Every split has the text columns; every split that is trained or evaluated on has the labels."""
+    for role, names in splits.items():
+        for name, ds in names.items():
+            missing = [c for c in (columns.text, columns.text_pair) if c and c not in ds.features]
+            if missing:
+                raise UserError(f"the {name} split has no column {missing[0]!r}. Columns: {', '.join(ds.features)}.")
+            if role != "test" and columns.label not in ds.features:
+                raise UserError(
+                    f"--do_{role} needs labels, but the {name} split has no column {columns.label!r}. Columns: "
+                    f"{', '.join(ds.features)}. Add the labels to it, or pass --label_column NAME."
+                )
+
+
+def tokenize_splits(splits, columns, tokenizer, label_names, problem_type, data_names, data_args) -> dict:
+    """{(role, split): tokenized rows}; evaluation and test rows sorted by length, with the order to undo it."""
+    tokenized = {}
+    for role, names in splits.items():
+        for name, ds in names.items():
+            has_label = columns.label is not None and columns.label in ds.features
+            labels = (
+                D.encode_labels(
+                    list(ds[columns.label]), label_names, problem_type, name, data_names, require_labels=role != "test"
+                )
+                if has_label
+                else None
+            )
+            if role == "test" and labels is not None and any(v is None or v == -1 for v in labels):
+                labels = None  # unlabelled test rows (GLUE's -1): predict only, no loss
+            tok = D.tokenize_split(
+                ds, tokenizer, columns, labels, data_args.max_seq_length, data_args.pad_to_max_length, name
+            )
+            tokenized[(role, name)] = tok if role == "train" else sort_by_length(tok)
+    return tokenized
+
+
+def evaluate_and_predict(
+    trainer, roles, tokenized, splits, columns, problem_type, label_names, data_names, data_args, task
+) -> dict:
+    """Evaluate every eval split and predict every test split; the main process writes metrics, the per-class
+    report, predictions in input order and, for a GLUE task, the server's submission files. Returns the metrics."""
+    out = trainer.args.output_dir
+    main_process = trainer.is_world_process_zero()
+    results = {}
+    for role in ("eval", "test"):
+        for name in roles[role]:
+            tok, order = tokenized[(role, name)]
+            suffix = split_suffix(name)
+            prefix = ("eval" if role == "eval" else "predict") + (f"_{suffix}" if suffix else "")
+            out_pred = trainer.predict(tok, metric_key_prefix=prefix)
+            predictions = unsort(out_pred.predictions, order)
+            metrics = {**(out_pred.metrics or {}), f"{prefix}_samples": len(tok)}
+            results.update(metrics)
+            trainer.log_metrics(prefix, metrics)
+            if not main_process:
+                continue
+            write_json_atomic(os.path.join(out, f"{prefix}_results.json"), metrics)
+            gold = unsort(out_pred.label_ids, order) if out_pred.label_ids is not None else None
+            if role == "eval" and problem_type != "regression":
+                report = classification_report(
+                    predictions, gold, label_names, problem_type, data_args.multi_label_threshold
+                )
+                write_json_atomic(os.path.join(out, f"{prefix}_classification_report.json"), report)
+            if role == "test":
+                from textcls.io import write_jsonl_atomic
+
+                rows = prediction_rows(
+                    splits[role][name],
+                    columns,
+                    predictions,
+                    problem_type,
+                    label_names,
+                    data_names,
+                    data_args.multi_label_threshold,
+                )
+                path = os.path.join(out, f"predictions{'_' + suffix if suffix else ''}.jsonl")
+                write_jsonl_atomic(path, rows)
+                logger.info("predictions: %s", path)
+                if task is not None:
+                    write_submission(task.name, name, rows, os.path.join(out, "glue_submission"))
+    return results
+
+
 def main(argv: list[str] | None = None) -> dict:
     start = time.monotonic()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -239,16 +322,7 @@ def main(argv: list[str] | None = None) -> dict:
         task,
         need_label=training_args.do_train or training_args.do_eval,
     )
-    for role, names in splits.items():
-        for name, ds in names.items():
-            missing = [c for c in (columns.text, columns.text_pair) if c and c not in ds.features]
-            if missing:
-                raise UserError(f"the {name} split has no column {missing[0]!r}. Columns: {', '.join(ds.features)}.")
-            if role != "test" and columns.label not in ds.features:
-                raise UserError(
-                    f"--do_{role} needs labels, but the {name} split has no column {columns.label!r}. Columns: "
-                    f"{', '.join(ds.features)}. Add the labels to it, or pass --label_column NAME."
-                )
+    check_split_columns(splits, columns)
 
     # ---- model config, tokenizer, labels
     config, tokenizer = load_config_and_tokenizer(model_args)
@@ -263,23 +337,7 @@ def main(argv: list[str] | None = None) -> dict:
     problem_type, label_names, data_names = resolve_labels(raw, columns, data_args, config, training_args.do_train)
     logger.info("problem_type=%s labels=%s columns=%s", problem_type, label_names, columns)
 
-    tokenized = {}
-    for role, names in splits.items():
-        for name, ds in names.items():
-            has_label = columns.label is not None and columns.label in ds.features
-            labels = (
-                D.encode_labels(
-                    list(ds[columns.label]), label_names, problem_type, name, data_names, require_labels=role != "test"
-                )
-                if has_label
-                else None
-            )
-            if role == "test" and labels is not None and any(v is None or v == -1 for v in labels):
-                labels = None  # unlabelled test rows (GLUE's -1): predict only, no loss
-            tok = D.tokenize_split(
-                ds, tokenizer, columns, labels, data_args.max_seq_length, data_args.pad_to_max_length, name
-            )
-            tokenized[(role, name)] = tok if role == "train" else sort_by_length(tok)
+    tokenized = tokenize_splits(splits, columns, tokenizer, label_names, problem_type, data_names, data_args)
 
     # ---- model (+LoRA)
     # Seeded here, not only by Trainer later: a new classification head and LoRA's matrices are drawn when built.
@@ -355,46 +413,11 @@ def main(argv: list[str] | None = None) -> dict:
             write_json_atomic(os.path.join(out, "train_results.json"), metrics)
             trainer.save_state()
 
-    for role in ("eval", "test"):
-        for name in roles[role]:
-            tok, order = tokenized[(role, name)]
-            suffix = split_suffix(name)
-            prefix = (
-                "eval" + (f"_{suffix}" if suffix else "")
-                if role == "eval"
-                else "predict" + (f"_{suffix}" if suffix else "")
-            )
-            out_pred = trainer.predict(tok, metric_key_prefix=prefix)
-            predictions = unsort(out_pred.predictions, order)
-            metrics = {**(out_pred.metrics or {}), f"{prefix}_samples": len(tok)}
-            results.update(metrics)
-            trainer.log_metrics(prefix, metrics)
-            if not main_process:
-                continue
-            write_json_atomic(os.path.join(out, f"{prefix}_results.json"), metrics)
-            gold = unsort(out_pred.label_ids, order) if out_pred.label_ids is not None else None
-            if role == "eval" and problem_type != "regression":
-                report = classification_report(
-                    predictions, gold, label_names, problem_type, data_args.multi_label_threshold
-                )
-                write_json_atomic(os.path.join(out, f"{prefix}_classification_report.json"), report)
-            if role == "test":
-                from textcls.io import write_jsonl_atomic
-
-                rows = prediction_rows(
-                    splits[role][name],
-                    columns,
-                    predictions,
-                    problem_type,
-                    label_names,
-                    data_names,
-                    data_args.multi_label_threshold,
-                )
-                path = os.path.join(out, f"predictions{'_' + suffix if suffix else ''}.jsonl")
-                write_jsonl_atomic(path, rows)
-                logger.info("predictions: %s", path)
-                if task is not None:
-                    write_submission(task.name, name, rows, os.path.join(out, "glue_submission"))
+    results.update(
+        evaluate_and_predict(
+            trainer, roles, tokenized, splits, columns, problem_type, label_names, data_names, data_args, task
+        )
+    )
 
     if main_process:
         # Written fresh from this run's numbers: no stale keys from an earlier run in the same folder.
