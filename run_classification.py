@@ -16,7 +16,6 @@ import sys
 import time
 
 import transformers
-from transformers import DataCollatorWithPadding, default_data_collator
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, enable_full_determinism, set_seed
 
 from textcls import data as D
@@ -368,11 +367,7 @@ def main(argv: list[str] | None = None) -> dict:
         # With several eval splits (MNLI) Trainer names metrics eval_<split>_<metric>: select on the first split.
         training_args.metric_for_best_model = f"{eval_names[0]}_{metric}" if len(eval_names) > 1 else metric
         training_args.greater_is_better = metric != "mse"
-    if data_args.pad_to_max_length:
-        collator = default_data_collator
-    else:
-        mixed = training_args.fp16 or training_args.bf16
-        collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if mixed else None)
+    collator = D.make_collator(tokenizer, data_args.pad_to_max_length, training_args.fp16 or training_args.bf16)
     eval_sets = {split_suffix(n): tokenized[("eval", n)][0] for n in roles["eval"]}
     train_ds = tokenized.get(("train", "train"))
     if training_args.enable_jit_checkpoint:

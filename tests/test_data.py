@@ -177,3 +177,20 @@ def test_tokenize_pair_is_a_real_pair(tiny_bert):
     assert out["length"] == [7, 4]
     padded = D.tokenize_split(ds, tok, D.Columns("a", "b", None, None), None, 16, True, "test")
     assert {len(x) for x in padded["input_ids"]} == {16}
+
+
+@pytest.mark.parametrize(("mixed", "width"), [(False, 5), (True, 8)])
+def test_batches_pad_to_their_longest_row_and_to_8_under_mixed_precision(tiny_bert, mixed, width):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    rows = [{"input_ids": ids, "labels": 0} for ids in ([2, 5, 3], [2, 5, 6, 7, 3])]
+    batch = D.make_collator(tokenizer, pad_to_max_length=False, mixed_precision=mixed)(rows)
+    assert batch["input_ids"].shape == (2, width)
+    assert batch["input_ids"][0, 3:].tolist() == [tokenizer.pad_token_id] * (width - 3)
+
+
+def test_prepadded_rows_are_stacked_as_they_are():
+    from transformers import default_data_collator
+
+    assert D.make_collator(None, pad_to_max_length=True, mixed_precision=True) is default_data_collator

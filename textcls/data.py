@@ -405,3 +405,13 @@ def tokenize_split(
     if labels is not None:
         data["labels"] = labels
     return datasets.Dataset.from_dict(data)
+
+
+def make_collator(tokenizer, pad_to_max_length: bool, mixed_precision: bool):
+    """Rows already padded to max_seq_length are stacked as they are; otherwise each batch is padded to its longest
+    row, to a multiple of 8 under mixed precision (tensor-core friendly shapes on GPUs)."""
+    from transformers import DataCollatorWithPadding, default_data_collator
+
+    if pad_to_max_length:
+        return default_data_collator
+    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if mixed_precision else None)
