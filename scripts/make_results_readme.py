@@ -223,7 +223,8 @@ def model_table(benchmark: str, name: str, tasks: dict, sources: dict, plots) ->
     lines += [header, "|" + "---|" * (header.count("|") - 1)]
     for task in sorted(tasks, key=_task_order):
         data = tasks[task]
-        last = max(data["runs"], key=lambda r: r["date"])  # the newest run: its machine and day
+        last = max(data["runs"], key=lambda r: r["date"])  # the newest run: its day
+        machines = "; ".join(dict.fromkeys(hardware(r) for r in data["runs"]))  # each setup the seeds ran on
         numbers = ref[1].get(task, {}) if ref else {}
         label = GLUE_TASKS[task].dir_name if task in GLUE_TASKS else task
         subset = training_subset(data["runs"])
@@ -238,8 +239,7 @@ def model_table(benchmark: str, name: str, tasks: dict, sources: dict, plots) ->
                 published += "" if stated else " ‡"
                 delta = f"{100 * s['median'] - value:+.2f}"
             row = (
-                f"| {label} | {metric_label} | {_ours(s)} | {published} | {delta} | {hardware(last)} | "
-                f"{last['date'][:10]} |"
+                f"| {label} | {metric_label} | {_ours(s)} | {published} | {delta} | {machines} | {last['date'][:10]} |"
             )
             if plots:
                 links = " ".join(

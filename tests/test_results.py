@@ -551,3 +551,13 @@ def test_record_keeps_the_code_version_taken_at_the_start(tmp_path):
     started = {"git_sha": "a" * 40, "git_dirty": False}
     data = R.record_from_output_dir(str(tmp_path / "r.json"), out, [], 1.0, code_version=started)
     assert data["runs"][0]["git_sha"] == "a" * 40 and data["runs"][0]["git_dirty"] is False
+
+
+def test_table_lists_every_setup_the_seeds_ran_on(tmp_path):
+    make = load_script("make_results_readme")
+    path = str(tmp_path / "results" / "glue" / "rte" / "m.json")
+    for seed, threads in ((1, 2), (2, 2), (3, 1)):
+        env = {"cpu": "AMD EPYC", "cpu_count": 2, "world_size": 1, "torch_threads": threads}
+        R.record_run(path, seed, {"eval_accuracy": 0.6}, "python r.py", None, {"task": "rte", "environment": env})
+    text = make.render(str(tmp_path / "results"), {}, plt=None)
+    assert "| AMD EPYC (2 cores); AMD EPYC (2 cores), 1 thread per run |" in text
