@@ -83,16 +83,6 @@ def useful_flops(arch: dict, lengths: list[int]) -> float:
     return float(dense + attention)
 
 
-def row_lengths(model_dir: str, data_dir: str, rows: int, max_seq_length: int) -> list[int]:
-    from transformers import AutoTokenizer
-
-    from textcls.glue import load_glue_dir
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    texts = list(load_glue_dir("sst2", data_dir)["train"].select(range(rows))["sentence"])
-    return [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_seq_length)["input_ids"]]
-
-
 def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data_dir", required=True, help="original GLUE SST-2 folder (train.tsv, dev.tsv)")
@@ -148,7 +138,7 @@ def main(argv=None) -> int:
             return 1
         with open(speed_json) as f:
             record = json.load(f)
-        lengths = row_lengths(model_dir, args.data_dir, args.train_rows, args.max_seq_length)
+        lengths = speed.row_lengths(model_dir, args.data_dir, args.train_rows, args.max_seq_length)
     flops = useful_flops(arch, lengths)
     mfu = {mode: (flops / m["train_s"] / (peak * 1e12) if peak else None) for mode, m in record["medians"].items()}
     record.update(

@@ -122,8 +122,8 @@ def timed_run(command: list[str], output_dir: str, log_path: str) -> dict:
     }
 
 
-def real_tokens(model: str, data_dir: str, rows: int, max_seq_length: int) -> int:
-    """Tokens of the first `rows` training rows after truncation, special tokens included, no padding."""
+def row_lengths(model: str, data_dir: str, rows: int, max_seq_length: int) -> list[int]:
+    """Tokens of each of the first `rows` training rows after truncation, special tokens included, no padding."""
     from transformers import AutoTokenizer
 
     from textcls.glue import load_glue_dir
@@ -131,7 +131,11 @@ def real_tokens(model: str, data_dir: str, rows: int, max_seq_length: int) -> in
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model))
     texts = list(load_glue_dir("sst2", data_dir)["train"].select(range(rows))["sentence"])
-    return sum(len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_seq_length)["input_ids"])
+    return [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_seq_length)["input_ids"]]
+
+
+def real_tokens(model: str, data_dir: str, rows: int, max_seq_length: int) -> int:
+    return sum(row_lengths(model, data_dir, rows, max_seq_length))
 
 
 def summarize(runs: list[dict], tokens: int) -> dict:
@@ -211,8 +215,7 @@ def main(argv=None) -> int:
     date = datetime.date.today().isoformat()
     out_path = args.out or os.path.join(ROOT, "results", "speed", f"cpu-{date}.json")
     with tempfile.TemporaryDirectory(dir=args.work_dir) as work:
-        env = {"TOKENIZERS_PARALLELISM": "false"}
-        os.environ.update(env)
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"  # inherited by every run
 
         def measure(label, mode, rows, extra=()):
             out_dir = os.path.join(work, label)
