@@ -89,14 +89,34 @@ def parse(argv):
     p.add_argument("--tokenizer", required=True, help="folder of the uncased WordPiece tokenizer")
     p.add_argument("--train_rows", type=int, default=20000)
     p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--max_seq_length", type=int, default=128)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--modes", nargs="+", default=list(DEFAULT_MODES), choices=list(speed.MODES))
+    p.add_argument(
+        "--sweep",
+        nargs="*",
+        default=[],
+        metavar="BATCH[:FLAGS]",
+        help="after the modes, our defaults at these batch sizes (1 run each, --sweep_rows x --sweep_epochs), "
+        "each with optional extra flags: '1024' '4096' '4096:--torch_compile true'. The table's MFU headroom.",
+    )
+    p.add_argument("--sweep_rows", type=int, default=67349, help="default: all of SST-2's training rows")
+    p.add_argument("--sweep_epochs", type=int, default=3)
+    p.add_argument("--precision", choices=["bf16", "fp32"], help="default: bf16 on a GPU, fp32 on a CPU")
     p.add_argument("--out", required=True)
     p.add_argument("--tiny", action="store_true", help="a 2-layer, 32-wide model: checks this script on a CPU")
-    p.add_argument("--allow_cpu", action="store_true", help="run without a GPU (fp32; MFU only with --peak_tflops)")
+    p.add_argument("--allow_cpu", action="store_true", help="run without a GPU (MFU only with --peak_tflops)")
     p.add_argument("--peak_tflops", type=float, help="skip the peak measurement and use this value")
     return p.parse_args(argv)
+
+
+def speed_argv(args, model_dir, work, name, rows, batch, epochs, modes, repeats, flags) -> tuple[list[str], str]:
+    out = os.path.join(work, f"{name}.json")
+    argv = ["--data_dir", args.data_dir, "--model", model_dir, "--train_rows", str(rows), "--batch_size", str(batch)]
+    argv += ["--epochs", str(epochs), "--max_seq_length", str(args.max_seq_length), "--repeats", str(repeats)]
+    argv += ["--slow_repeats", str(repeats), "--modes", *modes, "--out", out, "--work_dir", work]
+    return argv + [f"--run_flags={flags}"], out
 
 
 def main(argv=None) -> int:
@@ -107,60 +127,87 @@ def main(argv=None) -> int:
     cuda = torch.cuda.is_available()
     if not cuda and not args.allow_cpu:
         raise UserError("no GPU is visible. Run this on the GPU machine, or pass --allow_cpu --tiny to check it here.")
+    sweep = []
+    for spec in args.sweep:
+        batch, _, flags = spec.partition(":")
+        if not batch.isdigit() or int(batch) < 1:
+            raise UserError(f"--sweep {spec!r}: give BATCH or BATCH:FLAGS, e.g. 4096 or '4096:--torch_compile true'.")
+        sweep.append((int(batch), flags))
+    precision = args.precision or ("bf16" if cuda else "fp32")
+    flags = ("--bf16 true" if precision == "bf16" else "") + ("" if cuda else " --use_cpu true")
     peak = args.peak_tflops or (measure_peak_tflops() if cuda else None)
     with tempfile.TemporaryDirectory() as work:
         model_dir = os.path.join(work, "bert-base-uncased-random")
         arch = build_model(args.tokenizer, model_dir, args.tiny)
-        speed_json = os.path.join(work, "speed.json")
-        speed_argv = [
-            "--data_dir",
-            args.data_dir,
-            "--model",
+
+        def epoch_flops(rows: int) -> float:
+            return useful_flops(arch, speed.row_lengths(model_dir, args.data_dir, rows, args.max_seq_length))
+
+        def mfu(medians: dict, flops: float, epochs: int) -> dict:
+            return {
+                mode: (epochs * flops / m["train_s"] / (peak * 1e12) if peak else None) for mode, m in medians.items()
+            }
+
+        main_argv, main_json = speed_argv(
+            args,
             model_dir,
-            "--train_rows",
-            str(args.train_rows),
-            "--batch_size",
-            str(args.batch_size),
-            "--max_seq_length",
-            str(args.max_seq_length),
-            "--repeats",
-            str(args.repeats),
-            "--slow_repeats",
-            str(args.repeats),
-            "--modes",
-            *args.modes,
-            "--out",
-            speed_json,
-        ]
-        if cuda:
-            speed_argv.append("--run_flags=--bf16 true")
-        if speed.main(speed_argv) != 0:
+            work,
+            "modes",
+            args.train_rows,
+            args.batch_size,
+            args.epochs,
+            args.modes,
+            args.repeats,
+            flags,
+        )
+        if speed.main(main_argv) != 0:
             return 1
-        with open(speed_json) as f:
+        with open(main_json) as f:
             record = json.load(f)
-        lengths = speed.row_lengths(model_dir, args.data_dir, args.train_rows, args.max_seq_length)
-    flops = useful_flops(arch, lengths)
-    mfu = {mode: (flops / m["train_s"] / (peak * 1e12) if peak else None) for mode, m in record["medians"].items()}
-    record.update(
-        {
-            "benchmark": "speed-gpu",
-            "command": "python3 benchmarks/gpu.py " + " ".join(argv),
-            "model": f"bert-base-uncased architecture{' (tiny)' if args.tiny else ''}, random init",
-            "device": torch.cuda.get_device_name(0) if cuda else "cpu",
-            "precision": "bf16" if cuda else "fp32",
-            "architecture": arch,
-            "peak_bf16_tflops_measured": peak,
-            "useful_flops_per_epoch": flops,
-            "mfu_real_tokens": mfu,
-            "mfu_target": ">= 0.45 (ours)",
-            "anchor": "HF README, Titan RTX fp16, bert-base: about 255 train samples/s",
-        }
-    )
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    write_json_atomic(args.out, record)
-    for mode, value in mfu.items():
-        shown = f"{100 * value:.1f}%" if value is not None else "n/a (no peak)"
-        print(f"MFU on real tokens, {mode}: {shown}")
+        record.update(
+            {
+                "benchmark": "speed-gpu",
+                "command": "python3 benchmarks/gpu.py " + " ".join(argv),
+                "model": f"bert-base-uncased architecture{' (tiny)' if args.tiny else ''}, random init",
+                "device": torch.cuda.get_device_name(0) if cuda else "cpu",
+                "precision": precision,
+                "architecture": arch,
+                "peak_bf16_tflops_measured": peak,
+                "useful_flops_per_epoch": (flops := epoch_flops(args.train_rows)),
+                "mfu_real_tokens": mfu(record["medians"], flops, args.epochs),
+                "mfu_target": ">= 0.45 (ours)",
+                "anchor": "HF README, Titan RTX fp16, bert-base: about 255 train samples/s",
+                "sweep": [],
+            }
+        )
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        write_json_atomic(args.out, record)  # the modes are kept even if a sweep run fails or time runs out
+        for mode, value in record["mfu_real_tokens"].items():
+            shown = f"{100 * value:.1f}%" if value is not None else "n/a (no peak)"
+            print(f"MFU on real tokens, {mode}: {shown}", flush=True)
+        sweep_flops = epoch_flops(args.sweep_rows) if sweep else None
+        for i, (batch, extra) in enumerate(sweep):
+            run_flags = f"{flags} {extra}".strip()
+            one_argv, one_json = speed_argv(
+                args, model_dir, work, f"sweep-{i}", args.sweep_rows, batch, args.sweep_epochs, ["ours"], 1, run_flags
+            )
+            if speed.main(one_argv) != 0:
+                return 1
+            with open(one_json) as f:
+                ours = json.load(f)["medians"]["ours"]
+            entry = {
+                "batch_size": batch,
+                "flags": extra,
+                "train_rows": args.sweep_rows,
+                "epochs": args.sweep_epochs,
+                **ours,
+                "useful_flops_per_epoch": sweep_flops,
+                "mfu_real_tokens": mfu({"ours": ours}, sweep_flops, args.sweep_epochs)["ours"],
+            }
+            record["sweep"].append(entry)
+            write_json_atomic(args.out, record)
+            shown = f"{100 * entry['mfu_real_tokens']:.1f}%" if peak else "n/a"
+            print(f"sweep: batch {batch} {extra}: {ours['train_samples_per_second']:.0f} samples/s, MFU {shown}")
     print(f"wrote {args.out}")
     return 0
 

@@ -40,6 +40,7 @@ def parse(argv):
     p.add_argument("--num_train_epochs", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--bf16", type=_bool, nargs="?", const=True, default=False, help="bf16 mixed precision")
+    p.add_argument("--use_cpu", type=_bool, nargs="?", const=True, default=False, help="train on the CPU")
     return p.parse_args(argv)
 
 
@@ -69,6 +70,7 @@ def main(argv=None) -> int:
         num_train_epochs=args.num_train_epochs,
         seed=args.seed,
         bf16=args.bf16,
+        use_cpu=args.use_cpu,
         train_sampling_strategy="group_by_length" if args.group_by_length else "random",
         save_strategy="no",
         report_to="none",

@@ -6,7 +6,8 @@ training, evaluating and saving).
     python benchmarks/speed.py --data_dir ../shared/data/glue/SST-2
     python benchmarks/speed.py --data_dir ../shared/data/glue/SST-2 --repeats 1 --modes ours ours_lora --scaling
 
-Modes (all: first --train_rows SST-2 training rows, 1 epoch, batch 32, lr 5e-5, seed 42, max_seq_length 128):
+Modes (all: first --train_rows SST-2 training rows, 1 epoch (--epochs), batch 32 (--batch_size), lr 5e-5, seed 42,
+max_seq_length 128):
   slow       run_classification.py --pad_to_max_length true --train_sampling_strategy random: the HF default behaviour
   hf_best    benchmarks/hf_reference.py --group_by_length: run_glue.py's pipeline with its best flags (dynamic
              padding, length-grouped batches)
@@ -85,7 +86,7 @@ def run_command(mode: str, args, output_dir: str, train_rows: int, extra=()) -> 
         "--learning_rate",
         "5e-5",
         "--num_train_epochs",
-        "1",
+        str(args.epochs),
         "--seed",
         "42",
     ]
@@ -191,6 +192,7 @@ def parse(argv):
     p.add_argument("--train_rows", type=int, default=2000)
     p.add_argument("--max_seq_length", type=int, default=128)
     p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--run_flags", default="", help="more flags for every run of every mode, e.g. '--bf16 true'")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument(
@@ -234,7 +236,7 @@ def main(argv=None) -> int:
                 if rep < (args.slow_repeats if mode == "slow" else args.repeats):
                     runs[mode].append(measure(f"{mode}-{rep}", mode, args.train_rows))
         tokens = real_tokens(args.model, args.data_dir, args.train_rows, args.max_seq_length)
-        medians = {mode: summarize(r, tokens) for mode, r in runs.items()}
+        medians = {mode: summarize(r, tokens * args.epochs) for mode, r in runs.items()}
         scaling = {}
         if args.scaling:
             scaling["rows"] = []
@@ -260,7 +262,7 @@ def main(argv=None) -> int:
         "data": f"SST-2 train.tsv first {args.train_rows} rows, dev.tsv all rows",
         "run_flags": args.run_flags,
         "settings": {
-            "epochs": 1,
+            "epochs": args.epochs,
             "batch_size": args.batch_size,
             "lr": 5e-5,
             "seed": 42,

@@ -160,6 +160,8 @@ def test_gpu_script_on_cpu_with_a_tiny_config(tiny_bert, tmp_path):
     out = tmp_path / "gpu.json"
     command = [sys.executable, "benchmarks/gpu.py", "--tiny", "--allow_cpu", "--data_dir", data, "--tokenizer"]
     command += [tiny_bert, "--train_rows", "16", "--max_seq_length", "64", "--repeats", "1", "--peak_tflops", "1"]
+    # bf16: the flags the GPU run passes; the sweep: one larger-batch run of our defaults, over 2 epochs
+    command += ["--precision", "bf16", "--sweep", "8:--logging_steps 3", "--sweep_rows", "24", "--sweep_epochs", "2"]
     proc = subprocess.run([*command, "--out", str(out)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     record = json.loads(out.read_text())
@@ -170,8 +172,17 @@ def test_gpu_script_on_cpu_with_a_tiny_config(tiny_bert, tmp_path):
     assert arch["layers"] == 2 and arch["hidden"] == 32 and 0 < arch["non_embedding_params"] < arch["total_params"]
     for mode, value in record["mfu_real_tokens"].items():  # flops / train time / (1 TFLOP/s)
         assert value == pytest.approx(record["useful_flops_per_epoch"] / record["medians"][mode]["train_s"] / 1e12)
-    assert "--bf16" not in record["runs"]["ours"][0]["command"]  # fp32 on a CPU
+    assert "--bf16 true --use_cpu true" in record["runs"]["ours"][0]["command"]
     assert "MFU on real tokens, ours:" in proc.stdout
+    (sweep,) = record["sweep"]
+    assert (sweep["batch_size"], sweep["flags"], sweep["epochs"], sweep["train_rows"]) == (
+        8,
+        "--logging_steps 3",
+        2,
+        24,
+    )
+    assert sweep["mfu_real_tokens"] == pytest.approx(2 * sweep["useful_flops_per_epoch"] / sweep["train_s"] / 1e12)
+    assert sweep["useful_flops_per_epoch"] > record["useful_flops_per_epoch"]  # 24 rows vs 16
 
     from scripts import make_results_readme as make
 

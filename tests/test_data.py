@@ -190,7 +190,101 @@ def test_batches_pad_to_their_longest_row_and_to_8_under_mixed_precision(tiny_be
     assert batch["input_ids"][0, 3:].tolist() == [tokenizer.pad_token_id] * (width - 3)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 12), min_size=1, max_size=6),
+    left=st.booleans(),
+    multiple=st.sampled_from([None, 8]),
+    label=st.sampled_from(["int", "float", "multi", "label", "none"]),
+    pairs=st.booleans(),
+)
+def test_fast_collator_matches_the_stock_one(tiny_bert, lengths, left, multiple, label, pairs):
+    """Same keys, shapes, dtypes and values as DataCollatorWithPadding, for either padding side."""
+    import torch
+    from transformers import AutoTokenizer, DataCollatorWithPadding
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    tokenizer.padding_side = "left" if left else "right"
+    rows = []
+    for i, n in enumerate(lengths):
+        row = {"input_ids": list(range(5, 5 + n)), "attention_mask": [1] * n}
+        if pairs:
+            row["token_type_ids"] = [0] * (n // 2) + [1] * (n - n // 2)
+        if label == "int":
+            row["labels"] = i % 3
+        elif label == "float":
+            row["labels"] = i / 3
+        elif label == "multi":
+            row["labels"] = [1.0, 0.0, float(i % 2)]
+        elif label == "label":
+            row["label"] = i % 2
+        rows.append(row)
+    collator = D.FastPaddingCollator(tokenizer, pad_to_multiple_of=multiple)
+    stock = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple)(rows)
+    # rows as Python dicts, and as the Arrow table that ArrowRows fetches (in a shuffled order, as a sampler asks)
+    order = list(range(len(rows)))[::-1]
+    table = D.ArrowRows(datasets.Dataset.from_list(rows)).__getitems__(order)
+    stock_reordered = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple)([rows[i] for i in order])
+    for fast, expected in ((collator(rows), stock), (collator(table), stock_reordered)):
+        assert set(fast) == set(expected)
+        for key in expected:
+            assert fast[key].dtype == expected[key].dtype, key
+            assert torch.equal(fast[key], expected[key]), key
+
+
+def test_fast_collator_hands_rows_it_cannot_pad_to_the_stock_one(tiny_bert):
+    import torch
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    collator = D.FastPaddingCollator(tokenizer)
+    rows = [{"input_ids": torch.tensor([5, 6]), "labels": 0}, {"input_ids": torch.tensor([5]), "labels": 1}]
+    assert collator(rows)["input_ids"].tolist() == [[5, 6], [5, tokenizer.pad_token_id]]
+    text = [{"input_ids": [5, 6], "labels": 0, "idx": "a"}, {"input_ids": [5], "labels": 1, "idx": "b"}]
+    with pytest.raises(ValueError):  # the stock collator's own error for a string column
+        collator(D.ArrowRows(datasets.Dataset.from_list(text)).__getitems__([0, 1]))
+
+
 def test_prepadded_rows_are_stacked_as_they_are():
     from transformers import default_data_collator
 
     assert D.make_collator(None, pad_to_max_length=True, mixed_precision=True) is default_data_collator
+
+
+def test_trainer_fetches_batches_as_arrow_and_pads_them_like_the_stock_collator(tiny_bert, tmp_path):
+    """The training DataLoader reads each batch with one Arrow take (ArrowRows) and gives the tensors that the
+    stock per-row path gives; the prepadded (HF default) path keeps the stock per-row fetch."""
+    import torch
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        TrainingArguments,
+    )
+
+    from textcls.trainer import ClassificationTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
+    texts = ["a good movie", "bad", "the plot was thin and the acting worse", "fine", "ok then"]
+    ds = datasets.Dataset.from_dict({"text": texts, "label": [1, 0, 0, 1, 1]})
+    columns = D.Columns("text", None, "label", None)
+    train = D.tokenize_split(ds, tokenizer, columns, [1, 0, 0, 1, 1], 32, False, "train")
+    args = TrainingArguments(str(tmp_path), per_device_train_batch_size=5, report_to="none", use_cpu=True)
+    for pad_to_max_length in (False, True):
+        collator, arrow = D.make_collator(tokenizer, pad_to_max_length, True), not pad_to_max_length
+        trainer = ClassificationTrainer(model=model, args=args, train_dataset=train, data_collator=collator)
+        loader = trainer.get_train_dataloader()
+        assert isinstance(loader.dataset, D.ArrowRows) == arrow
+        if arrow:
+            (batch,) = list(loader)
+            lengths = batch["attention_mask"].sum(1)
+            ids = [row[: int(n)].tolist() for row, n in zip(batch["input_ids"], lengths, strict=True)]
+            order = [train["input_ids"].index(row) for row in ids]
+            assert sorted(order) == list(range(5))
+            rows = [
+                {k: train[i][k] for k in ("input_ids", "token_type_ids", "attention_mask", "labels")} for i in order
+            ]
+            expected = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8)(rows)
+            assert set(batch) == set(expected)
+            assert all(torch.equal(batch[k], expected[k]) for k in expected)

