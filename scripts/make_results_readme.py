@@ -317,7 +317,8 @@ def plot_speed(record: dict, path: str, plt) -> None:
     """Train samples/s and end-to-end wall per mode; with scaling runs, train time vs rows and vs padded length."""
     medians = record["medians"]
     scaling = record.get("scaling") or {}
-    panels = 2 + bool(scaling.get("rows")) + bool(scaling.get("max_seq_length"))
+    sweep = record.get("sweep") or []
+    panels = 2 + bool(scaling.get("rows")) + bool(scaling.get("max_seq_length")) + bool(sweep)
     fig, axes = plt.subplots(1, panels, figsize=(3.6 * panels, 3.4))
     modes = list(medians)
     axes[0].bar(modes, [medians[m]["train_samples_per_second"] for m in modes], color="tab:blue")
@@ -335,6 +336,11 @@ def plot_speed(record: dict, path: str, plt) -> None:
             axes[i].set_title(f"train s vs {label}", fontsize=9)
             axes[i].set_ylim(bottom=0)
             i += 1
+    if sweep:
+        labels = [f"{p['batch_size']}{' ' + p['flags'] if p['flags'] else ''}" for p in sweep]
+        axes[i].bar(labels, [p["train_samples_per_second"] for p in sweep], color="tab:green")
+        axes[i].set_xlabel("batch size (ours)", fontsize=8)
+        axes[i].set_title("train samples/s vs batch", fontsize=9)
     fig.suptitle(f"{record['model']}, {record['data']}", fontsize=9)
     fig.tight_layout()
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -380,6 +386,22 @@ def speed_section(results_dir: str, plots_dir: str, plt) -> list[str]:
             met = "yes" if c["met"] else "**no**"
             target = c["target"].replace("|", "\\|")  # |x| would split the table cell
             lines.append(f"| {ratio} | {c['how']} | {c['value']:.2f} | {target} | {met} |")
+        if record.get("sweep"):
+            lines += [
+                "",
+                "| our defaults at batch | extra flags | rows x epochs | train samples/s | real tokens/s | train s | "
+                "end-to-end s | MFU on real tokens |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
+            for p in record["sweep"]:
+                mfu = f"{100 * p['mfu_real_tokens']:.1f}%" if p.get("mfu_real_tokens") is not None else "n/a"
+                lines.append(
+                    f"| {p['batch_size']} | {p['flags'] or '-'} | {p['train_rows']} x {p['epochs']} | "
+                    f"{p['train_samples_per_second']:.0f} | {p['real_tokens_per_second']:.0f} | {p['train_s']:.1f} | "
+                    f"{p['wall_s']:.1f} | {mfu} |"
+                )
+        if record.get("notes"):
+            lines += [""] + [f"- {note}" for note in record["notes"]]
         scaling = record.get("scaling") or {}
         if scaling.get("rows"):
             lines += ["", "| mode | training rows | real tokens | train s | train s per 1k rows | end-to-end s |"]

@@ -184,12 +184,19 @@ def test_gpu_script_on_cpu_with_a_tiny_config(tiny_bert, tmp_path):
     assert sweep["mfu_real_tokens"] == pytest.approx(2 * sweep["useful_flops_per_epoch"] / sweep["train_s"] / 1e12)
     assert sweep["useful_flops_per_epoch"] > record["useful_flops_per_epoch"]  # 24 rows vs 16
 
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     from scripts import make_results_readme as make
 
     (tmp_path / "results" / "speed").mkdir(parents=True)
     (tmp_path / "results" / "speed" / "gpu-h200.json").write_text(json.dumps(record))
-    text = make.render(str(tmp_path / "results"), {}, plt=None)
+    text = make.render(str(tmp_path / "results"), {}, plt=plt)
     assert "### gpu-h200" in text and "MFU on real tokens (cpu, measured peak 1 TFLOP/s): hf_default" in text
+    assert "| 8 | --logging_steps 3 | 24 x 2 |" in text  # the sweep's row
+    assert (tmp_path / "results" / "plots" / "speed" / "gpu-h200.png").stat().st_size > 1000
 
 
 def test_gpu_flops_count():
