@@ -2,14 +2,22 @@
 # The whole GPU speed run, as one command on the device machine (after benchmarks/gpu_prepare.sh here):
 # installs the carried wheels, prints the environment, then runs benchmarks/gpu.py: HF default vs ours vs LoRA at
 # batch 32 (the CPU benchmark's hyperparameters), then our defaults at larger batches (the MFU headroom).
-#   bash benchmarks/gpu_run.sh OUT_DIR [GPU.PY ARGS]   (the device tool: carry .gpu_bench and .whl, OUT_DIR $OUT;
-#                                                     default args: --sweep 256 1024 4096)
+#   bash benchmarks/gpu_run.sh OUT_DIR [GPU.PY ARGS]     (the device tool: carry .gpu_bench and .whl, OUT_DIR $OUT;
+#                                                       default args: --sweep 256 1024 4096; about 9 minutes)
+#   bash benchmarks/gpu_run.sh OUT_DIR step [ARGS]       benchmarks/gpu_step.py instead: one step's time, host vs
+#                                                       kernels, eager vs torch.compile (about 4 minutes)
 # gpu.py rewrites OUT_DIR/gpu-h200.json after every stage, so a run cut short still leaves what it measured.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR=${1:?give the folder for the JSON and the log}
 shift
-[ $# -gt 0 ] || set -- --sweep 256 1024 4096
+SCRIPT=gpu.py NAME=gpu-h200
+if [ "${1:-}" = step ]; then
+    SCRIPT=gpu_step.py NAME=gpu-step-h200
+    shift
+elif [ $# -eq 0 ]; then
+    set -- --sweep 256 1024 4096
+fi
 mkdir -p "$OUT_DIR"
 if [ -n "$(ls .whl/*.whl 2>/dev/null)" ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
@@ -26,5 +34,5 @@ import transformers, datasets, peft, sklearn, scipy  # noqa: F401  (fail here, n
 EOF
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=csv 2>/dev/null
 nproc
-python3 benchmarks/gpu.py --data_dir .gpu_bench/data/SST-2 --tokenizer .gpu_bench/tokenizer \
-    --out "$OUT_DIR/gpu-h200.json" "$@" 2>&1 | tee "$OUT_DIR/gpu.log"
+python3 "benchmarks/$SCRIPT" --data_dir .gpu_bench/data/SST-2 --tokenizer .gpu_bench/tokenizer \
+    --out "$OUT_DIR/$NAME.json" "$@" 2>&1 | tee "$OUT_DIR/$NAME.log"

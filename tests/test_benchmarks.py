@@ -226,3 +226,23 @@ def test_a_failing_run_is_one_error_and_no_record(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "exited with 2" in err and "no-model" in err
     assert not out.exists()
+
+
+def test_gpu_step_script_on_cpu_with_a_tiny_config(tiny_bert, tmp_path):
+    """benchmarks/gpu_step.py's whole path (grouped batches, timed and profiled steps, the record) on a CPU."""
+    from benchmarks import gpu_step
+
+    data = write_sst2(tmp_path / "SST-2")
+    out = tmp_path / "step.json"
+    argv = ["--data_dir", data, "--tokenizer", tiny_bert, "--tiny", "--allow_cpu", "--peak_tflops", "1"]
+    argv += ["--batch_sizes", "2", "4", "--modes", "eager", "--steps", "2", "--warmup", "1", "--out", str(out)]
+    assert gpu_step.cli(argv) == 0
+    record = json.loads(out.read_text())
+    assert [(r["batch_size"], r["mode"]) for r in record["results"]] == [(2, "eager"), (4, "eager")]
+    for r in record["results"]:
+        assert "error" not in r, r
+        assert r["samples_per_second"] == pytest.approx(r["batch_size"] * 1000 / r["ms_per_step"])
+        assert 0 < r["real_tokens_per_step"] <= r["padded_tokens_per_step"] and r["top_kernels"]
+    # a folder without train.tsv: one clear error, exit 2, nothing written
+    bad = ["--data_dir", str(tmp_path), *argv[2:-1], str(tmp_path / "x.json")]
+    assert gpu_step.cli(bad) == 2 and not (tmp_path / "x.json").exists()
