@@ -288,3 +288,10 @@ def test_trainer_fetches_batches_as_arrow_and_pads_them_like_the_stock_collator(
             expected = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8)(rows)
             assert set(batch) == set(expected)
             assert all(torch.equal(batch[k], expected[k]) for k in expected)
+
+
+def test_arrow_rows_fetch_follows_a_selected_or_sorted_view():
+    ds = datasets.Dataset.from_dict({"input_ids": [[1], [2, 2], [3, 3, 3]], "labels": [0, 1, 2]})
+    view = D.ArrowRows(ds.select([2, 0, 1]))
+    assert view.__getitems__([0, 2]).to_pydict() == {"input_ids": [[3, 3, 3], [2, 2]], "labels": [2, 1]}
+    assert len(view) == 3 and view[0]["labels"] == 2 and view.column_names == ["input_ids", "labels"]

@@ -413,12 +413,15 @@ def tokenize_split(
 
 class ArrowRows(torch.utils.data.Dataset):
     """A datasets.Dataset whose batch fetch returns the rows as one Arrow table (one `take`) instead of a list of
-    Python dicts: 5 ms instead of 65 ms for 1,024 rows on this CPU. FastPaddingCollator pads the table's columns
-    without turning them into Python lists. Single rows (dataset[i]) come back as datasets gives them."""
+    Python dicts. FastPaddingCollator pads the table's columns without turning them into Python lists. Single rows
+    (dataset[i]) come back as datasets gives them. (datasets' own batch fetch gathers row by row, in Python: 40 ms
+    for 4,096 rows against 5 ms for one take.)"""
 
     def __init__(self, dataset: datasets.Dataset):
+        if getattr(dataset, "_indices", None) is not None:  # a select/sort/shuffle view: one copy, in its order
+            dataset = dataset.flatten_indices()
         self.dataset = dataset
-        self.arrow = dataset.with_format("arrow")
+        self.table = dataset.data.table
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -426,11 +429,11 @@ class ArrowRows(torch.utils.data.Dataset):
     def __getitem__(self, index):
         return self.dataset[index]
 
-    def __getitems__(self, indices):
-        return self.arrow[list(indices)]
+    def __getitems__(self, indices) -> pa.Table:
+        return self.table.take(pa.array(indices, type=pa.int64()))
 
     def __getattr__(self, name):  # column_names, features...: whoever looks at the dataset sees the dataset
-        if name in ("dataset", "arrow"):
+        if name in ("dataset", "table"):
             raise AttributeError(name)
         return getattr(self.dataset, name)
 
