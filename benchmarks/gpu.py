@@ -83,6 +83,22 @@ def useful_flops(arch: dict, lengths: list[int]) -> float:
     return float(dense + attention)
 
 
+def add_device_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tiny", action="store_true", help="a 2-layer, 32-wide model: checks the script on a CPU")
+    p.add_argument("--allow_cpu", action="store_true", help="run without a GPU (MFU only with --peak_tflops)")
+    p.add_argument("--peak_tflops", type=float, help="skip the peak measurement and use this value")
+
+
+def cuda_or_error(allow_cpu: bool) -> bool:
+    """Whether a GPU is visible; without one, an error unless the run is a CPU check."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if not cuda and not allow_cpu:
+        raise UserError("no GPU is visible. Run this on the GPU machine, or pass --allow_cpu --tiny to check it here.")
+    return cuda
+
+
 def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data_dir", required=True, help="original GLUE SST-2 folder (train.tsv, dev.tsv)")
@@ -105,9 +121,7 @@ def parse(argv):
     p.add_argument("--sweep_epochs", type=int, default=3)
     p.add_argument("--precision", choices=["bf16", "fp32"], help="default: bf16 on a GPU, fp32 on a CPU")
     p.add_argument("--out", required=True)
-    p.add_argument("--tiny", action="store_true", help="a 2-layer, 32-wide model: checks this script on a CPU")
-    p.add_argument("--allow_cpu", action="store_true", help="run without a GPU (MFU only with --peak_tflops)")
-    p.add_argument("--peak_tflops", type=float, help="skip the peak measurement and use this value")
+    add_device_args(p)
     return p.parse_args(argv)
 
 
@@ -124,9 +138,7 @@ def main(argv=None) -> int:
     args = parse(argv)
     import torch
 
-    cuda = torch.cuda.is_available()
-    if not cuda and not args.allow_cpu:
-        raise UserError("no GPU is visible. Run this on the GPU machine, or pass --allow_cpu --tiny to check it here.")
+    cuda = cuda_or_error(args.allow_cpu)
     sweep = []
     for spec in args.sweep:
         batch, _, flags = spec.partition(":")

@@ -34,9 +34,7 @@ def parse(argv):
     p.add_argument("--steps", type=int, default=20, help="timed steps per setting, after --warmup steps")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--out", required=True)
-    p.add_argument("--tiny", action="store_true", help="a 2-layer, 32-wide model: checks this script on a CPU")
-    p.add_argument("--allow_cpu", action="store_true")
-    p.add_argument("--peak_tflops", type=float, help="skip the peak measurement and use this value")
+    gpu.add_device_args(p)
     return p.parse_args(argv)
 
 
@@ -134,9 +132,7 @@ def main(argv=None) -> int:
 
     from textcls.glue import load_glue_dir
 
-    cuda = torch.cuda.is_available()
-    if not cuda and not args.allow_cpu:
-        raise UserError("no GPU is visible. Run this on the GPU machine, or pass --allow_cpu --tiny to check it here.")
+    cuda = gpu.cuda_or_error(args.allow_cpu)
     if not os.path.isfile(os.path.join(args.data_dir, "train.tsv")):
         raise UserError(f"{args.data_dir} has no train.tsv: pass the original GLUE SST-2 folder as --data_dir.")
     device = "cuda" if cuda else "cpu"
