@@ -441,9 +441,10 @@ class ArrowRows(torch.utils.data.Dataset):
 class FastPaddingCollator:
     """DataCollatorWithPadding's output (same keys, dtypes, values, padding side), built with one numpy array per
     column instead of tokenizer.pad's row-by-row Python: 4 ms instead of 64 ms for 1,024 SST-2 rows given as
-    dicts; 2.4 ms for fetch and padding together when ArrowRows gives them as one Arrow table (112 ms stock). The stock collator runs in the training loop's own
-    process (unless dataloader workers are set), and on a GPU at large batches it takes longer than the step it
-    feeds. Rows it does not know how to pad (tensors, text, unknown list columns) go to the stock collator."""
+    dicts; 2.4 ms for fetch and padding together when ArrowRows gives them as one Arrow table (112 ms stock). The
+    stock collator runs in the training loop's own process (unless dataloader workers are set), and on a GPU at
+    large batches it takes longer than the step it feeds. Rows it does not know how to pad (tensors, text, unknown
+    list columns) go to the stock collator."""
 
     LABELS = ("labels", "label", "label_ids")  # DataCollatorWithPadding passes 'label' and 'label_ids' on as 'labels'
 
