@@ -7,13 +7,13 @@ Prepare here (copies SST-2 and the tokenizer, downloads the wheels the device la
 
     bash benchmarks/gpu_prepare.sh ../shared/data/glue
 
-Run on the device (one call of the `run` tool, carrying .gpu_bench and .whl; about 5 minutes):
+Run on the device (one call of the `run` tool, carrying .gpu_bench and .whl; about 9 minutes with the sweep):
 
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \\
-        .whl/*.whl && export PYTHONPATH=/tmp/site || exit; PYTHONUNBUFFERED=1 python3 benchmarks/gpu.py \\
-        --data_dir .gpu_bench/data/SST-2 --tokenizer .gpu_bench/tokenizer --out $OUT/gpu-h200.json
+    bash benchmarks/gpu_run.sh $OUT --sweep 256 1024 4096
 
-then copy the JSON to results/speed/gpu-h200.json and run scripts/make_results_readme.py.
+(it installs the wheels, prints the versions, then runs this script with those arguments), then copy the JSON to
+results/speed/gpu-h200.json and run scripts/make_results_readme.py. benchmarks/README.md has the results and the
+next run.
 
 MFU counts the useful work only: 6 x (non-embedding parameters) x (real tokens) + 12 x layers x hidden x (sum over
 rows of length^2) for attention, forward and backward, over the train time and the peak measured on this device (an
