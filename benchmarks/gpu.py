@@ -125,12 +125,15 @@ def parse(argv):
     return p.parse_args(argv)
 
 
-def speed_argv(args, model_dir, work, name, rows, batch, epochs, modes, repeats, flags) -> tuple[list[str], str]:
+def run_speed(args, model_dir, work, name, rows, batch, epochs, modes, repeats, flags) -> dict:
+    """One benchmarks/speed.py invocation on the random-init model; its record (a failed run raises RunFailed)."""
     out = os.path.join(work, f"{name}.json")
     argv = ["--data_dir", args.data_dir, "--model", model_dir, "--train_rows", str(rows), "--batch_size", str(batch)]
     argv += ["--epochs", str(epochs), "--max_seq_length", str(args.max_seq_length), "--repeats", str(repeats)]
     argv += ["--slow_repeats", str(repeats), "--modes", *modes, "--out", out, "--work_dir", work]
-    return argv + [f"--run_flags={flags}"], out
+    speed.main([*argv, f"--run_flags={flags}"])
+    with open(out) as f:
+        return json.load(f)
 
 
 def main(argv=None) -> int:
@@ -160,7 +163,7 @@ def main(argv=None) -> int:
                 mode: (epochs * flops / m["train_s"] / (peak * 1e12) if peak else None) for mode, m in medians.items()
             }
 
-        main_argv, main_json = speed_argv(
+        record = run_speed(
             args,
             model_dir,
             work,
@@ -172,10 +175,6 @@ def main(argv=None) -> int:
             args.repeats,
             flags,
         )
-        if speed.main(main_argv) != 0:
-            return 1
-        with open(main_json) as f:
-            record = json.load(f)
         record.update(
             {
                 "benchmark": "speed-gpu",
@@ -200,13 +199,9 @@ def main(argv=None) -> int:
         sweep_flops = epoch_flops(args.sweep_rows) if sweep else None
         for i, (batch, extra) in enumerate(sweep):
             run_flags = f"{flags} {extra}".strip()
-            one_argv, one_json = speed_argv(
+            ours = run_speed(
                 args, model_dir, work, f"sweep-{i}", args.sweep_rows, batch, args.sweep_epochs, ["ours"], 1, run_flags
-            )
-            if speed.main(one_argv) != 0:
-                return 1
-            with open(one_json) as f:
-                ours = json.load(f)["medians"]["ours"]
+            )["medians"]["ours"]
             entry = {
                 "batch_size": batch,
                 "flags": extra,

@@ -15,6 +15,7 @@ On a CPU only with --tiny --allow_cpu (tests/test_benchmarks.py): the numbers th
 import argparse
 import os
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -147,8 +148,6 @@ def main(argv=None) -> int:
         "peak_bf16_tflops_measured": peak,
         "results": [],
     }
-    import tempfile
-
     with tempfile.TemporaryDirectory() as work:
         arch = gpu.build_model(args.tokenizer, work, args.tiny)
         record["architecture"] = arch

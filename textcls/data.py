@@ -462,16 +462,12 @@ class FastPaddingCollator:
         }
 
     def __call__(self, features):
-        if self.pad_values["input_ids"] is None:  # the stock collator's own error names the fix
-            return self.stock(features.to_pylist() if isinstance(features, pa.Table) else features)
-        if isinstance(features, pa.Table):
-            columns = self._table_columns(features)
-            if columns is None:
-                return self.stock(features.to_pylist())
-        else:
-            columns = self._row_columns(features)
-            if columns is None:
-                return self.stock(features)
+        table = isinstance(features, pa.Table)
+        columns = None
+        if self.pad_values["input_ids"] is not None:  # without a pad token, the stock collator's error names the fix
+            columns = self._table_columns(features) if table else self._row_columns(features)
+        if columns is None:
+            return self.stock(features.to_pylist() if table else features)
         return self._pad(*columns)
 
     def _row_columns(self, rows: list[dict]):
@@ -509,11 +505,9 @@ class FastPaddingCollator:
                 return None
             # the dtypes torch.tensor gives Python values: int64, float32, bool
             other[k] = torch.from_numpy(values.astype(np.float32 if values.dtype.kind == "f" else values.dtype))
-        lengths, tokens = None, {}
-        for k in padded:
-            column = table.column(k).combine_chunks()
-            lengths = column.value_lengths().to_numpy().astype(np.int64) if lengths is None else lengths
-            tokens[k] = column.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
+        lists = {k: table.column(k).combine_chunks() for k in padded}
+        lengths = lists["input_ids"].value_lengths().to_numpy().astype(np.int64)
+        tokens = {k: column.flatten().to_numpy(zero_copy_only=False).astype(np.int64) for k, column in lists.items()}
         return lengths, tokens, other
 
     def _pad(self, lengths, tokens: dict, other: dict) -> dict:

@@ -216,12 +216,19 @@ def _locked(folder: str):
 
 
 def record_run(
-    path: str, seed: int, metrics: dict, command: str, recipe_path: str | None, extra: dict | None = None
+    path: str,
+    seed: int,
+    metrics: dict,
+    command: str,
+    recipe_path: str | None,
+    extra: dict | None = None,
+    code_version: dict | None = None,
 ) -> dict:
     """Add this seed's run to the results file at `path` (replacing an earlier run of the same seed), recompute the
     summary and write the file atomically. Returns the new content.
 
-    `extra` adds or overrides run fields (wall_time_s, peak_memory, log_history, config_sha256, environment...).
+    `extra` adds or overrides run fields (wall_time_s, peak_memory, log_history, config_sha256, environment...);
+    `code_version` is git_state() of the code that ran, when taken earlier (default: the repository now).
     Runs whose configuration (config_sha256, else recipe_sha256) differs from this one's move to superseded_runs.
     """
     run = {
@@ -230,7 +237,7 @@ def record_run(
         "command": command,
         "recipe_sha256": _sha256_file(recipe_path) if recipe_path else None,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        **git_state(),
+        **(code_version or git_state()),  # taken when the run started, when the caller has it
         "environment": environment(),
         **(extra or {}),
     }
@@ -298,7 +305,6 @@ def record_from_output_dir(
         "samples": samples,
         "output_dir": output_dir,
         "log_history": log_history,
-        **(code_version or {}),  # git_state() taken when the run started
     }
     command = shlex.join(["python", "run_classification.py", *argv])
-    return record_run(results_file, resolved["seed"], metrics, command, recipe, extra)
+    return record_run(results_file, resolved["seed"], metrics, command, recipe, extra, code_version)
