@@ -367,7 +367,10 @@ def main(argv: list[str] | None = None) -> dict:
         # With several eval splits (MNLI) Trainer names metrics eval_<split>_<metric>: select on the first split.
         training_args.metric_for_best_model = f"{eval_names[0]}_{metric}" if len(eval_names) > 1 else metric
         training_args.greater_is_better = metric != "mse"
-    collator = D.make_collator(tokenizer, data_args.pad_to_max_length, training_args.fp16 or training_args.bf16)
+    first_position = M.setup_padding_free(model, data_args.padding_free, data_args.pad_to_max_length)
+    collator = D.make_collator(
+        tokenizer, data_args.pad_to_max_length, training_args.fp16 or training_args.bf16, first_position
+    )
     eval_sets = {split_suffix(n): tokenized[("eval", n)][0] for n in roles["eval"]}
     train_ds = tokenized.get(("train", "train"))
     if training_args.enable_jit_checkpoint:

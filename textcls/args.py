@@ -114,6 +114,16 @@ class DataArguments:
             "comparison). Default: dynamic padding and length-grouped batches."
         },
     )
+    padding_free: str = field(
+        default="auto",
+        metadata={
+            "help": "Lay each batch's rows end to end so that all but attention runs on real tokens only (same "
+            "results as padded batches, less arithmetic). 'auto': where the model supports it (BERT, RoBERTa, "
+            "XLM-R, CamemBERT, ELECTRA, ERNIE, DistilBERT with SDPA attention), else padded; 'true': required; "
+            "'false': padded batches.",
+            "choices": ("auto", "true", "false"),
+        },
+    )
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N evaluation rows."})
     max_predict_samples: int | None = field(default=None, metadata={"help": "Use only the first N prediction rows."})

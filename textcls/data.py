@@ -448,11 +448,14 @@ class FastPaddingCollator:
 
     LABELS = ("labels", "label", "label_ids")  # DataCollatorWithPadding passes 'label' and 'label_ids' on as 'labels'
 
-    def __init__(self, tokenizer, pad_to_multiple_of: int | None = None):
+    def __init__(self, tokenizer, pad_to_multiple_of: int | None = None, first_position: int | None = None):
+        """first_position: lay the rows end to end instead (textcls.packing), numbering each row's positions from
+        this id. None: pad."""
         from transformers import DataCollatorWithPadding
 
         self.stock = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
         self.multiple = pad_to_multiple_of
+        self.first_position = first_position
         self.left = tokenizer.padding_side == "left"
         self.pad_values = {
             "input_ids": tokenizer.pad_token_id,
@@ -468,6 +471,8 @@ class FastPaddingCollator:
             columns = self._table_columns(features) if table else self._row_columns(features)
         if columns is None:
             return self.stock(features.to_pylist() if table else features)
+        if self.first_position is not None and columns[0].min() > 0:  # a row without tokens would attend to nothing
+            return self._pack(*columns)
         return self._pad(*columns)
 
     def _row_columns(self, rows: list[dict]):
@@ -526,12 +531,33 @@ class FastPaddingCollator:
             batch["labels" if key in self.LABELS else key] = values
         return batch
 
+    def _pack(self, lengths, tokens: dict, other: dict) -> dict:
+        """The rows' tokens end to end, shape (1, tokens), with what textcls.packing needs to lay them back out as
+        (rows, longest row): each row's start (cu_seq_lens_q), the longest row, each token's cell in that layout.
+        Per-row values come first: Trainer takes a batch's size from its first tensor."""
+        total, longest = int(lengths.sum()), int(lengths.max())
+        ends = np.cumsum(lengths)
+        within = np.arange(total) - np.repeat(ends - lengths, lengths)  # each token's position in its row
+        rows = np.repeat(np.arange(len(lengths)), lengths)
+        batch = {"labels" if key in self.LABELS else key: values for key, values in other.items()}
+        for key, flat in tokens.items():
+            if key != "attention_mask":  # every packed position is a token
+                batch[key] = torch.from_numpy(flat)[None]
+        batch["position_ids"] = torch.from_numpy(within + self.first_position)[None]
+        batch["cu_seq_lens_q"] = torch.from_numpy(np.concatenate([[0], ends]).astype(np.int32))
+        batch["max_length_q"] = longest
+        batch["packed_index"] = torch.from_numpy(rows * longest + within)
+        return batch
 
-def make_collator(tokenizer, pad_to_max_length: bool, mixed_precision: bool):
-    """Rows already padded to max_seq_length are stacked as they are; otherwise each batch is padded to its longest
-    row, to a multiple of 8 under mixed precision (tensor-core friendly shapes on GPUs)."""
+
+def make_collator(tokenizer, pad_to_max_length: bool, mixed_precision: bool, first_position: int | None = None):
+    """Rows already padded to max_seq_length are stacked as they are. Otherwise, with `first_position` set (the
+    model takes padding-free batches, textcls.packing) the rows are laid end to end; else each batch is padded to
+    its longest row, to a multiple of 8 under mixed precision (tensor-core friendly shapes on GPUs)."""
     from transformers import default_data_collator
 
     if pad_to_max_length:
         return default_data_collator
-    return FastPaddingCollator(tokenizer, pad_to_multiple_of=8 if mixed_precision else None)
+    return FastPaddingCollator(
+        tokenizer, pad_to_multiple_of=8 if mixed_precision else None, first_position=first_position
+    )

@@ -312,6 +312,34 @@ def load_adapter(model, adapter_dir: str, is_trainable: bool):
     return model
 
 
+def setup_padding_free(model, setting: str, pad_to_max_length: bool) -> int | None:
+    """Switch the model to padding-free batches (textcls.packing) as --padding_free asks. Returns the position id
+    the collator numbers each row from, or None for padded batches."""
+    from textcls import packing
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if setting == "false":
+        return None
+    if pad_to_max_length:
+        if setting == "true":
+            raise UserError(
+                "--padding_free true and --pad_to_max_length true ask for opposite batches. Drop one of them."
+            )
+        return None
+    reason = packing.unsupported_reason(base)
+    if reason:
+        if setting == "true":
+            raise UserError(
+                f"--padding_free true: {reason}. Use --padding_free auto (padded batches where unsupported)"
+                + (" or --attn_implementation sdpa." if "attention implementation" in reason else ".")
+            )
+        logger.info("padded batches: %s", reason)
+        return None
+    packing.enable_packing(base)
+    logger.info("padding-free batches: the rows of a batch are laid end to end (textcls/packing.py)")
+    return packing.first_position(base)
+
+
 def count_parameters(model) -> dict[str, float]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

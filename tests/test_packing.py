@@ -1,0 +1,243 @@
+"""Padding-free batches (textcls/packing.py): the packed model must give the padded model's logits, loss and
+gradients for every supported architecture, the collator's packed batch must be the padded batch laid end to end,
+and a run must reach the same metrics either way."""
+
+import json
+import os
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import run_classification as R
+from tests.conftest import TRAIN_FLAGS, sentiment_rows, write_rows
+from textcls import data as D
+from textcls import modeling as M
+from textcls import packing as P
+from textcls.errors import UserError
+
+TINY = dict(
+    vocab_size=100,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=37,
+    max_position_embeddings=64,
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
+)
+ARCHITECTURES = {
+    "bert": {},
+    "roberta": {"pad_token_id": 1},
+    "xlm-roberta": {"pad_token_id": 1},
+    "camembert": {"pad_token_id": 1},
+    "electra": {"embedding_size": 16},
+    "ernie": {},
+    "distilbert": {},
+}
+
+
+def tiny_model(model_type, num_labels=3):
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    if model_type == "distilbert":
+        kw = dict(vocab_size=100, dim=32, n_layers=2, n_heads=4, hidden_dim=37, max_position_embeddings=64)
+        kw.update(dropout=0.0, attention_dropout=0.0, seq_classif_dropout=0.0)
+    else:
+        kw = {**TINY, **ARCHITECTURES[model_type]}
+    config = AutoConfig.for_model(model_type, num_labels=num_labels, **kw)
+    torch.manual_seed(0)
+    return AutoModelForSequenceClassification.from_config(config, attn_implementation="sdpa")
+
+
+def padded_batch(model, lengths, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    rows, width = len(lengths), max(lengths)
+    ids = torch.randint(3, 100, (rows, width), generator=g)
+    mask = (torch.arange(width)[None] < torch.tensor(lengths)[:, None]).long()
+    ids[mask == 0] = model.config.pad_token_id or 0
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": torch.randint(0, 3, (rows,), generator=g)}
+    if model.config.model_type in ("bert", "electra", "ernie"):
+        batch["token_type_ids"] = (torch.arange(width)[None] >= 3).long() * mask  # a sentence pair
+    return batch
+
+
+def forward_backward(model, batch):
+    model.zero_grad()
+    out = model(**batch)
+    out.loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    return out.logits.detach(), out.loss.detach(), grads
+
+
+@pytest.mark.parametrize("model_type", sorted(ARCHITECTURES))
+def test_packed_model_equals_padded(model_type):
+    model = tiny_model(model_type)
+    batch = padded_batch(model, [5, 9, 3, 9, 2, 7])
+    logits, loss, grads = forward_backward(model, batch)
+    first = M.setup_padding_free(model, "true", pad_to_max_length=False)
+    assert model.config._attn_implementation == P.PACKED_ATTENTION
+    packed = P.pack_padded(batch, first)
+    assert packed["input_ids"].shape == (1, 35)
+    p_logits, p_loss, p_grads = forward_backward(model, packed)
+    torch.testing.assert_close(p_logits, logits, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(p_loss, loss, rtol=1e-5, atol=1e-6)
+    assert p_grads.keys() == grads.keys()
+    for name in grads:
+        torch.testing.assert_close(p_grads[name], grads[name], rtol=1e-4, atol=1e-6, msg=name)
+    # the packed model still takes padded batches, unchanged
+    torch.testing.assert_close(forward_backward(model, batch)[0], logits, rtol=0, atol=0)
+
+
+def test_packed_positions_matter():
+    """A shift of every position id changes the logits: the equality above is not blind to positions."""
+    for model_type in ("bert", "roberta"):
+        model = tiny_model(model_type).eval()
+        batch = padded_batch(model, [4, 8, 6])
+        first = M.setup_padding_free(model, "true", False)
+        packed = P.pack_padded(batch, first)
+        same = model(**packed).logits
+        packed["position_ids"] = packed["position_ids"] + 1
+        assert not torch.allclose(model(**packed).logits, same, atol=1e-4)
+
+
+def test_packed_lora_equals_padded():
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    model = tiny_model("bert")
+    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=4, target_modules=["query", "value"], lora_dropout=0.0)
+    model = get_peft_model(model, config)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.1)  # B starts at zero: make the adapters change the output
+    batch = padded_batch(model.get_base_model(), [6, 2, 8])
+    logits, loss, grads = forward_backward(model, batch)
+    first = M.setup_padding_free(model, "auto", False)
+    p_logits, p_loss, p_grads = forward_backward(model, P.pack_padded(batch, first))
+    torch.testing.assert_close(p_logits, logits, rtol=1e-5, atol=1e-6)
+    assert any("lora_A" in n for n in grads) and p_grads.keys() == grads.keys()
+    for name in grads:
+        torch.testing.assert_close(p_grads[name], grads[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+# ------------------------------------------------------------------------------------------------ when it applies
+
+
+def test_auto_leaves_unsupported_models_padded():
+    from transformers import GPT2Config, GPT2ForSequenceClassification
+
+    gpt2 = GPT2ForSequenceClassification(GPT2Config(vocab_size=50, n_embd=16, n_layer=1, n_head=2, n_positions=32))
+    assert M.setup_padding_free(gpt2, "auto", False) is None
+    assert gpt2.config._attn_implementation != P.PACKED_ATTENTION
+    with pytest.raises(UserError, match="model type 'gpt2'.*--padding_free auto"):
+        M.setup_padding_free(gpt2, "true", False)
+
+
+def test_eager_attention_and_pad_to_max_length():
+    model = tiny_model("bert")
+    model.set_attn_implementation("eager")
+    assert M.setup_padding_free(model, "auto", False) is None
+    with pytest.raises(UserError, match="attention implementation 'eager'.*--attn_implementation sdpa"):
+        M.setup_padding_free(model, "true", False)
+    model = tiny_model("bert")
+    assert M.setup_padding_free(model, "auto", pad_to_max_length=True) is None
+    assert M.setup_padding_free(model, "false", False) is None
+    assert model.config._attn_implementation == "sdpa"
+    with pytest.raises(UserError, match="opposite"):
+        M.setup_padding_free(model, "true", pad_to_max_length=True)
+
+
+# ------------------------------------------------------------------------------------------------ collator
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 12), min_size=1, max_size=9),
+    pairs=st.booleans(),
+    first=st.sampled_from([0, 2]),
+    as_table=st.booleans(),
+)
+def test_packing_collator_is_the_padded_batch_end_to_end(tiny_bert, lengths, pairs, first, as_table):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    rng = np.random.default_rng(len(lengths))
+    rows = []
+    for i, n in enumerate(lengths):
+        row = {"input_ids": rng.integers(5, 40, n).tolist(), "attention_mask": [1] * n, "labels": i % 3}
+        if pairs:
+            row["token_type_ids"] = [0] * (n // 2) + [1] * (n - n // 2)
+        rows.append(row)
+    padded = D.FastPaddingCollator(tokenizer)(rows)
+    features = pa.Table.from_pylist(rows) if as_table else rows
+    packed = D.FastPaddingCollator(tokenizer, first_position=first)(features)
+    expected = P.pack_padded(padded, first)
+    assert list(packed)[0] == "labels"  # Trainer takes the batch size from the first tensor
+    assert packed.keys() == expected.keys()
+    for key, value in expected.items():
+        if isinstance(value, torch.Tensor):
+            assert packed[key].dtype == value.dtype, key
+            assert torch.equal(packed[key], value), key
+        else:
+            assert packed[key] == value, key
+
+
+def test_packing_collator_pads_rows_without_tokens(tiny_bert):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    rows = [{"input_ids": [5, 6], "attention_mask": [1, 1]}, {"input_ids": [], "attention_mask": []}]
+    batch = D.FastPaddingCollator(tokenizer, first_position=0)(rows)
+    assert batch["input_ids"].shape == (2, 2) and "packed_index" not in batch
+
+
+# ------------------------------------------------------------------------------------------------ end to end
+
+
+def run(model, out, *flags):
+    return R.main(["--model_name_or_path", model, "--output_dir", str(out), *TRAIN_FLAGS, *flags])
+
+
+def test_run_is_the_same_packed_or_padded(tiny_bert, tmp_path, capfd):
+    """Dropout off and sequential batches: the two runs compute the same thing, so they must agree to rounding."""
+    rows = write_rows(tmp_path / "rows.csv", sentiment_rows(48, 3))
+    flags = [
+        "--train_file",
+        rows,
+        "--validation_file",
+        rows,
+        "--test_file",
+        rows,
+        "--do_train",
+        "--do_eval",
+        "--do_predict",
+        "--train_sampling_strategy",
+        "sequential",
+        "--config_overrides",
+        "hidden_dropout_prob=0,attention_probs_dropout_prob=0",
+    ]
+    packed = run(tiny_bert, tmp_path / "packed", *flags)
+    assert "padding-free batches" in capfd.readouterr().out
+    padded = run(tiny_bert, tmp_path / "padded", *flags, "--padding_free", "false")
+    for key in ("train_loss", "eval_loss", "eval_accuracy"):
+        assert packed[key] == pytest.approx(padded[key], rel=1e-4, abs=1e-6), key
+    with open(tmp_path / "packed" / "predictions.jsonl") as a, open(tmp_path / "padded" / "predictions.jsonl") as b:
+        rows_a, rows_b = [json.loads(x) for x in a], [json.loads(x) for x in b]
+    assert [r["id"] for r in rows_a] == [r["id"] for r in rows_b] and len(rows_a) == 48
+    for ra, rb in zip(rows_a, rows_b, strict=True):
+        assert ra["probabilities"] == pytest.approx(rb["probabilities"], abs=2e-6)
+    with open(os.path.join(tmp_path, "packed", "config.json")) as f:
+        assert "textcls" not in f.read()  # the saved model loads anywhere, with plain SDPA
+
+
+def test_padding_free_true_on_unsupported_model_exits_with_the_fix(tmp_path):
+    from tests.lora_fixtures import make_gpt2
+
+    model = make_gpt2(tmp_path / "gpt2")
+    rows = write_rows(tmp_path / "rows.csv", sentiment_rows(16, 3))
+    with pytest.raises(UserError, match="--padding_free true: model type 'gpt2'"):
+        run(model, tmp_path / "out", "--train_file", rows, "--do_train", "--padding_free", "true")
+    assert not os.path.exists(tmp_path / "out" / "recipe.json")

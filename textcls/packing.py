@@ -1,0 +1,158 @@
+"""Padding-free batches for encoder classifiers: the rows of a batch are laid end to end, so every position-wise
+layer (embeddings, the Q/K/V and output projections, the feed-forward block, layer norms, dropout: nearly all of an
+encoder's arithmetic) runs on the real tokens only. Attention alone is computed on the padded (rows, longest row)
+layout, where a padding mask keeps each row to itself, and the encoder's output is laid back into that layout before
+the pooler and classification head, which read the first token of each row.
+
+The result is the padded model's, to rounding: the same position ids (right padding: each row starts at the
+model's first position), the same attention over each row's own tokens, the same head. Only the outputs at padding
+positions differ (zero here, values nobody reads there), and dropout draws fewer random numbers.
+
+How it plugs in, without touching a model's code:
+- PackingCollator (textcls.data) emits input_ids/token_type_ids/position_ids of shape (1, tokens), plus the
+  keys transformers passes from a model's forward down to its attention function: two of its flash-attention varlen
+  keys (cu_seq_lens_q, each row's start; max_length_q, the longest row) and `packed_index`, each token's cell in
+  the padded layout.
+- PACKED_ATTENTION, registered with transformers' AttentionInterface, scatters Q/K/V into the padded layout, runs
+  torch's scaled_dot_product_attention with the padding mask, and gathers the real rows back. Without packing keys
+  it is plain SDPA, so a packed model still runs ordinary padded batches.
+- A forward hook on the encoder lays its output back out as (rows, longest row, hidden).
+
+Supported: encoders whose attention goes through AttentionInterface and whose head reads the first token
+(SUPPORTED below; each is checked against its padded self in tests/test_packing.py). Everything else trains padded.
+"""
+
+import logging
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+PACKED_ATTENTION = "textcls_packed_sdpa"
+
+# model_type -> the base model's submodule whose output is the last hidden state (before pooler and head)
+SUPPORTED = {
+    "bert": "encoder",
+    "roberta": "encoder",
+    "xlm-roberta": "encoder",
+    "camembert": "encoder",
+    "electra": "encoder",
+    "ernie": "encoder",
+    "distilbert": "transformer",
+}
+# RoBERTa-style embeddings number positions from padding_idx + 1
+OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert"}
+
+
+def unsupported_reason(model) -> str | None:
+    """Why this model cannot take packed batches, or None when it can."""
+    config = model.config
+    if config.model_type not in SUPPORTED:
+        return (
+            f"model type '{config.model_type}' is not one of those packed batches are checked for "
+            f"({', '.join(sorted(SUPPORTED))})"
+        )
+    if getattr(config, "is_decoder", False):
+        return "the model is configured as a decoder (causal attention)"
+    implementation = config._attn_implementation
+    if implementation not in ("sdpa", PACKED_ATTENTION):
+        return f"attention implementation '{implementation}' (packing runs on SDPA)"
+    return None
+
+
+def first_position(model) -> int:
+    """The position id of a row's first token, as the model's own embeddings number it."""
+    if model.config.model_type in OFFSET_POSITIONS:
+        return model.base_model.embeddings.padding_idx + 1
+    return 0
+
+
+def _layout(cu_seq_lens: torch.Tensor, max_length: int):
+    rows = cu_seq_lens.numel() - 1
+    lengths = (cu_seq_lens[1:] - cu_seq_lens[:-1]).to(torch.long)
+    mask = torch.arange(max_length, device=cu_seq_lens.device)[None, :] < lengths[:, None]  # (rows, longest)
+    return rows, mask
+
+
+def pad_tokens(packed: torch.Tensor, index: torch.Tensor, rows: int, max_length: int) -> torch.Tensor:
+    """(tokens, ...) -> (rows, max_length, ...), zeros at padding cells; differentiable (index_copy)."""
+    full = packed.new_zeros((rows * max_length, *packed.shape[1:]))
+    return full.index_copy(0, index, packed).view(rows, max_length, *packed.shape[1:])
+
+
+def packed_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
+    """AttentionInterface function. query/key/value: (1, heads, tokens, head_dim) for a packed batch. Returns
+    (1, tokens, heads, head_dim), the layout transformers' attention functions return."""
+    index = kwargs.get("packed_index")
+    if index is None:
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs
+        )
+    max_length = kwargs["max_length_q"]
+    rows, mask = _layout(kwargs["cu_seq_lens_q"], max_length)
+    q, k, v = (pad_tokens(x[0].transpose(0, 1), index, rows, max_length).transpose(1, 2) for x in (query, key, value))
+    out = torch.nn.functional.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask[:, None, None, :], dropout_p=dropout, scale=scaling
+    )  # (rows, heads, max_length, head_dim)
+    out = out.transpose(1, 2).reshape(rows * max_length, *out.shape[1:2], out.shape[-1])
+    return out.index_select(0, index).unsqueeze(0), None
+
+
+def _unpack_output(module, args, kwargs, output):
+    index = kwargs.get("packed_index")
+    if index is None:
+        return output
+    hidden = output[0] if isinstance(output, tuple) else output.last_hidden_state
+    rows = kwargs["cu_seq_lens_q"].numel() - 1
+    full = pad_tokens(hidden[0], index, rows, kwargs["max_length_q"])
+    if isinstance(output, tuple):
+        return (full, *output[1:])
+    output.last_hidden_state = full
+    return output
+
+
+def enable_packing(model) -> None:
+    """Make `model` (a transformers model, not a peft wrapper) take packed batches; padded batches still work."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
+
+    reason = unsupported_reason(model)
+    if reason:
+        raise ValueError(f"packed batches are not supported: {reason}")
+    AttentionInterface.register(PACKED_ATTENTION, packed_sdpa)
+    # Padded batches still get SDPA's padding mask (without a registered mask function transformers passes none)
+    AttentionMaskInterface.register(PACKED_ATTENTION, ALL_MASK_ATTENTION_FUNCTIONS["sdpa"])
+    model.set_attn_implementation(PACKED_ATTENTION)
+    encoder = getattr(model.base_model, SUPPORTED[model.config.model_type])
+    if not getattr(encoder, "_textcls_packing_hook", False):
+        encoder.register_forward_hook(_unpack_output, with_kwargs=True)
+        encoder._textcls_packing_hook = True
+
+
+def disable_packing(model) -> None:
+    """Back to plain SDPA (the hook stays: it does nothing without packing keys), e.g. before saving."""
+    if model.config._attn_implementation == PACKED_ATTENTION:
+        model.set_attn_implementation("sdpa")
+
+
+def pack_padded(batch: dict, first_position_id: int = 0) -> dict:
+    """A padded, right-padded batch (input_ids, attention_mask, ...) -> the packed batch. For tests and for callers
+    holding tensors; the collator builds packed batches directly from the rows."""
+    mask = batch["attention_mask"].bool()
+    lengths = mask.sum(1)
+    rows, width = mask.shape
+    out = {k: v for k, v in batch.items() if k not in ("input_ids", "attention_mask", "token_type_ids")}
+    for key in ("input_ids", "token_type_ids"):
+        if key in batch:
+            out[key] = batch[key][mask][None]
+    positions = torch.arange(width).expand(rows, width)
+    out["position_ids"] = (positions[mask] + first_position_id)[None]
+    cu = torch.zeros(rows + 1, dtype=torch.int32)
+    cu[1:] = lengths.cumsum(0)
+    out["cu_seq_lens_q"] = cu
+    longest = int(lengths.max())
+    out["max_length_q"] = longest
+    out["packed_index"] = (torch.arange(rows)[:, None] * longest + positions)[mask]
+    return out
