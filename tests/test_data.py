@@ -295,3 +295,5 @@ def test_arrow_rows_fetch_follows_a_selected_or_sorted_view():
     view = D.ArrowRows(ds.select([2, 0, 1]))
     assert view.__getitems__([0, 2]).to_pydict() == {"input_ids": [[3, 3, 3], [2, 2]], "labels": [2, 1]}
     assert len(view) == 3 and view[0]["labels"] == 2 and view.column_names == ["input_ids", "labels"]
+    nested = D.ArrowRows(ds.select([2, 0, 1]).select([2, 0]))  # a view of a view: datasets composes the indices
+    assert nested.__getitems__([0, 1]).to_pydict() == {"input_ids": [[2, 2], [3, 3, 3]], "labels": [1, 2]}
