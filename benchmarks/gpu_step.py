@@ -4,7 +4,8 @@ AdamW, bf16 autocast over fp32 weights, as Trainer runs it) on real length-group
 torch.compile, at several batch sizes. For each: ms per step (CUDA-synchronised), the host's time to issue a step,
 the GPU's busy time per step (the profiler's kernel time), samples/s, real tokens/s, MFU on real tokens, and the
 kernels that take the most time. It answers what benchmarks/gpu.py's sweep cannot: is a step bound by the host
-(launches, Python) or by the kernels, and what compiling the model buys.
+(launches, Python) or by the kernels, and what compiling the model buys. Modes: eager and compile on padded batches;
+packed and packed_compile on the same batches laid end to end (textcls/packing.py, our default for BERT).
 
     python3 benchmarks/gpu_step.py --data_dir .gpu_bench/data/SST-2 --tokenizer .gpu_bench/tokenizer \\
         --out $OUT/gpu-step-h200.json            (or: bash benchmarks/gpu_run.sh $OUT step)
@@ -24,6 +25,7 @@ sys.path.insert(0, ROOT)
 from benchmarks import gpu, speed  # noqa: E402  (the repository root is put on the path just above)
 from textcls.errors import UserError  # noqa: E402
 from textcls.io import write_json_atomic  # noqa: E402
+from textcls.packing import enable_packing, first_position, pack_padded  # noqa: E402
 
 
 def parse(argv):
@@ -31,7 +33,12 @@ def parse(argv):
     p.add_argument("--data_dir", required=True, help="original GLUE SST-2 folder (train.tsv)")
     p.add_argument("--tokenizer", required=True, help="folder of the uncased WordPiece tokenizer")
     p.add_argument("--batch_sizes", type=int, nargs="+", default=[32, 1024, 4096])
-    p.add_argument("--modes", nargs="+", default=["eager", "compile"], choices=["eager", "compile"])
+    p.add_argument(
+        "--modes",
+        nargs="+",
+        default=["eager", "packed", "compile", "packed_compile"],
+        choices=["eager", "packed", "compile", "packed_compile"],
+    )
     p.add_argument("--steps", type=int, default=20, help="timed steps per setting, after --warmup steps")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--out", required=True)
@@ -81,7 +88,7 @@ def measure(model, batches: list[dict], steps: int, warmup: int, device: str, co
         if device == "cuda":
             torch.cuda.synchronize()
 
-    on_device = [{k: v.to(device) for k, v in b.items()} for b in batches]
+    on_device = [{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in b.items()} for b in batches]
     start = time.perf_counter()
     for i in range(warmup):
         step(on_device[i % len(on_device)])
@@ -160,8 +167,12 @@ def main(argv=None) -> int:
             for mode in args.modes:
                 torch.manual_seed(0)
                 model = AutoModelForSequenceClassification.from_pretrained(work).to(device)
+                feed = batches
+                if mode.startswith("packed"):
+                    enable_packing(model)
+                    feed = [pack_padded(b, first_position(model)) for b in batches]
                 try:
-                    m = measure(model, batches, args.steps, args.warmup, device, mode == "compile")
+                    m = measure(model, feed, args.steps, args.warmup, device, mode.endswith("compile"))
                 except Exception as e:  # one setting's failure (say, out of memory) is recorded, the rest still run
                     m = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
                 del model

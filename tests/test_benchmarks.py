@@ -236,10 +236,12 @@ def test_gpu_step_script_on_cpu_with_a_tiny_config(tiny_bert, tmp_path):
     data = write_sst2(tmp_path / "SST-2")
     out = tmp_path / "step.json"
     argv = ["--data_dir", data, "--tokenizer", tiny_bert, "--tiny", "--allow_cpu", "--peak_tflops", "1"]
-    argv += ["--batch_sizes", "2", "4", "--modes", "eager", "--steps", "2", "--warmup", "1", "--out", str(out)]
+    argv += ["--batch_sizes", "2", "4", "--modes", "eager", "packed", "--steps", "2", "--warmup", "1"]
+    argv += ["--out", str(out)]
     assert gpu_step.cli(argv) == 0
     record = json.loads(out.read_text())
-    assert [(r["batch_size"], r["mode"]) for r in record["results"]] == [(2, "eager"), (4, "eager")]
+    runs = [(r["batch_size"], r["mode"]) for r in record["results"]]
+    assert runs == [(2, "eager"), (2, "packed"), (4, "eager"), (4, "packed")]
     for r in record["results"]:
         assert "error" not in r, r
         assert r["samples_per_second"] == pytest.approx(r["batch_size"] * 1000 / r["ms_per_step"])

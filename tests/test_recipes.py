@@ -56,6 +56,19 @@ def test_readme_command_parses(command, monkeypatch):
     parse_args(argv)
 
 
+def test_readme_documents_every_flag_of_ours():
+    """Our own flags (TrainingArguments' are documented by transformers) each appear in the README."""
+    from dataclasses import fields
+
+    from textcls.args import DataArguments, LoraArguments, ModelArguments
+
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = f.read()
+    flags = [f.name for c in (ModelArguments, DataArguments, LoraArguments) for f in fields(c) if f.init]
+    assert len(flags) > 30
+    assert [name for name in flags if not re.search(rf"`--{name}[` ]", text)] == []
+
+
 def test_readme_scripts_exist():
     with open(os.path.join(ROOT, "README.md")) as f:
         for script in set(re.findall(r"bash (scripts/\S+\.sh)", f.read())):
