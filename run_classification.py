@@ -269,6 +269,11 @@ def main(argv: list[str] | None = None) -> dict:
         force=True,
     )
     transformers.utils.logging.set_verbosity_warning()
+    if training_args.disable_tqdm:  # datasets' and transformers' own bars too (loading, splitting, tokenizing)
+        import datasets
+
+        datasets.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()
     if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
         raise UserError("nothing to do: pass --do_train, --do_eval and/or --do_predict.")
     check_launch(training_args)

@@ -110,3 +110,18 @@ def test_missing_recipe_file(tmp_path):
 def test_comment_keys_are_ignored(tmp_path):
     _, _, _, t, _ = parse_args([write(tmp_path, {"_source": "HF README", "seed": 3})])
     assert t.seed == 3
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_progress_bars_off_when_output_is_not_a_terminal(monkeypatch, terminal):
+    """A log file gets one line per logging step instead of a progress-bar update per step; an explicit flag wins,
+    and the recipe keeps the flag unset so that a replay decides again."""
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal, raising=False)
+    *_, t, resolved = parse_args(["--model", "bert", "--output_dir", "o"])
+    assert t.disable_tqdm is (not terminal) and resolved["disable_tqdm"] is None
+    *_, t, _ = parse_args(["--model", "bert", "--output_dir", "o", "--disable_tqdm", "false"])
+    assert t.disable_tqdm is False
+    *_, t, _ = parse_args(["--model", "bert", "--output_dir", "o", "--disable_tqdm", "true"])
+    assert t.disable_tqdm is True

@@ -312,6 +312,10 @@ def parse_args(argv: list[str] | None = None):
 
     values = vars(namespace)
     resolved = {k: _plain(v) for k, v in values.items()}
+    if values.get("disable_tqdm") is None and not sys.stderr.isatty():
+        # In a log file every progress-bar update is another line; Trainer then prints one line per logging step.
+        # Left unset in the recipe: a replay decides again by where its output goes.
+        values["disable_tqdm"] = True
     outputs = []
     for dtype in DATACLASSES:
         kwargs = {f.name: values[f.name] for f in fields(dtype) if f.init}
