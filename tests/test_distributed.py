@@ -102,7 +102,7 @@ def test_two_process_ddp_matches_one_process(tiny_bert, tmp_path):
         "--learning_rate",
         "1e-2",
         "--logging_steps",
-        "1",
+        "5",  # 16 steps: logged at 5, 10 and 15; step 16 reaches train_loss unlogged (Trainer keeps it per process)
         "--save_strategy",
         "no",
         "--seed",
@@ -143,14 +143,16 @@ def test_two_process_ddp_matches_one_process(tiny_bert, tmp_path):
         with open(out / "trainer_state.json") as f:
             return [h["loss"] for h in json.load(f)["log_history"] if "loss" in h]
 
-    # Same global batch (8 = 2 x 4), same rows per step: the per-step losses agree. A world-size scaling bug
+    # Same global batch (8 = 2 x 4), same rows per step: the logged losses agree. A world-size scaling bug
     # would double them. 1e-4: float32 sums in another order over 16 steps, far below any real difference.
-    assert len(history(ddp)) == len(history(single)) == 16
+    assert len(history(ddp)) == len(history(single)) == 3
     assert history(ddp) == pytest.approx(history(single), abs=1e-4)
     res_single = json.loads((single / "all_results.json").read_text())
     res_ddp = json.loads((ddp / "all_results.json").read_text())
-    for key in ("eval_accuracy", "eval_loss", "train_loss"):
+    for key in ("eval_accuracy", "eval_loss"):
         assert res_ddp[key] == pytest.approx(res_single[key], abs=1e-4), key
+    # it includes step 16, never logged: Trainer added it as each process's own loss (off by 1.6e-4 here)
+    assert res_ddp["train_loss"] == pytest.approx(res_single["train_loss"], abs=1e-5)
     assert res_ddp["eval_samples"] == 21
     # The model has learned (lr 1e-2), so rows differ in loss: the eval loss must be over the 21 rows exactly, not
     # over the repeated rows DDP pads the last batch with. Recomputed here from the written probabilities.

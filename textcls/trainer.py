@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import SequentialSampler
 from transformers import Trainer, TrainerCallback
-from transformers.trainer_pt_utils import LengthGroupedSampler
+from transformers.trainer_pt_utils import LengthGroupedSampler, nested_gather
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from textcls.data import ArrowRows, FastPaddingCollator
@@ -73,6 +73,13 @@ class ClassificationTrainer(Trainer):
             checkpoint = os.path.join(self.args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{step}") if saved else None
             raise TrainingStopped(self.stop.signum, step, checkpoint)
         return output
+
+    def _finalize_training(self, trial, num_train_samples, start_time):
+        # Trainer averages the loss over processes at each logging step, but adds the steps since the last one as this
+        # process's own value: under DDP, train_loss would be partly rank 0's alone. Average that part too.
+        if self.args.world_size > 1:
+            self._tr_loss = nested_gather(self._tr_loss.detach(), self.args.parallel_mode).mean()
+        return super()._finalize_training(trial, num_train_samples, start_time)
 
     def _get_train_sampler(self, train_dataset=None):
         if self.args.train_sampling_strategy == "group_by_length" and self.train_lengths is not None:
