@@ -22,11 +22,7 @@ Supported: encoders whose attention goes through AttentionInterface and whose he
 (SUPPORTED below; each is checked against its padded self in tests/test_packing.py). Everything else trains padded.
 """
 
-import logging
-
 import torch
-
-logger = logging.getLogger(__name__)
 
 PACKED_ATTENTION = "textcls_packed_sdpa"
 
@@ -129,12 +125,6 @@ def enable_packing(model) -> None:
     if not getattr(encoder, "_textcls_packing_hook", False):
         encoder.register_forward_hook(_unpack_output, with_kwargs=True)
         encoder._textcls_packing_hook = True
-
-
-def disable_packing(model) -> None:
-    """Back to plain SDPA (the hook stays: it does nothing without packing keys), e.g. before saving."""
-    if model.config._attn_implementation == PACKED_ATTENTION:
-        model.set_attn_implementation("sdpa")
 
 
 def pack_padded(batch: dict, first_position_id: int = 0) -> dict:
