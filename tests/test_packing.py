@@ -2,6 +2,7 @@
 gradients for every supported architecture, the collator's packed batch must be the padded batch laid end to end,
 and a run must reach the same metrics either way."""
 
+import dataclasses
 import json
 import os
 
@@ -71,6 +72,21 @@ def forward_backward(model, batch):
     out.loss.backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     return out.logits.detach(), out.loss.detach(), grads
+
+
+def test_supported_list_is_tested_and_documented():
+    """One list (packing.SUPPORTED): every architecture on it is checked below, and --padding_free's help and the
+    README name exactly these."""
+    from textcls.args import DataArguments
+
+    assert set(ARCHITECTURES) == set(P.SUPPORTED)
+    names = P.supported_names()
+    assert names.count(",") == len(P.SUPPORTED) - 1
+    help_text = next(f.metadata["help"] for f in dataclasses.fields(DataArguments) if f.name == "padding_free")
+    assert f"({names}, with SDPA attention)" in help_text
+    with open(os.path.join(os.path.dirname(__file__), "..", "README.md")) as f:
+        readme_row = next(line for line in f if line.startswith("| `--padding_free"))
+    assert f"({names}, with SDPA attention)" in readme_row
 
 
 @pytest.mark.parametrize("model_type", sorted(ARCHITECTURES))

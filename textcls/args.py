@@ -12,6 +12,7 @@ import torch
 from transformers import HfArgumentParser, TrainingArguments
 
 from textcls.errors import UserError, suggest
+from textcls.packing import supported_names
 
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
 
@@ -118,9 +119,8 @@ class DataArguments:
         default="auto",
         metadata={
             "help": "Lay each batch's rows end to end so that all but attention runs on real tokens only (same "
-            "results as padded batches, less arithmetic). 'auto': where the model supports it (BERT, RoBERTa, "
-            "XLM-R, CamemBERT, ELECTRA, ERNIE, DistilBERT with SDPA attention), else padded; 'true': required; "
-            "'false': padded batches.",
+            f"results as padded batches, less arithmetic). 'auto': where the model supports it ({supported_names()}, "
+            "with SDPA attention), else padded; 'true': required; 'false': padded batches.",
             "choices": ("auto", "true", "false"),
         },
     )

@@ -326,14 +326,14 @@ def setup_padding_free(model, setting: str, pad_to_max_length: bool) -> int | No
                 "--padding_free true and --pad_to_max_length true ask for opposite batches. Drop one of them."
             )
         return None
-    reason = packing.unsupported_reason(base)
-    if reason:
+    unsupported = packing.unsupported_reason(base)
+    if unsupported:
         if setting == "true":
             raise UserError(
-                f"--padding_free true: {reason}. Use --padding_free auto (padded batches where unsupported)"
-                + (" or --attn_implementation sdpa." if "attention implementation" in reason else ".")
+                f"--padding_free true: {unsupported.reason}. Use --padding_free auto (padded batches where "
+                "unsupported)" + (f" or {unsupported.fix}." if unsupported.fix else ".")
             )
-        logger.info("padded batches: %s", reason)
+        logger.info("padded batches: %s", unsupported.reason)
         return None
     packing.enable_packing(base)
     logger.info("padding-free batches: the rows of a batch are laid end to end (textcls/packing.py)")

@@ -9,10 +9,10 @@ model's first position), the same attention over each row's own tokens, the same
 positions differ (zero here, values nobody reads there), and dropout draws fewer random numbers.
 
 How it plugs in, without touching a model's code:
-- PackingCollator (textcls.data) emits input_ids/token_type_ids/position_ids of shape (1, tokens), plus the
-  keys transformers passes from a model's forward down to its attention function: two of its flash-attention varlen
-  keys (cu_seq_lens_q, each row's start; max_length_q, the longest row) and `packed_index`, each token's cell in
-  the padded layout.
+- FastPaddingCollator(first_position=...) (textcls.data) emits input_ids/token_type_ids/position_ids of shape
+  (1, tokens), plus the keys transformers passes from a model's forward down to its attention function: two of its
+  flash-attention varlen keys (cu_seq_lens_q, each row's start; max_length_q, the longest row) and `packed_index`,
+  each token's cell in the padded layout.
 - PACKED_ATTENTION, registered with transformers' AttentionInterface, scatters Q/K/V into the padded layout, runs
   torch's scaled_dot_product_attention with the padding mask, and gathers the real rows back. Without packing keys
   it is plain SDPA, so a packed model still runs ordinary padded batches.
@@ -22,37 +22,52 @@ Supported: encoders whose attention goes through AttentionInterface and whose he
 (SUPPORTED below; each is checked against its padded self in tests/test_packing.py). Everything else trains padded.
 """
 
+from typing import NamedTuple
+
 import torch
 
 PACKED_ATTENTION = "textcls_packed_sdpa"
 
-# model_type -> the base model's submodule whose output is the last hidden state (before pooler and head)
+# model_type -> (its name for people, the base model's submodule whose output is the last hidden state, before
+# pooler and head). The one list: --padding_free's help and README name these (tests/test_packing.py checks both).
 SUPPORTED = {
-    "bert": "encoder",
-    "roberta": "encoder",
-    "xlm-roberta": "encoder",
-    "camembert": "encoder",
-    "electra": "encoder",
-    "ernie": "encoder",
-    "distilbert": "transformer",
+    "bert": ("BERT", "encoder"),
+    "roberta": ("RoBERTa", "encoder"),
+    "xlm-roberta": ("XLM-R", "encoder"),
+    "camembert": ("CamemBERT", "encoder"),
+    "electra": ("ELECTRA", "encoder"),
+    "ernie": ("ERNIE", "encoder"),
+    "distilbert": ("DistilBERT", "transformer"),
 }
 # RoBERTa-style embeddings number positions from padding_idx + 1
 OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert"}
 
 
-def unsupported_reason(model) -> str | None:
-    """Why this model cannot take packed batches, or None when it can."""
+def supported_names() -> str:
+    return ", ".join(name for name, _ in SUPPORTED.values())
+
+
+class Unsupported(NamedTuple):
+    reason: str  # why this model cannot take packed batches
+    fix: str | None  # a flag that would make it able to, where there is one
+
+
+def unsupported_reason(model) -> Unsupported | None:
+    """Why this model cannot take packed batches (and the flag that would fix it, if any), or None when it can."""
     config = model.config
     if config.model_type not in SUPPORTED:
-        return (
+        return Unsupported(
             f"model type '{config.model_type}' is not one of those packed batches are checked for "
-            f"({', '.join(sorted(SUPPORTED))})"
+            f"({', '.join(sorted(SUPPORTED))})",
+            None,
         )
     if getattr(config, "is_decoder", False):
-        return "the model is configured as a decoder (causal attention)"
+        return Unsupported("the model is configured as a decoder (causal attention)", None)
     implementation = config._attn_implementation
     if implementation not in ("sdpa", PACKED_ATTENTION):
-        return f"attention implementation '{implementation}' (packing runs on SDPA)"
+        return Unsupported(
+            f"attention implementation '{implementation}' (packing runs on SDPA)", "--attn_implementation sdpa"
+        )
     return None
 
 
@@ -114,14 +129,14 @@ def enable_packing(model) -> None:
     from transformers import AttentionInterface
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
 
-    reason = unsupported_reason(model)
-    if reason:
-        raise ValueError(f"packed batches are not supported: {reason}")
+    unsupported = unsupported_reason(model)
+    if unsupported:
+        raise ValueError(f"packed batches are not supported: {unsupported.reason}")
     AttentionInterface.register(PACKED_ATTENTION, packed_sdpa)
     # Padded batches still get SDPA's padding mask (without a registered mask function transformers passes none)
     AttentionMaskInterface.register(PACKED_ATTENTION, ALL_MASK_ATTENTION_FUNCTIONS["sdpa"])
     model.set_attn_implementation(PACKED_ATTENTION)
-    encoder = getattr(model.base_model, SUPPORTED[model.config.model_type])
+    encoder = getattr(model.base_model, SUPPORTED[model.config.model_type][1])
     if not getattr(encoder, "_textcls_packing_hook", False):
         encoder.register_forward_hook(_unpack_output, with_kwargs=True)
         encoder._textcls_packing_hook = True
