@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import run_classification as R
-from tests.conftest import TRAIN_FLAGS, sentiment_rows, write_rows
+from tests.conftest import TRAIN_FLAGS, make_bert, save_tiny, sentiment_rows, write_rows
+from tests.lora_fixtures import make_gpt2, make_llama
 from textcls import data as D
 from textcls import modeling as M
 from textcls import packing as P
@@ -30,26 +31,43 @@ TINY = dict(
     hidden_dropout_prob=0.0,
     attention_probs_dropout_prob=0.0,
 )
-ARCHITECTURES = {
+ENCODER_SIZES = {
     "bert": {},
     "roberta": {"pad_token_id": 1},
     "xlm-roberta": {"pad_token_id": 1},
     "camembert": {"pad_token_id": 1},
     "electra": {"embedding_size": 16},
     "ernie": {},
-    "distilbert": {},
 }
+DECODER = dict(
+    vocab_size=100,
+    hidden_size=32,
+    intermediate_size=37,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,  # grouped-query attention
+    max_position_embeddings=64,
+    pad_token_id=0,
+)
+SIZES = {
+    **{k: {**TINY, **v} for k, v in ENCODER_SIZES.items()},
+    "distilbert": dict(vocab_size=100, dim=32, n_layers=2, n_heads=4, hidden_dim=37, max_position_embeddings=64)
+    | dict(dropout=0.0, attention_dropout=0.0, seq_classif_dropout=0.0),
+    "llama": DECODER,
+    "mistral": {**DECODER, "sliding_window": 4},  # shorter than most rows below: the window shows
+    "qwen2": DECODER,
+    "qwen3": {**DECODER, "head_dim": 8},
+    "gemma": {**DECODER, "head_dim": 8, "num_key_value_heads": 1},
+    "gpt2": dict(vocab_size=100, n_embd=32, n_layer=2, n_head=4, n_positions=64, pad_token_id=0)
+    | dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0),
+}
+ARCHITECTURES = sorted(SIZES)
 
 
 def tiny_model(model_type, num_labels=3):
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    if model_type == "distilbert":
-        kw = dict(vocab_size=100, dim=32, n_layers=2, n_heads=4, hidden_dim=37, max_position_embeddings=64)
-        kw.update(dropout=0.0, attention_dropout=0.0, seq_classif_dropout=0.0)
-    else:
-        kw = {**TINY, **ARCHITECTURES[model_type]}
-    config = AutoConfig.for_model(model_type, num_labels=num_labels, **kw)
+    config = AutoConfig.for_model(model_type, num_labels=num_labels, **SIZES[model_type])
     torch.manual_seed(0)
     return AutoModelForSequenceClassification.from_config(config, attn_implementation="sdpa")
 
@@ -59,7 +77,7 @@ def padded_batch(model, lengths, seed=0):
     rows, width = len(lengths), max(lengths)
     ids = torch.randint(3, 100, (rows, width), generator=g)
     mask = (torch.arange(width)[None] < torch.tensor(lengths)[:, None]).long()
-    ids[mask == 0] = model.config.pad_token_id or 0
+    ids[mask == 0] = model.config.pad_token_id or 0  # decoders' heads find each row's last token by it
     batch = {"input_ids": ids, "attention_mask": mask, "labels": torch.randint(0, 3, (rows,), generator=g)}
     if model.config.model_type in ("bert", "electra", "ernie"):
         batch["token_type_ids"] = (torch.arange(width)[None] >= 3).long() * mask  # a sentence pair
@@ -89,23 +107,30 @@ def test_supported_list_is_tested_and_documented():
     assert f"({names}, with SDPA attention)" in readme_row
 
 
-@pytest.mark.parametrize("model_type", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("model_type", ARCHITECTURES)
 def test_packed_model_equals_padded(model_type):
     model = tiny_model(model_type)
     batch = padded_batch(model, [5, 9, 3, 9, 2, 7])
     logits, loss, grads = forward_backward(model, batch)
     first = M.setup_padding_free(model, "true", pad_to_max_length=False)
     assert model.config._attn_implementation == P.PACKED_ATTENTION
-    packed = P.pack_padded(batch, first)
-    assert packed["input_ids"].shape == (1, 35)
+    embedded = []  # what the layers run on: the 35 real tokens, end to end
+    model.get_input_embeddings().register_forward_hook(lambda module, args, out: embedded.append(tuple(out.shape[:2])))
+    if model_type in P.DECODERS:
+        assert first is None  # the batch stays padded up to the base model, which packs it itself
+        packed = batch
+    else:
+        packed = P.pack_padded(batch, first)
+        assert packed["input_ids"].shape == (1, 35)
     p_logits, p_loss, p_grads = forward_backward(model, packed)
+    assert embedded == [(1, 35)]
     torch.testing.assert_close(p_logits, logits, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(p_loss, loss, rtol=1e-5, atol=1e-6)
     assert p_grads.keys() == grads.keys()
     for name in grads:
         torch.testing.assert_close(p_grads[name], grads[name], rtol=1e-4, atol=1e-6, msg=name)
-    # the packed model still takes padded batches, unchanged
-    torch.testing.assert_close(forward_backward(model, batch)[0], logits, rtol=0, atol=0)
+    if model_type in P.ENCODERS:  # the packed model still takes padded batches, unchanged
+        torch.testing.assert_close(forward_backward(model, batch)[0], logits, rtol=0, atol=0)
 
 
 def test_packed_positions_matter():
@@ -120,11 +145,12 @@ def test_packed_positions_matter():
         assert not torch.allclose(model(**packed).logits, same, atol=1e-4)
 
 
-def test_packed_lora_equals_padded():
+@pytest.mark.parametrize("model_type,targets", [("bert", ["query", "value"]), ("llama", ["q_proj", "v_proj"])])
+def test_packed_lora_equals_padded(model_type, targets):
     from peft import LoraConfig, TaskType, get_peft_model
 
-    model = tiny_model("bert")
-    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=4, target_modules=["query", "value"], lora_dropout=0.0)
+    model = tiny_model(model_type)
+    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=4, target_modules=targets, lora_dropout=0.0)
     model = get_peft_model(model, config)
     for name, p in model.named_parameters():
         if "lora_B" in name:
@@ -132,7 +158,8 @@ def test_packed_lora_equals_padded():
     batch = padded_batch(model.get_base_model(), [6, 2, 8])
     logits, loss, grads = forward_backward(model, batch)
     first = M.setup_padding_free(model, "auto", False)
-    p_logits, p_loss, p_grads = forward_backward(model, P.pack_padded(batch, first))
+    assert model.get_base_model().config._attn_implementation == P.PACKED_ATTENTION
+    p_logits, p_loss, p_grads = forward_backward(model, batch if first is None else P.pack_padded(batch, first))
     torch.testing.assert_close(p_logits, logits, rtol=1e-5, atol=1e-6)
     assert any("lora_A" in n for n in grads) and p_grads.keys() == grads.keys()
     for name in grads:
@@ -142,14 +169,18 @@ def test_packed_lora_equals_padded():
 # ------------------------------------------------------------------------------------------------ when it applies
 
 
-def test_auto_leaves_unsupported_models_padded():
-    from transformers import GPT2Config, GPT2ForSequenceClassification
+def test_auto_leaves_unsupported_models_padded(tmp_path):
+    from transformers import AutoModelForSequenceClassification
 
-    gpt2 = GPT2ForSequenceClassification(GPT2Config(vocab_size=50, n_embd=16, n_layer=1, n_head=2, n_positions=32))
-    assert M.setup_padding_free(gpt2, "auto", False) is None
-    assert gpt2.config._attn_implementation != P.PACKED_ATTENTION
-    with pytest.raises(UserError, match="model type 'gpt2'.*--padding_free auto"):
-        M.setup_padding_free(gpt2, "true", False)
+    deberta = AutoModelForSequenceClassification.from_pretrained(make_deberta(tmp_path))
+    assert M.setup_padding_free(deberta, "auto", False) is None
+    assert deberta.config._attn_implementation != P.PACKED_ATTENTION
+    with pytest.raises(UserError, match="model type 'deberta-v2'.*--padding_free auto"):
+        M.setup_padding_free(deberta, "true", False)
+    llama = tiny_model("llama")
+    llama.config.pad_token_id = None  # its head could not find the rows' last tokens
+    assert M.setup_padding_free(llama, "auto", False) is None
+    assert llama.config._attn_implementation != P.PACKED_ATTENTION
 
 
 def test_eager_attention_and_pad_to_max_length():
@@ -217,8 +248,18 @@ def run(model, out, *flags):
     return R.main(["--model_name_or_path", model, "--output_dir", str(out), *TRAIN_FLAGS, *flags])
 
 
-def test_run_is_the_same_packed_or_padded(tiny_bert, tmp_path, capfd):
+RUN_MODELS = {  # a maker of a saved tiny model, and the config overrides that turn its dropout off
+    "bert": (make_bert, "hidden_dropout_prob=0,attention_probs_dropout_prob=0"),
+    "llama": (make_llama, "attention_dropout=0"),
+    "gpt2": (make_gpt2, "resid_pdrop=0,embd_pdrop=0,attn_pdrop=0"),
+}
+
+
+@pytest.mark.parametrize("model_type", sorted(RUN_MODELS))
+def test_run_is_the_same_packed_or_padded(model_type, tmp_path, capfd):
     """Dropout off and sequential batches: the two runs compute the same thing, so they must agree to rounding."""
+    make, no_dropout = RUN_MODELS[model_type]
+    model = make(tmp_path / model_type)
     rows = write_rows(tmp_path / "rows.csv", sentiment_rows(48, 3))
     flags = [
         "--train_file",
@@ -233,11 +274,11 @@ def test_run_is_the_same_packed_or_padded(tiny_bert, tmp_path, capfd):
         "--train_sampling_strategy",
         "sequential",
         "--config_overrides",
-        "hidden_dropout_prob=0,attention_probs_dropout_prob=0",
+        no_dropout,
     ]
-    packed = run(tiny_bert, tmp_path / "packed", *flags)
+    packed = run(model, tmp_path / "packed", *flags)
     assert "padding-free batches" in capfd.readouterr().out
-    padded = run(tiny_bert, tmp_path / "padded", *flags, "--padding_free", "false")
+    padded = run(model, tmp_path / "padded", *flags, "--padding_free", "false")
     for key in ("train_loss", "eval_loss", "eval_accuracy"):
         assert packed[key] == pytest.approx(padded[key], rel=1e-4, abs=1e-6), key
     with open(tmp_path / "packed" / "predictions.jsonl") as a, open(tmp_path / "padded" / "predictions.jsonl") as b:
@@ -249,11 +290,25 @@ def test_run_is_the_same_packed_or_padded(tiny_bert, tmp_path, capfd):
         assert "textcls" not in f.read()  # the saved model loads anywhere, with plain SDPA
 
 
-def test_padding_free_true_on_unsupported_model_exits_with_the_fix(tmp_path):
-    from tests.lora_fixtures import make_gpt2
+def make_deberta(path):
+    """A tiny DeBERTa-v2 (its attention does not go through transformers' AttentionInterface), BERT's tokenizer."""
+    from transformers import AutoTokenizer, DebertaV2Config, DebertaV2ForSequenceClassification
 
-    model = make_gpt2(tmp_path / "gpt2")
+    tokenizer = AutoTokenizer.from_pretrained(make_bert(path / "bert"))
+    config = DebertaV2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=64,
+    )
+    return save_tiny(DebertaV2ForSequenceClassification, config, tokenizer, path / "deberta")
+
+
+def test_padding_free_true_on_unsupported_model_exits_with_the_fix(tmp_path):
+    model = make_deberta(tmp_path)
     rows = write_rows(tmp_path / "rows.csv", sentiment_rows(16, 3))
-    with pytest.raises(UserError, match="--padding_free true: model type 'gpt2'"):
+    with pytest.raises(UserError, match="--padding_free true: model type 'deberta-v2'"):
         run(model, tmp_path / "out", "--train_file", rows, "--do_train", "--padding_free", "true")
     assert not os.path.exists(tmp_path / "out" / "recipe.json")

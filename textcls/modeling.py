@@ -314,7 +314,8 @@ def load_adapter(model, adapter_dir: str, is_trainable: bool):
 
 def setup_padding_free(model, setting: str, pad_to_max_length: bool) -> int | None:
     """Switch the model to padding-free batches (textcls.packing) as --padding_free asks. Returns the position id
-    the collator numbers each row from, or None for padded batches."""
+    the collator numbers each row from when it is to lay the rows end to end (encoders), or None for padded batches
+    (decoders lay them end to end inside the model; everything unsupported or switched off stays padded)."""
     from textcls import packing
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model

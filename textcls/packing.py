@@ -1,25 +1,29 @@
-"""Padding-free batches for encoder classifiers: the rows of a batch are laid end to end, so every position-wise
-layer (embeddings, the Q/K/V and output projections, the feed-forward block, layer norms, dropout: nearly all of an
-encoder's arithmetic) runs on the real tokens only. Attention alone is computed on the padded (rows, longest row)
-layout, where a padding mask keeps each row to itself, and the encoder's output is laid back into that layout before
-the pooler and classification head, which read the first token of each row.
+"""Padding-free batches: the rows of a batch are laid end to end, so every position-wise layer (embeddings, the
+Q/K/V and output projections, the feed-forward block, layer norms, dropout: nearly all of a transformer's
+arithmetic) runs on the real tokens only. Attention alone is computed on the padded (rows, longest row) layout, where
+a padding mask (encoders) or the causal mask (decoders) keeps each row to itself, and the model's last hidden state is
+laid back into that layout before the head.
 
 The result is the padded model's, to rounding: the same position ids (right padding: each row starts at the
 model's first position), the same attention over each row's own tokens, the same head. Only the outputs at padding
 positions differ (zero here, values nobody reads there), and dropout draws fewer random numbers.
 
 How it plugs in, without touching a model's code:
-- FastPaddingCollator(first_position=...) (textcls.data) emits input_ids/token_type_ids/position_ids of shape
-  (1, tokens), plus the keys transformers passes from a model's forward down to its attention function: two of its
-  flash-attention varlen keys (cu_seq_lens_q, each row's start; max_length_q, the longest row) and `packed_index`,
-  each token's cell in the padded layout.
+- Encoders (their heads read each row's first token): FastPaddingCollator(first_position=...) (textcls.data) emits
+  input_ids/token_type_ids/position_ids of shape (1, tokens), plus the keys transformers passes from a model's
+  forward down to its attention function: two of its flash-attention varlen keys (cu_seq_lens_q, each row's start;
+  max_length_q, the longest row) and `packed_index`, each token's cell in the padded layout. A forward hook on the
+  encoder lays its output back out as (rows, longest row, hidden).
+- Decoder LMs (their heads find each row's last token in the padded input_ids): batches stay padded up to the base
+  model; a forward pre-hook on it lays the rows end to end and adds the same keys (one host sync for the token
+  count), a forward hook lays its output back out, and the head sees the padded batch it expects.
 - PACKED_ATTENTION, registered with transformers' AttentionInterface, scatters Q/K/V into the padded layout, runs
-  torch's scaled_dot_product_attention with the padding mask, and gathers the real rows back. Without packing keys
-  it is plain SDPA, so a packed model still runs ordinary padded batches.
-- A forward hook on the encoder lays its output back out as (rows, longest row, hidden).
+  torch's scaled_dot_product_attention with the padding mask (encoders) or causally (decoders; with a sliding window
+  where the layer has one), and gathers the real rows back. Without packing keys it is plain SDPA, so a packed model
+  still runs ordinary padded batches.
 
-Supported: encoders whose attention goes through AttentionInterface and whose head reads the first token
-(SUPPORTED below; each is checked against its padded self in tests/test_packing.py). Everything else trains padded.
+Supported: models whose attention goes through AttentionInterface (ENCODERS and DECODERS below; each is checked
+against its padded self in tests/test_packing.py). Everything else trains padded.
 """
 
 from typing import NamedTuple
@@ -28,9 +32,10 @@ import torch
 
 PACKED_ATTENTION = "textcls_packed_sdpa"
 
-# model_type -> (its name for people, the base model's submodule whose output is the last hidden state, before
-# pooler and head). The one list: --padding_free's help and README name these (tests/test_packing.py checks both).
-SUPPORTED = {
+# The one list of supported models: --padding_free's help and README name these (tests/test_packing.py checks both).
+# Encoders: model_type -> (its name for people, the base model's submodule whose output is the last hidden state,
+# before pooler and head).
+ENCODERS = {
     "bert": ("BERT", "encoder"),
     "roberta": ("RoBERTa", "encoder"),
     "xlm-roberta": ("XLM-R", "encoder"),
@@ -39,12 +44,22 @@ SUPPORTED = {
     "ernie": ("ERNIE", "encoder"),
     "distilbert": ("DistilBERT", "transformer"),
 }
+# Decoder LMs: model_type -> its name for people. The base model itself is hooked.
+DECODERS = {
+    "llama": "Llama",
+    "mistral": "Mistral",
+    "qwen2": "Qwen2",
+    "qwen3": "Qwen3",
+    "gemma": "Gemma",
+    "gpt2": "GPT-2",
+}
+SUPPORTED = {**{k: name for k, (name, _) in ENCODERS.items()}, **DECODERS}
 # RoBERTa-style embeddings number positions from padding_idx + 1
 OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert"}
 
 
 def supported_names() -> str:
-    return ", ".join(name for name, _ in SUPPORTED.values())
+    return ", ".join(SUPPORTED.values())
 
 
 class Unsupported(NamedTuple):
@@ -61,8 +76,10 @@ def unsupported_reason(model) -> Unsupported | None:
             f"({', '.join(sorted(SUPPORTED))})",
             None,
         )
-    if getattr(config, "is_decoder", False):
+    if config.model_type in ENCODERS and getattr(config, "is_decoder", False):
         return Unsupported("the model is configured as a decoder (causal attention)", None)
+    if config.model_type in DECODERS and config.pad_token_id is None:
+        return Unsupported("the model has no pad_token_id, so its head cannot find each row's last token", None)
     implementation = config._attn_implementation
     if implementation not in ("sdpa", PACKED_ATTENTION):
         return Unsupported(
@@ -71,8 +88,11 @@ def unsupported_reason(model) -> Unsupported | None:
     return None
 
 
-def first_position(model) -> int:
-    """The position id of a row's first token, as the model's own embeddings number it."""
+def first_position(model) -> int | None:
+    """The position id of a row's first token, as the model's own embeddings number it, for the collator to lay the
+    rows end to end; None for decoders, whose batches stay padded up to the base model."""
+    if model.config.model_type in DECODERS:
+        return None
     if model.config.model_type in OFFSET_POSITIONS:
         return model.base_model.embeddings.padding_idx + 1
     return 0
@@ -104,11 +124,63 @@ def packed_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=
     max_length = kwargs["max_length_q"]
     rows, mask = _layout(kwargs["cu_seq_lens_q"], max_length)
     q, k, v = (pad_tokens(x[0].transpose(0, 1), index, rows, max_length).transpose(1, 2) for x in (query, key, value))
+    if k.shape[1] != q.shape[1]:  # grouped-query attention: each key/value head serves several query heads
+        from transformers.integrations.sdpa_attention import repeat_kv
+
+        k, v = repeat_kv(k, q.shape[1] // k.shape[1]), repeat_kv(v, q.shape[1] // v.shape[1])
+    causal = is_causal if is_causal is not None else getattr(module, "is_causal", False)
+    window = kwargs.get("sliding_window")
+    if not causal:
+        attn_mask = mask[:, None, None, :]  # (rows, 1, 1, keys): each row's own tokens
+    elif window is not None and window < max_length:
+        position = torch.arange(max_length, device=q.device)
+        distance = position[:, None] - position[None, :]  # query - key
+        attn_mask = ((distance >= 0) & (distance < window))[None, None]  # transformers' sliding window
+    else:
+        # Causal alone keeps a row's real tokens to themselves: right padding puts padding after every real token
+        attn_mask = None
     out = torch.nn.functional.scaled_dot_product_attention(
-        q, k, v, attn_mask=mask[:, None, None, :], dropout_p=dropout, scale=scaling
+        q, k, v, attn_mask=attn_mask, dropout_p=dropout, scale=scaling, is_causal=causal and attn_mask is None
     )  # (rows, heads, max_length, head_dim)
     out = out.transpose(1, 2).reshape(rows * max_length, *out.shape[1:2], out.shape[-1])
     return out.index_select(0, index).unsqueeze(0), None
+
+
+def _pack_inputs(module, args, kwargs):
+    """Forward pre-hook on a decoder's base model: a right-padded batch (input_ids and a 2D attention_mask) -> the
+    rows end to end, with the packing keys. Anything else (a cache, explicit positions, embeddings, left padding)
+    runs as it is."""
+    input_ids = args[0] if len(args) == 1 else kwargs.get("input_ids") if not args else None
+    mask = kwargs.get("attention_mask")
+    if (
+        input_ids is None
+        or mask is None
+        or mask.dim() != 2
+        or "packed_index" in kwargs
+        or kwargs.get("position_ids") is not None
+        or kwargs.get("cache") is not None
+        or kwargs.get("past_key_values") is not None
+    ):
+        return None
+    mask = mask.bool()
+    rows, width = mask.shape
+    lengths = mask.sum(1)
+    right_padded = mask == (torch.arange(width, device=mask.device)[None, :] < lengths[:, None])
+    if not bool(right_padded.all() & (lengths > 0).all()):  # one host sync (the token count below is the other)
+        return None
+    index = mask.reshape(-1).nonzero().squeeze(1)  # each token's cell in the (rows, width) layout
+    kwargs = {k: v for k, v in kwargs.items() if k != "input_ids"}
+    kwargs["input_ids"] = input_ids.reshape(-1)[index][None]
+    if kwargs.get("token_type_ids") is not None:
+        kwargs["token_type_ids"] = kwargs["token_type_ids"].reshape(-1)[index][None]
+    kwargs["position_ids"] = (index % width)[None]
+    # a prepared 4D mask, which transformers passes on instead of building one (packed attention does not read it)
+    kwargs["attention_mask"] = torch.ones((1, 1, 1, 1), dtype=torch.bool, device=mask.device)
+    kwargs["use_cache"] = False
+    cu_seq_lens = torch.zeros(rows + 1, dtype=torch.int32, device=mask.device)
+    cu_seq_lens[1:] = lengths.cumsum(0)
+    kwargs.update(cu_seq_lens_q=cu_seq_lens, max_length_q=width, packed_index=index)
+    return (), kwargs
 
 
 def _unpack_output(module, args, kwargs, output):
@@ -136,10 +208,13 @@ def enable_packing(model) -> None:
     # Padded batches still get SDPA's padding mask (without a registered mask function transformers passes none)
     AttentionMaskInterface.register(PACKED_ATTENTION, ALL_MASK_ATTENTION_FUNCTIONS["sdpa"])
     model.set_attn_implementation(PACKED_ATTENTION)
-    encoder = getattr(model.base_model, SUPPORTED[model.config.model_type][1])
-    if not getattr(encoder, "_textcls_packing_hook", False):
-        encoder.register_forward_hook(_unpack_output, with_kwargs=True)
-        encoder._textcls_packing_hook = True
+    model_type = model.config.model_type
+    hooked = model.base_model if model_type in DECODERS else getattr(model.base_model, ENCODERS[model_type][1])
+    if not getattr(hooked, "_textcls_packing_hook", False):
+        if model_type in DECODERS:
+            hooked.register_forward_pre_hook(_pack_inputs, with_kwargs=True)
+        hooked.register_forward_hook(_unpack_output, with_kwargs=True)
+        hooked._textcls_packing_hook = True
 
 
 def pack_padded(batch: dict, first_position_id: int = 0) -> dict:
