@@ -249,3 +249,24 @@ def test_gpu_step_script_on_cpu_with_a_tiny_config(tiny_bert, tmp_path):
     # a folder without train.tsv: one clear error, exit 2, nothing written
     bad = ["--data_dir", str(tmp_path), *argv[2:-1], str(tmp_path / "x.json")]
     assert gpu_step.cli(bad) == 2 and not (tmp_path / "x.json").exists()
+
+
+def test_packing_script_on_a_tiny_config(tiny_bert, tmp_path):
+    """benchmarks/packing.py's whole path (both orders, every architecture it knows, both modes, the record)."""
+    from benchmarks import packing
+
+    data = write_sst2(tmp_path / "SST-2", n_train=24)
+    out = tmp_path / "packing.json"
+    argv = ["--data_dir", data, "--tokenizer", tiny_bert, "--tiny", "--rows", "24", "--batch_size", "4"]
+    argv += ["--repeats", "2", "--architectures", *sorted(packing.CONFIGS), "--out", str(out)]
+    assert packing.cli(argv) == 0
+    record = json.loads(out.read_text())
+    assert [(r["architecture"], r["order"]) for r in record["results"]] == [
+        (a, o) for a in sorted(packing.CONFIGS) for o in ("grouped", "random")
+    ]
+    for r in record["results"]:
+        assert r["steps"] == 6 and 0 < r["real_tokens"] <= r["positions"]
+        assert all(len(t) == 2 and min(t) > 0 for t in r["ms_per_step"].values())
+    assert record["command"].startswith("python benchmarks/packing.py") and record["environment"]
+    assert packing.cli(["--data_dir", str(tmp_path), "--tiny", "--out", str(tmp_path / "x.json")]) == 2
+    assert not (tmp_path / "x.json").exists()

