@@ -35,10 +35,10 @@ CONFIGS = {
     "roberta": {**SIZE, "num_attention_heads": 12},
     "llama": {**SIZE, "num_attention_heads": 6, "num_key_value_heads": 2},
     "qwen2": {**SIZE, "num_attention_heads": 6, "num_key_value_heads": 2},
-    "gpt2": dict(n_embd=384, n_inner=1536, n_layer=6, n_head=6, n_positions=512),
+    "gpt2": dict(n_embd=384, n_inner=1536, n_layer=6, n_head=6, n_positions=512, bos_token_id=None, eos_token_id=None),
 }
 TINY = {
-    "gpt2": dict(n_embd=32, n_inner=37, n_layer=2, n_head=2, n_positions=64),
+    "gpt2": dict(n_embd=32, n_inner=37, n_layer=2, n_head=2, n_positions=64, bos_token_id=None, eos_token_id=None),
     "default": dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2),
 }
 

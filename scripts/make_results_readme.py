@@ -348,8 +348,38 @@ def plot_speed(record: dict, path: str, plt) -> None:
     plt.close(fig)
 
 
+def packing_table(name: str, record: dict) -> list[str]:
+    """A results/speed/packing-*.json written by benchmarks/packing.py: padded vs padding-free ms per step."""
+    env = record.get("environment") or {}
+    packages = env.get("packages") or {}
+    lines = [
+        f"### {name}",
+        "",
+        "Padded vs padding-free batches, one training step at a time (random init, sizes "
+        f"{json.dumps(record['sizes'])}); "
+        f"{record['data']}; settings {json.dumps(record['settings'])}; medians. {hardware({'environment': env})}, "
+        f"torch {packages.get('torch')}, transformers {packages.get('transformers')}, {record['date']}, commit "
+        f"{(record.get('git_sha') or '?')[:8]}{' (uncommitted changes)' if record.get('git_dirty') else ''}.",
+        "",
+        f"`{record['command']}`",
+        "",
+        "| architecture | batches | padding | padded ms/step | padding-free ms/step | speed-up |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in record["results"]:
+        m = r["median_ms_per_step"]
+        lines.append(
+            f"| {r['architecture']} | {r['order']} | {100 * r['padding']:.1f}% | {m['padded']:.1f} | "
+            f"{m['padding_free']:.1f} | {r['speedup']:.2f}x |"
+        )
+    if record.get("notes"):
+        lines += [""] + [f"- {note}" for note in record["notes"]]
+    return lines + [""]
+
+
 def speed_section(results_dir: str, plots_dir: str, plt) -> list[str]:
-    """One table per results/speed/*.json written by benchmarks/speed.py: medians per mode, ratios vs targets."""
+    """One table per results/speed/*.json written by benchmarks/speed.py or gpu.py (medians per mode, ratios vs
+    targets), or by benchmarks/packing.py."""
     paths = sorted(glob.glob(os.path.join(results_dir, "speed", "*.json")))
     if not paths:
         return []
@@ -358,6 +388,9 @@ def speed_section(results_dir: str, plots_dir: str, plt) -> list[str]:
         name = os.path.splitext(os.path.basename(path))[0]
         with open(path, encoding="utf-8") as f:
             record = json.load(f)
+        if record.get("benchmark") == "packing":
+            lines += packing_table(name, record)
+            continue
         env = record.get("environment") or {}
         packages = env.get("packages") or {}
         lines += [

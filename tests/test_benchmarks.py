@@ -268,5 +268,14 @@ def test_packing_script_on_a_tiny_config(tiny_bert, tmp_path):
         assert r["steps"] == 6 and 0 < r["real_tokens"] <= r["positions"]
         assert all(len(t) == 2 and min(t) > 0 for t in r["ms_per_step"].values())
     assert record["command"].startswith("python benchmarks/packing.py") and record["environment"]
+    # results/README.md's generator renders it beside the speed records
+    from scripts import make_results_readme as make
+
+    (tmp_path / "results" / "speed").mkdir(parents=True)
+    (tmp_path / "results" / "speed" / "packing-cpu-2026-01-01.json").write_text(json.dumps(record))
+    text = make.render(str(tmp_path / "results"), {}, plt=None)
+    first = record["results"][0]
+    assert "### packing-cpu-2026-01-01" in text and f"`{record['command']}`" in text
+    assert f"| {first['architecture']} | grouped | {100 * first['padding']:.1f}% |" in text
     assert packing.cli(["--data_dir", str(tmp_path), "--tiny", "--out", str(tmp_path / "x.json")]) == 2
     assert not (tmp_path / "x.json").exists()
