@@ -124,10 +124,6 @@ def packed_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=
     max_length = kwargs["max_length_q"]
     rows, mask = _layout(kwargs["cu_seq_lens_q"], max_length)
     q, k, v = (pad_tokens(x[0].transpose(0, 1), index, rows, max_length).transpose(1, 2) for x in (query, key, value))
-    if k.shape[1] != q.shape[1]:  # grouped-query attention: each key/value head serves several query heads
-        from transformers.integrations.sdpa_attention import repeat_kv
-
-        k, v = repeat_kv(k, q.shape[1] // k.shape[1]), repeat_kv(v, q.shape[1] // v.shape[1])
     causal = is_causal if is_causal is not None else getattr(module, "is_causal", False)
     window = kwargs.get("sliding_window")
     if not causal:
@@ -139,8 +135,23 @@ def packed_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=
     else:
         # Causal alone keeps a row's real tokens to themselves: right padding puts padding after every real token
         attn_mask = None
+    gqa = False
+    if k.shape[1] != q.shape[1]:  # grouped-query attention: each key/value head serves several query heads
+        from transformers.integrations.sdpa_attention import repeat_kv, use_gqa_in_sdpa
+
+        # SDPA takes the grouped heads as they are where its kernels can (transformers' rule); else copies
+        gqa = use_gqa_in_sdpa(attn_mask, k, v)
+        if not gqa:
+            k, v = repeat_kv(k, q.shape[1] // k.shape[1]), repeat_kv(v, q.shape[1] // v.shape[1])
     out = torch.nn.functional.scaled_dot_product_attention(
-        q, k, v, attn_mask=attn_mask, dropout_p=dropout, scale=scaling, is_causal=causal and attn_mask is None
+        q,
+        k,
+        v,
+        attn_mask=attn_mask,
+        dropout_p=dropout,
+        scale=scaling,
+        is_causal=causal and attn_mask is None,
+        enable_gqa=gqa,
     )  # (rows, heads, max_length, head_dim)
     out = out.transpose(1, 2).reshape(rows * max_length, *out.shape[1:2], out.shape[-1])
     return out.index_select(0, index).unsqueeze(0), None
