@@ -133,6 +133,25 @@ def test_packed_model_equals_padded(model_type):
         torch.testing.assert_close(forward_backward(model, batch)[0], logits, rtol=0, atol=0)
 
 
+def test_packed_decoder_runs_other_batches_as_they_are():
+    """A left-padded batch, or explicit position ids, cannot be laid end to end by the pre-hook: it runs padded,
+    with the unpacked model's results."""
+    model = tiny_model("llama").eval()
+    batch = padded_batch(model, [5, 9, 3])
+    left = {k: v for k, v in batch.items() if k != "labels"}
+    lengths = batch["attention_mask"].sum(1)
+    for key in ("input_ids", "attention_mask"):
+        left[key] = torch.stack([row.roll(int(row.numel() - n)) for row, n in zip(batch[key], lengths, strict=True)])
+    positions = (left["attention_mask"].cumsum(1) - 1).clamp(min=0)
+    expected = [model(**left).logits, model(**batch, position_ids=positions).logits]
+    M.setup_padding_free(model, "true", False)
+    embedded = []
+    model.get_input_embeddings().register_forward_hook(lambda module, args, out: embedded.append(tuple(out.shape[:2])))
+    torch.testing.assert_close(model(**left).logits, expected[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model(**batch, position_ids=positions).logits, expected[1], rtol=1e-5, atol=1e-6)
+    assert embedded == [(3, 9), (3, 9)]  # neither was laid end to end
+
+
 def test_packed_positions_matter():
     """A shift of every position id changes the logits: the equality above is not blind to positions."""
     for model_type in ("bert", "roberta"):

@@ -161,7 +161,9 @@ def _pack_inputs(module, args, kwargs):
     """Forward pre-hook on a decoder's base model: a right-padded batch (input_ids and a 2D attention_mask) -> the
     rows end to end, with the packing keys. Anything else (a cache, explicit positions, embeddings, left padding)
     runs as it is."""
-    input_ids = args[0] if len(args) == 1 else kwargs.get("input_ids") if not args else None
+    if len(args) > 1:  # called with more than input_ids positionally: not how the heads call it
+        return None
+    input_ids = args[0] if args else kwargs.get("input_ids")
     mask = kwargs.get("attention_mask")
     if (
         input_ids is None
