@@ -21,16 +21,15 @@ from textcls import modeling as M
 from textcls import packing as P
 from textcls.errors import UserError
 
-TINY = dict(
+SIZE = dict(
     vocab_size=100,
     hidden_size=32,
     num_hidden_layers=2,
     num_attention_heads=4,
     intermediate_size=37,
     max_position_embeddings=64,
-    hidden_dropout_prob=0.0,
-    attention_probs_dropout_prob=0.0,
 )
+TINY = {**SIZE, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
 ENCODER_SIZES = {
     "bert": {},
     "roberta": {"pad_token_id": 1},
@@ -39,16 +38,7 @@ ENCODER_SIZES = {
     "electra": {"embedding_size": 16},
     "ernie": {},
 }
-DECODER = dict(
-    vocab_size=100,
-    hidden_size=32,
-    intermediate_size=37,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,  # grouped-query attention
-    max_position_embeddings=64,
-    pad_token_id=0,
-)
+DECODER = {**SIZE, "num_key_value_heads": 2, "pad_token_id": 0}  # 2 key/value heads: grouped-query attention
 SIZES = {
     **{k: {**TINY, **v} for k, v in ENCODER_SIZES.items()},
     "distilbert": dict(vocab_size=100, dim=32, n_layers=2, n_heads=4, hidden_dim=37, max_position_embeddings=64)
