@@ -6,6 +6,8 @@
 #                                                       default args: --sweep 256 1024 4096; about 9 minutes)
 #   bash benchmarks/gpu_run.sh OUT_DIR step [ARGS]       benchmarks/gpu_step.py instead: one step's time, host vs
 #                                                       kernels, eager vs torch.compile (about 4 minutes)
+#   bash benchmarks/gpu_run.sh OUT_DIR packing [ARGS]    benchmarks/packing.py instead: padded vs padding-free per
+#                                                       architecture (default args: bf16, batch 256, 16,384 rows)
 # gpu.py rewrites OUT_DIR/gpu-h200.json after every stage, so a run cut short still leaves what it measured.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +17,10 @@ SCRIPT=gpu.py NAME=gpu-h200
 if [ "${1:-}" = step ]; then
     SCRIPT=gpu_step.py NAME=gpu-step-h200
     shift
+elif [ "${1:-}" = packing ]; then
+    SCRIPT=packing.py NAME=packing-h200
+    shift
+    [ $# -eq 0 ] && set -- --device cuda --bf16 --batch_size 256 --rows 16384
 elif [ $# -eq 0 ]; then
     set -- --sweep 256 1024 4096
 fi

@@ -6,6 +6,7 @@ forward, backward, gradient clipping and fused AdamW, as Trainer runs it; each c
 times, padded and padding-free alternating (ABBA), medians kept.
 
     python benchmarks/packing.py --data_dir ../shared/data/glue/SST-2      # about 15 minutes on 2 CPU cores
+    bash benchmarks/gpu_run.sh $OUT packing                                 # on the H200: bf16, batch 256
 
 Writes results/speed/packing-<device>-<date>.json (--out): every timing, positions and real tokens per order, the
 exact command, versions and hardware. `--tiny` (tests) makes 2-layer models of hidden size 32.
@@ -53,6 +54,7 @@ def parse(argv):
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast over fp32 weights, as Trainer's --bf16 runs")
     p.add_argument("--tiny", action="store_true", help="2-layer models of hidden size 32 (tests)")
     p.add_argument("--out", help="result JSON (default results/speed/packing-<device>-<date>.json)")
     return p.parse_args(argv)
@@ -97,16 +99,19 @@ def build_model(architecture: str, tokenizer, tiny: bool):
     return AutoModelForSequenceClassification.from_config(config, attn_implementation="sdpa")
 
 
-def time_steps(model, batches: list[dict], device: str) -> float:
+def time_steps(model, batches: list[dict], device: str, bf16: bool) -> float:
     """Mean ms per step over one pass of `batches`, after two warm-up steps."""
     import torch
 
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, fused=True)
+    kind = device.split(":")[0]
 
     def step(batch):
         batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-        model(**batch).loss.backward()
+        with torch.autocast(kind, dtype=torch.bfloat16, enabled=bf16):
+            loss = model(**batch).loss
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -140,7 +145,7 @@ def measure(architecture: str, order: str, tokenizer, encoded: list[dict], args)
             if mode == "padding_free":
                 first = M.setup_padding_free(model, "true", pad_to_max_length=False)
                 batches = padded if first is None else [make_collator(tokenizer, False, False, first)(r) for r in rows]
-            times[mode].append(time_steps(model, batches, args.device))
+            times[mode].append(time_steps(model, batches, args.device, args.bf16))
     positions = sum(b["input_ids"].numel() for b in padded)
     tokens = sum(len(e["input_ids"]) for e in encoded)
     result = {
@@ -193,7 +198,13 @@ def main(argv=None) -> int:
         "date": date,
         "command": shlex.join(["python", "benchmarks/packing.py", *argv]),
         "data": f"SST-2 train.tsv first {args.rows} rows, max_seq_length 128",
-        "settings": {"batch_size": args.batch_size, "repeats": args.repeats, "tiny": args.tiny, "lr": 5e-5},
+        "settings": {
+            "batch_size": args.batch_size,
+            "repeats": args.repeats,
+            "tiny": args.tiny,
+            "lr": 5e-5,
+            "bf16": args.bf16,
+        },
         "sizes": {a: (TINY.get(a, TINY["default"]) if args.tiny else CONFIGS[a]) for a in args.architectures},
         "environment": environment(),
         **git_state(),

@@ -257,8 +257,8 @@ def test_packing_script_on_a_tiny_config(tiny_bert, tmp_path):
 
     data = write_sst2(tmp_path / "SST-2", n_train=24)
     out = tmp_path / "packing.json"
-    argv = ["--data_dir", data, "--tokenizer", tiny_bert, "--tiny", "--rows", "24", "--batch_size", "4"]
-    argv += ["--repeats", "2", "--architectures", *sorted(packing.CONFIGS), "--out", str(out)]
+    base = ["--data_dir", data, "--tokenizer", tiny_bert, "--tiny", "--rows", "24", "--batch_size", "4"]
+    argv = [*base, "--repeats", "2", "--architectures", *sorted(packing.CONFIGS), "--out", str(out)]
     assert packing.cli(argv) == 0
     record = json.loads(out.read_text())
     assert [(r["architecture"], r["order"]) for r in record["results"]] == [
@@ -277,5 +277,9 @@ def test_packing_script_on_a_tiny_config(tiny_bert, tmp_path):
     first = record["results"][0]
     assert "### packing-cpu-2026-01-01" in text and f"`{record['command']}`" in text
     assert f"| {first['architecture']} | grouped | {100 * first['padding']:.1f}% |" in text
+    # bf16 autocast (the GPU run's setting) takes the same path
+    bf16 = [*base, "--architectures", "llama", "--repeats", "1", "--bf16", "--out", str(tmp_path / "bf16.json")]
+    assert packing.cli(bf16) == 0
+    assert json.loads((tmp_path / "bf16.json").read_text())["settings"]["bf16"] is True
     assert packing.cli(["--data_dir", str(tmp_path), "--tiny", "--out", str(tmp_path / "x.json")]) == 2
     assert not (tmp_path / "x.json").exists()
