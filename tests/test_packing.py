@@ -45,7 +45,8 @@ SIZES = {
     | dict(dropout=0.0, attention_dropout=0.0, seq_classif_dropout=0.0),
     "llama": DECODER,
     "mistral": {**DECODER, "sliding_window": 4},  # shorter than most rows below: the window shows
-    "qwen2": DECODER,
+    # one full-attention layer, one sliding-window layer: the mask follows each layer's kind
+    "qwen2": {**DECODER, "use_sliding_window": True, "sliding_window": 4, "max_window_layers": 1},
     "qwen3": {**DECODER, "head_dim": 8},
     "gemma": {**DECODER, "head_dim": 8, "num_key_value_heads": 1},
     "gpt2": dict(vocab_size=100, n_embd=32, n_layer=2, n_head=4, n_positions=64, pad_token_id=0)
