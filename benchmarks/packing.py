@@ -61,15 +61,14 @@ def parse(argv):
 
 
 def read_rows(data_dir: str, rows: int) -> list[tuple[str, int]]:
-    import csv
+    """The first `rows` SST-2 training rows (sentence, label), read as run_classification.py reads them."""
+    from textcls.glue import load_glue_dir
 
-    path = os.path.join(data_dir, "train.tsv")
-    if not os.path.isfile(path):
+    if not os.path.isfile(os.path.join(data_dir, "train.tsv")):
         raise UserError(f"{data_dir} has no train.tsv: pass the original GLUE SST-2 folder as --data_dir.")
-    with open(path, encoding="utf-8") as f:
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        next(reader)
-        return [(row[0], int(row[1])) for _, row in zip(range(rows), reader, strict=False)]
+    train = load_glue_dir("sst2", data_dir)["train"]
+    train = train.select(range(min(rows, len(train))))
+    return list(zip(train["sentence"], train["label"], strict=True))
 
 
 def batch_order(lengths: list[int], batch_size: int, order: str) -> list[list[int]]:

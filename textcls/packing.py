@@ -15,8 +15,9 @@ How it plugs in, without touching a model's code:
   max_length_q, the longest row) and `packed_index`, each token's cell in the padded layout. A forward hook on the
   encoder lays its output back out as (rows, longest row, hidden).
 - Decoder LMs (their heads find each row's last token in the padded input_ids): batches stay padded up to the base
-  model; a forward pre-hook on it lays the rows end to end and adds the same keys (one host sync for the token
-  count), a forward hook lays its output back out, and the head sees the padded batch it expects.
+  model; a forward pre-hook on it lays the rows end to end and adds the same keys (two host syncs: the
+  right-padding check and the token count), a forward hook lays its output back out, and the head sees the padded
+  batch it expects.
 - PACKED_ATTENTION, registered with transformers' AttentionInterface, scatters Q/K/V into the padded layout, runs
   torch's scaled_dot_product_attention with the padding mask (encoders) or causally (decoders; with a sliding window
   where the layer has one), and gathers the real rows back. Without packing keys it is plain SDPA, so a packed model
@@ -98,11 +99,10 @@ def first_position(model) -> int | None:
     return 0
 
 
-def _layout(cu_seq_lens: torch.Tensor, max_length: int):
-    rows = cu_seq_lens.numel() - 1
+def _padding_mask(cu_seq_lens: torch.Tensor, max_length: int) -> torch.Tensor:
+    """(rows, max_length): True at each row's real tokens."""
     lengths = (cu_seq_lens[1:] - cu_seq_lens[:-1]).to(torch.long)
-    mask = torch.arange(max_length, device=cu_seq_lens.device)[None, :] < lengths[:, None]  # (rows, longest)
-    return rows, mask
+    return torch.arange(max_length, device=cu_seq_lens.device)[None, :] < lengths[:, None]
 
 
 def pad_tokens(packed: torch.Tensor, index: torch.Tensor, rows: int, max_length: int) -> torch.Tensor:
@@ -122,12 +122,13 @@ def packed_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs
         )
     max_length = kwargs["max_length_q"]
-    rows, mask = _layout(kwargs["cu_seq_lens_q"], max_length)
+    rows = kwargs["cu_seq_lens_q"].numel() - 1
     q, k, v = (pad_tokens(x[0].transpose(0, 1), index, rows, max_length).transpose(1, 2) for x in (query, key, value))
     causal = is_causal if is_causal is not None else getattr(module, "is_causal", False)
     window = kwargs.get("sliding_window")
     if not causal:
-        attn_mask = mask[:, None, None, :]  # (rows, 1, 1, keys): each row's own tokens
+        # (rows, 1, 1, keys): each row's own tokens
+        attn_mask = _padding_mask(kwargs["cu_seq_lens_q"], max_length)[:, None, None, :]
     elif window is not None and window < max_length:
         position = torch.arange(max_length, device=q.device)
         distance = position[:, None] - position[None, :]  # query - key
