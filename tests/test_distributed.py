@@ -188,3 +188,47 @@ def test_thread_warnings(monkeypatch, caplog, local, threads, cores, warned):
         assert warned in text and f"OMP_NUM_THREADS={max(1, cores // local)}" in text
     else:
         assert "OMP_NUM_THREADS" not in text
+
+
+GA_CASES = {  # a model maker, the overrides that turn its dropout off, and the label kind
+    "bert-single-label": ("bert", "single"),
+    "llama-single-label": ("llama", "single"),
+    "llama-regression": ("llama", "regression"),
+    "bert-multi-label": ("bert", "multi"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GA_CASES))
+def test_gradient_accumulation_matches_one_big_batch(case, tmp_path):
+    """Batch 4 x 2 accumulation steps is batch 8: same loss, same update. transformers' Trainer takes a head whose
+    forward has **kwargs to normalise its loss over the accumulated batch itself, which BERT's head (and Llama's for
+    regression or multi-label) does not: the loss and gradients came out 2x (transformers issue 47688)."""
+    from tests.conftest import make_bert
+    from tests.lora_fixtures import make_llama
+
+    arch, kind = GA_CASES[case]
+    make, no_dropout = {
+        "bert": (make_bert, "hidden_dropout_prob=0,attention_probs_dropout_prob=0"),
+        "llama": (make_llama, "attention_dropout=0"),
+    }[arch]
+    model = make(tmp_path / arch)
+    label = {
+        "single": lambda i, pos: int(pos),
+        "regression": lambda i, pos: float(pos) + 0.1 * (i % 7),
+        "multi": lambda i, pos: ["a", "b"][: i % 3],
+    }[kind]
+    rows = [r | {"label": label(i, r["label"])} for i, r in enumerate(sentiment_rows(32, 4))]
+    data = write_rows(tmp_path / "rows.jsonl", rows)
+    flags = ["--train_file", data, "--validation_file", data, "--do_train", "--do_eval", *TRAIN_FLAGS]
+    # Sequential batches, no dropout, plain SGD without clipping: the update is proportional to the gradient
+    flags += ["--train_sampling_strategy", "sequential", "--config_overrides", no_dropout, "--optim", "sgd"]
+    flags += ["--learning_rate", "0.05", "--max_grad_norm", "0", "--logging_steps", "3"]
+
+    def run(out, batch, steps):
+        argv = ["--model", model, "--output_dir", str(tmp_path / out), *flags, "--per_device_train_batch_size"]
+        return R.main([*argv, str(batch), "--gradient_accumulation_steps", str(steps)])
+
+    one = run("one", 8, 1)
+    accumulated = run("accumulated", 4, 2)
+    assert one["train_loss"] == pytest.approx(accumulated["train_loss"], rel=1e-5)
+    assert one["eval_loss"] == pytest.approx(accumulated["eval_loss"], rel=1e-5)

@@ -53,6 +53,12 @@ class TrainingStopped(Exception):
 class ClassificationTrainer(Trainer):
     def __init__(self, *args, train_lengths=None, **kwargs):
         super().__init__(*args, **kwargs)
+        # Trainer takes a model whose forward has **kwargs to normalise its loss over the whole accumulated batch
+        # (num_items_in_batch), and then skips its own division by gradient_accumulation_steps. The
+        # ...ForSequenceClassification heads take **kwargs but drop num_items_in_batch: their loss is the batch mean,
+        # so with accumulation the loss and gradients came out gradient_accumulation_steps times too large
+        # (transformers issue 47688). Our heads' loss is a per-batch mean: Trainer must divide it.
+        self.model_accepts_loss_kwargs = False
         self.train_lengths = train_lengths
         self.stop = GracefulStop()
         self.add_callback(self.stop)
