@@ -125,3 +125,22 @@ def test_progress_bars_off_when_output_is_not_a_terminal(monkeypatch, terminal):
     assert t.disable_tqdm is False
     *_, t, _ = parse_args(["--model", "bert", "--output_dir", "o", "--disable_tqdm", "true"])
     assert t.disable_tqdm is True
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [("non_padding", "non_padding"), ("all", "all"), ("no", "no"), ("true", "all"), ("false", "no"), (None, "all")],
+)
+def test_text_or_bool_flag_takes_its_words(tmp_path, value, expected):
+    """include_num_input_tokens_seen is `str | bool` in TrainingArguments; HfArgumentParser parses it as a bool and
+    refused 'non_padding' and 'all'. From the command line and from a recipe."""
+    flag = ["--include_num_input_tokens_seen"] + ([] if value is None else [value])
+    _, _, _, t, resolved = parse_args(["--output_dir", "o", *flag])
+    assert t.include_num_input_tokens_seen == expected
+    if value is not None:
+        recipe = write(
+            tmp_path, {"output_dir": "o", "include_num_input_tokens_seen": resolved["include_num_input_tokens_seen"]}
+        )
+        assert parse_args([recipe])[3].include_num_input_tokens_seen == expected
+    with pytest.raises(UserError, match="include_num_input_tokens_seen.*'some'.*all, non_padding, no"):
+        parse_args(["--output_dir", "o", "--include_num_input_tokens_seen", "some"])

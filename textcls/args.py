@@ -5,11 +5,13 @@ checks flags, and "last one wins" gives the precedence for free."""
 import json
 import os
 import sys
+from argparse import ArgumentTypeError
 from dataclasses import dataclass, field, fields
 from enum import Enum
 
 import torch
 from transformers import HfArgumentParser, TrainingArguments
+from transformers.hf_argparser import string_to_bool
 
 from textcls.errors import UserError, suggest
 from textcls.packing import supported_names
@@ -229,8 +231,29 @@ class _Parser(HfArgumentParser):
         raise UserError(f"{message}. Run with --help to list the flags.")
 
 
+# TrainingArguments fields typed `str | bool`, which HfArgumentParser parses as a bool only (so it refuses the words).
+TEXT_OR_BOOL = {"include_num_input_tokens_seen": ("all", "non_padding", "no")}
+
+
+def _text_or_bool(words: tuple[str, ...]):
+    def parse(value: str):
+        lowered = value.lower()
+        if lowered in words:
+            return lowered
+        try:
+            return string_to_bool(value)
+        except ArgumentTypeError:
+            raise ArgumentTypeError(f"'{value}' is not one of {', '.join(words)}, true, false") from None
+
+    return parse
+
+
 def build_parser() -> HfArgumentParser:
-    return _Parser(DATACLASSES, allow_abbrev=False)
+    parser = _Parser(DATACLASSES, allow_abbrev=False)
+    for action in parser._actions:
+        if action.dest in TEXT_OR_BOOL:
+            action.type = _text_or_bool(TEXT_OR_BOOL[action.dest])
+    return parser
 
 
 def _dests(parser) -> dict[str, object]:
