@@ -72,6 +72,10 @@ def measure(model, batches: list[dict], steps: int, warmup: int, device: str, co
 
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device == "cuda")
+    if compiled:
+        # Compiled code is cached per function, guarded on the model object: every setting's fresh model recompiles
+        # into the same cache, and past torch._dynamo's recompile limit (8) later settings would run eager, unnoticed.
+        torch._dynamo.reset()
     run = torch.compile(model) if compiled else model
     amp = torch.autocast(device, dtype=torch.bfloat16) if device == "cuda" else torch.autocast(device, enabled=False)
 
