@@ -340,6 +340,13 @@ def main(argv: list[str] | None = None) -> dict:
         )
     problem_type, label_names, data_names = resolve_labels(raw, columns, data_args, config, training_args.do_train)
     logger.info("problem_type=%s labels=%s columns=%s", problem_type, label_names, columns)
+    smoothing = training_args.label_smoothing_factor
+    if training_args.do_train and smoothing and problem_type != "single_label_classification":
+        # Trainer would crash on regression targets mid-run and silently drop it for multi-label.
+        raise UserError(
+            f"--label_smoothing_factor smooths single-label class targets, but these labels are {problem_type}. "
+            "Drop the flag."
+        )
 
     tokenized = tokenize_splits(splits, columns, tokenizer, label_names, problem_type, data_names, data_args)
 

@@ -144,3 +144,18 @@ def test_text_or_bool_flag_takes_its_words(tmp_path, value, expected):
         assert parse_args([recipe])[3].include_num_input_tokens_seen == expected
     with pytest.raises(UserError, match="include_num_input_tokens_seen.*'some'.*all, non_padding, no"):
         parse_args(["--output_dir", "o", "--include_num_input_tokens_seen", "some"])
+
+
+def test_transformers_4_flags_name_their_replacement():
+    """Every flag in the table is gone from the parser, and every flag its replacement names exists."""
+    import re
+
+    from textcls.args import REMOVED_IN_TRANSFORMERS_5, _dests, build_parser
+
+    dests = _dests(build_parser())
+    for old, fix in REMOVED_IN_TRANSFORMERS_5.items():
+        assert old not in dests, old
+        for new in re.findall(r"--(\w+)", fix):
+            assert new in dests, (old, new)
+    with pytest.raises(UserError, match=r"'--warmup_ratio': transformers 5 removed it\. Use --warmup_steps 0\.1"):
+        parse_args(["--output_dir", "o", "--warmup_ratio", "0.1"])

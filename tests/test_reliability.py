@@ -515,6 +515,27 @@ BAD_INPUTS = [
         ["community metric", "--trust_remote_code"],
     ),
     ("nothing to do", lambda d, m, f: ["--train_file", f["train"]], ["nothing to do", "--do_train"]),
+    (
+        "label smoothing on regression",
+        lambda d, m, f: (
+            ["--train_file", _write(d, "g.csv", "text,label\ngood,0.5\nbad,1.5\n"), "--do_train"]
+            + ["--label_smoothing_factor", "0.1"]
+        ),
+        ["--label_smoothing_factor", "regression", "single-label"],
+    ),
+    (
+        "label smoothing on multi-label",
+        lambda d, m, f: (
+            ["--train_file", _write(d, "m.jsonl", '{"text": "a", "labels": ["x"]}\n'), "--do_train"]
+            + ["--label_smoothing_factor", "0.1"]
+        ),
+        ["--label_smoothing_factor", "multi_label_classification", "single-label"],
+    ),
+    (
+        "a transformers 4 flag",
+        lambda d, m, f: ["--train_file", f["train"], "--do_train", "--group_by_length"],
+        ["--group_by_length", "--train_sampling_strategy group_by_length"],
+    ),
 ]
 
 

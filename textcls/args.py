@@ -231,6 +231,20 @@ class _Parser(HfArgumentParser):
         raise UserError(f"{message}. Run with --help to list the flags.")
 
 
+# transformers 4 flags that tutorials and older commands still use, with what replaces them (a closest-name suggestion
+# would mislead for most: warmup_ratio -> warmup_steps needs a fraction, logging_dir -> logging_first_step).
+REMOVED_IN_TRANSFORMERS_5 = {
+    "group_by_length": "Use --train_sampling_strategy group_by_length (the default here).",
+    "evaluation_strategy": "Use --eval_strategy.",
+    "warmup_ratio": "Use --warmup_steps 0.1: a fraction below 1 is a share of the training steps.",
+    "no_cuda": "Use --use_cpu.",
+    "per_gpu_train_batch_size": "Use --per_device_train_batch_size.",
+    "per_gpu_eval_batch_size": "Use --per_device_eval_batch_size.",
+    "logging_dir": "Set the TENSORBOARD_LOGGING_DIR environment variable instead.",
+    "save_safetensors": "Drop it: weights are always saved as safetensors.",
+    "use_mps_device": "Drop it: an available MPS device is used (--use_cpu to avoid it).",
+}
+
 # TrainingArguments fields typed `str | bool`, which HfArgumentParser parses as a bool only (so it refuses the words).
 TEXT_OR_BOOL = {"include_num_input_tokens_seen": ("all", "non_padding", "no")}
 
@@ -332,6 +346,8 @@ def parse_args(argv: list[str] | None = None):
             raise UserError(
                 f"unexpected argument '{flags[0]}'. A recipe must come first and end in .json; flags start with --."
             )
+        if name in REMOVED_IN_TRANSFORMERS_5:
+            raise UserError(f"unknown flag '{flags[0]}': transformers 5 removed it. {REMOVED_IN_TRANSFORMERS_5[name]}")
         raise UserError(f"unknown flag '{flags[0]}'.{suggest(name, _dests(parser))}")
 
     values = vars(namespace)
