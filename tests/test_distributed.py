@@ -200,9 +200,9 @@ GA_CASES = {  # a model maker, the overrides that turn its dropout off, and the 
 
 @pytest.mark.parametrize("case", sorted(GA_CASES))
 def test_gradient_accumulation_matches_one_big_batch(case, tmp_path):
-    """Batch 4 x 2 accumulation steps is batch 8: same loss, same update. transformers' Trainer takes a head whose
-    forward has **kwargs to normalise its loss over the accumulated batch itself, which BERT's head (and Llama's for
-    regression or multi-label) does not: the loss and gradients came out 2x (transformers issue 47688)."""
+    """Batch 4 x 2 accumulation steps is batch 8: same loss, same update, also for a last step of unequal
+    micro-batches. transformers' Trainer takes a head whose forward has **kwargs to normalise its loss over the
+    accumulated batch itself, which the heads do not: the loss and gradients came out 2x (transformers issue 47688)."""
     from tests.conftest import make_bert
     from tests.lora_fixtures import make_llama
 
@@ -217,7 +217,8 @@ def test_gradient_accumulation_matches_one_big_batch(case, tmp_path):
         "regression": lambda i, pos: float(pos) + 0.1 * (i % 7),
         "multi": lambda i, pos: ["a", "b"][: i % 3],
     }[kind]
-    rows = [r | {"label": label(i, r["label"])} for i, r in enumerate(sentiment_rows(32, 4))]
+    # 30 rows: the last step's micro-batches hold 4 and 2 rows; each row must weigh the same in it
+    rows = [r | {"label": label(i, r["label"])} for i, r in enumerate(sentiment_rows(30, 4))]
     data = write_rows(tmp_path / "rows.jsonl", rows)
     flags = ["--train_file", data, "--validation_file", data, "--do_train", "--do_eval", *TRAIN_FLAGS]
     # Sequential batches, no dropout, plain SGD without clipping: the update is proportional to the gradient

@@ -15,6 +15,7 @@
    return as if training had finished."""
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ import threading
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import SequentialSampler
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler, nested_gather
@@ -54,11 +56,16 @@ class ClassificationTrainer(Trainer):
     def __init__(self, *args, train_lengths=None, **kwargs):
         super().__init__(*args, **kwargs)
         # Trainer takes a model whose forward has **kwargs to normalise its loss over the whole accumulated batch
-        # (num_items_in_batch), and then skips its own division by gradient_accumulation_steps. The
+        # (num_items_in_batch) and then skips its own division by gradient_accumulation_steps. The
         # ...ForSequenceClassification heads take **kwargs but drop num_items_in_batch: their loss is the batch mean,
         # so with accumulation the loss and gradients came out gradient_accumulation_steps times too large
-        # (transformers issue 47688). Our heads' loss is a per-batch mean: Trainer must divide it.
-        self.model_accepts_loss_kwargs = False
+        # (transformers issue 47688). Dividing each micro-batch's mean instead would weigh rows unequally when the
+        # micro-batches differ in size (an epoch's last step, train_sampling_strategy batch_rebalance). So the loss is
+        # ours: the heads' own loss summed over the micro-batch and divided by the label count of the whole step.
+        self.model_accepts_loss_kwargs = False  # the model gets no labels and no count
+        self.compute_loss_func = functools.partial(
+            _loss_over_step, problem_type=self.model.config.problem_type, smoothing=self.args.label_smoothing_factor
+        )
         self.train_lengths = train_lengths
         self.stop = GracefulStop()
         self.add_callback(self.stop)
@@ -116,7 +123,8 @@ class ClassificationTrainer(Trainer):
         if self.args.world_size > 1 and key in output.metrics and output.predictions is not None:
             # Under DDP the last batch of a split that does not divide evenly is padded with repeated rows: the
             # predictions drop them, but Trainer's eval loss averages them in. Recompute it from the rows themselves.
-            exact = exact_loss(output.predictions, output.label_ids, self.model.config.problem_type)
+            problem_type, smoothing = self.model.config.problem_type, self.args.label_smoothing_factor
+            exact = exact_loss(output.predictions, output.label_ids, problem_type, smoothing)
             if exact is not None:
                 output.metrics[key] = exact
         return output
@@ -297,13 +305,30 @@ def unsort(values: np.ndarray, order: np.ndarray) -> np.ndarray:
     return out
 
 
-def exact_loss(logits, labels, problem_type: str) -> float | None:
-    """The model's own loss over exactly these rows (mean), or None without labels."""
+def classification_loss(logits, labels, problem_type: str, smoothing: float = 0.0, reduction: str = "mean"):
+    """The ...ForSequenceClassification heads' loss: cross-entropy (with Trainer's label smoothing), MSE for
+    regression, binary cross-entropy per label for multi-label. Computed in float32, as the heads do under autocast."""
+    logits = logits.float()
+    if problem_type == "regression":
+        return F.mse_loss(logits.squeeze(-1), labels.float().view(-1), reduction=reduction)
+    if problem_type == "multi_label_classification":
+        return F.binary_cross_entropy_with_logits(logits, labels.float(), reduction=reduction)
+    labels = labels.long().view(-1)
+    return F.cross_entropy(logits.view(labels.numel(), -1), labels, reduction=reduction, label_smoothing=smoothing)
+
+
+def _loss_over_step(outputs, labels, num_items_in_batch=None, *, problem_type: str, smoothing: float):
+    """Trainer's compute_loss_func. num_items_in_batch counts the label entries of the whole optimizer step (rows;
+    rows x labels for multi-label), so the micro-batches' sums add up to the mean over the step. Evaluation passes
+    none: the batch mean."""
+    logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+    if num_items_in_batch is None:
+        return classification_loss(logits, labels, problem_type, smoothing)
+    return classification_loss(logits, labels, problem_type, smoothing, reduction="sum") / num_items_in_batch
+
+
+def exact_loss(logits, labels, problem_type: str, smoothing: float = 0.0) -> float | None:
+    """The loss over exactly these rows (mean), or None without labels."""
     if labels is None:
         return None
-    logits, labels = torch.as_tensor(logits, dtype=torch.float32), torch.as_tensor(labels)
-    if problem_type == "regression":
-        return torch.nn.functional.mse_loss(logits.squeeze(-1), labels.float()).item()
-    if problem_type == "multi_label_classification":
-        return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels.float()).item()
-    return torch.nn.functional.cross_entropy(logits, labels.long(), ignore_index=-100).item()
+    return classification_loss(torch.as_tensor(logits), torch.as_tensor(labels), problem_type, smoothing).item()
