@@ -57,6 +57,23 @@ def check_output_dir(training_args, overwrite: bool) -> str | None:
 EVALUATE_ORGS = ("evaluate-metric", "evaluate-measurement", "evaluate-comparison")
 
 
+def check_evaluation_flags(training_args) -> None:
+    """Trainer options that would leave the metrics (F1, Matthews, Spearman: computed over every prediction at once)
+    or the predictions file without their inputs."""
+    if not training_args.eval_do_concat_batches:
+        raise UserError(
+            "--eval_do_concat_batches false is not supported: the metrics and predictions here need every batch's "
+            "outputs joined. Drop the flag."
+        )
+    if training_args.batch_eval_metrics:
+        raise UserError(
+            "--batch_eval_metrics is not supported: these metrics need every prediction at once. Drop it; "
+            "--eval_accumulation_steps N moves predictions off the accelerator every N steps if memory is short."
+        )
+    if training_args.prediction_loss_only and training_args.do_predict:
+        raise UserError("--prediction_loss_only leaves no predictions for --do_predict to write. Drop one of the two.")
+
+
 def check_metric_source(name: str, trust_remote_code: bool) -> None:
     """evaluate.load runs the metric's Python script on this machine: a community one needs --trust_remote_code."""
     if trust_remote_code or "/" not in name or os.path.exists(name) or name.split("/")[0] in EVALUATE_ORGS:
@@ -225,13 +242,15 @@ def evaluate_and_predict(
             suffix = split_suffix(name)
             prefix = ("eval" if role == "eval" else "predict") + (f"_{suffix}" if suffix else "")
             out_pred = trainer.predict(tok, metric_key_prefix=prefix)
-            predictions = unsort(out_pred.predictions, order)
             metrics = {**(out_pred.metrics or {}), f"{prefix}_samples": len(tok)}
             results.update(metrics)
             trainer.log_metrics(prefix, metrics)
             if not main_process:
                 continue
             write_json_atomic(os.path.join(out, f"{prefix}_results.json"), metrics)
+            if out_pred.predictions is None:  # --prediction_loss_only: the loss is all there is
+                continue
+            predictions = unsort(out_pred.predictions, order)
             gold = unsort(out_pred.label_ids, order) if out_pred.label_ids is not None else None
             if role == "eval" and problem_type != "regression":
                 report = classification_report(
@@ -276,6 +295,7 @@ def main(argv: list[str] | None = None) -> dict:
         transformers.utils.logging.disable_progress_bar()
     if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
         raise UserError("nothing to do: pass --do_train, --do_eval and/or --do_predict.")
+    check_evaluation_flags(training_args)
     check_launch(training_args)
     check_threads(training_args)
     code_version = None
@@ -374,7 +394,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     # ---- Trainer
     eval_names = [split_suffix(n) for n in roles["eval"]]
-    if training_args.metric_for_best_model is None and problem_type is not None:
+    loss_only = training_args.prediction_loss_only  # evaluation reports the loss alone (and Trainer selects on it)
+    if training_args.metric_for_best_model is None and problem_type is not None and not loss_only:
         metric = primary_metric(problem_type, task.name if task else None)
         # With several eval splits (MNLI) Trainer names metrics eval_<split>_<metric>: select on the first split.
         training_args.metric_for_best_model = f"{eval_names[0]}_{metric}" if len(eval_names) > 1 else metric

@@ -455,3 +455,25 @@ def test_evaluating_a_trained_folder_in_place_keeps_its_training_recipe(tiny_ber
     assert evaluation["do_eval"] is True and evaluation["model_name_or_path"] == str(out)
     assert "do_train" not in evaluation or evaluation["do_train"] is False
     assert "eval_accuracy" in json.loads((out / "eval_results.json").read_text())
+
+
+def test_drop_last_drops_training_rows_only(tiny_bert, sentiment_files, tmp_path):
+    """--dataloader_drop_last is for training batches; Trainer applied it to evaluation and prediction too, which
+    dropped the last rows of the dev set from the metrics (and crashed our in-order predictions)."""
+    files = ["--train_file", sentiment_files["train"], "--validation_file", sentiment_files["dev"]]
+    files += ["--test_file", sentiment_files["test"], "--do_train", "--do_eval", "--do_predict"]
+    plain = run(tiny_bert, tmp_path / "plain", *files)
+    dropped = run(tiny_bert, tmp_path / "dropped", *files, "--dataloader_drop_last", "true")
+    # 64 training rows in batches of 8: nothing to drop there, so the model and every metric are the same
+    assert dropped["eval_samples"] == 21 and dropped["predict_samples"] == 13
+    for key in ("train_loss", "eval_loss", "eval_accuracy", "predict_accuracy"):
+        assert dropped[key] == pytest.approx(plain[key], rel=1e-6), key
+    assert len(read_jsonl(tmp_path / "dropped" / "predictions.jsonl")) == 13
+
+
+def test_prediction_loss_only_evaluates_the_loss(tiny_bert, sentiment_files, tmp_path):
+    out = tmp_path / "out"
+    files = ["--train_file", sentiment_files["train"], "--validation_file", sentiment_files["dev"], "--do_train"]
+    results = run(tiny_bert, out, *files, "--do_eval", "--prediction_loss_only", "true", "--eval_strategy", "epoch")
+    assert "eval_loss" in results and "eval_accuracy" not in results
+    assert not (out / "eval_classification_report.json").exists()

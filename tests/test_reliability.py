@@ -532,6 +532,21 @@ BAD_INPUTS = [
         ["--label_smoothing_factor", "multi_label_classification", "single-label"],
     ),
     (
+        "prediction_loss_only with do_predict",
+        lambda d, m, f: ["--test_file", f["train"], "--do_predict", "--prediction_loss_only", "true"],
+        ["--prediction_loss_only", "no predictions", "--do_predict"],
+    ),
+    (
+        "eval_do_concat_batches false",
+        lambda d, m, f: ["--train_file", f["train"], "--do_train", "--eval_do_concat_batches", "false"],
+        ["--eval_do_concat_batches false", "every batch", "Drop the flag"],
+    ),
+    (
+        "batch_eval_metrics",
+        lambda d, m, f: ["--train_file", f["train"], "--do_train", "--batch_eval_metrics", "true"],
+        ["--batch_eval_metrics", "every prediction", "--eval_accumulation_steps"],
+    ),
+    (
         "a transformers 4 flag",
         lambda d, m, f: ["--train_file", f["train"], "--do_train", "--group_by_length"],
         ["--group_by_length", "--train_sampling_strategy group_by_length"],

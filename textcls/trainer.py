@@ -104,6 +104,16 @@ class ClassificationTrainer(Trainer):
             )
         return super()._get_train_sampler(train_dataset)
 
+    def _get_dataloader(self, dataset, description, batch_size, sampler_fn=None, is_training=False, **kwargs):
+        # --dataloader_drop_last is for training batches; Trainer applies it to evaluation and prediction as well,
+        # which leaves the last rows out of the metrics and the predictions.
+        drop_last = self.args.dataloader_drop_last
+        self.args.dataloader_drop_last = drop_last and is_training
+        try:
+            return super()._get_dataloader(dataset, description, batch_size, sampler_fn, is_training, **kwargs)
+        finally:
+            self.args.dataloader_drop_last = drop_last
+
     def _remove_unused_columns(self, dataset, description=None):
         # Trainer calls this on a datasets.Dataset just before building each DataLoader. With our collator, batches
         # are fetched as one Arrow table and padded column-wise: the stock per-row path costs more than a GPU step.
