@@ -74,6 +74,31 @@ def check_evaluation_flags(training_args) -> None:
         raise UserError("--prediction_loss_only leaves no predictions for --do_predict to write. Drop one of the two.")
 
 
+def check_optimizer_and_scheduler(training_args, model) -> None:
+    """Trainer builds the optimizer and the scheduler when training starts, after the data and the model are loaded
+    and the output folder is begun: a package or a setting they lack should stop the run before all that."""
+    import torch
+    from transformers import Trainer
+    from transformers.optimization import get_scheduler
+    from transformers.utils.import_utils import is_liger_kernel_available
+
+    optim = getattr(training_args.optim, "value", training_args.optim)
+    try:
+        Trainer.get_optimizer_cls_and_kwargs(training_args, model)
+    except (ImportError, ValueError) as e:
+        raise UserError(f"--optim {optim}: {e}") from None
+    name = getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type)
+    probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    try:
+        get_scheduler(name, probe, 1, 10, scheduler_specific_kwargs=training_args.lr_scheduler_kwargs or {})
+    except (TypeError, ValueError) as e:
+        raise UserError(
+            f"--lr_scheduler_type {name}: {e}. Pass its settings as --lr_scheduler_kwargs '{{\"setting\": value}}'."
+        ) from None
+    if training_args.use_liger_kernel and not is_liger_kernel_available():
+        raise UserError("--use_liger_kernel needs the liger-kernel package (GPU only): pip install liger-kernel.")
+
+
 def check_metric_source(name: str, trust_remote_code: bool) -> None:
     """evaluate.load runs the metric's Python script on this machine: a community one needs --trust_remote_code."""
     if trust_remote_code or "/" not in name or os.path.exists(name) or name.split("/")[0] in EVALUATE_ORGS:
@@ -382,6 +407,8 @@ def main(argv: list[str] | None = None) -> dict:
         model = M.load_adapter(model, adapter_dir, is_trainable=training_args.do_train)
     elif lora_args.use_lora:
         model = M.apply_lora(model, lora_args)
+    if training_args.do_train:
+        check_optimizer_and_scheduler(training_args, model)
     # Training on from an adapter folder is LoRA too: merge it and describe it as such.
     lora_args.use_lora = lora_args.use_lora or adapter_dir is not None
     params = M.count_parameters(model)

@@ -547,6 +547,21 @@ BAD_INPUTS = [
         ["--batch_eval_metrics", "every prediction", "--eval_accumulation_steps"],
     ),
     (
+        "scheduler without its settings",
+        lambda d, m, f: ["--train_file", f["train"], "--do_train", "--lr_scheduler_type", "warmup_stable_decay"],
+        ["--lr_scheduler_type warmup_stable_decay", "num_decay_steps", "--lr_scheduler_kwargs"],
+    ),
+    (
+        "optimizer from a package that is not installed",
+        lambda d, m, f: ["--train_file", f["train"], "--do_train", "--optim", "adamw_bnb_8bit"],
+        ["--optim adamw_bnb_8bit", "pip install -U bitsandbytes"],
+    ),
+    (
+        "liger kernels not installed",
+        lambda d, m, f: ["--train_file", f["train"], "--do_train", "--use_liger_kernel", "true"],
+        ["--use_liger_kernel", "pip install liger-kernel"],
+    ),
+    (
         "a transformers 4 flag",
         lambda d, m, f: ["--train_file", f["train"], "--do_train", "--group_by_length"],
         ["--group_by_length", "--train_sampling_strategy group_by_length"],
