@@ -24,7 +24,14 @@ from textcls.args import parse_args, write_recipe
 from textcls.distributed import check_launch, check_threads
 from textcls.errors import UserError
 from textcls.io import write_json_atomic
-from textcls.metrics import classification_report, compute_hub_metric, compute_metrics, load_hub_metric, primary_metric
+from textcls.metrics import (
+    classification_report,
+    compute_hub_metric,
+    compute_metrics,
+    load_hub_metric,
+    metric_names,
+    primary_metric,
+)
 from textcls.outputs import prediction_rows, split_suffix, write_model_card
 from textcls.trainer import ClassificationTrainer, TrainingStopped, last_complete_checkpoint, sort_by_length, unsort
 
@@ -57,9 +64,24 @@ def check_output_dir(training_args, overwrite: bool) -> str | None:
 EVALUATE_ORGS = ("evaluate-metric", "evaluate-measurement", "evaluate-comparison")
 
 
-def check_evaluation_flags(training_args) -> None:
-    """Trainer options that would leave the metrics (F1, Matthews, Spearman: computed over every prediction at once)
-    or the predictions file without their inputs."""
+def check_training_flags(training_args) -> None:
+    """Values Trainer would accept and fail on later (a batch size of 0, a negative learning rate), or that train
+    nothing; and Trainer options that would leave the metrics (F1, Matthews, Spearman: computed over every prediction
+    at once) or the predictions file without their inputs."""
+    if training_args.do_train:
+        if training_args.per_device_train_batch_size < 1:
+            raise UserError(
+                f"--per_device_train_batch_size {training_args.per_device_train_batch_size}: pass 1 or more."
+            )
+        if training_args.learning_rate < 0:
+            raise UserError(f"--learning_rate {training_args.learning_rate:g}: pass 0 or more.")
+        if training_args.max_steps <= 0 and training_args.num_train_epochs <= 0:
+            raise UserError(
+                f"--num_train_epochs {training_args.num_train_epochs:g} trains nothing: pass more, or drop --do_train "
+                "to evaluate or predict only."
+            )
+    if (training_args.do_eval or training_args.do_predict) and training_args.per_device_eval_batch_size < 1:
+        raise UserError(f"--per_device_eval_batch_size {training_args.per_device_eval_batch_size}: pass 1 or more.")
     if not training_args.eval_do_concat_batches:
         raise UserError(
             "--eval_do_concat_batches false is not supported: the metrics and predictions here need every batch's "
@@ -99,6 +121,18 @@ def check_optimizer_and_scheduler(training_args, model) -> None:
         raise UserError("--use_liger_kernel needs the liger-kernel package (GPU only): pip install liger-kernel.")
 
 
+def check_best_metric(name: str, problem_type: str, task_name, label_names, eval_names, loss_only: bool) -> None:
+    """--metric_for_best_model must be a metric this evaluation reports; Trainer finds out at the first evaluation,
+    after training has begun."""
+    keys = ["loss"] + ([] if loss_only else metric_names(problem_type, task_name, len(label_names or ())))
+    if len(eval_names) > 1:
+        keys = [f"{split}_{key}" for split in eval_names for key in keys]
+    if name.removeprefix("eval_") not in keys:
+        raise UserError(
+            f"--metric_for_best_model {name}: this evaluation reports {', '.join(keys)}. Pick one of them."
+        )
+
+
 def check_metric_source(name: str, trust_remote_code: bool) -> None:
     """evaluate.load runs the metric's Python script on this machine: a community one needs --trust_remote_code."""
     if trust_remote_code or "/" not in name or os.path.exists(name) or name.split("/")[0] in EVALUATE_ORGS:
@@ -136,10 +170,10 @@ def split_names(raw, task, training_args, data_args):
     for role, names in wanted.items():
         for name in names:
             if name not in raw:
-                raise UserError(
-                    f"--do_{'predict' if role == 'test' else role} needs a '{name}' split, but the data has: "
-                    f"{available}. Pass {fixes[role]}."
-                )
+                flag = f"--do_{'predict' if role == 'test' else role}"
+                if role == "eval" and training_args.eval_strategy != "no":
+                    flag = f"--eval_strategy {getattr(training_args.eval_strategy, 'value', '')}"  # it sets do_eval
+                raise UserError(f"{flag} needs a '{name}' split, but the data has: {available}. Pass {fixes[role]}.")
     return wanted
 
 
@@ -158,6 +192,8 @@ def resolve_labels(raw, columns, data_args, config, training: bool):
             else D.infer_problem_type(feature, labelled[columns.label])
         )
     if problem_type == "regression":
+        if data_args.label_names:
+            raise UserError("--label_names names classes, but regression labels have no classes: drop it.")
         return problem_type, None, None
     data_names = D.class_label_names(feature)
     model_names = [config.id2label[i] for i in range(len(config.id2label))] if has_map else None
@@ -320,7 +356,7 @@ def main(argv: list[str] | None = None) -> dict:
         transformers.utils.logging.disable_progress_bar()
     if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
         raise UserError("nothing to do: pass --do_train, --do_eval and/or --do_predict.")
-    check_evaluation_flags(training_args)
+    check_training_flags(training_args)
     check_launch(training_args)
     check_threads(training_args)
     code_version = None
@@ -422,6 +458,15 @@ def main(argv: list[str] | None = None) -> dict:
     # ---- Trainer
     eval_names = [split_suffix(n) for n in roles["eval"]]
     loss_only = training_args.prediction_loss_only  # evaluation reports the loss alone (and Trainer selects on it)
+    if training_args.metric_for_best_model is not None and hub_metric is None:
+        check_best_metric(
+            training_args.metric_for_best_model,
+            problem_type,
+            task.name if task else None,
+            label_names,
+            eval_names,
+            loss_only,
+        )
     if training_args.metric_for_best_model is None and problem_type is not None and not loss_only:
         metric = primary_metric(problem_type, task.name if task else None)
         # With several eval splits (MNLI) Trainer names metrics eval_<split>_<metric>: select on the first split.

@@ -272,3 +272,23 @@ def test_compute_hub_metric_regression_and_multi_label():
     metric = FakeMetric({"f1": 1.0})
     compute_hub_metric(metric, multi_hot_logits([[1, 0]]), np.array([[1.0, 0.0]]), MULTI)
     assert metric.calls == [([[1, 0]], [[1, 0]])]
+
+
+@pytest.mark.parametrize(
+    "problem_type, task",
+    [
+        ("single_label_classification", None),
+        ("single_label_classification", "cola"),
+        ("single_label_classification", "mrpc"),
+        ("multi_label_classification", None),
+        ("regression", None),
+        ("regression", "stsb"),
+    ],
+)
+def test_metric_names_hold_the_primary_metric(problem_type, task):
+    """--metric_for_best_model is checked against metric_names; the default (the primary metric) must pass."""
+    from textcls.metrics import metric_names, primary_metric
+
+    names = metric_names(problem_type, task, 3)
+    assert primary_metric(problem_type, task) in names
+    assert ("matthews_correlation" in names) == (task == "cola") and ("combined_score" in names) == (task == "stsb")

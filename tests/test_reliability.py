@@ -562,6 +562,50 @@ BAD_INPUTS = [
         ["--use_liger_kernel", "pip install liger-kernel"],
     ),
     (
+        "metric_for_best_model the task does not compute",
+        lambda d, m, f: (
+            ["--train_file", f["train"], "--validation_file", f["train"], "--do_train", "--do_eval"]
+            + [
+                "--eval_strategy",
+                "epoch",
+                "--save_strategy",
+                "epoch",
+                "--load_best_model_at_end",
+                "--metric_for_best_model",
+            ]
+            + ["f1"]
+        ),
+        ["--metric_for_best_model f1", "accuracy", "macro_f1", "loss"],
+    ),
+    (
+        "eval_strategy without a validation split",
+        lambda d, m, f: ["--train_file", f["train"], "--do_train", "--eval_strategy", "epoch"],
+        ["--eval_strategy epoch needs a 'validation' split", "--validation_file"],
+    ),
+    (
+        "batch size 0",
+        lambda d, m, f: ["--train_file", f["train"], "--do_train", "--per_device_train_batch_size", "0"],
+        ["--per_device_train_batch_size 0", "1 or more"],
+    ),
+    (
+        "negative learning rate",
+        lambda d, m, f: ["--train_file", f["train"], "--do_train", "--learning_rate", "-1"],
+        ["--learning_rate -1", "0 or more"],
+    ),
+    (
+        "zero epochs",
+        lambda d, m, f: ["--train_file", f["train"], "--do_train", "--num_train_epochs", "0"],
+        ["--num_train_epochs 0", "trains nothing", "--do_train"],
+    ),
+    (
+        "label names for regression",
+        lambda d, m, f: (
+            ["--train_file", _write(d, "g.csv", "text,label\ngood,0.5\nbad,1.5\n"), "--do_train"]
+            + ["--label_names", "neg", "pos"]
+        ),
+        ["--label_names", "regression", "no classes"],
+    ),
+    (
         "a transformers 4 flag",
         lambda d, m, f: ["--train_file", f["train"], "--do_train", "--group_by_length"],
         ["--group_by_length", "--train_sampling_strategy group_by_length"],

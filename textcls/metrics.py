@@ -131,6 +131,19 @@ def compute_metrics(
     return metrics
 
 
+def metric_names(problem_type: str, task_name: str | None = None, num_labels: int = 2) -> list[str]:
+    """The keys compute_metrics returns for this problem and task, read off a two-row evaluation so that they cannot
+    drift from it."""
+    num_labels = max(num_labels, 2)
+    if problem_type == "regression":
+        predictions, labels = np.array([0.0, 1.0]), np.array([0.0, 1.0])
+    elif problem_type == "multi_label_classification":
+        predictions, labels = np.zeros((2, num_labels)), np.eye(2, num_labels)
+    else:
+        predictions, labels = np.eye(2, num_labels), np.array([0, 1])
+    return list(compute_metrics(predictions, labels, problem_type, task_name))
+
+
 def primary_metric(problem_type: str, task_name: str | None = None) -> str:
     """Name of the metric for ``metric_for_best_model`` and results tables (a key of ``compute_metrics``)."""
     _check_problem_type(problem_type)
