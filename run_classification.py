@@ -182,9 +182,19 @@ def resolve_labels(raw, columns, data_args, config, training: bool):
     labelled = next(
         (raw[s] for s in ("train", "validation", *raw) if s in raw and columns.label in raw[s].features), None
     )
-    feature = labelled.features[columns.label]
     has_map = not M.default_label_names(config)
-    problem_type = data_args.problem_type
+    if labelled is None:
+        # Predicting with a saved model on text alone: its config says what the head predicts.
+        if not (has_map or config.problem_type == "regression"):
+            raise UserError(
+                "no split has labels and the model has no label map of its own, so nothing says what its outputs "
+                "mean. Pass a fine-tuned model folder as --model, or train one with --do_train on labelled data."
+            )
+        feature = None
+        problem_type = data_args.problem_type or config.problem_type or "single_label_classification"
+    else:
+        feature = labelled.features[columns.label]
+        problem_type = data_args.problem_type
     if problem_type is None:
         problem_type = (
             config.problem_type
@@ -195,7 +205,7 @@ def resolve_labels(raw, columns, data_args, config, training: bool):
         if data_args.label_names:
             raise UserError("--label_names names classes, but regression labels have no classes: drop it.")
         return problem_type, None, None
-    data_names = D.class_label_names(feature)
+    data_names = D.class_label_names(feature) if feature is not None else None
     model_names = [config.id2label[i] for i in range(len(config.id2label))] if has_map else None
     if not training and model_names is not None:
         if data_args.label_names is not None and data_args.label_names != model_names:

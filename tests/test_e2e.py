@@ -477,3 +477,37 @@ def test_prediction_loss_only_evaluates_the_loss(tiny_bert, sentiment_files, tmp
     results = run(tiny_bert, out, *files, "--do_eval", "--prediction_loss_only", "true", "--eval_strategy", "epoch")
     assert "eval_loss" in results and "eval_accuracy" not in results
     assert not (out / "eval_classification_report.json").exists()
+
+
+@pytest.mark.parametrize("kind", ["single", "multi", "regression"])
+def test_predict_on_text_alone_with_a_saved_model(tiny_bert, tmp_path, kind):
+    """The README's `--model out/my-run --test_file new.jsonl --do_predict`: a file with no label column at all (it
+    crashed: no split had labels to read the problem from). The saved model's config says what its head predicts."""
+    rng = random.Random(5)
+    label = {
+        "single": lambda pos: ["neg", "pos"][pos],
+        "multi": lambda pos: ["a", "b"][: rng.randint(0, 2)],
+        "regression": lambda pos: float(pos) + rng.random(),
+    }[kind]
+    rows = [{"text": sentence(rng, pos), "label": label(pos)} for pos in [True, False] * 12]
+    trained = tmp_path / "trained"
+    run(tiny_bert, trained, "--train_file", write_rows(tmp_path / "train.jsonl", rows), "--do_train")
+    new = write_rows(tmp_path / "new.jsonl", [{"text": r["text"]} for r in rows[:5]])
+    out = tmp_path / "pred"
+    R.main(["--model", str(trained), "--test_file", new, "--do_predict", "--output_dir", str(out)])
+    predictions = read_jsonl(out / "predictions.jsonl")
+    assert [p["text"] for p in predictions] == [r["text"] for r in rows[:5]]
+    key = {"single": "label", "multi": "labels", "regression": "prediction"}[kind]
+    assert all(key in p and "gold" not in p for p in predictions)
+    if kind == "single":
+        assert {p["label"] for p in predictions} <= {"neg", "pos"} and set(predictions[0]["probabilities"]) == {
+            "neg",
+            "pos",
+        }
+
+
+def test_predict_on_text_alone_needs_a_fine_tuned_model(tiny_bert, tmp_path):
+    new = write_rows(tmp_path / "new.jsonl", [{"text": "good movie"}])
+    with pytest.raises(UserError, match="no split has labels and the model has no label map"):
+        R.main(["--model", tiny_bert, "--test_file", new, "--do_predict", "--output_dir", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()
