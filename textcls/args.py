@@ -191,8 +191,9 @@ class ClassificationTrainingArguments(TrainingArguments):
     per_device_eval_batch_size: int = field(
         default=64, metadata={"help": "Batch size per device for evaluation and prediction (default 64 here)."}
     )
-    # With True, transformers 5 multiplies the loss by the world size under DDP for a model it trusts to normalise its
-    # own loss over devices. ClassificationTrainer no longer trusts any (textcls/trainer.py); False keeps it that way.
+    # With True, stock transformers 5 multiplies a classification head's loss by the world size under DDP. Our loss
+    # (textcls/trainer.py) divides by the label count of the whole step, gathered across processes when True, so both
+    # values train the same here; False is kept as the default that needs no gather.
     average_tokens_across_devices: bool = field(
         default=False,
         metadata={"help": "Keep False for classification: True scales the loss by the world size under DDP."},
