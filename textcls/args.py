@@ -196,7 +196,7 @@ class ClassificationTrainingArguments(TrainingArguments):
     # values train the same here; False is kept as the default that needs no gather.
     average_tokens_across_devices: bool = field(
         default=False,
-        metadata={"help": "Keep False for classification: True scales the loss by the world size under DDP."},
+        metadata={"help": "Gather the label count across processes (default false here; both train the same)."},
     )
     # transformers turns it on for every model not using gradient checkpointing, which costs DDP an extra graph
     # traversal per step; classification models use all their trainable parameters.
