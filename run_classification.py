@@ -236,10 +236,20 @@ def resolve_labels(raw, columns, data_args, config, training: bool):
     return problem_type, names, data_names
 
 
-def write_submission(task_name, split, rows, folder):
+def write_submission(task_name, split, rows, folder, total: int):
     """The GLUE server's file for this test split, and the zip of every file written so far. A model whose labels
-    are not the task's cannot be submitted: warn, since the run itself succeeded."""
+    are not the task's, or predictions for part of the split, cannot be submitted: warn, since the run succeeded."""
     from textcls.submission import write_glue_submission, zip_submission
+
+    if len(rows) < total:
+        logger.warning(
+            "no GLUE submission file: %d of the %d rows of %s were predicted (--max_predict_samples), and the GLUE "
+            "server needs every row.",
+            len(rows),
+            total,
+            split,
+        )
+        return
 
     try:
         write_glue_submission(task_name, split, rows, folder)
@@ -300,7 +310,7 @@ def tokenize_splits(splits, columns, tokenizer, label_names, problem_type, data_
 
 
 def evaluate_and_predict(
-    trainer, roles, tokenized, splits, columns, problem_type, label_names, data_names, data_args, task
+    trainer, roles, tokenized, splits, columns, problem_type, label_names, data_names, data_args, task, split_sizes
 ) -> dict:
     """Evaluate every eval split and predict every test split; the main process writes metrics, the per-class
     report, predictions in input order and, for a GLUE task, the server's submission files. Returns the metrics."""
@@ -344,7 +354,8 @@ def evaluate_and_predict(
                 write_jsonl_atomic(path, rows)
                 logger.info("predictions: %s", path)
                 if task is not None:
-                    write_submission(task.name, name, rows, os.path.join(out, "glue_submission"))
+                    folder = os.path.join(out, "glue_submission")
+                    write_submission(task.name, name, rows, folder, split_sizes.get(name, len(rows)))
     return results
 
 
@@ -528,7 +539,17 @@ def main(argv: list[str] | None = None) -> dict:
 
     results.update(
         evaluate_and_predict(
-            trainer, roles, tokenized, splits, columns, problem_type, label_names, data_names, data_args, task
+            trainer,
+            roles,
+            tokenized,
+            splits,
+            columns,
+            problem_type,
+            label_names,
+            data_names,
+            data_args,
+            task,
+            {name: len(raw[name]) for name in roles["test"]},  # before --max_predict_samples
         )
     )
 

@@ -210,6 +210,13 @@ def test_glue_folder_with_unlabelled_test(tiny_bert, tmp_path):
     assert [r["id"] for r in rows] == list(range(7)) and "gold" not in rows[0]
     assert rows[0]["text_pair"].startswith('"')  # quoting is off: the quote is part of the text
     assert "predict_loss" not in results  # unlabelled test: no loss, no metrics
+    assert (out / "glue_submission" / "RTE.tsv").read_text().count("\n") == 8  # header + every test row
+
+    # Part of the test split: a file the GLUE server would reject is not written.
+    part = tmp_path / "part"
+    flags = ["--task_name", "rte", "--data_dir", str(rte), "--do_predict", "--max_predict_samples", "5"]
+    R.main(["--model", str(out), "--output_dir", str(part), *flags])
+    assert len(read_jsonl(part / "predictions.jsonl")) == 5 and not (part / "glue_submission").exists()
 
 
 def test_output_dir_safety_and_fresh_results(tiny_bert, sentiment_files, tmp_path):
