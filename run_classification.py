@@ -355,7 +355,7 @@ def evaluate_and_predict(
                 logger.info("predictions: %s", path)
                 if task is not None:
                     folder = os.path.join(out, "glue_submission")
-                    write_submission(task.name, name, rows, folder, split_sizes.get(name, len(rows)))
+                    write_submission(task.name, name, rows, folder, split_sizes[name])
     return results
 
 
@@ -410,6 +410,7 @@ def main(argv: list[str] | None = None) -> dict:
             raise UserError(f"--{flag} {cap} leaves no rows. Pass 1 or more, or leave it out to use every row.")
 
     task = get_glue_task(data_args.task_name) if data_args.task_name else None
+    task_name = task.name if task else None
     raw = D.load_raw_datasets(data_args, model_args, task)
     roles = split_names(raw, task, training_args, data_args)
     caps = {
@@ -481,15 +482,10 @@ def main(argv: list[str] | None = None) -> dict:
     loss_only = training_args.prediction_loss_only  # evaluation reports the loss alone (and Trainer selects on it)
     if training_args.metric_for_best_model is not None and hub_metric is None:
         check_best_metric(
-            training_args.metric_for_best_model,
-            problem_type,
-            task.name if task else None,
-            label_names,
-            eval_names,
-            loss_only,
+            training_args.metric_for_best_model, problem_type, task_name, label_names, eval_names, loss_only
         )
     if training_args.metric_for_best_model is None and problem_type is not None and not loss_only:
-        metric = primary_metric(problem_type, task.name if task else None)
+        metric = primary_metric(problem_type, task_name)
         # With several eval splits (MNLI) Trainer names metrics eval_<split>_<metric>: select on the first split.
         training_args.metric_for_best_model = f"{eval_names[0]}_{metric}" if len(eval_names) > 1 else metric
         training_args.greater_is_better = metric != "mse"
@@ -511,7 +507,7 @@ def main(argv: list[str] | None = None) -> dict:
         processing_class=tokenizer,
         data_collator=collator,
         compute_metrics=make_compute_metrics(
-            problem_type, task.name if task else None, label_names, data_args.multi_label_threshold, hub_metric
+            problem_type, task_name, label_names, data_args.multi_label_threshold, hub_metric
         ),
         train_lengths=list(train_ds["length"]) if train_ds is not None else None,
     )
