@@ -50,7 +50,7 @@ def grouped_batches(tokenizer, texts: list[str], batch: int, count: int, seed: i
     """`count` batches as a length-grouped sampler makes them: draw 50 x batch rows, sort by length, cut."""
     import numpy as np
 
-    from textcls.data import FastPaddingCollator
+    from textcls.collate import FastPaddingCollator
 
     rng = np.random.default_rng(seed)
     collate = FastPaddingCollator(tokenizer, pad_to_multiple_of=8)

@@ -131,7 +131,7 @@ def time_steps(model, batches: list[dict], device: str, bf16: bool) -> float:
 
 def measure(architecture: str, order: str, tokenizer, encoded: list[dict], args) -> dict:
     from textcls import modeling as M
-    from textcls.data import make_collator
+    from textcls.collate import make_collator
 
     groups = batch_order([len(e["input_ids"]) for e in encoded], args.batch_size, order)
     rows = [[encoded[i] for i in group] for group in groups]

@@ -1,13 +1,22 @@
 """Rebuild data/sst2-sample from the original GLUE SST-2 files (provenance of the shipped sample).
 
 python scripts/make_sst2_sample.py ../shared/data/glue/SST-2 data/sst2-sample
+
+Labels are written as the task's class names (negative, positive), so the model's config, predictions.jsonl and
+pipeline() output say what each class means; sorted, they keep the original ids (negative = 0, positive = 1).
 """
 
 import csv
+import os
 import random
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from textcls.glue import GLUE_TASKS  # noqa: E402  (the repository root is put on the path just above)
+
 TRAIN_ROWS = 8000
+NAMES = GLUE_TASKS["sst2"].label_names
 
 
 def read(path):
@@ -19,7 +28,7 @@ def write(path, rows):
     with open(path, "w", encoding="utf-8", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["sentence", "label"])
         w.writeheader()
-        w.writerows({"sentence": r["sentence"].strip(), "label": r["label"]} for r in rows)
+        w.writerows({"sentence": r["sentence"].strip(), "label": NAMES[int(r["label"])]} for r in rows)
 
 
 def main(src, dst):

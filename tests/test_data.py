@@ -6,7 +6,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import write_rows
+from textcls import collate as C
 from textcls import data as D
+from textcls import labels as L
+from textcls import tokenization as T
 from textcls.errors import UserError
 from textcls.glue import get_glue_task
 
@@ -77,62 +80,62 @@ def test_columns_property(names):
 
 
 def test_problem_type_inference():
-    assert D.infer_problem_type(datasets.ClassLabel(names=["a", "b"])) == "single_label_classification"
-    assert D.infer_problem_type(datasets.Value("int64")) == "single_label_classification"
-    assert D.infer_problem_type(datasets.Value("string")) == "single_label_classification"
-    assert D.infer_problem_type(datasets.Value("float32")) == "regression"
-    assert D.infer_problem_type(datasets.List(datasets.Value("string"))) == "multi_label_classification"
+    assert L.infer_problem_type(datasets.ClassLabel(names=["a", "b"])) == "single_label_classification"
+    assert L.infer_problem_type(datasets.Value("int64")) == "single_label_classification"
+    assert L.infer_problem_type(datasets.Value("string")) == "single_label_classification"
+    assert L.infer_problem_type(datasets.Value("float32")) == "regression"
+    assert L.infer_problem_type(datasets.List(datasets.Value("string"))) == "multi_label_classification"
 
 
 def test_label_names_sorted_numeric_and_lexicographic():
-    assert D.build_label_names([10, 2, 1, 2]) == ["1", "2", "10"]
-    assert D.build_label_names(["pos", "neg", "neutral"]) == ["neg", "neutral", "pos"]
-    assert D.build_label_names([["b", "a"], ["c"], []], multi_label=True) == ["a", "b", "c"]
-    assert D.build_label_names([0, 1], data_names=["unacceptable", "acceptable"]) == ["unacceptable", "acceptable"]
-    assert D.build_label_names(["x"], label_names=["z", "x"]) == ["z", "x"]
+    assert L.build_label_names([10, 2, 1, 2]) == ["1", "2", "10"]
+    assert L.build_label_names(["pos", "neg", "neutral"]) == ["neg", "neutral", "pos"]
+    assert L.build_label_names([["b", "a"], ["c"], []], multi_label=True) == ["a", "b", "c"]
+    assert L.build_label_names([0, 1], data_names=["unacceptable", "acceptable"]) == ["unacceptable", "acceptable"]
+    assert L.build_label_names(["x"], label_names=["z", "x"]) == ["z", "x"]
 
 
 def test_minus_one_is_a_class_in_training_but_unlabelled_in_glue_test():
-    names = D.build_label_names([-1, 0, 1])
+    names = L.build_label_names([-1, 0, 1])
     assert names == ["-1", "0", "1"]
-    assert D.encode_labels([-1, 1], names, "single_label_classification", "train") == [0, 2]
+    assert L.encode_labels([-1, 1], names, "single_label_classification", "train") == [0, 2]
     glue = ["unacceptable", "acceptable"]
-    assert D.encode_labels(
+    assert L.encode_labels(
         [-1, -1], glue, "single_label_classification", "test", data_names=glue, require_labels=False
     ) == [-1, -1]
 
 
 def test_encode_unseen_label_is_an_error():
     with pytest.raises(UserError, match="never seen in training: maybe"):
-        D.encode_labels(["yes", "maybe"], ["no", "yes"], "single_label_classification", "validation")
+        L.encode_labels(["yes", "maybe"], ["no", "yes"], "single_label_classification", "validation")
 
 
 def test_encode_missing_labels_counted():
     with pytest.raises(UserError, match="2 of 3 rows in the train split have no label"):
-        D.encode_labels(["a", None, float("nan")], ["a"], "single_label_classification", "train")
+        L.encode_labels(["a", None, float("nan")], ["a"], "single_label_classification", "train")
 
 
 def test_encode_multi_label_and_regression():
-    assert D.encode_labels([["b"], ["a", "b"], []], ["a", "b"], "multi_label_classification", "train") == [
+    assert L.encode_labels([["b"], ["a", "b"], []], ["a", "b"], "multi_label_classification", "train") == [
         [0.0, 1.0],
         [1.0, 1.0],
         [0.0, 0.0],
     ]
     with pytest.raises(UserError, match="list of labels"):
-        D.encode_labels([["a"], "a"], ["a"], "multi_label_classification", "train")
-    assert D.encode_labels([1, "2.5"], None, "regression", "train") == [1.0, 2.5]
+        L.encode_labels([["a"], "a"], ["a"], "multi_label_classification", "train")
+    assert L.encode_labels([1, "2.5"], None, "regression", "train") == [1.0, 2.5]
     with pytest.raises(UserError, match="not a number"):
-        D.encode_labels([1.0, "high"], None, "regression", "train")
+        L.encode_labels([1.0, "high"], None, "regression", "train")
 
 
 @given(st.lists(st.one_of(st.integers(-3, 50), st.sampled_from(["a", "b", "pos", "neg", "10"])), min_size=1))
 @settings(max_examples=100, deadline=None)
 def test_label_map_property(values):
     """Deterministic (order of rows does not matter), complete, and every training label round-trips."""
-    names = D.build_label_names(values)
-    assert names == D.build_label_names(list(reversed(values)))
+    names = L.build_label_names(values)
+    assert names == L.build_label_names(list(reversed(values)))
     assert len(set(names)) == len(names)
-    ids = D.encode_labels(values, names, "single_label_classification", "train")
+    ids = L.encode_labels(values, names, "single_label_classification", "train")
     assert [names[i] for i in ids] == [str(v) for v in values]
 
 
@@ -171,11 +174,11 @@ def test_tokenize_pair_is_a_real_pair(tiny_bert):
 
     tok = AutoTokenizer.from_pretrained(tiny_bert)
     ds = datasets.Dataset.from_dict({"a": ["good movie", "bad"], "b": ["the plot", None]})
-    out = D.tokenize_split(ds, tok, D.Columns("a", "b", None, None), None, 16, False, "test")
+    out = T.tokenize_split(ds, tok, D.Columns("a", "b", None, None), None, 16, False, "test")
     assert set(out.column_names) == {"input_ids", "token_type_ids", "attention_mask", "length"}
     assert out[0]["token_type_ids"] == [0, 0, 0, 0, 1, 1, 1]  # [CLS] good movie [SEP] the plot [SEP]
     assert out["length"] == [7, 4]
-    padded = D.tokenize_split(ds, tok, D.Columns("a", "b", None, None), None, 16, True, "test")
+    padded = T.tokenize_split(ds, tok, D.Columns("a", "b", None, None), None, 16, True, "test")
     assert {len(x) for x in padded["input_ids"]} == {16}
 
 
@@ -185,7 +188,7 @@ def test_batches_pad_to_their_longest_row_and_to_8_under_mixed_precision(tiny_be
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
     rows = [{"input_ids": ids, "labels": 0} for ids in ([2, 5, 3], [2, 5, 6, 7, 3])]
-    batch = D.make_collator(tokenizer, pad_to_max_length=False, mixed_precision=mixed)(rows)
+    batch = C.make_collator(tokenizer, pad_to_max_length=False, mixed_precision=mixed)(rows)
     assert batch["input_ids"].shape == (2, width)
     assert batch["input_ids"][0, 3:].tolist() == [tokenizer.pad_token_id] * (width - 3)
 
@@ -219,11 +222,11 @@ def test_fast_collator_matches_the_stock_one(tiny_bert, lengths, left, multiple,
         elif label == "label":
             row["label"] = i % 2
         rows.append(row)
-    collator = D.FastPaddingCollator(tokenizer, pad_to_multiple_of=multiple)
+    collator = C.FastPaddingCollator(tokenizer, pad_to_multiple_of=multiple)
     stock = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple)(rows)
     # rows as Python dicts, and as the Arrow table that ArrowRows fetches (in a shuffled order, as a sampler asks)
     order = list(range(len(rows)))[::-1]
-    table = D.ArrowRows(datasets.Dataset.from_list(rows)).__getitems__(order)
+    table = C.ArrowRows(datasets.Dataset.from_list(rows)).__getitems__(order)
     stock_reordered = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple)([rows[i] for i in order])
     for fast, expected in ((collator(rows), stock), (collator(table), stock_reordered)):
         assert set(fast) == set(expected)
@@ -237,18 +240,18 @@ def test_fast_collator_hands_rows_it_cannot_pad_to_the_stock_one(tiny_bert):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
-    collator = D.FastPaddingCollator(tokenizer)
+    collator = C.FastPaddingCollator(tokenizer)
     rows = [{"input_ids": torch.tensor([5, 6]), "labels": 0}, {"input_ids": torch.tensor([5]), "labels": 1}]
     assert collator(rows)["input_ids"].tolist() == [[5, 6], [5, tokenizer.pad_token_id]]
     text = [{"input_ids": [5, 6], "labels": 0, "idx": "a"}, {"input_ids": [5], "labels": 1, "idx": "b"}]
     with pytest.raises(ValueError):  # the stock collator's own error for a string column
-        collator(D.ArrowRows(datasets.Dataset.from_list(text)).__getitems__([0, 1]))
+        collator(C.ArrowRows(datasets.Dataset.from_list(text)).__getitems__([0, 1]))
 
 
 def test_prepadded_rows_are_stacked_as_they_are():
     from transformers import default_data_collator
 
-    assert D.make_collator(None, pad_to_max_length=True, mixed_precision=True) is default_data_collator
+    assert C.make_collator(None, pad_to_max_length=True, mixed_precision=True) is default_data_collator
 
 
 def test_trainer_fetches_batches_as_arrow_and_pads_them_like_the_stock_collator(tiny_bert, tmp_path):
@@ -269,13 +272,13 @@ def test_trainer_fetches_batches_as_arrow_and_pads_them_like_the_stock_collator(
     texts = ["a good movie", "bad", "the plot was thin and the acting worse", "fine", "ok then"]
     ds = datasets.Dataset.from_dict({"text": texts, "label": [1, 0, 0, 1, 1]})
     columns = D.Columns("text", None, "label", None)
-    train = D.tokenize_split(ds, tokenizer, columns, [1, 0, 0, 1, 1], 32, False, "train")
+    train = T.tokenize_split(ds, tokenizer, columns, [1, 0, 0, 1, 1], 32, False, "train")
     args = TrainingArguments(str(tmp_path), per_device_train_batch_size=5, report_to="none", use_cpu=True)
     for pad_to_max_length in (False, True):
-        collator, arrow = D.make_collator(tokenizer, pad_to_max_length, True), not pad_to_max_length
+        collator, arrow = C.make_collator(tokenizer, pad_to_max_length, True), not pad_to_max_length
         trainer = ClassificationTrainer(model=model, args=args, train_dataset=train, data_collator=collator)
         loader = trainer.get_train_dataloader()
-        assert isinstance(loader.dataset, D.ArrowRows) == arrow
+        assert isinstance(loader.dataset, C.ArrowRows) == arrow
         if arrow:
             (batch,) = list(loader)
             lengths = batch["attention_mask"].sum(1)
@@ -292,8 +295,8 @@ def test_trainer_fetches_batches_as_arrow_and_pads_them_like_the_stock_collator(
 
 def test_arrow_rows_fetch_follows_a_selected_or_sorted_view():
     ds = datasets.Dataset.from_dict({"input_ids": [[1], [2, 2], [3, 3, 3]], "labels": [0, 1, 2]})
-    view = D.ArrowRows(ds.select([2, 0, 1]))
+    view = C.ArrowRows(ds.select([2, 0, 1]))
     assert view.__getitems__([0, 2]).to_pydict() == {"input_ids": [[3, 3, 3], [2, 2]], "labels": [2, 1]}
     assert len(view) == 3 and view[0]["labels"] == 2 and view.column_names == ["input_ids", "labels"]
-    nested = D.ArrowRows(ds.select([2, 0, 1]).select([2, 0]))  # a view of a view: datasets composes the indices
+    nested = C.ArrowRows(ds.select([2, 0, 1]).select([2, 0]))  # a view of a view: datasets composes the indices
     assert nested.__getitems__([0, 1]).to_pydict() == {"input_ids": [[2, 2], [3, 3, 3]], "labels": [1, 2]}

@@ -301,7 +301,7 @@ def test_metric_name_adds_an_evaluate_metric(tiny_bert, sentiment_files, tmp_pat
         def compute(self, predictions, references):
             return {"hits": float(sum(p == r for p, r in zip(predictions, references, strict=True)))}
 
-    monkeypatch.setattr(R, "load_hub_metric", lambda name: FakeMetric())
+    monkeypatch.setattr("textcls.metrics.load_hub_metric", lambda name: FakeMetric())
     results = run(
         tiny_bert, tmp_path / "out", "--validation_file", sentiment_files["dev"], "--do_eval", "--metric_name", "fake"
     )

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import run_classification as R
 from tests.conftest import TRAIN_FLAGS, make_bert, save_tiny, sentiment_rows, write_rows
 from tests.lora_fixtures import make_gpt2, make_llama
-from textcls import data as D
+from textcls import collate as C
 from textcls import modeling as M
 from textcls import packing as P
 from textcls.errors import UserError
@@ -228,9 +228,9 @@ def test_packing_collator_is_the_padded_batch_end_to_end(tiny_bert, lengths, pai
         if pairs:
             row["token_type_ids"] = [0] * (n // 2) + [1] * (n - n // 2)
         rows.append(row)
-    padded = D.FastPaddingCollator(tokenizer)(rows)
+    padded = C.FastPaddingCollator(tokenizer)(rows)
     features = pa.Table.from_pylist(rows) if as_table else rows
-    packed = D.FastPaddingCollator(tokenizer, first_position=first)(features)
+    packed = C.FastPaddingCollator(tokenizer, first_position=first)(features)
     expected = P.pack_padded(padded, first)
     assert list(packed)[0] == "labels"  # Trainer takes the batch size from the first tensor
     assert packed.keys() == expected.keys()
@@ -247,7 +247,7 @@ def test_packing_collator_pads_rows_without_tokens(tiny_bert):
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
     rows = [{"input_ids": [5, 6], "attention_mask": [1, 1]}, {"input_ids": [], "attention_mask": []}]
-    batch = D.FastPaddingCollator(tokenizer, first_position=0)(rows)
+    batch = C.FastPaddingCollator(tokenizer, first_position=0)(rows)
     assert batch["input_ids"].shape == (2, 2) and "packed_index" not in batch
 
 

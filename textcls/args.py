@@ -8,6 +8,7 @@ import sys
 from argparse import ArgumentTypeError
 from dataclasses import dataclass, field, fields
 from enum import Enum
+from typing import NamedTuple
 
 import torch
 from transformers import HfArgumentParser, TrainingArguments
@@ -324,9 +325,19 @@ def _plain(value):
     return value
 
 
-def parse_args(argv: list[str] | None = None):
-    """Return (model_args, data_args, lora_args, training_args, resolved) where `resolved` is every flag's final
-    value, ready to be written as a recipe that replays the run."""
+class RunArgs(NamedTuple):
+    """The parsed flags: one dataclass per group, and `resolved`, every flag's final value, ready to be written as a
+    recipe that replays the run."""
+
+    model: ModelArguments
+    data: DataArguments
+    lora: LoraArguments
+    training: ClassificationTrainingArguments
+    resolved: dict
+
+
+def parse_args(argv: list[str] | None = None) -> RunArgs:
+    """defaults < recipe (a first argument ending in .json) < command line."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     recipe_tokens = []
@@ -368,7 +379,7 @@ def parse_args(argv: list[str] | None = None):
             raise UserError(f"invalid arguments: {e}") from None
     model_args, data_args, lora_args, training_args = outputs
     data_args.label_names, training_args.label_names = training_args.label_names, None
-    return model_args, data_args, lora_args, training_args, resolved
+    return RunArgs(model_args, data_args, lora_args, training_args, resolved)
 
 
 def write_recipe(resolved: dict, output_dir: str, name: str = "recipe.json") -> str:

@@ -235,3 +235,21 @@ def compute_hub_metric(
     if problem_type != "regression":
         gold, pred = gold.astype(int), pred.astype(int)
     return _flatten(metric.compute(predictions=pred.tolist(), references=gold.tolist()))
+
+
+def make_compute_metrics(labels, task_name, threshold: float, hub_metric=None):
+    """Trainer's compute_metrics: the built-in metrics of this problem (and task), plus the hub metric if asked."""
+
+    def fn(eval_pred):
+        metrics = compute_metrics(
+            eval_pred.predictions, eval_pred.label_ids, labels.problem_type, task_name, labels.names, threshold
+        )
+        if hub_metric is not None and metrics:
+            metrics.update(
+                compute_hub_metric(
+                    hub_metric, eval_pred.predictions, eval_pred.label_ids, labels.problem_type, threshold
+                )
+            )
+        return metrics
+
+    return fn

@@ -63,6 +63,52 @@ def adapter_base(path: str) -> str | None:
         return json.load(f)["base_model_name_or_path"]
 
 
+def resolve_model_paths(model_args) -> None:
+    model_args.model_name_or_path = resolve_model_path(model_args.model_name_or_path)
+    model_args.tokenizer_name = resolve_model_path(model_args.tokenizer_name)
+
+
+def load_config_and_tokenizer(model_args):
+    try:
+        return load_config(model_args), load_tokenizer(model_args)
+    except ValueError as e:
+        # transformers refuses a repository with custom code (auto_map) unless trust_remote_code is set.
+        if isinstance(e, UserError) or "trust_remote_code" not in str(e):
+            raise
+        raise UserError(
+            f"{model_args.model_name_or_path} ships its own model code, which runs only with --trust_remote_code. "
+            "Read that code, then pass --trust_remote_code if you trust it, or use a model transformers supports."
+        ) from None
+
+
+def build_classifier(args, config, tokenizer, labels):
+    """The model to train or evaluate: the sequence-classification model with the run's label map, under the LoRA
+    adapter of an adapter folder or a new one with --use_lora. Returns (model, parameter counts)."""
+    from transformers.trainer_utils import enable_full_determinism, set_seed
+
+    # Seeded here, not only by Trainer later: a new classification head and LoRA's matrices are drawn when built.
+    if args.training.full_determinism:
+        enable_full_determinism(args.training.seed)
+    else:
+        set_seed(args.training.seed)
+    model = build_model(args.model, config, tokenizer, labels.names, labels.problem_type, args.training.do_train)
+    adapter_dir = args.model.model_name_or_path if adapter_base(args.model.model_name_or_path) else None
+    if adapter_dir:
+        model = load_adapter(model, adapter_dir, is_trainable=args.training.do_train)
+    elif args.lora.use_lora:
+        model = apply_lora(model, args.lora)
+    # Training on from an adapter folder is LoRA too: merge it and describe it as such.
+    args.lora.use_lora = args.lora.use_lora or adapter_dir is not None
+    params = count_parameters(model)
+    logger.info(
+        "trainable parameters: %d of %d (%.4f%%)",
+        params["trainable_params"],
+        params["total_params"],
+        params["trainable_params_pct"],
+    )
+    return model, params
+
+
 def _load(loader, name: str, what: str, **kwargs):
     try:
         return loader(name, **kwargs)
@@ -75,11 +121,6 @@ def _load(loader, name: str, what: str, **kwargs):
             "Point --model_name_or_path at a local copy (a folder with config.json and the weights), or connect and "
             "let it download once."
         ) from None
-
-
-def default_label_names(config) -> bool:
-    """True when a config carries transformers' placeholder labels (LABEL_0, ...) rather than a real map."""
-    return all(name == f"LABEL_{i}" for i, name in sorted(config.id2label.items()))
 
 
 def load_config(model_args):

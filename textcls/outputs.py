@@ -1,10 +1,12 @@
-"""What a run leaves in output_dir beside the model: prediction rows and the model card."""
+"""What a run leaves in output_dir beside the model and the evaluation: the recipe, the trained model's files, the
+summary of results, the model card."""
 
+import logging
 import os
 
-import numpy as np
+from textcls.io import write_json_atomic, write_text_atomic
 
-from textcls.io import write_text_atomic
+logger = logging.getLogger(__name__)
 
 
 def split_suffix(split: str) -> str:
@@ -15,59 +17,6 @@ def split_suffix(split: str) -> str:
         if split.startswith(prefix + "_"):
             return split[len(prefix) + 1 :]
     return split
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def _gold_name(value, label_names, data_names):
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if data_names is not None and isinstance(value, int):
-        return data_names[value] if value >= 0 else None
-    key = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-    return None if key == "-1" and key not in label_names else key
-
-
-def prediction_rows(
-    ds, columns, predictions: np.ndarray, problem_type: str, label_names, data_names, threshold: float = 0.5
-) -> list[dict]:
-    """One JSON object per input row, in input order: id, text(s), the prediction and, when present, the gold label."""
-    ids = list(ds[columns.id]) if columns.id else list(range(len(ds)))
-    texts = list(ds[columns.text])
-    pairs = list(ds[columns.text_pair]) if columns.text_pair else None
-    golds = list(ds[columns.label]) if columns.label and columns.label in ds.features else None
-    if problem_type == "regression":
-        values = predictions.reshape(len(ds), -1)[:, 0]
-    elif problem_type == "multi_label_classification":
-        probs = 1.0 / (1.0 + np.exp(-predictions))
-    else:
-        probs = _softmax(predictions)
-    rows = []
-    for i in range(len(ds)):
-        row = {"id": ids[i], "text": texts[i]}
-        if pairs is not None:
-            row["text_pair"] = pairs[i]
-        if problem_type == "regression":
-            row["prediction"] = float(values[i])
-            gold = golds[i] if golds is not None else None
-            if gold is not None and not (isinstance(gold, float) and np.isnan(gold)):
-                row["gold"] = float(gold)
-        else:
-            row["probabilities"] = {name: round(float(p), 6) for name, p in zip(label_names, probs[i], strict=True)}
-            if problem_type == "multi_label_classification":
-                row["labels"] = [name for name, p in zip(label_names, probs[i], strict=True) if p >= threshold]
-                if golds is not None and golds[i] is not None:
-                    row["gold"] = [_gold_name(v, label_names, data_names) for v in golds[i]]
-            else:
-                row["label"] = label_names[int(probs[i].argmax())]
-                gold = _gold_name(golds[i], label_names, data_names) if golds is not None else None
-                if gold is not None:
-                    row["gold"] = gold
-        rows.append(row)
-    return rows
 
 
 def write_model_card(out, model_name, data_args, lora_args, training_args, results, problem_type, label_names):
@@ -110,3 +59,57 @@ epochs {training_args.num_train_epochs}, seed {training_args.seed}, max_seq_leng
 The exact arguments are in `recipe.json`: `python run_classification.py recipe.json` replays the run.
 """
     write_text_atomic(os.path.join(out, "README.md"), text)
+
+
+def write_run_recipe(trainer, resolved: dict) -> str:
+    """recipe.json: every resolved flag, so that the folder replays the run. An evaluation or prediction run into a
+    trained model's folder writes recipe_eval.json and keeps that folder's training recipe. Returns the name."""
+    from textcls.args import write_recipe
+
+    out = trainer.args.output_dir
+    name = "recipe.json"
+    if not trainer.args.do_train and os.path.isfile(os.path.join(out, name)):
+        name = "recipe_eval.json"
+    if trainer.is_world_process_zero():
+        write_recipe(resolved, out, name)
+    return name
+
+
+def save_training(trainer, train_result, params: dict) -> dict:
+    """The trained model (or adapter), its config with the label map, train_results.json and trainer_state.json.
+    Returns the training metrics."""
+    out = trainer.args.output_dir
+    trainer.save_model()
+    metrics = {**train_result.metrics, "train_samples": len(trainer.train_dataset), **params}
+    trainer.log_metrics("train", metrics)
+    if trainer.is_world_process_zero():
+        trainer.model.config.save_pretrained(out)  # LoRA saves only the adapter: keep the label map beside it
+        write_json_atomic(os.path.join(out, "train_results.json"), metrics)
+        trainer.save_state()
+    return metrics
+
+
+def write_run_summary(trainer, args, labels, results: dict) -> None:
+    """all_results.json, written fresh from this run's numbers (no stale keys from an earlier run in the folder);
+    after training, the merged model (--merge_lora) and the model card."""
+    if not trainer.is_world_process_zero():
+        return
+    out = trainer.args.output_dir
+    write_json_atomic(os.path.join(out, "all_results.json"), results)
+    if trainer.args.do_train:
+        if args.lora.use_lora and args.lora.merge_lora:
+            merged_dir = os.path.join(out, "merged")
+            trainer.model.merge_and_unload().save_pretrained(merged_dir)
+            trainer.processing_class.save_pretrained(merged_dir)
+            logger.info("merged model: %s", merged_dir)
+        write_model_card(
+            out,
+            args.resolved["model_name_or_path"],
+            args.data,
+            args.lora,
+            trainer.args,
+            results,
+            labels.problem_type,
+            labels.names,
+        )
+    logger.info("model, metrics and predictions are in %s", os.path.abspath(out))

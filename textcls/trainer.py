@@ -31,7 +31,7 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler, nested_gather
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from textcls.data import ArrowRows, FastPaddingCollator
+from textcls.collate import ArrowRows, FastPaddingCollator, make_collator
 from textcls.io import write_json_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -50,6 +50,42 @@ class TrainingStopped(Exception):
             "checkpoint."
         )
         self.exit_code = 128 + signum
+
+
+def build_trainer(model, args, tokenizer, data, hub_metric=None) -> "ClassificationTrainer":
+    """The Trainer of this run: our loss and samplers, padded or padding-free batches, the run's metrics, and the
+    metric to select the best checkpoint on (the task's primary metric unless --metric_for_best_model says)."""
+    from textcls.metrics import make_compute_metrics, primary_metric
+    from textcls.modeling import setup_padding_free
+    from textcls.outputs import split_suffix
+
+    training_args, data_args = args.training, args.data
+    eval_names = [split_suffix(n) for n in data.names("eval")]
+    if training_args.metric_for_best_model is None and not training_args.prediction_loss_only:
+        metric = primary_metric(data.labels.problem_type, data.task_name)
+        # With several eval splits (MNLI) Trainer names metrics eval_<split>_<metric>: select on the first split.
+        training_args.metric_for_best_model = f"{eval_names[0]}_{metric}" if len(eval_names) > 1 else metric
+        training_args.greater_is_better = metric != "mse"
+    first_position = setup_padding_free(model, data_args.padding_free, data_args.pad_to_max_length)
+    collator = make_collator(
+        tokenizer, data_args.pad_to_max_length, training_args.fp16 or training_args.bf16, first_position
+    )
+    eval_sets = {split_suffix(n): data.tokenized[("eval", n)][0] for n in data.names("eval")}
+    train_rows = data.train_rows()
+    if training_args.enable_jit_checkpoint:
+        # Ours saves at a step boundary, on SIGINT too, and exits non-zero (GracefulStop says why).
+        logger.info("--enable_jit_checkpoint is not needed: SIGTERM and Ctrl-C already save a checkpoint.")
+        training_args.enable_jit_checkpoint = False
+    return ClassificationTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_rows,
+        eval_dataset=(eval_sets.get("") if list(eval_sets) == [""] else eval_sets) or None,
+        processing_class=tokenizer,
+        data_collator=collator,
+        compute_metrics=make_compute_metrics(data.labels, data.task_name, data_args.multi_label_threshold, hub_metric),
+        train_lengths=list(train_rows["length"]) if train_rows is not None else None,
+    )
 
 
 class ClassificationTrainer(Trainer):

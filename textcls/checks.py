@@ -1,0 +1,182 @@
+"""Every up-front check of the flags, in the order a user meets them: each raises one UserError that names the fix,
+before the step that would otherwise fail on it, and before anything is written.
+
+    check_flags                   the flags alone (nothing loaded yet)
+    check_output_dir              where the run writes: refuse a non-empty folder, or resume from its checkpoint
+    check_max_seq_length          once the model's config and tokenizer are known
+    check_label_flags             once the labels are known
+    check_optimizer_and_scheduler once the model is built (Trainer builds both only when training starts)
+    check_best_metric             once the metrics the evaluation reports are known
+"""
+
+import logging
+import os
+
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from textcls.distributed import check_launch, check_threads
+from textcls.errors import UserError
+from textcls.metrics import metric_names
+from textcls.outputs import split_suffix
+from textcls.trainer import last_complete_checkpoint
+
+logger = logging.getLogger(__name__)
+
+# evaluate's own metric repositories; a metric from any other is a script by whoever owns that repository.
+EVALUATE_ORGS = ("evaluate-metric", "evaluate-measurement", "evaluate-comparison")
+
+
+def check_flags(args) -> None:
+    """What the flags alone say is wrong, before a file is read or a model loaded."""
+    training = args.training
+    if not (training.do_train or training.do_eval or training.do_predict):
+        raise UserError("nothing to do: pass --do_train, --do_eval and/or --do_predict.")
+    check_training_flags(training)
+    check_launch(training)
+    check_threads(training)
+    if args.model.model_name_or_path is None:
+        raise UserError("--model_name_or_path (or --model) is required: a hub id or a local model folder.")
+    if args.model.trust_remote_code:
+        logger.warning("trust_remote_code is ON: code from the model/dataset repository will run on this machine.")
+    if args.lora.merge_lora and not (args.lora.use_lora or _is_adapter(args.model.model_name_or_path)):
+        raise UserError("--merge_lora merges a LoRA adapter: pass --use_lora (or an adapter folder as --model).")
+    if args.data.metric_name:
+        check_metric_source(args.data.metric_name, args.model.trust_remote_code)
+    for flag in ("max_train_samples", "max_eval_samples", "max_predict_samples"):
+        cap = getattr(args.data, flag)
+        if cap is not None and cap < 1:
+            raise UserError(f"--{flag} {cap} leaves no rows. Pass 1 or more, or leave it out to use every row.")
+
+
+def _is_adapter(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, "adapter_config.json"))
+
+
+def check_training_flags(training_args) -> None:
+    """Values Trainer would accept and fail on later (a batch size of 0, a negative learning rate), or that train
+    nothing; and Trainer options that would leave the metrics (F1, Matthews, Spearman: computed over every prediction
+    at once) or the predictions file without their inputs."""
+    if training_args.do_train:
+        if training_args.per_device_train_batch_size < 1:
+            raise UserError(
+                f"--per_device_train_batch_size {training_args.per_device_train_batch_size}: pass 1 or more."
+            )
+        if training_args.learning_rate < 0:
+            raise UserError(f"--learning_rate {training_args.learning_rate:g}: pass 0 or more.")
+        if training_args.max_steps <= 0 and training_args.num_train_epochs <= 0:
+            raise UserError(
+                f"--num_train_epochs {training_args.num_train_epochs:g} trains nothing: pass more, or drop --do_train "
+                "to evaluate or predict only."
+            )
+    if (training_args.do_eval or training_args.do_predict) and training_args.per_device_eval_batch_size < 1:
+        raise UserError(f"--per_device_eval_batch_size {training_args.per_device_eval_batch_size}: pass 1 or more.")
+    if not training_args.eval_do_concat_batches:
+        raise UserError(
+            "--eval_do_concat_batches false is not supported: the metrics and predictions here need every batch's "
+            "outputs joined. Drop the flag."
+        )
+    if training_args.batch_eval_metrics:
+        raise UserError(
+            "--batch_eval_metrics is not supported: these metrics need every prediction at once. Drop it; "
+            "--eval_accumulation_steps N moves predictions off the accelerator every N steps if memory is short."
+        )
+    if training_args.prediction_loss_only and training_args.do_predict:
+        raise UserError("--prediction_loss_only leaves no predictions for --do_predict to write. Drop one of the two.")
+
+
+def check_metric_source(name: str, trust_remote_code: bool) -> None:
+    """evaluate.load runs the metric's Python script on this machine: a community one needs --trust_remote_code."""
+    if trust_remote_code or "/" not in name or os.path.exists(name) or name.split("/")[0] in EVALUATE_ORGS:
+        return
+    raise UserError(
+        f"--metric_name {name} is a community metric: loading it runs the Python code of that hub repository. "
+        "Read it, then pass --trust_remote_code to allow it, or use one of evaluate's own metrics (e.g. accuracy)."
+    )
+
+
+def check_output_dir(training_args, overwrite: bool) -> str | None:
+    """Refuse to train into a non-empty folder unless asked; resume from its last checkpoint if it has one."""
+    out = training_args.output_dir  # transformers 5 defaults it to ./trainer_output
+    if not training_args.do_train or not os.path.isdir(out) or overwrite:
+        return None
+    last = last_complete_checkpoint(out)
+    if last is not None:
+        logger.info("Resuming from %s (pass --overwrite_output_dir to start over).", last)
+        return last
+    entries = os.listdir(out)
+    # What a run killed before its first complete checkpoint leaves behind: starting over loses nothing.
+    leftovers = [n for n in entries if n not in ("recipe.json", "runs") and not n.startswith(PREFIX_CHECKPOINT_DIR)]
+    if leftovers:
+        raise UserError(
+            f"output_dir {out} is not empty and holds no checkpoint. Pass --overwrite_output_dir to "
+            "train into it anyway, or choose another --output_dir."
+        )
+    if entries:
+        logger.warning("output_dir %s holds an interrupted run with no complete checkpoint: starting over.", out)
+    return None
+
+
+def check_max_seq_length(max_seq_length: int | None, config, tokenizer) -> int:
+    """The truncation length: 128 (or the model's maximum if smaller) unless given; above the maximum is an error."""
+    model_max = min(getattr(config, "max_position_embeddings", None) or 10**9, tokenizer.model_max_length)
+    if max_seq_length is None:
+        return min(128, model_max)
+    if max_seq_length > model_max:
+        raise UserError(
+            f"--max_seq_length {max_seq_length} is above this model's maximum of {model_max} "
+            f"tokens. Pass --max_seq_length {model_max} or less."
+        )
+    return max_seq_length
+
+
+def check_label_flags(training_args, labels) -> None:
+    smoothing = training_args.label_smoothing_factor
+    if training_args.do_train and smoothing and labels.problem_type != "single_label_classification":
+        # Trainer would crash on regression targets mid-run and silently drop it for multi-label.
+        raise UserError(
+            f"--label_smoothing_factor smooths single-label class targets, but these labels are "
+            f"{labels.problem_type}. Drop the flag."
+        )
+
+
+def check_optimizer_and_scheduler(training_args, model) -> None:
+    """Trainer builds the optimizer and the scheduler when training starts, after the data and the model are loaded
+    and the output folder is begun: a package or a setting they lack should stop the run before all that."""
+    import torch
+    from transformers import Trainer
+    from transformers.optimization import get_scheduler
+    from transformers.utils.import_utils import is_liger_kernel_available
+
+    if not training_args.do_train:
+        return
+    optim = getattr(training_args.optim, "value", training_args.optim)
+    try:
+        Trainer.get_optimizer_cls_and_kwargs(training_args, model)
+    except (ImportError, ValueError) as e:
+        raise UserError(f"--optim {optim}: {e}") from None
+    name = getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type)
+    probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    try:
+        get_scheduler(name, probe, 1, 10, scheduler_specific_kwargs=training_args.lr_scheduler_kwargs or {})
+    except (TypeError, ValueError) as e:
+        raise UserError(
+            f"--lr_scheduler_type {name}: {e}. Pass its settings as --lr_scheduler_kwargs '{{\"setting\": value}}'."
+        ) from None
+    if training_args.use_liger_kernel and not is_liger_kernel_available():
+        raise UserError("--use_liger_kernel needs the liger-kernel package (GPU only): pip install liger-kernel.")
+
+
+def check_best_metric(training_args, labels, task_name, eval_splits, hub_metric) -> None:
+    """--metric_for_best_model must be a metric this evaluation reports; Trainer finds out at the first evaluation,
+    after training has begun. (A hub metric's keys are known only once it has run.)"""
+    name = training_args.metric_for_best_model
+    if name is None or hub_metric is not None:
+        return
+    loss_only = training_args.prediction_loss_only
+    keys = ["loss"] + ([] if loss_only else metric_names(labels.problem_type, task_name, len(labels.names or ())))
+    if len(eval_splits) > 1:
+        keys = [f"{split_suffix(split)}_{key}" for split in eval_splits for key in keys]
+    if name.removeprefix("eval_") not in keys:
+        raise UserError(
+            f"--metric_for_best_model {name}: this evaluation reports {', '.join(keys)}. Pick one of them."
+        )

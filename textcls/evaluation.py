@@ -1,0 +1,130 @@
+"""Evaluation and prediction: every eval split's metrics and per-class report, every test split's predictions in
+input order, and for a GLUE task the server's submission files."""
+
+import logging
+import os
+
+import numpy as np
+
+from textcls.errors import UserError
+from textcls.io import write_json_atomic, write_jsonl_atomic
+from textcls.labels import gold_name
+from textcls.metrics import classification_report
+from textcls.outputs import split_suffix
+from textcls.trainer import unsort
+
+logger = logging.getLogger(__name__)
+
+
+def evaluate_and_predict(trainer, data, data_args) -> dict:
+    """Evaluate every eval split and predict every test split; the main process writes metrics, the per-class
+    report, predictions in input order and, for a GLUE task, the server's submission files. Returns the metrics."""
+    out = trainer.args.output_dir
+    main_process = trainer.is_world_process_zero()
+    labels = data.labels
+    results = {}
+    for role in ("eval", "test"):
+        for name in data.names(role):
+            tok, order = data.tokenized[(role, name)]
+            suffix = split_suffix(name)
+            prefix = ("eval" if role == "eval" else "predict") + (f"_{suffix}" if suffix else "")
+            out_pred = trainer.predict(tok, metric_key_prefix=prefix)
+            metrics = {**(out_pred.metrics or {}), f"{prefix}_samples": len(tok)}
+            results.update(metrics)
+            trainer.log_metrics(prefix, metrics)
+            if not main_process:
+                continue
+            write_json_atomic(os.path.join(out, f"{prefix}_results.json"), metrics)
+            if out_pred.predictions is None:  # --prediction_loss_only: the loss is all there is
+                continue
+            predictions = unsort(out_pred.predictions, order)
+            gold = unsort(out_pred.label_ids, order) if out_pred.label_ids is not None else None
+            if role == "eval" and labels.problem_type != "regression":
+                report = classification_report(
+                    predictions, gold, labels.names, labels.problem_type, data_args.multi_label_threshold
+                )
+                write_json_atomic(os.path.join(out, f"{prefix}_classification_report.json"), report)
+            if role == "test":
+                rows = prediction_rows(
+                    data.splits[role][name],
+                    data.columns,
+                    predictions,
+                    labels.problem_type,
+                    labels.names,
+                    labels.data_names,
+                    data_args.multi_label_threshold,
+                )
+                path = os.path.join(out, f"predictions{'_' + suffix if suffix else ''}.jsonl")
+                write_jsonl_atomic(path, rows)
+                logger.info("predictions: %s", path)
+                if data.task is not None:
+                    folder = os.path.join(out, "glue_submission")
+                    write_submission(data.task.name, name, rows, folder, data.split_sizes[name])
+    return results
+
+
+def write_submission(task_name, split, rows, folder, total: int):
+    """The GLUE server's file for this test split, and the zip of every file written so far. A model whose labels
+    are not the task's, or predictions for part of the split, cannot be submitted: warn, since the run succeeded."""
+    from textcls.submission import write_glue_submission, zip_submission
+
+    if len(rows) < total:
+        logger.warning(
+            "no GLUE submission file: %d of the %d rows of %s were predicted (--max_predict_samples), and the GLUE "
+            "server needs every row.",
+            len(rows),
+            total,
+            split,
+        )
+        return
+
+    try:
+        write_glue_submission(task_name, split, rows, folder)
+    except UserError as e:
+        logger.warning("no GLUE submission file: %s", e)
+        return
+    logger.info("GLUE server files: %s", zip_submission(folder))
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def prediction_rows(
+    ds, columns, predictions: np.ndarray, problem_type: str, label_names, data_names, threshold: float = 0.5
+) -> list[dict]:
+    """One JSON object per input row, in input order: id, text(s), the prediction and, when present, the gold label."""
+    ids = list(ds[columns.id]) if columns.id else list(range(len(ds)))
+    texts = list(ds[columns.text])
+    pairs = list(ds[columns.text_pair]) if columns.text_pair else None
+    golds = list(ds[columns.label]) if columns.label and columns.label in ds.features else None
+    if problem_type == "regression":
+        values = predictions.reshape(len(ds), -1)[:, 0]
+    elif problem_type == "multi_label_classification":
+        probs = 1.0 / (1.0 + np.exp(-predictions))
+    else:
+        probs = _softmax(predictions)
+    rows = []
+    for i in range(len(ds)):
+        row = {"id": ids[i], "text": texts[i]}
+        if pairs is not None:
+            row["text_pair"] = pairs[i]
+        if problem_type == "regression":
+            row["prediction"] = float(values[i])
+            gold = golds[i] if golds is not None else None
+            if gold is not None and not (isinstance(gold, float) and np.isnan(gold)):
+                row["gold"] = float(gold)
+        else:
+            row["probabilities"] = {name: round(float(p), 6) for name, p in zip(label_names, probs[i], strict=True)}
+            if problem_type == "multi_label_classification":
+                row["labels"] = [name for name, p in zip(label_names, probs[i], strict=True) if p >= threshold]
+                if golds is not None and golds[i] is not None:
+                    row["gold"] = [gold_name(v, label_names, data_names) for v in golds[i]]
+            else:
+                row["label"] = label_names[int(probs[i].argmax())]
+                gold = gold_name(golds[i], label_names, data_names) if golds is not None else None
+                if gold is not None:
+                    row["gold"] = gold
+        rows.append(row)
+    return rows

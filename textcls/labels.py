@@ -1,0 +1,244 @@
+"""Labels: what the head predicts (problem type), the class names in output-id order (the label map), and the
+encoding of each split's raw labels into model targets."""
+
+import math
+from dataclasses import dataclass
+
+import datasets
+
+from textcls.errors import UserError
+
+
+@dataclass(frozen=True)
+class Labels:
+    """problem_type: single_label_classification, multi_label_classification or regression. names: the classes in
+    output-id order (None for regression). data_names: the class names the data itself carries (a hub ClassLabel),
+    whose ids its rows hold."""
+
+    problem_type: str
+    names: list[str] | None
+    data_names: list[str] | None
+
+
+def default_label_names(config) -> bool:
+    """True when a config carries transformers' placeholder labels (LABEL_0, ...) rather than a real map."""
+    return all(name == f"LABEL_{i}" for i, name in sorted(config.id2label.items()))
+
+
+def resolve_labels(raw, columns, data_args, config, training: bool) -> Labels:
+    """The run's label map. A saved fine-tuned model keeps its own label map unless we train."""
+    labelled = next(
+        (raw[s] for s in ("train", "validation", *raw) if s in raw and columns.label in raw[s].features), None
+    )
+    has_map = not default_label_names(config)
+    if labelled is None:
+        # Predicting with a saved model on text alone: its config says what the head predicts.
+        if not (has_map or config.problem_type == "regression"):
+            raise UserError(
+                "no split has labels and the model has no label map of its own, so nothing says what its outputs "
+                "mean. Pass a fine-tuned model folder as --model, or train one with --do_train on labelled data."
+            )
+        feature = None
+        problem_type = data_args.problem_type or config.problem_type or "single_label_classification"
+    else:
+        feature = labelled.features[columns.label]
+        problem_type = data_args.problem_type
+    if problem_type is None:
+        problem_type = (
+            config.problem_type
+            if (has_map and not training and config.problem_type)
+            else infer_problem_type(feature, labelled[columns.label])
+        )
+    if problem_type == "regression":
+        if data_args.label_names:
+            raise UserError("--label_names names classes, but regression labels have no classes: drop it.")
+        return Labels(problem_type, None, None)
+    data_names = class_label_names(feature) if feature is not None else None
+    model_names = [config.id2label[i] for i in range(len(config.id2label))] if has_map else None
+    if not training and model_names is not None:
+        if data_args.label_names is not None and data_args.label_names != model_names:
+            raise UserError(
+                f"the model's head predicts {model_names}, not --label_names {data_args.label_names}. "
+                "Drop --label_names, or fine-tune with --do_train to get a new head."
+            )
+        return Labels(problem_type, model_names, data_names)
+    multi = problem_type == "multi_label_classification"
+    source = raw["train"] if "train" in raw and columns.label in raw["train"].features else labelled
+    # Read every training label only when they decide the classes: a row-by-row scan of 67k rows costs a second.
+    scan = data_args.label_names is None and data_names is None
+    names = build_label_names(list(source[columns.label]) if scan else [], data_args.label_names, data_names, multi)
+    if training and not multi and len(names) < 2:
+        raise UserError(
+            f"the training data has a single class, {names[0]!r}: a classifier needs at least two. Check "
+            "--label_column (and --max_train_samples, which takes the first rows), or list every class with "
+            "--label_names."
+        )
+    if (
+        training
+        and model_names is not None
+        and sorted(model_names) == sorted(names)
+        and data_args.label_names is None
+        and data_names is None
+    ):
+        names = model_names  # continue training a fine-tuned model without reshuffling its head
+    return Labels(problem_type, names, data_names)
+
+
+def is_missing(value) -> bool:
+    return (
+        value is None
+        or (isinstance(value, float) and math.isnan(value))
+        or (isinstance(value, str) and not value.strip())
+    )
+
+
+def infer_problem_type(feature, values=None) -> str:
+    """ClassLabel/int/str/bool: single-label; a list per row: multi-label; floats: regression. JSON whose rows mix
+    types is typed Json: the values decide."""
+    if isinstance(feature, datasets.Json) and values is not None:
+        kinds = {type(v).__name__ for v in values if not is_missing(v)}
+        if "list" in kinds:
+            return "multi_label_classification"  # encode_labels names the first row that is not a list
+        if len(kinds) > 1:
+            raise UserError(
+                f"the labels mix types ({', '.join(sorted(kinds))}). Make them all class names, all lists "
+                "(multi-label) or all numbers (regression), or pass --problem_type single_label_classification to "
+                "treat every value as a class name."
+            )
+    if isinstance(feature, datasets.ClassLabel):
+        return "single_label_classification"
+    if isinstance(feature, datasets.Sequence | datasets.List | list | datasets.LargeList):
+        return "multi_label_classification"
+    if isinstance(feature, datasets.Value) and feature.dtype.startswith("float"):
+        return "regression"
+    if isinstance(feature, datasets.Value):
+        return "single_label_classification"
+    raise UserError(
+        f"labels of type {feature} are not supported: use ints or strings (classes), lists of them "
+        "(multi-label) or floats (regression)."
+    )
+
+
+def class_label_names(feature) -> list[str] | None:
+    """Names carried by the data itself (hub ClassLabel), which fix the label order."""
+    inner = getattr(feature, "feature", feature)
+    return list(inner.names) if isinstance(inner, datasets.ClassLabel) else None
+
+
+def _label_key(value) -> str:
+    # Labels are matched by their string form so that 1, "1" and a config's "1" are the same class.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def _sort_key(key: str):
+    try:
+        return (0, float(key), key)
+    except ValueError:
+        return (1, 0.0, key)
+
+
+def build_label_names(
+    train_values, label_names: list[str] | None = None, data_names: list[str] | None = None, multi_label: bool = False
+) -> list[str]:
+    """Deterministic label order: --label_names, else names carried by the data (ClassLabel), else the labels seen
+    in training, numbers in numeric order and strings in lexicographic order."""
+    if label_names is not None:
+        if len(set(label_names)) != len(label_names):
+            raise UserError(f"--label_names has duplicates: {label_names}.")
+        return list(label_names)
+    if data_names is not None:
+        return list(data_names)
+    seen = set()
+    for value in train_values:
+        for v in value if multi_label and isinstance(value, list) else [value]:
+            if not is_missing(v):
+                seen.add(_label_key(v))
+    if not seen:
+        raise UserError("the training data has no labels. Check --label_column.")
+    return sorted(seen, key=_sort_key)
+
+
+def encode_labels(
+    values,
+    label_names: list[str],
+    problem_type: str,
+    split: str,
+    data_names: list[str] | None = None,
+    require_labels: bool = True,
+) -> list:
+    """Raw labels -> model targets: class ids, multi-hot float vectors, or floats. Unlabelled rows (None, NaN, empty,
+    GLUE's -1) become -1 / None and are an error where labels are required. An unknown label is always an error."""
+    label2id = {name: i for i, name in enumerate(label_names or [])}
+
+    def key(v):
+        if data_names is not None and isinstance(v, int) and not isinstance(v, bool):
+            return data_names[v] if v >= 0 else None
+        return None if is_missing(v) else _label_key(v)
+
+    encoded, missing, unknown = [], 0, set()
+    if problem_type == "regression":
+        for v in values:
+            if is_missing(v) or (data_names is None and v == -1 and not require_labels):
+                encoded.append(None)
+                missing += 1
+                continue
+            try:
+                encoded.append(float(v))
+            except (TypeError, ValueError):
+                raise UserError(
+                    f"regression label {v!r} in the {split} split is not a number. Fix the data, or pass "
+                    "--problem_type single_label_classification if the labels are classes."
+                ) from None
+    elif problem_type == "multi_label_classification":
+        for number, v in enumerate(values, 1):
+            if v is None:
+                encoded.append(None)
+                missing += 1
+                continue
+            if not isinstance(v, list):
+                raise UserError(
+                    f"multi-label rows must each hold a list of labels; row {number} of the {split} split has {v!r}. "
+                    'Make every label a list (e.g. ["a", "b"], or [] for none).'
+                )
+            row = [0.0] * len(label_names)
+            for item in v:
+                k = key(item)
+                if k not in label2id:
+                    unknown.add(repr(item))
+                else:
+                    row[label2id[k]] = 1.0
+            encoded.append(row)
+    else:
+        for v in values:
+            k = key(v)
+            if k is None or (k == "-1" and k not in label2id):
+                encoded.append(-1)
+                missing += 1
+            elif k not in label2id:
+                unknown.add(k)
+            else:
+                encoded.append(label2id[k])
+    if unknown:
+        shown = ", ".join(sorted(unknown)[:10])
+        raise UserError(
+            f"the {split} split has labels never seen in training: {shown}. Known labels: "
+            f"{', '.join(label_names)}. Fix the data or list every class with --label_names."
+        )
+    if missing and require_labels:
+        raise UserError(
+            f"{missing} of {len(values)} rows in the {split} split have no label (empty, NaN or -1). "
+            "Fill or drop them."
+        )
+    return encoded
+
+
+def gold_name(value, label_names, data_names):
+    """A raw gold label as the class name predictions are written with; None for an unlabelled row."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if data_names is not None and isinstance(value, int):
+        return data_names[value] if value >= 0 else None
+    key = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+    return None if key == "-1" and key not in label_names else key
