@@ -175,11 +175,13 @@ def test_tokenize_pair_is_a_real_pair(tiny_bert):
     tok = AutoTokenizer.from_pretrained(tiny_bert)
     ds = datasets.Dataset.from_dict({"a": ["good movie", "bad"], "b": ["the plot", None]})
     out = T.tokenize_split(ds, tok, D.Columns("a", "b", None, None), None, 16, False, "test")
-    assert set(out.column_names) == {"input_ids", "token_type_ids", "attention_mask", "length"}
+    # no attention mask: unpadded rows' masks are all ones, and the collator builds each batch's from the lengths
+    assert set(out.column_names) == {"input_ids", "token_type_ids", "length"}
     assert out[0]["token_type_ids"] == [0, 0, 0, 0, 1, 1, 1]  # [CLS] good movie [SEP] the plot [SEP]
     assert out["length"] == [7, 4]
     padded = T.tokenize_split(ds, tok, D.Columns("a", "b", None, None), None, 16, True, "test")
     assert {len(x) for x in padded["input_ids"]} == {16}
+    assert padded["attention_mask"][1] == [1] * 4 + [0] * 12 and padded["length"] == [7, 4]
 
 
 @pytest.mark.parametrize(("mixed", "width"), [(False, 5), (True, 8)])
@@ -285,9 +287,7 @@ def test_trainer_fetches_batches_as_arrow_and_pads_them_like_the_stock_collator(
             ids = [row[: int(n)].tolist() for row, n in zip(batch["input_ids"], lengths, strict=True)]
             order = [train["input_ids"].index(row) for row in ids]
             assert sorted(order) == list(range(5))
-            rows = [
-                {k: train[i][k] for k in ("input_ids", "token_type_ids", "attention_mask", "labels")} for i in order
-            ]
+            rows = [{k: train[i][k] for k in ("input_ids", "token_type_ids", "labels")} for i in order]
             expected = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8)(rows)
             assert set(batch) == set(expected)
             assert all(torch.equal(batch[k], expected[k]) for k in expected)

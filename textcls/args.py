@@ -127,6 +127,13 @@ class DataArguments:
             "choices": ("auto", "true", "false"),
         },
     )
+    preprocessing_num_workers: int | None = field(
+        default=None,
+        metadata={
+            "help": "Tokenize with this many processes (datasets' num_proc). Default: one process, whose fast "
+            "tokenizer already uses every core."
+        },
+    )
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N evaluation rows."})
     max_predict_samples: int | None = field(default=None, metadata={"help": "Use only the first N prediction rows."})

@@ -16,10 +16,11 @@ class ArrowRows(torch.utils.data.Dataset):
 
     def __init__(self, dataset: datasets.Dataset):
         self.dataset = dataset
-        self.table = dataset.data.table
+        self.table = dataset.data.table  # memory-mapped when the split is on disk
         indices = getattr(dataset, "_indices", None)
-        if indices is not None:  # a select/sort/shuffle view: its rows, in its order, taken once
-            self.table = self.table.take(indices.column(0))
+        # A select/sort/shuffle view: each batch's positions are looked up in its indices, so that a million sorted
+        # test rows are never copied out of the memory-mapped table at once.
+        self.indices = None if indices is None else indices.column(0).combine_chunks()
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -28,10 +29,13 @@ class ArrowRows(torch.utils.data.Dataset):
         return self.dataset[index]
 
     def __getitems__(self, indices) -> pa.Table:
-        return self.table.take(pa.array(indices, type=pa.int64()))
+        positions = pa.array(indices, type=pa.int64())
+        if self.indices is not None:
+            positions = self.indices.take(positions)
+        return self.table.take(positions)
 
     def __getattr__(self, name):  # column_names, features...: whoever looks at the dataset sees the dataset
-        if name in ("dataset", "table"):
+        if name in ("dataset", "table", "indices"):
             raise AttributeError(name)
         return getattr(self.dataset, name)
 
@@ -125,6 +129,8 @@ class FastPaddingCollator:
             array = np.full((len(lengths), width), self.pad_values[key], dtype=np.int64)
             array[filled] = flat
             batch[key] = torch.from_numpy(array)
+        if "attention_mask" not in batch:  # not stored (textcls/tokenization.py): every row's tokens are real
+            batch["attention_mask"] = torch.from_numpy(filled.astype(np.int64))
         for key, values in other.items():
             batch["labels" if key in self.LABELS else key] = values
         return batch

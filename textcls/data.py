@@ -95,6 +95,45 @@ def load_local_file(path: str, cache_dir: str | None = None) -> datasets.Dataset
     return ds
 
 
+def header_columns(path: str) -> list[str] | None:
+    """A local file's column names, read from its first line (csv, tsv, jsonl) or its schema (parquet) without
+    reading the rows; None where that cannot be told cheaply (a .json list, an unreadable file: load_local_file
+    then says what is wrong)."""
+    import csv
+    import json
+
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext == ".parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_schema(path).names
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            first = f.readline()
+        if ext in (".csv", ".tsv"):
+            return next(csv.reader([first], delimiter="\t" if ext == ".tsv" else ","), None)
+        if ext in (".json", ".jsonl"):
+            row = json.loads(first)
+            return list(row) if isinstance(row, dict) else None
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return None
+
+
+def check_header(path: str, data_args, needs_label: bool) -> None:
+    """The columns named by flags exist in the file (the label column: in a file to train or evaluate on)."""
+    names = header_columns(path)
+    if not names:
+        return
+    listing = ", ".join(f"'{n}'" for n in names)
+    for flag in ("text_column", "text_pair_column", "label_column", "id_column"):
+        value = getattr(data_args, flag)
+        if value is not None and value not in names and (needs_label or flag != "label_column"):
+            raise UserError(
+                f"--{flag} '{value}' is not a column of {path}. Columns: {listing}.{suggest(value, names)}"
+            )
+
+
 def load_raw_datasets(data_args, model_args, task=None) -> datasets.DatasetDict:
     """Splits named as on the hub: train, validation (or the task's eval splits), test (or the task's test splits)."""
     files = {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file}
@@ -107,6 +146,9 @@ def load_raw_datasets(data_args, model_args, task=None) -> datasets.DatasetDict:
 
         return load_glue_dir(task.name, data_args.data_dir)
     if any(files.values()):
+        for split, path in files.items():  # a misnamed column is seen before a large file is read whole
+            if path:
+                check_header(path, data_args, needs_label=split != "test")
         return datasets.DatasetDict(
             {split: load_local_file(path, model_args.cache_dir) for split, path in files.items() if path}
         )
@@ -133,6 +175,13 @@ def load_raw_datasets(data_args, model_args, task=None) -> datasets.DatasetDict:
 def select_first(ds: datasets.Dataset, n: int | None) -> datasets.Dataset:
     """Take the first n rows before any tokenization, so capped runs do not pay for the whole split."""
     return ds if n is None or n >= len(ds) else ds.select(range(n))
+
+
+def arrow_column(ds: datasets.Dataset, name: str):
+    """One column of a split as Arrow (memory-mapped where the split is), in the split's row order."""
+    if ds._indices is None:
+        return ds.data.column(name)
+    return ds.with_format("arrow")[name]  # a select/sort view: its rows taken, in its order
 
 
 # ---------------------------------------------------------------------------------------------------- splits

@@ -1,6 +1,7 @@
 """Evaluation and prediction: every eval split's metrics and per-class report, every test split's predictions in
 input order, and for a GLUE task the server's submission files."""
 
+import functools
 import logging
 import os
 
@@ -11,7 +12,7 @@ from textcls.io import write_json_atomic, write_jsonl_atomic
 from textcls.labels import gold_name
 from textcls.metrics import classification_report
 from textcls.outputs import split_suffix
-from textcls.trainer import unsort
+from textcls.tokenization import unsort
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,8 @@ def evaluate_and_predict(trainer, data, data_args) -> dict:
                 )
                 write_json_atomic(os.path.join(out, f"{prefix}_classification_report.json"), report)
             if role == "test":
-                rows = prediction_rows(
+                rows = functools.partial(
+                    prediction_rows,
                     data.splits[role][name],
                     data.columns,
                     predictions,
@@ -55,11 +57,11 @@ def evaluate_and_predict(trainer, data, data_args) -> dict:
                     data_args.multi_label_threshold,
                 )
                 path = os.path.join(out, f"predictions{'_' + suffix if suffix else ''}.jsonl")
-                write_jsonl_atomic(path, rows)
+                write_jsonl_atomic(path, rows())
                 logger.info("predictions: %s", path)
-                if data.task is not None:
+                if data.task is not None:  # GLUE test splits are small: their rows are read again, as a list
                     folder = os.path.join(out, "glue_submission")
-                    write_submission(data.task.name, name, rows, folder, data.split_sizes[name])
+                    write_submission(data.task.name, name, list(rows()), folder, data.split_sizes[name])
     return results
 
 
@@ -91,40 +93,51 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+PREDICTION_BATCH_ROWS = 10_000  # rows of the test split read at a time to write predictions.jsonl
+
+
 def prediction_rows(
     ds, columns, predictions: np.ndarray, problem_type: str, label_names, data_names, threshold: float = 0.5
-) -> list[dict]:
-    """One JSON object per input row, in input order: id, text(s), the prediction and, when present, the gold label."""
-    ids = list(ds[columns.id]) if columns.id else list(range(len(ds)))
-    texts = list(ds[columns.text])
-    pairs = list(ds[columns.text_pair]) if columns.text_pair else None
-    golds = list(ds[columns.label]) if columns.label and columns.label in ds.features else None
+):
+    """One JSON object per input row, in input order: id, text(s), the prediction and, when present, the gold label.
+    A generator, reading the split PREDICTION_BATCH_ROWS rows at a time: a million test rows are never all Python
+    objects at once."""
+    has_gold = columns.label is not None and columns.label in ds.features
+    wanted = [
+        c for c in dict.fromkeys((columns.id, columns.text, columns.text_pair, columns.label)) if c in ds.features
+    ]
     if problem_type == "regression":
         values = predictions.reshape(len(ds), -1)[:, 0]
     elif problem_type == "multi_label_classification":
         probs = 1.0 / (1.0 + np.exp(-predictions))
     else:
         probs = _softmax(predictions)
-    rows = []
-    for i in range(len(ds)):
-        row = {"id": ids[i], "text": texts[i]}
-        if pairs is not None:
-            row["text_pair"] = pairs[i]
-        if problem_type == "regression":
-            row["prediction"] = float(values[i])
-            gold = golds[i] if golds is not None else None
-            if gold is not None and not (isinstance(gold, float) and np.isnan(gold)):
-                row["gold"] = float(gold)
-        else:
-            row["probabilities"] = {name: round(float(p), 6) for name, p in zip(label_names, probs[i], strict=True)}
-            if problem_type == "multi_label_classification":
-                row["labels"] = [name for name, p in zip(label_names, probs[i], strict=True) if p >= threshold]
-                if golds is not None and golds[i] is not None:
-                    row["gold"] = [gold_name(v, label_names, data_names) for v in golds[i]]
+    start = 0
+    for batch in ds.select_columns(wanted).iter(batch_size=PREDICTION_BATCH_ROWS):
+        n = len(batch[columns.text])
+        ids = batch[columns.id] if columns.id else range(start, start + n)
+        for j in range(n):
+            i = start + j
+            row = {"id": ids[j], "text": batch[columns.text][j]}
+            if columns.text_pair:
+                row["text_pair"] = batch[columns.text_pair][j]
+            gold = batch[columns.label][j] if has_gold else None
+            if problem_type == "regression":
+                row["prediction"] = float(values[i])
+                if gold is not None and not (isinstance(gold, float) and np.isnan(gold)):
+                    row["gold"] = float(gold)
             else:
-                row["label"] = label_names[int(probs[i].argmax())]
-                gold = gold_name(golds[i], label_names, data_names) if golds is not None else None
-                if gold is not None:
-                    row["gold"] = gold
-        rows.append(row)
-    return rows
+                row["probabilities"] = {
+                    name: round(float(p), 6) for name, p in zip(label_names, probs[i], strict=True)
+                }
+                if problem_type == "multi_label_classification":
+                    row["labels"] = [name for name, p in zip(label_names, probs[i], strict=True) if p >= threshold]
+                    if gold is not None:
+                        row["gold"] = [gold_name(v, label_names, data_names) for v in gold]
+                else:
+                    row["label"] = label_names[int(probs[i].argmax())]
+                    gold = gold_name(gold, label_names, data_names) if has_gold else None
+                    if gold is not None:
+                        row["gold"] = gold
+            yield row
+        start += n

@@ -6,6 +6,11 @@ import uuid
 
 
 def write_text_atomic(path: str, text: str) -> None:
+    write_lines_atomic(path, [text])
+
+
+def write_lines_atomic(path: str, pieces) -> None:
+    """The pieces of text one after another (any iterable: a generator of a million lines is never held whole)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     # Same folder, so the rename cannot cross filesystems; hidden and .tmp, so a leftover is never taken for output.
@@ -13,7 +18,8 @@ def write_text_atomic(path: str, text: str) -> None:
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "x", encoding="utf-8") as f:
-            f.write(text)
+            for piece in pieces:
+                f.write(piece)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -34,4 +40,4 @@ def write_json_atomic(path: str, obj) -> None:
 
 
 def write_jsonl_atomic(path: str, rows) -> None:
-    write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    write_lines_atomic(path, (json.dumps(row, ensure_ascii=False) + "\n" for row in rows))

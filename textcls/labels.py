@@ -5,7 +5,10 @@ import math
 from dataclasses import dataclass
 
 import datasets
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from textcls.data import arrow_column
 from textcls.errors import UserError
 
 
@@ -64,9 +67,16 @@ def resolve_labels(raw, columns, data_args, config, training: bool) -> Labels:
         return Labels(problem_type, model_names, data_names)
     multi = problem_type == "multi_label_classification"
     source = raw["train"] if "train" in raw and columns.label in raw["train"].features else labelled
-    # Read every training label only when they decide the classes: a row-by-row scan of 67k rows costs a second.
+    # The training labels decide the classes only when neither --label_names nor the data names them.
     scan = data_args.label_names is None and data_names is None
-    names = build_label_names(list(source[columns.label]) if scan else [], data_args.label_names, data_names, multi)
+    counts = label_counts(source, columns.label) if scan else []
+    if counts is None:
+        seen = list(source[columns.label])
+    elif multi:  # one row holding every distinct item (after the count of rows without a list)
+        seen = [[value for value, _ in counts[1:]]]
+    else:
+        seen = [value for value, _ in counts]
+    names = build_label_names(seen, data_args.label_names, data_names, multi)
     if training and not multi and len(names) < 2:
         raise UserError(
             f"the training data has a single class, {names[0]!r}: a classifier needs at least two. Check "
@@ -232,6 +242,72 @@ def encode_labels(
             "Fill or drop them."
         )
     return encoded
+
+
+def _plain(kind) -> bool:
+    return any(
+        test(kind)
+        for test in (pa.types.is_integer, pa.types.is_floating, pa.types.is_string, pa.types.is_large_string)
+    ) or pa.types.is_boolean(kind)
+
+
+def label_counts(ds, column: str) -> list[tuple[object, int]] | None:
+    """(value, rows) for each distinct label of a split, counted by Arrow: a million labels are never Python
+    objects. For list labels (multi-label): (None, rows without a list) first, then each distinct item. None for a
+    column whose Arrow type is not plain (JSON of mixed types): those are read value by value."""
+    values = arrow_column(ds, column)
+    kind = values.type
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        if not _plain(kind.value_type):
+            return None
+        counts = [(None, values.null_count)]
+        values = pc.list_flatten(values)
+    elif _plain(kind) or pa.types.is_null(kind):
+        counts = []
+    else:
+        return None
+    found = pc.value_counts(values)
+    return counts + list(zip(found.field("values").to_pylist(), found.field("counts").to_pylist(), strict=True))
+
+
+class LabelEncoder:
+    """Raw labels -> model targets, batch by batch, as encode_labels does for a whole split. check() first reads the
+    split's distinct labels (Arrow) and raises encode_labels' errors for the whole split, before anything is
+    tokenized; encode() is then applied to each batch of rows."""
+
+    def __init__(self, labels: Labels, split: str, require_labels: bool):
+        self.labels, self.split, self.require_labels = labels, split, require_labels
+
+    def __call__(self, values) -> list:
+        lab = self.labels
+        return encode_labels(values, lab.names, lab.problem_type, self.split, lab.data_names, require_labels=False)
+
+    def check(self, ds, column: str) -> bool:
+        """Raise for unknown labels, and for missing ones where labels are required. Returns whether every row has a
+        label."""
+        counts = label_counts(ds, column)
+        if counts is None:  # labels Arrow cannot count: the whole column, value by value
+            targets = encode_labels(
+                list(ds[column]),
+                self.labels.names,
+                self.labels.problem_type,
+                self.split,
+                self.labels.data_names,
+                self.require_labels,
+            )
+            return not any(v is None or v == -1 for v in targets)
+        if self.labels.problem_type == "multi_label_classification":
+            (_, missing), *items = counts
+            self([[value for value, _ in items]])  # raises for a label never seen in training
+        else:
+            targets = self([value for value, _ in counts])  # raises for a label never seen in training
+            missing = sum(n for (_, n), t in zip(counts, targets, strict=True) if t is None or t == -1)
+        if missing and self.require_labels:
+            raise UserError(
+                f"{missing} of {len(ds)} rows in the {self.split} split have no label (empty, NaN or -1). "
+                "Fill or drop them."
+            )
+        return missing == 0
 
 
 def gold_name(value, label_names, data_names):

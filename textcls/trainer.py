@@ -23,7 +23,6 @@ import re
 import signal
 import threading
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import SequentialSampler
@@ -32,6 +31,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler, nested_gather
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from textcls.collate import ArrowRows, FastPaddingCollator, make_collator
+from textcls.data import arrow_column
 from textcls.io import write_json_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def build_trainer(model, args, tokenizer, data, hub_metric=None) -> "Classificat
         processing_class=tokenizer,
         data_collator=collator,
         compute_metrics=make_compute_metrics(data.labels, data.task_name, data_args.multi_label_threshold, hub_metric),
-        train_lengths=list(train_rows["length"]) if train_rows is not None else None,
+        train_lengths=arrow_column(train_rows, "length").to_numpy().tolist() if train_rows is not None else None,
     )
 
 
@@ -105,6 +105,8 @@ class ClassificationTrainer(Trainer):
         self.train_lengths = train_lengths
         self.stop = GracefulStop()
         self.add_callback(self.stop)
+        if self.args.disable_tqdm:  # no progress bar (a log file, a batch job): a line every few seconds instead
+            self.add_callback(PredictionProgress())
         self.add_callback(_RestoreLoss(self))
         self._resume_dir = None
         self._whole_run_loss = False
@@ -232,6 +234,40 @@ class _RestoreLoss(TrainerCallback):
         t._whole_run_loss = True
 
 
+class PredictionProgress(TrainerCallback):
+    """Evaluating or predicting a large split without a progress bar: a log line every PROGRESS_SECONDS with the
+    batches done, the rate and the time left (Trainer calls on_prediction_step after each batch)."""
+
+    PROGRESS_SECONDS = 10.0
+
+    def __init__(self):
+        self.done = 0
+        self.start = self.last = None
+
+    def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+        import time
+
+        now = time.monotonic()
+        if self.start is None:
+            self.start = self.last = now
+        self.done += 1
+        total = len(eval_dataloader) if eval_dataloader is not None else 0
+        if self.done >= total:  # the split's last batch: the next evaluation counts afresh
+            self.done, self.start = 0, None
+            return
+        if now - self.last >= self.PROGRESS_SECONDS:
+            self.last = now
+            rate = self.done / (now - self.start)
+            logger.info(
+                "predicting: batch %d of %d (%.0f%%), %.1f batches/s, about %.0f s left",
+                self.done,
+                total,
+                100 * self.done / total,
+                rate,
+                (total - self.done) / rate,
+            )
+
+
 class GracefulStop(TrainerCallback):
     """SIGTERM or SIGINT (Ctrl-C) during training: finish the optimizer step under way, save a checkpoint, stop.
 
@@ -337,18 +373,6 @@ def last_complete_checkpoint(folder: str) -> str | None:
             return path
         logger.warning("%s was not completely written (the run was killed while saving it): skipping it.", path)
     return None
-
-
-def sort_by_length(ds):
-    """Sort a tokenized split by length (stable), returning (sorted split, order) with sorted[i] = ds[order[i]]."""
-    order = np.argsort(np.asarray(ds["length"]), kind="stable")
-    return ds.select(order), order
-
-
-def unsort(values: np.ndarray, order: np.ndarray) -> np.ndarray:
-    out = np.empty_like(values)
-    out[order] = values
-    return out
 
 
 def classification_loss(logits, labels, problem_type: str, smoothing: float = 0.0, reduction: str = "mean"):

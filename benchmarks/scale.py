@@ -1,0 +1,226 @@
+#!/usr/bin/env python
+"""Data at scale: our defaults vs run_glue.py's pipeline (benchmarks/hf_reference.py: datasets' memory-mapped cache,
+dynamic padding, length-grouped batches) on large CSVs, each run a fresh process, one at a time.
+
+    python scripts/make_scale_data.py ../shared/data/glue/SST-2 data/scale     # the files (about 2.2 GB)
+    python benchmarks/scale.py --data_dir data/scale --rows 100000 1000000 4000000
+
+For each N: training runs (--max_steps 20, batch 32, --logging_steps 1) of
+  ours_cold  run_classification.py with an empty datasets cache (HF_DATASETS_CACHE is a fresh folder)
+  ours_warm  the same command again, on the cache the cold run left
+  hf_cold    hf_reference.py on the same files, with an empty cache of its own
+and for the first N only, prediction runs on test.csv (100,000 rows) with the model the training run saved:
+  ours_predict, hf_predict.
+Each run records its peak RSS (its own, from wait4; datasets' num_proc workers are not counted), the seconds from its
+start to its first logged training step (the end of step 1: the line Trainer prints after it), training samples/s
+over the 20 steps (Trainer's train_samples_per_second), and for prediction rows/s (Trainer's
+predict_samples_per_second) and wall time. The record (results/speed/scale-*.json by default) holds every run, the
+ratios against the targets of issue 15, the exact command, versions and hardware. Run it alone on the machine.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from textcls.io import write_json_atomic  # noqa: E402  (the repository root is put on the path just above)
+from textcls.results import environment, git_state  # noqa: E402
+
+OURS = os.path.join(ROOT, "run_classification.py")
+HF = os.path.join(ROOT, "benchmarks", "hf_reference.py")
+STEPS = 20
+BATCH = 32
+
+
+class RunFailed(Exception):
+    pass
+
+
+def train_command(script: str, args, rows: int, output_dir: str) -> list[str]:
+    train = os.path.join(args.data_dir, f"train-{rows}.csv")
+    common = ["--model_name_or_path", args.model, "--train_file", train, "--output_dir", output_dir]
+    common += ["--max_steps", str(STEPS), "--per_device_train_batch_size", str(BATCH), "--logging_steps", "1"]
+    common += ["--max_seq_length", "128", "--learning_rate", "5e-5", "--seed", "42"]
+    if script == OURS:
+        common += ["--do_train", "--save_strategy", "no", "--overwrite_output_dir", "true", "--report_to", "none"]
+        common += ["--disable_tqdm", "true"]
+    else:
+        common += ["--group_by_length"]
+    return [sys.executable, script, *common]
+
+
+def predict_command(script: str, args, model_dir: str, output_dir: str) -> list[str]:
+    test = os.path.join(args.data_dir, "test.csv")
+    common = ["--model_name_or_path", model_dir, "--test_file", test, "--output_dir", output_dir]
+    if script == OURS:
+        common += ["--do_predict", "--disable_tqdm", "true", "--report_to", "none", "--max_seq_length", "128"]
+    else:
+        common += ["--do_train", "false", "--do_predict", "--per_device_eval_batch_size", "64"]
+    return [sys.executable, script, *common]
+
+
+def timed_run(command: list[str], cache: str, log_path: str) -> dict:
+    """One fresh process with HF_DATASETS_CACHE=cache: wall time, peak RSS (wait4), seconds to the first logged
+    training step (the first line of its output holding a 'loss' entry)."""
+    env = {**os.environ, "HF_DATASETS_CACHE": cache, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
+    env["HF_DATASETS_OFFLINE"] = "1"
+    start = time.perf_counter()
+    first_step = None
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT, env=env, text=True
+        )
+        for line in proc.stdout:
+            log.write(line)
+            if first_step is None and "'loss'" in line:
+                first_step = time.perf_counter() - start
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        with open(log_path) as f:
+            tail = f.read()[-3000:]
+        raise RunFailed(f"{shlex.join(command)} exited with {code}:\n{tail}")
+    return {
+        "command": shlex.join(["python", os.path.relpath(command[1], ROOT), *command[2:]]),
+        "wall_s": wall,
+        "first_step_s": first_step,
+        "peak_rss_bytes": usage.ru_maxrss * 1024,
+    }
+
+
+def metrics_of(output_dir: str, name: str) -> dict:
+    path = os.path.join(output_dir, name)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def ratios(runs: dict, rows: list[int]) -> dict:
+    """issue 15's targets, from what was measured."""
+    out = {}
+    small = runs.get(str(rows[0]), {})
+    for n in rows[1:]:
+        at = runs.get(str(n), {})
+        if "ours_cold" in at and "hf_cold" in at:
+            out[f"peak_rss_vs_hf_at_{n}"] = {
+                "value": at["ours_cold"]["peak_rss_bytes"] / at["hf_cold"]["peak_rss_bytes"],
+                "target": "<= 1",
+            }
+        if "ours_cold" in at and "ours_cold" in small:
+            out[f"peak_rss_above_{rows[0]}_at_{n}_gb"] = {
+                "value": (at["ours_cold"]["peak_rss_bytes"] - small["ours_cold"]["peak_rss_bytes"]) / 1e9,
+                "target": "<= 1",
+            }
+            out[f"train_throughput_{n}_vs_{rows[0]}"] = {
+                "value": at["ours_cold"]["train_samples_per_second"] / small["ours_cold"]["train_samples_per_second"],
+                "target": ">= 0.95",
+            }
+        if "ours_cold" in at and "hf_cold" in at:
+            out[f"first_step_cold_vs_hf_at_{n}"] = {
+                "value": at["ours_cold"]["first_step_s"] / at["hf_cold"]["first_step_s"],
+                "target": "<= 0.5",
+            }
+        if "ours_warm" in at and "hf_cold" in at:
+            out[f"first_step_warm_vs_hf_at_{n}"] = {
+                "value": at["ours_warm"]["first_step_s"] / at["hf_cold"]["first_step_s"],
+                "target": "<= 0.2",
+            }
+    for entry in out.values():
+        value, (sign, bound) = entry["value"], entry["target"].split()
+        entry["met"] = value <= float(bound) if sign == "<=" else value >= float(bound)
+    return out
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data_dir", required=True, help="the folder scripts/make_scale_data.py wrote")
+    p.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
+    p.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000, 4_000_000])
+    p.add_argument("--modes", nargs="+", default=["ours_cold", "ours_warm", "hf_cold"])
+    p.add_argument("--no_predict", action="store_true", help="skip the prediction runs")
+    p.add_argument("--work_dir", help="where caches and outputs go (default: a temporary folder, removed after)")
+    p.add_argument("--out", help="record path (default results/speed/scale-cpu-DATE.json)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    missing = [
+        f"train-{n}.csv" for n in args.rows if not os.path.isfile(os.path.join(args.data_dir, f"train-{n}.csv"))
+    ]
+    if not args.no_predict and not os.path.isfile(os.path.join(args.data_dir, "test.csv")):
+        missing.append("test.csv")
+    if missing:
+        print(
+            f"error: {args.data_dir} has no {', '.join(missing)}. Write them with python scripts/make_scale_data.py "
+            f"../shared/data/glue/SST-2 {args.data_dir} --rows {' '.join(map(str, args.rows))}",
+            file=sys.stderr,
+        )
+        return 2
+    out = args.out or os.path.join(ROOT, "results", "speed", f"scale-cpu-{datetime.date.today().isoformat()}.json")
+    work = args.work_dir or tempfile.mkdtemp(prefix="scale-")
+    os.makedirs(work, exist_ok=True)
+    record = {
+        "command": shlex.join(["python", "benchmarks/scale.py", *(argv if argv is not None else sys.argv[1:])]),
+        "settings": {"max_steps": STEPS, "batch_size": BATCH, "max_seq_length": 128, "model": args.model},
+        "git_sha": git_state(),
+        "environment": environment(),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "runs": {},
+    }
+    try:
+        for n in args.rows:
+            runs = record["runs"].setdefault(str(n), {})
+            caches = {"ours": os.path.join(work, f"cache-ours-{n}"), "hf": os.path.join(work, f"cache-hf-{n}")}
+            for mode in args.modes:
+                script = OURS if mode.startswith("ours") else HF
+                cache = caches["ours" if script == OURS else "hf"]
+                if mode.endswith("_cold"):
+                    shutil.rmtree(cache, ignore_errors=True)
+                out_dir = os.path.join(work, f"{mode}-{n}")
+                log = os.path.join(work, f"{mode}-{n}.log")
+                run = timed_run(train_command(script, args, n, out_dir), cache, log)
+                run["train_samples_per_second"] = metrics_of(out_dir, "train_results.json")["train_samples_per_second"]
+                runs[mode] = run
+                print(f"{n} {mode}: {json.dumps(run)}", flush=True)
+                write_json_atomic(out, {**record, "targets": ratios(record["runs"], args.rows)})
+            if n == args.rows[0] and not args.no_predict:
+                for mode, script in (("ours_predict", OURS), ("hf_predict", HF)):
+                    trained = os.path.join(work, f"{'ours' if script == OURS else 'hf'}_cold-{n}")
+                    out_dir = os.path.join(work, f"{mode}-{n}")
+                    cache = os.path.join(work, f"cache-{mode}")
+                    shutil.rmtree(cache, ignore_errors=True)
+                    run = timed_run(predict_command(script, args, trained, out_dir), cache, os.path.join(work, mode))
+                    metrics = metrics_of(out_dir, "predict_results.json")
+                    run["predict_samples_per_second"] = metrics.get("predict_samples_per_second")
+                    run["predict_rows"] = metrics.get("predict_samples")
+                    runs[mode] = run
+                    print(f"{n} {mode}: {json.dumps(run)}", flush=True)
+                    write_json_atomic(out, {**record, "targets": ratios(record["runs"], args.rows)})
+    except RunFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if not args.work_dir:
+            shutil.rmtree(work, ignore_errors=True)
+    record["targets"] = ratios(record["runs"], args.rows)
+    write_json_atomic(out, record)
+    for name, entry in record["targets"].items():
+        print(f"{name}: {entry['value']:.3f} (target {entry['target']}: {'met' if entry['met'] else 'NOT met'})")
+    print(f"recorded in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
