@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
     labels = L.resolve_labels(raw, columns, args.data, config, args.training.do_train)
     logger.info("problem_type=%s labels=%s columns=%s", labels.problem_type, labels.names, columns)
     checks.check_label_flags(args.training, labels)
-    tokenized = tokenize_splits(splits, columns, tokenizer, labels, args.data)
+    tokenized = tokenize_splits(splits, columns, tokenizer, labels, args.data, args.training.main_process_first)
     data = D.RunData(task, splits, {name: len(raw[name]) for name in splits["test"]}, columns, labels, tokenized)
 
     # ---- model (+LoRA) and Trainer

@@ -46,6 +46,7 @@ def parse(argv):
     p.add_argument("--per_device_eval_batch_size", type=int, default=8)
     p.add_argument("--output_dir", required=True)
     p.add_argument("--max_train_samples", type=int)
+    p.add_argument("--max_predict_samples", type=int)
     p.add_argument("--max_seq_length", type=int, default=128)
     p.add_argument("--pad_to_max_length", action="store_true", help="run_glue.py's default: pad every row to 128")
     p.add_argument("--group_by_length", action="store_true", help="train_sampling_strategy=group_by_length")
@@ -168,6 +169,8 @@ def main(argv=None) -> int:
     if args.do_predict:
         # run_glue.py: drop the label column, predict, write index and predicted label per row
         test = raw["test"].remove_columns("labels" if "labels" in raw["test"].column_names else "label")
+        if args.max_predict_samples is not None:  # run_glue.py selects after tokenizing, as here
+            test = test.select(range(min(len(test), args.max_predict_samples)))
         output = trainer.predict(test, metric_key_prefix="predict")
         predictions = np.argmax(output.predictions, axis=1)
         trainer.log_metrics("predict", output.metrics)

@@ -9,8 +9,10 @@ For each N: training runs (--max_steps 20, batch 32, --logging_steps 1) of
   ours_cold  run_classification.py with an empty datasets cache (HF_DATASETS_CACHE is a fresh folder)
   ours_warm  the same command again, on the cache the cold run left
   hf_cold    hf_reference.py on the same files, with an empty cache of its own
-and for the first N only, prediction runs on test.csv (100,000 rows) with the model the training run saved:
-  ours_predict, hf_predict.
+and for the first N only, prediction runs on the first --predict_rows rows of test.csv (default 10,000 of its
+100,000: forward passes alone run at about 45 rows/s on 2 cores) with the model the training run saved:
+  ours_predict, hf_predict (ours selects the rows before tokenizing; hf_reference.py tokenizes the whole file
+  first, as run_glue.py does).
 Each run records its peak RSS (its own, from wait4; datasets' num_proc workers are not counted), the seconds from its
 start to its first logged training step (the end of step 1: the line Trainer prints after it), training samples/s
 over the 20 steps (Trainer's train_samples_per_second), and for prediction rows/s (Trainer's
@@ -49,7 +51,7 @@ def train_command(script: str, args, rows: int, output_dir: str) -> list[str]:
     train = os.path.join(args.data_dir, f"train-{rows}.csv")
     common = ["--model_name_or_path", args.model, "--train_file", train, "--output_dir", output_dir]
     common += ["--max_steps", str(STEPS), "--per_device_train_batch_size", str(BATCH), "--logging_steps", "1"]
-    common += ["--max_seq_length", "128", "--learning_rate", "5e-5", "--seed", "42"]
+    common += ["--max_seq_length", str(args.max_seq_length), "--learning_rate", "5e-5", "--seed", "42"]
     if script == OURS:
         common += ["--do_train", "--save_strategy", "no", "--overwrite_output_dir", "true", "--report_to", "none"]
         common += ["--disable_tqdm", "true"]
@@ -61,10 +63,12 @@ def train_command(script: str, args, rows: int, output_dir: str) -> list[str]:
 def predict_command(script: str, args, model_dir: str, output_dir: str) -> list[str]:
     test = os.path.join(args.data_dir, "test.csv")
     common = ["--model_name_or_path", model_dir, "--test_file", test, "--output_dir", output_dir]
+    common += ["--max_predict_samples", str(args.predict_rows)]
     if script == OURS:
-        common += ["--do_predict", "--disable_tqdm", "true", "--report_to", "none", "--max_seq_length", "128"]
+        common += ["--do_predict", "--disable_tqdm", "true", "--report_to", "none"]
     else:
         common += ["--do_train", "false", "--do_predict", "--per_device_eval_batch_size", "64"]
+    common += ["--max_seq_length", str(args.max_seq_length)]
     return [sys.executable, script, *common]
 
 
@@ -148,7 +152,14 @@ def parse(argv):
     p.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
     p.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000, 4_000_000])
     p.add_argument("--modes", nargs="+", default=["ours_cold", "ours_warm", "hf_cold"])
-    p.add_argument("--no_predict", action="store_true", help="skip the prediction runs")
+    p.add_argument("--predict_modes", nargs="*", default=["ours", "hf"], help="prediction runs (none: skip them)")
+    p.add_argument("--max_seq_length", type=int, default=128)
+    p.add_argument(
+        "--predict_rows",
+        type=int,
+        default=10_000,
+        help="rows of test.csv predicted (forward passes run at about 45 rows/s on 2 cores: 100,000 take 37 min)",
+    )
     p.add_argument("--work_dir", help="where caches and outputs go (default: a temporary folder, removed after)")
     p.add_argument("--out", help="record path (default results/speed/scale-cpu-DATE.json)")
     return p.parse_args(argv)
@@ -159,7 +170,7 @@ def main(argv=None) -> int:
     missing = [
         f"train-{n}.csv" for n in args.rows if not os.path.isfile(os.path.join(args.data_dir, f"train-{n}.csv"))
     ]
-    if not args.no_predict and not os.path.isfile(os.path.join(args.data_dir, "test.csv")):
+    if args.predict_modes and not os.path.isfile(os.path.join(args.data_dir, "test.csv")):
         missing.append("test.csv")
     if missing:
         print(
@@ -172,9 +183,15 @@ def main(argv=None) -> int:
     work = args.work_dir or tempfile.mkdtemp(prefix="scale-")
     os.makedirs(work, exist_ok=True)
     record = {
+        "benchmark": "scale",
         "command": shlex.join(["python", "benchmarks/scale.py", *(argv if argv is not None else sys.argv[1:])]),
-        "settings": {"max_steps": STEPS, "batch_size": BATCH, "max_seq_length": 128, "model": args.model},
-        "git_sha": git_state(),
+        "settings": {
+            "max_steps": STEPS,
+            "batch_size": BATCH,
+            "max_seq_length": args.max_seq_length,
+            "model": args.model,
+        },
+        **git_state(),
         "environment": environment(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "runs": {},
@@ -195,9 +212,10 @@ def main(argv=None) -> int:
                 runs[mode] = run
                 print(f"{n} {mode}: {json.dumps(run)}", flush=True)
                 write_json_atomic(out, {**record, "targets": ratios(record["runs"], args.rows)})
-            if n == args.rows[0] and not args.no_predict:
-                for mode, script in (("ours_predict", OURS), ("hf_predict", HF)):
-                    trained = os.path.join(work, f"{'ours' if script == OURS else 'hf'}_cold-{n}")
+            if n == args.rows[0]:
+                for who in args.predict_modes:
+                    mode, script = f"{who}_predict", OURS if who == "ours" else HF
+                    trained = os.path.join(work, f"{who}_cold-{n}")
                     out_dir = os.path.join(work, f"{mode}-{n}")
                     cache = os.path.join(work, f"cache-{mode}")
                     shutil.rmtree(cache, ignore_errors=True)

@@ -377,9 +377,46 @@ def packing_table(name: str, record: dict) -> list[str]:
     return lines + [""]
 
 
+def scale_table(name: str, record: dict) -> list[str]:
+    """A results/speed/scale-*.json written by benchmarks/scale.py: ours vs run_glue.py's pipeline on large CSVs."""
+    env = record.get("environment") or {}
+    packages = env.get("packages") or {}
+    lines = [
+        f"### {name}",
+        "",
+        f"Training {record['settings']['max_steps']} steps of batch {record['settings']['batch_size']} on N-row CSVs "
+        "(scripts/make_scale_data.py: 8 SST-2 sentences a row, about 100 tokens), each run a fresh process, one "
+        "at a time; cold: an empty datasets cache, warm: the same command again. Peak RSS is the process's own "
+        f"(wait4). {record['settings']['model']}. {hardware({'environment': env})}, torch {packages.get('torch')}, "
+        f"transformers {packages.get('transformers')}, datasets {packages.get('datasets')}, {record['date']}, commit "
+        f"{(record.get('git_sha') or '?')[:8]}{' (uncommitted changes)' if record.get('git_dirty') else ''}.",
+        "",
+        f"`{record['command']}`",
+        "",
+        "| rows | run | peak RSS GB | s to first step | train samples/s | predict rows/s | wall s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for rows, runs in record["runs"].items():
+        for mode, r in runs.items():
+            first = f"{r['first_step_s']:.1f}" if r.get("first_step_s") is not None else "-"
+            train = f"{r['train_samples_per_second']:.1f}" if r.get("train_samples_per_second") else "-"
+            predict = f"{r['predict_samples_per_second']:.0f}" if r.get("predict_samples_per_second") else "-"
+            lines.append(
+                f"| {int(rows):,} | {mode} | {r['peak_rss_bytes'] / 1e9:.2f} | {first} | {train} | {predict} | "
+                f"{r['wall_s']:.0f} |"
+            )
+    if record.get("targets"):
+        lines += ["", "| target | value | bound | met |", "|---|---|---|---|"]
+        for target, c in record["targets"].items():
+            lines.append(f"| {target} | {c['value']:.2f} | {c['target']} | {'yes' if c['met'] else '**no**'} |")
+    if record.get("notes"):
+        lines += [""] + [f"- {note}" for note in record["notes"]]
+    return lines + [""]
+
+
 def speed_section(results_dir: str, plots_dir: str, plt) -> list[str]:
     """One table per results/speed/*.json written by benchmarks/speed.py or gpu.py (medians per mode, ratios vs
-    targets), or by benchmarks/packing.py."""
+    targets), or by benchmarks/packing.py or scale.py."""
     paths = sorted(glob.glob(os.path.join(results_dir, "speed", "*.json")))
     if not paths:
         return []
@@ -390,6 +427,9 @@ def speed_section(results_dir: str, plots_dir: str, plt) -> list[str]:
             record = json.load(f)
         if record.get("benchmark") == "packing":
             lines += packing_table(name, record)
+            continue
+        if record.get("benchmark") == "scale":
+            lines += scale_table(name, record)
             continue
         env = record.get("environment") or {}
         packages = env.get("packages") or {}

@@ -126,3 +126,56 @@ def test_packing_script_on_a_tiny_config(tiny_bert, tmp_path):
     assert json.loads((tmp_path / "bf16.json").read_text())["settings"]["bf16"] is True
     assert packing.cli(["--data_dir", str(tmp_path), "--tiny", "--out", str(tmp_path / "x.json")]) == 2
     assert not (tmp_path / "x.json").exists()
+
+
+def test_scale_script_on_tiny_files(tiny_bert, tmp_path):
+    """benchmarks/scale.py's path (cold and warm training runs, a prediction run, the record, its table) on a tiny
+    model and 40-row files; the HF reference's runs are left out here (the same runner, 15 s more)."""
+    from conftest import sentiment_rows, write_rows
+
+    from benchmarks import scale
+    from scripts import make_results_readme as make
+
+    data = tmp_path / "scale"
+    data.mkdir()
+    write_rows(data / "train-40.csv", [{"sentence": r["sentence"], "label": r["label"]} for r in sentiment_rows(40)])
+    write_rows(data / "test.csv", [{"sentence": r["sentence"], "label": r["label"]} for r in sentiment_rows(12, 1)])
+    out = tmp_path / "scale.json"
+    argv = ["--data_dir", str(data), "--model", tiny_bert, "--rows", "40", "--max_seq_length", "32"]
+    argv += ["--modes", "ours_cold", "ours_warm", "--predict_modes", "ours", "--predict_rows", "10", "--out", str(out)]
+    assert scale.main(argv) == 0
+    record = json.loads(out.read_text())
+    runs = record["runs"]["40"]
+    assert list(runs) == ["ours_cold", "ours_warm", "ours_predict"]
+    for mode in ("ours_cold", "ours_warm"):
+        assert 0 < runs[mode]["first_step_s"] < runs[mode]["wall_s"] and runs[mode]["train_samples_per_second"] > 0
+        assert runs[mode]["peak_rss_bytes"] > 10 * 2**20 and "--max_steps 20" in runs[mode]["command"]
+    assert runs["ours_predict"]["predict_rows"] == 10 and runs["ours_predict"]["predict_samples_per_second"] > 0
+    assert record["benchmark"] == "scale" and record["git_sha"] and record["environment"]["packages"]["datasets"]
+    (tmp_path / "results" / "speed").mkdir(parents=True)
+    (tmp_path / "results" / "speed" / "scale-cpu-x.json").write_text(json.dumps(record))
+    text = make.render(str(tmp_path / "results"), {}, plt=None)
+    assert "### scale-cpu-x" in text and f"`{record['command']}`" in text
+    assert f"| 40 | ours_warm | {runs['ours_warm']['peak_rss_bytes'] / 1e9:.2f} |" in text
+    # a folder without the files: one clear error, nothing written
+    assert scale.main(["--data_dir", str(tmp_path), "--rows", "7", "--out", str(tmp_path / "x.json")]) == 2
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_scale_targets():
+    from benchmarks import scale
+
+    def run(rss_gb, first, sps):
+        return {"peak_rss_bytes": rss_gb * 1e9, "first_step_s": first, "train_samples_per_second": sps}
+
+    runs = {
+        "100": {"ours_cold": run(2.5, 10, 12.0)},
+        "1000": {"ours_cold": run(3.0, 40, 11.0), "ours_warm": run(2.9, 15, 12.0), "hf_cold": run(3.1, 100, 12.0)},
+    }
+    targets = scale.ratios(runs, [100, 1000])
+    assert targets["peak_rss_vs_hf_at_1000"]["value"] == pytest.approx(3.0 / 3.1)
+    assert targets["peak_rss_vs_hf_at_1000"]["met"]
+    assert targets["peak_rss_above_100_at_1000_gb"]["value"] == pytest.approx(0.5)
+    assert targets["first_step_cold_vs_hf_at_1000"]["value"] == pytest.approx(0.4)
+    assert targets["first_step_warm_vs_hf_at_1000"]["met"]  # 15 / 100 <= 0.2
+    assert not targets["train_throughput_1000_vs_100"]["met"]  # 11 / 12 < 0.95

@@ -80,7 +80,13 @@ class DataArguments:
     )
     dataset_name: str | None = field(default=None, metadata={"help": "Hub dataset id, e.g. 'imdb'."})
     dataset_config_name: str | None = field(default=None, metadata={"help": "Configuration of the hub dataset."})
-    train_file: str | None = field(default=None, metadata={"help": "Training data: csv, tsv, json, jsonl or parquet."})
+    train_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Training data: csv, tsv, json, jsonl or parquet; a file, or a glob of shards "
+            "('data/train-*.parquet')."
+        },
+    )
     validation_file: str | None = field(default=None, metadata={"help": "Evaluation data, same formats."})
     test_file: str | None = field(default=None, metadata={"help": "Prediction data, same formats; labels optional."})
     text_column: str | None = field(

@@ -2,6 +2,7 @@
 
 Every function here is pure or touches only the files it is given, so each is unit-tested on its own."""
 
+import glob
 import logging
 import os
 from dataclasses import dataclass, field
@@ -53,22 +54,29 @@ ID_CANDIDATES = ("idx", "id", "index", "guid")
 # ---------------------------------------------------------------------------------------------------- loading
 
 
+def local_files(path: str) -> list[str]:
+    """A file, or the shards a glob pattern names ('data/train-*.parquet', as Spark, Ray Data or datasets write
+    them), sorted; every one of them must exist and share one extension."""
+    if glob.has_magic(path):
+        files = sorted(glob.glob(path))
+        if not files:
+            raise UserError(f"{path} matches no file. Check the pattern (relative paths start from {os.getcwd()}).")
+        extensions = {os.path.splitext(f)[1].lower() for f in files}
+        if len(extensions) > 1:
+            raise UserError(f"{path} matches files of several kinds ({', '.join(sorted(extensions))}): narrow it.")
+        return files
+    return [path]
+
+
 def load_local_file(path: str, cache_dir: str | None = None) -> datasets.Dataset:
-    if not os.path.exists(path):
-        raise UserError(f"data file {path} does not exist. Check the path (relative paths start from {os.getcwd()}).")
-    if os.path.isdir(path):
-        raise UserError(f"{path} is a folder; pass a file. For an original GLUE folder use --task_name T --data_dir.")
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in LOCAL_FORMATS:
-        raise UserError(
-            f"data file {path} has unsupported extension '{ext or '(none)'}'. "
-            f"Use one of {', '.join(LOCAL_FORMATS)} (rename the file if its content is one of those)."
-        )
-    if os.path.getsize(path) == 0:
-        raise UserError(f"data file {path} is empty. Point at a file with a header and rows.")
+    files = local_files(path)
+    for file in files:
+        _check_file(file)
+    ext = os.path.splitext(files[0])[1].lower()
     builder, kwargs = LOCAL_FORMATS[ext]
+    data_files = files[0] if len(files) == 1 else files
     try:
-        ds = datasets.load_dataset(builder, data_files=path, split="train", cache_dir=cache_dir, **kwargs)
+        ds = datasets.load_dataset(builder, data_files=data_files, split="train", cache_dir=cache_dir, **kwargs)
     except Exception as e:  # datasets wraps pandas/pyarrow parse errors in several types
         if "corresponds to no data" in str(e):  # a header and no rows
             raise UserError(f"data file {path} has no rows. Point at a file with data.") from None
@@ -93,6 +101,21 @@ def load_local_file(path: str, cache_dir: str | None = None) -> datasets.Dataset
                 "comma-separated as .csv, or tab-separated as .tsv."
             )
     return ds
+
+
+def _check_file(path: str) -> None:
+    if not os.path.exists(path):
+        raise UserError(f"data file {path} does not exist. Check the path (relative paths start from {os.getcwd()}).")
+    if os.path.isdir(path):
+        raise UserError(f"{path} is a folder; pass a file. For an original GLUE folder use --task_name T --data_dir.")
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in LOCAL_FORMATS:
+        raise UserError(
+            f"data file {path} has unsupported extension '{ext or '(none)'}'. "
+            f"Use one of {', '.join(LOCAL_FORMATS)} (rename the file if its content is one of those)."
+        )
+    if os.path.getsize(path) == 0:
+        raise UserError(f"data file {path} is empty. Point at a file with a header and rows.")
 
 
 def header_columns(path: str) -> list[str] | None:
@@ -148,7 +171,7 @@ def load_raw_datasets(data_args, model_args, task=None) -> datasets.DatasetDict:
     if any(files.values()):
         for split, path in files.items():  # a misnamed column is seen before a large file is read whole
             if path:
-                check_header(path, data_args, needs_label=split != "test")
+                check_header(local_files(path)[0], data_args, needs_label=split != "test")
         return datasets.DatasetDict(
             {split: load_local_file(path, model_args.cache_dir) for split, path in files.items() if path}
         )

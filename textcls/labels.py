@@ -285,6 +285,16 @@ class LabelEncoder:
     def check(self, ds, column: str) -> bool:
         """Raise for unknown labels, and for missing ones where labels are required. Returns whether every row has a
         label."""
+        values = arrow_column(ds, column)
+        if self.labels.problem_type == "regression" and (
+            pa.types.is_floating(values.type) or pa.types.is_integer(values.type)
+        ):  # numbers: only the missing ones need counting, not a million distinct values
+            missing = values.null_count
+            if pa.types.is_floating(values.type):
+                missing += pc.sum(pc.fill_null(pc.is_nan(values), False)).as_py() or 0
+            if not self.require_labels:  # encode_labels: -1 marks an unlabelled row where labels are optional
+                missing += pc.sum(pc.fill_null(pc.equal(values, -1), False)).as_py() or 0
+            return self._missing(missing, len(ds))
         counts = label_counts(ds, column)
         if counts is None:  # labels Arrow cannot count: the whole column, value by value
             targets = encode_labels(
@@ -302,9 +312,12 @@ class LabelEncoder:
         else:
             targets = self([value for value, _ in counts])  # raises for a label never seen in training
             missing = sum(n for (_, n), t in zip(counts, targets, strict=True) if t is None or t == -1)
+        return self._missing(missing, len(ds))
+
+    def _missing(self, missing: int, rows: int) -> bool:
         if missing and self.require_labels:
             raise UserError(
-                f"{missing} of {len(ds)} rows in the {self.split} split have no label (empty, NaN or -1). "
+                f"{missing} of {rows} rows in the {self.split} split have no label (empty, NaN or -1). "
                 "Fill or drop them."
             )
         return missing == 0

@@ -257,7 +257,7 @@ class PredictionProgress(TrainerCallback):
             return
         if now - self.last >= self.PROGRESS_SECONDS:
             self.last = now
-            rate = self.done / (now - self.start)
+            rate = self.done / max(now - self.start, 1e-6)
             logger.info(
                 "predicting: batch %d of %d (%.0f%%), %.1f batches/s, about %.0f s left",
                 self.done,
