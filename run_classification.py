@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> dict:
     logger.info("problem_type=%s labels=%s columns=%s", labels.problem_type, labels.names, columns)
     checks.check_label_flags(args.training, labels)
     tokenized = tokenize_splits(splits, columns, tokenizer, labels, args.data, args.training.main_process_first)
-    data = D.RunData(task, splits, {name: len(raw[name]) for name in splits["test"]}, columns, labels, tokenized)
+    sizes = {name: len(raw[name]) for name in splits["test"]}
+    data = D.RunData(task, splits["test"], sizes, columns, labels, tokenized)
+    del raw, splits  # their memory-mapped text: the rest of the run needs the tokens (and the test rows, kept above)
 
     # ---- model (+LoRA) and Trainer
     model, params = M.build_classifier(args, config, tokenizer, labels)

@@ -48,7 +48,7 @@ def evaluate_and_predict(trainer, data, data_args) -> dict:
             if role == "test":
                 rows = functools.partial(
                     prediction_rows,
-                    data.splits[role][name],
+                    data.test_rows[name],
                     data.columns,
                     predictions,
                     labels.problem_type,
