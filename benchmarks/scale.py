@@ -10,7 +10,7 @@ For each N: training runs (--max_steps 20, batch 32, --logging_steps 1) of
   ours_warm  the same command again, on the cache the cold run left
   hf_cold    hf_reference.py on the same files, with an empty cache of its own
 and for the first N only, prediction runs on the first --predict_rows rows of test.csv (default 10,000 of its
-100,000: forward passes alone run at about 45 rows/s on 2 cores) with the model the training run saved:
+100,000: forward passes alone run at about 36 rows/s on 2 cores) with the model the training run saved:
   ours_predict, hf_predict (ours selects the rows before tokenizing; hf_reference.py tokenizes the whole file
   first, as run_glue.py does).
 Each run records its peak RSS (its own, from wait4; datasets' num_proc workers are not counted), the seconds from its
@@ -158,7 +158,7 @@ def parse(argv):
         "--predict_rows",
         type=int,
         default=10_000,
-        help="rows of test.csv predicted (forward passes run at about 45 rows/s on 2 cores: 100,000 take 37 min)",
+        help="rows of test.csv predicted (forward passes run at about 36 rows/s on 2 cores: 100,000 take 47 min)",
     )
     p.add_argument("--work_dir", help="where caches and outputs go (default: a temporary folder, removed after)")
     p.add_argument("--out", help="record path (default results/speed/scale-cpu-DATE.json)")

@@ -230,3 +230,30 @@ def test_numeric_regression_labels_are_checked_without_reading_them_one_by_one()
     ints = datasets.Dataset.from_dict({"score": [1, None, 3]})
     with pytest.raises(UserError, match="1 of 3 rows in the validation split have no label"):
         LabelEncoder(regression, "validation", True).check(ints, "score")
+
+
+def test_rows_are_taken_chunk_by_chunk_in_the_order_asked(tmp_path):
+    """A split read from a file is many record batches; a batch's rows come back as datasets gives them, in the
+    order asked, from a plain split and from a sorted view of it."""
+    import datasets
+    import numpy as np
+
+    from textcls.collate import ArrowRows
+
+    parts = [
+        datasets.Dataset.from_dict({"input_ids": [[i] * (1 + i % 3) for i in range(k, k + 5)]}) for k in (0, 5, 10)
+    ]
+    ds = datasets.concatenate_datasets(parts)
+    assert len(ds.data.table.to_batches()) == 3
+    rng = np.random.default_rng(0)
+    for view in (ds, ds.select(rng.permutation(15))):
+        rows = ArrowRows(view)
+        for _ in range(5):
+            asked = rng.choice(15, size=6, replace=False).tolist()
+            assert rows.__getitems__(asked).to_pylist() == [view[i] for i in asked]
+    assert ArrowRows(ds).__getitems__([14, 0, 7, 7]).column("input_ids").to_pylist() == [
+        [14] * 3,
+        [0],
+        [7] * 2,
+        [7] * 2,
+    ]

@@ -9,17 +9,24 @@ import torch
 
 
 class ArrowRows(torch.utils.data.Dataset):
-    """A datasets.Dataset whose batch fetch returns the rows as one Arrow table (one `take`) instead of a list of
-    Python dicts. FastPaddingCollator pads the table's columns without turning them into Python lists. Single rows
-    (dataset[i]) come back as datasets gives them. (datasets' own batch fetch gathers row by row, in Python: 40 ms
-    for 4,096 rows against 5 ms for one take.)"""
+    """A datasets.Dataset whose batch fetch returns the rows as one Arrow table instead of a list of Python dicts.
+    FastPaddingCollator pads the table's columns without turning them into Python lists. Single rows (dataset[i])
+    come back as datasets gives them. (datasets' own batch fetch gathers row by row, in Python: 40 ms for 4,096 rows
+    against 5 ms for one take.)
+
+    The rows are taken record batch by record batch: `Table.take` on a table of many chunks (a split read from a file
+    is one chunk per 1,000 rows) first concatenates each whole column, so every training batch copied the whole split
+    out of its memory-mapped file (measured: +197 MB of memory for one 32-row take from a 1M-row column of 100-token
+    rows; 4M rows peaked 2.1 GB above 100k)."""
 
     def __init__(self, dataset: datasets.Dataset):
         self.dataset = dataset
-        self.table = dataset.data.table  # memory-mapped when the split is on disk
+        table = dataset.data.table  # memory-mapped when the split is on disk
+        self.batches = table.to_batches()  # zero-copy; split where any column's chunks end
+        self.schema = table.schema
+        self.starts = np.cumsum([0] + [b.num_rows for b in self.batches])
         indices = getattr(dataset, "_indices", None)
-        # A select/sort/shuffle view: each batch's positions are looked up in its indices, so that a million sorted
-        # test rows are never copied out of the memory-mapped table at once.
+        # A select/sort/shuffle view: each batch's positions are looked up in its indices.
         self.indices = None if indices is None else indices.column(0).combine_chunks()
 
     def __len__(self) -> int:
@@ -32,10 +39,22 @@ class ArrowRows(torch.utils.data.Dataset):
         positions = pa.array(indices, type=pa.int64())
         if self.indices is not None:
             positions = self.indices.take(positions)
-        return self.table.take(positions)
+        positions = positions.to_numpy(zero_copy_only=False).astype(np.int64)  # a view's indices are uint64
+        chunk = np.searchsorted(self.starts, positions, side="right") - 1
+        order = np.argsort(chunk, kind="stable")  # rows grouped by the record batch they are in
+        by_chunk, wanted = chunk[order], positions[order]
+        pieces = []
+        for group in np.split(np.arange(len(order)), np.flatnonzero(np.diff(by_chunk)) + 1):
+            if len(group):
+                c = by_chunk[group[0]]
+                pieces.append(self.batches[c].take(pa.array(wanted[group] - self.starts[c])))
+        rows = pa.Table.from_batches(pieces, schema=self.schema).combine_chunks()  # one batch's rows: small
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        return rows.take(pa.array(inverse))  # back in the order asked for
 
     def __getattr__(self, name):  # column_names, features...: whoever looks at the dataset sees the dataset
-        if name in ("dataset", "table", "indices"):
+        if name in ("dataset", "batches", "schema", "starts", "indices"):
             raise AttributeError(name)
         return getattr(self.dataset, name)
 
