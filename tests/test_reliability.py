@@ -98,16 +98,16 @@ def assert_same_run(expected, got):
 
 def start(argv, logs):
     """The command line, in a process of its own; its output goes to files (a full pipe would stall it). It runs at
-    a lower priority (nice 10): on cores shared with other test workers, the test polling for its checkpoint must get
-    the CPU before the run races through the remaining steps (a tiny model's step takes milliseconds); nice 19
-    starved it past the 180 s wait when the machine was busier than the suite alone."""
+    the lowest priority: on cores shared with other test workers, the test polling for its checkpoint must get the
+    CPU before the run races through the remaining steps (a tiny model's step takes milliseconds; at nice 10 the
+    SIGTERM test still lost that race once in a plain suite run)."""
     with open(logs / "stdout", "w") as stdout, open(logs / "stderr", "w") as stderr:
         return subprocess.Popen(
             [sys.executable, "run_classification.py", *argv],
             cwd=ROOT,
             stdout=stdout,
             stderr=stderr,
-            preexec_fn=lambda: os.nice(10),
+            preexec_fn=lambda: os.nice(19),
         )
 
 

@@ -229,22 +229,17 @@ def tokenize_split(
     check_texts(ds, columns.text, split)
     if columns.text_pair:
         check_texts(ds, columns.text_pair, split)
-    if labels is not None:
-        ds = ds.add_column("_targets", labels)  # a small split whose targets are already known (tests, tools)
-    problem_type = None
-    if labels is not None:
+    problem_type, label_source = None, None
+    if labels is not None:  # a small split whose targets are already known (tests, tools)
+        ds = ds.add_column("_targets", labels)
         kind = next((v for v in labels if v is not None), 0)
-        problem_type = (
-            "multi_label_classification"
-            if isinstance(kind, list)
-            else "regression"
-            if isinstance(kind, float)
-            else "single_label_classification"
+        problem_type = {list: "multi_label_classification", float: "regression"}.get(
+            type(kind), "single_label_classification"
         )
+        label_source = "_targets"
     elif encoder is not None:
-        problem_type = encoder.labels.problem_type
+        problem_type, label_source = encoder.labels.problem_type, columns.label
     features = output_features(tokenizer, pad_to_max_length, problem_type)
-    label_source = "_targets" if labels is not None else columns.label if encoder is not None else None
     workers = num_proc if num_proc and num_proc > 1 and len(ds) >= num_proc * BATCH_ROWS else None
     # Each of num_proc workers tokenizes a contiguous shard of the split and reports on its own.
     what = f"tokenizing the {split} split" + (f" (each of {workers} workers its share)" if workers else "")
