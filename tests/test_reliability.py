@@ -205,6 +205,56 @@ def test_ctrl_c_checkpoints_at_the_step_boundary_and_a_half_written_checkpoint_i
     assert loads and all(w is True for w in loads)
 
 
+def signal_at_step(monkeypatch, step, signum=signal.SIGTERM):
+    """Training raises the signal in-process at the end of this optimizer step (before GracefulStop looks)."""
+    original = GracefulStop.on_step_end
+
+    def raise_it(self, args, state, control, **kwargs):
+        if state.global_step == step:
+            signal.raise_signal(signum)
+        return original(self, args, state, control, **kwargs)
+
+    monkeypatch.setattr(GracefulStop, "on_step_end", raise_it)
+    return lambda: monkeypatch.setattr(GracefulStop, "on_step_end", original)
+
+
+def epoch_evaluations(checkpoint):
+    logs = json.loads((checkpoint / "trainer_state.json").read_text())["log_history"]
+    return [entry["epoch"] for entry in logs if "eval_loss" in entry]
+
+
+@pytest.mark.parametrize("save_strategy, step", [("steps", STEPS_PER_EPOCH), ("best", 2 * STEPS_PER_EPOCH)])
+def test_a_stop_at_an_epochs_last_step_checkpoints_after_its_evaluation_and_resumes_bit_identical(
+    reference, tmp_path, monkeypatch, save_strategy, step
+):
+    # Saved at the step's end, before the epoch's evaluation, the checkpoint had neither that evaluation in its log
+    # nor the RNG state the evaluation leaves: the resumed run's next epoch drew other dropout masks. With best, the
+    # second epoch's evaluation is no new best (the first's accuracy again) and must not cancel the stop's checkpoint.
+    out = tmp_path / "out"
+    argv = reference.argv(out) + ["--save_strategy", save_strategy]
+    put_back = signal_at_step(monkeypatch, step)
+    assert R.cli(argv) == 128 + signal.SIGTERM
+    put_back()
+    checkpoint = out / f"checkpoint-{step}"
+    assert checkpoint_is_complete(checkpoint, step)
+    assert epoch_evaluations(checkpoint) == [float(e + 1) for e in range(step // STEPS_PER_EPOCH)]
+    R.main(argv)
+    assert_same_run(reference.out, out)
+
+
+def test_a_periodic_checkpoint_at_an_epochs_last_step_resumes_bit_identical(reference, tmp_path, capsys):
+    # --save_steps 4 lands on each epoch's last step (8 steps an epoch). A kill -9 right after checkpoint-8 leaves
+    # just that checkpoint to resume from: here, a copy of the whole run's.
+    whole, out = tmp_path / "whole", tmp_path / "out"
+    extra = ["--save_steps", "4", "--save_total_limit", "10"]
+    R.main(reference.argv(whole) + extra)
+    assert epoch_evaluations(whole / "checkpoint-16") == [1.0, 2.0]
+    shutil.copytree(whole / "checkpoint-8", out / "checkpoint-8")
+    R.main(reference.argv(out) + extra)
+    assert f"Resuming from {out / 'checkpoint-8'}" in capsys.readouterr().out
+    assert_same_run(reference.out, out)
+
+
 def test_a_second_signal_stops_at_once():
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     stop = GracefulStop()

@@ -177,6 +177,12 @@ class ClassificationTrainer(Trainer):
                 output.metrics[key] = exact
         return output
 
+    def _maybe_log_save_evaluate(self, tr_loss, grad_norm, model, trial, *args, **kwargs):
+        super()._maybe_log_save_evaluate(tr_loss, grad_norm, model, trial, *args, **kwargs)
+        if self.stop.owes_checkpoint(self.state, self.control):
+            self._save_checkpoint(model, trial)
+            self.control = self.callback_handler.on_save(self.args, self.state, self.control)
+
     def _loss_state_file(self) -> str:
         return "loss_state.json" if self.args.world_size <= 1 else f"loss_state_{self.args.process_index}.json"
 
@@ -272,7 +278,13 @@ class GracefulStop(TrainerCallback):
     """SIGTERM or SIGINT (Ctrl-C) during training: finish the optimizer step under way, save a checkpoint, stop.
 
     A second signal acts as if the first had not been caught (SIGINT raises KeyboardInterrupt, SIGTERM kills), for
-    a user who does not want to wait for the checkpoint."""
+    a user who does not want to wait for the checkpoint.
+
+    It also holds back any checkpoint due at an epoch's last step (a signal's, or --save_steps landing there) until
+    that epoch's evaluation and logging have run. Trainer saves at the step's end, before them, so the checkpoint
+    lacked the epoch's evaluation in its log history, and its RNG state predated the draws the evaluation makes (its
+    DataLoader seeds itself from the global RNG): a run resumed from it started the next epoch with other dropout
+    masks and did not end as the uninterrupted run did."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -280,9 +292,11 @@ class GracefulStop(TrainerCallback):
         self.signum = None
         self._previous = {}
         self.saved_step = None
+        self.held_save = False
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.signum = self.saved_step = None
+        self.held_save = False
         # Python lets only the main thread install handlers; elsewhere the signals keep their usual effect.
         if threading.current_thread() is threading.main_thread():
             self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
@@ -317,18 +331,28 @@ class GracefulStop(TrainerCallback):
         if self._requested(args):
             control.should_save = True
             control.should_training_stop = True
+        # state.epoch is epoch + steps done / steps in the epoch: a whole number after an epoch's last step only.
+        if control.should_save and float(state.epoch).is_integer() and state.global_step < state.max_steps:
+            control.should_save, self.held_save = False, True
 
     def on_save(self, args, state, control, **kwargs):
         self.saved_step = state.global_step
 
     def on_epoch_end(self, args, state, control, **kwargs):
+        if self.held_save:
+            control.should_save, self.held_save = True, False
         if self.signum is None:
             return
         if state.global_step < state.max_steps and not float(state.epoch).is_integer():
             # Stopped inside the epoch: its end-of-epoch evaluation and logging belong to the resumed run.
             control.should_evaluate = control.should_log = False
-        # With --save_strategy best, an evaluation at the stopping step may have cancelled the save.
-        control.should_save = self.saved_step != state.global_step
+        control.should_save = self.saved_step != state.global_step  # not twice (--save_strategy epoch)
+
+    def owes_checkpoint(self, state, control) -> bool:
+        """Stopping on a signal, and the stopping step has no checkpoint once Trainer has logged, evaluated and saved:
+        with --save_strategy best its evaluation decides the save itself, and may have declined."""
+        stopping = self.signum is not None and control.should_training_stop
+        return stopping and not self.held_save and self.saved_step != state.global_step
 
 
 class SeededLengthGroupedSampler(LengthGroupedSampler):
