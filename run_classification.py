@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
     labels = L.resolve_labels(raw, columns, args.data, config, args.training.do_train)
     logger.info("problem_type=%s labels=%s columns=%s", labels.problem_type, labels.names, columns)
     checks.check_label_flags(args.training, labels)
-    tokenized = tokenize_splits(splits, columns, tokenizer, labels, args.data, args.training.main_process_first)
+    tokenized = tokenize_splits(splits, columns, tokenizer, labels, args.data, args.training)
     sizes = {name: len(raw[name]) for name in splits["test"]}
     data = D.RunData(task, splits["test"], sizes, columns, labels, tokenized)
     del raw, splits  # their memory-mapped text: the rest of the run needs the tokens (and the test rows, kept above)

@@ -9,6 +9,8 @@ For each N: training runs (--max_steps 20, batch 32, --logging_steps 1) of
   ours_cold  run_classification.py with an empty datasets cache (HF_DATASETS_CACHE is a fresh folder)
   ours_warm  the same command again, on the cache the cold run left
   hf_cold    hf_reference.py on the same files, with an empty cache of its own
+  ours_stream  (not by default) run_classification.py --streaming true: the training rows read and tokenized as
+             training goes, nothing cached
 and for the first N only, prediction runs on the first --predict_rows rows of test.csv (default 10,000 of its
 100,000: forward passes alone run at about 36 rows/s on 2 cores) with the model the training run saved:
   ours_predict, hf_predict (ours selects the rows before tokenizing; hf_reference.py tokenizes the whole file
@@ -47,14 +49,14 @@ class RunFailed(Exception):
     pass
 
 
-def train_command(script: str, args, rows: int, output_dir: str) -> list[str]:
+def train_command(script: str, args, rows: int, output_dir: str, streaming: bool = False) -> list[str]:
     train = os.path.join(args.data_dir, f"train-{rows}.csv")
     common = ["--model_name_or_path", args.model, "--train_file", train, "--output_dir", output_dir]
     common += ["--max_steps", str(STEPS), "--per_device_train_batch_size", str(BATCH), "--logging_steps", "1"]
     common += ["--max_seq_length", str(args.max_seq_length), "--learning_rate", "5e-5", "--seed", "42"]
     if script == OURS:
         common += ["--do_train", "--save_strategy", "no", "--overwrite_output_dir", "true", "--report_to", "none"]
-        common += ["--disable_tqdm", "true"]
+        common += ["--disable_tqdm", "true"] + (["--streaming", "true"] if streaming else [])
     else:
         common += ["--group_by_length"]
     return [sys.executable, script, *common]
@@ -140,6 +142,22 @@ def ratios(runs: dict, rows: list[int]) -> dict:
                 "value": at["ours_warm"]["first_step_s"] / at["hf_cold"]["first_step_s"],
                 "target": "<= 0.2",
             }
+    for n in rows:
+        at = runs.get(str(n), {})
+        if "ours_stream" in at and "hf_cold" in at:
+            out[f"first_step_stream_vs_hf_at_{n}"] = {
+                "value": at["ours_stream"]["first_step_s"] / at["hf_cold"]["first_step_s"],
+                "target": "<= 0.5",
+            }
+            out[f"peak_rss_stream_vs_hf_at_{n}"] = {
+                "value": at["ours_stream"]["peak_rss_bytes"] / at["hf_cold"]["peak_rss_bytes"],
+                "target": "<= 1",
+            }
+        if "ours_stream" in at and "ours_cold" in at:
+            out[f"train_throughput_stream_vs_cached_at_{n}"] = {
+                "value": at["ours_stream"]["train_samples_per_second"] / at["ours_cold"]["train_samples_per_second"],
+                "target": ">= 0.95",
+            }
     for entry in out.values():
         value, (sign, bound) = entry["value"], entry["target"].split()
         entry["met"] = value <= float(bound) if sign == "<=" else value >= float(bound)
@@ -203,11 +221,14 @@ def main(argv=None) -> int:
             for mode in args.modes:
                 script = OURS if mode.startswith("ours") else HF
                 cache = caches["ours" if script == OURS else "hf"]
+                if mode == "ours_stream":
+                    cache = os.path.join(work, f"cache-stream-{n}")  # its evaluation-free run caches nothing
                 if mode.endswith("_cold"):
                     shutil.rmtree(cache, ignore_errors=True)
                 out_dir = os.path.join(work, f"{mode}-{n}")
                 log = os.path.join(work, f"{mode}-{n}.log")
-                run = timed_run(train_command(script, args, n, out_dir), cache, log)
+                command = train_command(script, args, n, out_dir, streaming=mode == "ours_stream")
+                run = timed_run(command, cache, log)
                 run["train_samples_per_second"] = metrics_of(out_dir, "train_results.json")["train_samples_per_second"]
                 runs[mode] = run
                 print(f"{n} {mode}: {json.dumps(run)}", flush=True)

@@ -142,12 +142,14 @@ def test_scale_script_on_tiny_files(tiny_bert, tmp_path):
     write_rows(data / "test.csv", [{"sentence": r["sentence"], "label": r["label"]} for r in sentiment_rows(12, 1)])
     out = tmp_path / "scale.json"
     argv = ["--data_dir", str(data), "--model", tiny_bert, "--rows", "40", "--max_seq_length", "32"]
-    argv += ["--modes", "ours_cold", "ours_warm", "--predict_modes", "ours", "--predict_rows", "10", "--out", str(out)]
+    argv += ["--modes", "ours_cold", "ours_warm", "ours_stream", "--predict_modes", "ours", "--predict_rows", "10"]
+    argv += ["--out", str(out)]
     assert scale.main(argv) == 0
     record = json.loads(out.read_text())
     runs = record["runs"]["40"]
-    assert list(runs) == ["ours_cold", "ours_warm", "ours_predict"]
-    for mode in ("ours_cold", "ours_warm"):
+    assert list(runs) == ["ours_cold", "ours_warm", "ours_stream", "ours_predict"]
+    assert "--streaming true" in runs["ours_stream"]["command"] and "--streaming" not in runs["ours_cold"]["command"]
+    for mode in ("ours_cold", "ours_warm", "ours_stream"):
         assert 0 < runs[mode]["first_step_s"] < runs[mode]["wall_s"] and runs[mode]["train_samples_per_second"] > 0
         assert runs[mode]["peak_rss_bytes"] > 10 * 2**20 and "--max_steps 20" in runs[mode]["command"]
     assert runs["ours_predict"]["predict_rows"] == 10 and runs["ours_predict"]["predict_samples_per_second"] > 0
@@ -170,7 +172,10 @@ def test_scale_targets():
 
     runs = {
         "100": {"ours_cold": run(2.5, 10, 12.0)},
-        "1000": {"ours_cold": run(3.0, 40, 11.0), "ours_warm": run(2.9, 15, 12.0), "hf_cold": run(3.1, 100, 12.0)},
+        "1000": {
+            **{"ours_cold": run(3.0, 40, 11.0), "ours_warm": run(2.9, 15, 12.0), "hf_cold": run(3.1, 100, 12.0)},
+            "ours_stream": run(2.0, 8, 10.0),
+        },
     }
     targets = scale.ratios(runs, [100, 1000])
     assert targets["peak_rss_vs_hf_at_1000"]["value"] == pytest.approx(3.0 / 3.1)
@@ -179,3 +184,6 @@ def test_scale_targets():
     assert targets["first_step_cold_vs_hf_at_1000"]["value"] == pytest.approx(0.4)
     assert targets["first_step_warm_vs_hf_at_1000"]["met"]  # 15 / 100 <= 0.2
     assert not targets["train_throughput_1000_vs_100"]["met"]  # 11 / 12 < 0.95
+    assert targets["first_step_stream_vs_hf_at_1000"]["value"] == pytest.approx(0.08)
+    assert targets["peak_rss_stream_vs_hf_at_1000"]["met"]
+    assert targets["train_throughput_stream_vs_cached_at_1000"]["value"] == pytest.approx(10 / 11)

@@ -140,6 +140,14 @@ class DataArguments:
             "tokenizer already uses every core."
         },
     )
+    streaming: bool = field(
+        default=False,
+        metadata={
+            "help": "Read the training rows as a stream (datasets' IterableDataset: --train_file, a glob of its "
+            "shards, or --dataset_name) and tokenize them as training reads them, with no disk cache: for data "
+            "bigger than the disk. Needs --max_steps. Evaluation and test splits are read as usual."
+        },
+    )
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N evaluation rows."})
     max_predict_samples: int | None = field(default=None, metadata={"help": "Use only the first N prediction rows."})

@@ -46,6 +46,32 @@ def check_flags(args) -> None:
         cap = getattr(args.data, flag)
         if cap is not None and cap < 1:
             raise UserError(f"--{flag} {cap} leaves no rows. Pass 1 or more, or leave it out to use every row.")
+    if args.data.streaming:
+        check_streaming_flags(args.data, training)
+
+
+def check_streaming_flags(data_args, training_args) -> None:
+    """A stream has no length and no index: what needs either cannot be asked of it."""
+    if not training_args.do_train:
+        raise UserError(
+            "--streaming streams the training rows: it needs --do_train (evaluation splits are read whole)."
+        )
+    if data_args.data_dir or not (data_args.train_file or data_args.dataset_name):
+        raise UserError(
+            "--streaming reads --train_file (a file, or a glob of its shards) or --dataset_name. An original GLUE "
+            "folder is small enough to read whole: drop --streaming."
+        )
+    if training_args.max_steps <= 0:
+        raise UserError(
+            "--streaming needs --max_steps N: a stream's length is unknown until it has been read, so epochs cannot "
+            "set the schedule. One pass over R rows is R / (per_device_train_batch_size x processes x "
+            "gradient_accumulation_steps) steps; a stream that ends sooner starts again, reshuffled."
+        )
+    if training_args.train_sampling_strategy == "batch_rebalance":
+        raise UserError(
+            "--train_sampling_strategy batch_rebalance needs every row's length up front, which a stream does not "
+            "have. Use group_by_length (within a buffer of rows), random or sequential."
+        )
 
 
 def _is_adapter(path: str) -> bool:

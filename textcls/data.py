@@ -78,29 +78,92 @@ def load_local_file(path: str, cache_dir: str | None = None) -> datasets.Dataset
     try:
         ds = datasets.load_dataset(builder, data_files=data_files, split="train", cache_dir=cache_dir, **kwargs)
     except Exception as e:  # datasets wraps pandas/pyarrow parse errors in several types
-        if "corresponds to no data" in str(e):  # a header and no rows
-            raise UserError(f"data file {path} has no rows. Point at a file with data.") from None
-        cause = e.__cause__ or e
-        if isinstance(cause, UnicodeDecodeError):
-            raise UserError(
-                f"data file {path} is not UTF-8 text (byte {cause.object[cause.start]:#x} at offset {cause.start}). "
-                f"Re-save it as UTF-8, e.g. iconv -f latin1 -t utf-8 {path} > fixed{ext}."
-            ) from None
-        raise UserError(
-            f"could not read {path} as {ext[1:]}: {type(cause).__name__}: {str(cause).strip()}. {PARSE_FIXES[builder]}"
-        ) from None
+        raise _read_error(path, e) from None
     if len(ds) == 0:
         raise UserError(f"data file {path} has no rows. Point at a file with data.")
-    if builder == "csv" and len(ds.column_names) == 1:
+    _check_delimiter(path, ds.column_names)
+    return ds
+
+
+def _read_error(path: str, e: Exception) -> UserError:
+    ext = os.path.splitext(local_files(path)[0])[1].lower()
+    builder = LOCAL_FORMATS[ext][0]
+    if "corresponds to no data" in str(e):  # a header and no rows
+        return UserError(f"data file {path} has no rows. Point at a file with data.")
+    cause = e.__cause__ or e
+    if isinstance(cause, UnicodeDecodeError):
+        return UserError(
+            f"data file {path} is not UTF-8 text (byte {cause.object[cause.start]:#x} at offset {cause.start}). "
+            f"Re-save it as UTF-8, e.g. iconv -f latin1 -t utf-8 {path} > fixed{ext}."
+        )
+    return UserError(
+        f"could not read {path} as {ext[1:]}: {type(cause).__name__}: {str(cause).strip()}. {PARSE_FIXES[builder]}"
+    )
+
+
+def _check_delimiter(path: str, names: list[str]) -> None:
+    ext = os.path.splitext(local_files(path)[0])[1].lower()
+    builder, kwargs = LOCAL_FORMATS[ext]
+    if builder == "csv" and len(names) == 1:
         # Spreadsheets in many locales export ';'-separated "CSV": it reads as one column named 'text;label'.
-        name = ds.column_names[0]
+        name = names[0]
         other = next((sep for sep in ";\t|," if sep in name and sep != kwargs.get("delimiter", ",")), None)
         if other is not None:
             raise UserError(
                 f"data file {path} reads as one column, {name!r}: its fields look separated by {other!r}. Save it "
                 "comma-separated as .csv, or tab-separated as .tsv."
             )
-    return ds
+
+
+# Rows of a stream read up front: its columns and their types, and a first look at its labels and texts.
+STREAM_HEAD_ROWS = 1000
+
+
+@dataclass
+class Stream:
+    """A training split read as a stream (--streaming). `rows` (a datasets.IterableDataset) is read as training goes;
+    `head`, its first STREAM_HEAD_ROWS rows read up front, stands in for it wherever a split is inspected (columns,
+    types, labels, empty texts): a stream cannot be scanned without reading all of it. Rows past the head are checked
+    as they are tokenized (textcls/tokenization.py): a bad one stops the run with the same error."""
+
+    rows: datasets.IterableDataset
+    head: datasets.Dataset
+    source: str
+    cache_files = ()  # nothing on disk to share between processes
+
+    @property
+    def features(self) -> datasets.Features:
+        return self.head.features
+
+    @property
+    def column_names(self) -> list[str]:
+        return self.head.column_names
+
+
+def stream_local_file(path: str) -> Stream:
+    files = local_files(path)
+    for file in files:
+        _check_file(file)
+    builder, kwargs = LOCAL_FORMATS[os.path.splitext(files[0])[1].lower()]
+    try:
+        rows = datasets.load_dataset(builder, data_files=files, split="train", streaming=True, **kwargs)
+    except Exception as e:
+        raise _read_error(path, e) from None
+    stream = Stream(rows, _stream_head(rows, path), path)
+    _check_delimiter(path, stream.column_names)
+    return stream
+
+
+def _stream_head(rows: datasets.IterableDataset, source: str, local: bool = True) -> datasets.Dataset:
+    try:
+        head = list(rows.take(STREAM_HEAD_ROWS))
+    except Exception as e:  # the first rows do not parse
+        if not local:
+            raise
+        raise _read_error(source, e) from None
+    if not head:
+        raise UserError(f"data file {source} has no rows. Point at a file with data.")
+    return datasets.Dataset.from_list(head, features=rows.features)
 
 
 def _check_file(path: str) -> None:
@@ -172,8 +235,13 @@ def load_raw_datasets(data_args, model_args, task=None) -> datasets.DatasetDict:
         for split, path in files.items():  # a misnamed column is seen before a large file is read whole
             if path:
                 check_header(local_files(path)[0], data_args, needs_label=split != "test")
+        streamed = "train" if data_args.streaming else None
         return datasets.DatasetDict(
-            {split: load_local_file(path, model_args.cache_dir) for split, path in files.items() if path}
+            {
+                split: stream_local_file(path) if split == streamed else load_local_file(path, model_args.cache_dir)
+                for split, path in files.items()
+                if path
+            }
         )
     name, config = data_args.dataset_name, data_args.dataset_config_name
     if name is None and task is not None:
@@ -183,10 +251,20 @@ def load_raw_datasets(data_args, model_args, task=None) -> datasets.DatasetDict:
             "no data given. Pass --train_file/--validation_file/--test_file, --dataset_name, "
             "or --task_name (with --data_dir for an original GLUE folder)."
         )
+    trust = model_args.trust_remote_code or None
     try:
-        return datasets.load_dataset(
-            name, config, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code or None
-        )
+        if data_args.streaming:  # the training split streamed, the others (small) read whole
+            found = datasets.get_dataset_split_names(name, config)
+            raw = {
+                split: datasets.load_dataset(name, config, split=split, cache_dir=model_args.cache_dir)
+                for split in found
+                if split != "train"
+            }
+            train = datasets.load_dataset(name, config, split="train", streaming=True)
+            return datasets.DatasetDict({"train": Stream(train, _stream_head(train, name, local=False), name), **raw})
+        return datasets.load_dataset(name, config, cache_dir=model_args.cache_dir, trust_remote_code=trust)
+    except UserError:
+        raise
     except Exception as e:
         raise UserError(
             f"could not load dataset '{name}'{f' ({config})' if config else ''} from the hub: "
@@ -197,6 +275,8 @@ def load_raw_datasets(data_args, model_args, task=None) -> datasets.DatasetDict:
 
 def select_first(ds: datasets.Dataset, n: int | None) -> datasets.Dataset:
     """Take the first n rows before any tokenization, so capped runs do not pay for the whole split."""
+    if isinstance(ds, Stream):
+        return ds if n is None else Stream(ds.rows.take(n), select_first(ds.head, n), ds.source)
     return ds if n is None or n >= len(ds) else ds.select(range(n))
 
 

@@ -1,6 +1,7 @@
 """Labels: what the head predicts (problem type), the class names in output-id order (the label map), and the
 encoding of each split's raw labels into model targets."""
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -10,6 +11,8 @@ import pyarrow.compute as pc
 
 from textcls.data import arrow_column
 from textcls.errors import UserError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,13 @@ def default_label_names(config) -> bool:
 
 
 def resolve_labels(raw, columns, data_args, config, training: bool) -> Labels:
-    """The run's label map. A saved fine-tuned model keeps its own label map unless we train."""
+    """The run's label map. A saved fine-tuned model keeps its own label map unless we train.
+
+    A streamed training split (--streaming) cannot be scanned: its head stands in for it, and the classes are those
+    of its head and the validation split, unless --label_names (or the data) names them."""
+    stream = getattr(raw.get("train"), "head", None)
+    if stream is not None:
+        raw = {**raw, "train": stream}
     labelled = next(
         (raw[s] for s in ("train", "validation", *raw) if s in raw and columns.label in raw[s].features), None
     )
@@ -76,7 +85,16 @@ def resolve_labels(raw, columns, data_args, config, training: bool) -> Labels:
         seen = [[value for value, _ in counts[1:]]]
     else:
         seen = [value for value, _ in counts]
+    if scan and stream is not None and "validation" in raw and columns.label in raw["validation"].features:
+        seen = seen + list(raw["validation"][columns.label])  # read whole anyway: a class the head lacks
     names = build_label_names(seen, data_args.label_names, data_names, multi)
+    if scan and stream is not None:
+        logger.warning(
+            "--streaming: the classes %s are those of the first %d training rows and the validation split. A later "
+            "training row with another label stops the run; pass --label_names to list every class.",
+            names,
+            len(stream),
+        )
     if training and not multi and len(names) < 2:
         raise UserError(
             f"the training data has a single class, {names[0]!r}: a classifier needs at least two. Check "
@@ -275,12 +293,21 @@ class LabelEncoder:
     split's distinct labels (Arrow) and raises encode_labels' errors for the whole split, before anything is
     tokenized; encode() is then applied to each batch of rows."""
 
-    def __init__(self, labels: Labels, split: str, require_labels: bool):
+    def __init__(self, labels: Labels, split: str, require_labels: bool, every_batch: bool = False):
+        """every_batch: raise for missing labels batch by batch too (a stream, whose rows past the head check() saw
+        are checked only as they are encoded)."""
         self.labels, self.split, self.require_labels = labels, split, require_labels
+        self.every_batch = every_batch
 
     def __call__(self, values) -> list:
         lab = self.labels
-        return encode_labels(values, lab.names, lab.problem_type, self.split, lab.data_names, require_labels=False)
+        if not self.every_batch:
+            return encode_labels(values, lab.names, lab.problem_type, self.split, lab.data_names, require_labels=False)
+        try:
+            return encode_labels(values, lab.names, lab.problem_type, self.split, lab.data_names, self.require_labels)
+        except UserError as e:
+            where = "--streaming: found in a row read during training, past the first rows checked"
+            raise UserError(f"{e} ({where}.)") from None
 
     def check(self, ds, column: str) -> bool:
         """Raise for unknown labels, and for missing ones where labels are required. Returns whether every row has a

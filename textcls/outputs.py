@@ -80,13 +80,24 @@ def save_training(trainer, train_result, params: dict) -> dict:
     Returns the training metrics."""
     out = trainer.args.output_dir
     trainer.save_model()
-    metrics = {**train_result.metrics, "train_samples": len(trainer.train_dataset), **params}
+    metrics = {**train_result.metrics, "train_samples": train_samples(trainer), **params}
     trainer.log_metrics("train", metrics)
     if trainer.is_world_process_zero():
         trainer.model.config.save_pretrained(out)  # LoRA saves only the adapter: keep the label map beside it
         write_json_atomic(os.path.join(out, "train_results.json"), metrics)
         trainer.save_state()
     return metrics
+
+
+def train_samples(trainer) -> int:
+    """The training split's rows; for a stream (no length), the rows its steps took: steps x batch x processes x
+    accumulation (a stream that ended and started again counts its rows again)."""
+    try:
+        return len(trainer.train_dataset)
+    except TypeError:
+        args = trainer.args
+        per_step = args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps
+        return trainer.state.global_step * per_step
 
 
 def write_run_summary(trainer, args, labels, results: dict) -> None:

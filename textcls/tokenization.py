@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets.fingerprint import Hasher
 
-from textcls.data import Columns, arrow_column
+from textcls.data import Columns, Stream, arrow_column
 from textcls.errors import UserError
 from textcls.labels import LabelEncoder
 
@@ -39,34 +39,40 @@ BATCH_ROWS = 1000  # rows per tokenizer call and per Arrow record batch written
 PROGRESS_SECONDS = 10.0  # a log line this often while a split is tokenized (and progress bars are off)
 
 
-def tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args, main_process_first=None) -> dict:
+def tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args, training_args=None) -> dict:
     """{(role, split): (tokenized rows, order)}: training rows as they are (order None); evaluation and test rows
-    sorted by length (big evaluation batches then pad little), with the order that undoes it.
+    sorted by length (big evaluation batches then pad little), with the order that undoes it. A streamed training
+    split (--streaming) becomes a stream of tokenized rows (tokenize_stream).
 
-    main_process_first: TrainingArguments.main_process_first. Under a distributed launch, splits read from files are
-    then tokenized by each node's main process while the others wait, and read back from its cache by them (as
-    run_glue.py does), instead of every process tokenizing the same rows into the same cache files."""
+    Under a distributed launch (training_args.main_process_first), splits read from files are tokenized by each
+    node's main process while the others wait, and read back from its cache by them (as run_glue.py does), instead
+    of every process tokenizing the same rows into the same cache files."""
     on_disk = any(ds.cache_files for names in splits.values() for ds in names.values())
-    if main_process_first is not None and on_disk:
-        with main_process_first(local=True, desc="tokenizing"):
-            return _tokenize_splits(splits, columns, tokenizer, labels, data_args)
-    return _tokenize_splits(splits, columns, tokenizer, labels, data_args)
+    if training_args is not None and on_disk:
+        with training_args.main_process_first(local=True, desc="tokenizing"):
+            return _tokenize_splits(splits, columns, tokenizer, labels, data_args, training_args)
+    return _tokenize_splits(splits, columns, tokenizer, labels, data_args, training_args)
 
 
-def _tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args) -> dict:
+def _tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args, training_args) -> dict:
     encoders = {}  # every split's labels are checked before any split is tokenized
     for role, names in splits.items():
         for name, ds in names.items():
             encoder = None
             if columns.label is not None and columns.label in ds.features:
-                encoder = LabelEncoder(labels, name, require_labels=role != "test")
-                if not encoder.check(ds, columns.label) and role == "test":
+                stream = isinstance(ds, Stream)
+                encoder = LabelEncoder(labels, name, require_labels=role != "test", every_batch=stream)
+                if not encoder.check(ds.head if stream else ds, columns.label) and role == "test":
                     encoder = None  # unlabelled test rows (GLUE's -1): predict only, no loss
             encoders[(role, name)] = encoder
     tokenized = {}
     for role, names in splits.items():
         for name, ds in names.items():
             encoder = encoders[(role, name)]
+            if isinstance(ds, Stream):
+                rows = tokenize_stream(ds, tokenizer, columns, encoder, data_args, training_args)
+                tokenized[(role, name)] = (rows, None)
+                continue
             tok = tokenize_split(
                 ds,
                 tokenizer,
@@ -212,6 +218,28 @@ def batch_encoder(tokenizer, max_seq_length: int, pad_to_max_length: bool):
     return encode_fast
 
 
+def row_encoder(tokenizer, columns, features, max_seq_length, pad_to_max_length, label_source, encoder):
+    """A batch of raw rows (datasets' column dict) -> its output columns: token ids (and segment ids, and the mask
+    when padded), each row's length, and its targets (encoded by `encoder`, or taken as they are)."""
+    encode = batch_encoder(tokenizer, max_seq_length, pad_to_max_length)
+
+    def tokenize(batch):
+        texts = ["" if v is None else str(v) for v in batch[columns.text]]
+        pairs = ["" if v is None else str(v) for v in batch[columns.text_pair]] if columns.text_pair else None
+        enc = encode(texts, pairs)
+        out = {key: enc[key] for key in features if key in enc}
+        if pad_to_max_length:
+            out["length"] = [sum(mask) for mask in enc["attention_mask"]]
+        else:
+            out["length"] = [len(ids) for ids in enc["input_ids"]]
+        if label_source is not None:
+            values = batch[label_source]
+            out["labels"] = values if encoder is None else encoder(values)
+        return out
+
+    return tokenize
+
+
 def tokenize_split(
     ds: datasets.Dataset,
     tokenizer,
@@ -244,23 +272,11 @@ def tokenize_split(
     # Each of num_proc workers tokenizes a contiguous shard of the split and reports on its own.
     what = f"tokenizing the {split} split" + (f" (each of {workers} workers its share)" if workers else "")
     progress = _Progress(what, len(ds) // (workers or 1))
-
-    encode = batch_encoder(tokenizer, max_seq_length, pad_to_max_length)
+    encode = row_encoder(tokenizer, columns, features, max_seq_length, pad_to_max_length, label_source, encoder)
 
     def tokenize(batch):
-        texts = ["" if v is None else str(v) for v in batch[columns.text]]
-        pairs = ["" if v is None else str(v) for v in batch[columns.text_pair]] if columns.text_pair else None
-        enc = encode(texts, pairs)
-        out = {key: enc[key] for key in features if key in enc}
-        if pad_to_max_length:
-            out["length"] = [sum(mask) for mask in enc["attention_mask"]]
-        else:
-            out["length"] = [len(ids) for ids in enc["input_ids"]]
-        if label_source is not None:
-            values = batch[label_source]
-            out["labels"] = values if encoder is None else encoder(values)
-        progress.update(len(texts))
-        return out
+        progress.update(len(batch[columns.text]))
+        return encode(batch)
 
     fingerprint = Hasher.hash(
         (
@@ -297,6 +313,64 @@ def _cache_exists(ds: datasets.Dataset, fingerprint: str) -> bool:
     path = ds._get_cache_file_path(fingerprint)
     stem, ext = os.path.splitext(path)
     return os.path.exists(path) or bool(glob.glob(f"{stem}_*_of_*{ext}"))  # written by num_proc workers
+
+
+# A stream's rows are shuffled within a buffer of this many (datasets' default is 1,000: with rows of a file written
+# in order, e.g. sorted by label or date, a wider window mixes more; it holds raw text, a few MB).
+SHUFFLE_ROWS = 10_000
+# Length grouping within each run of this many batches, as transformers' LengthGroupedSampler groups within
+# "megabatches" of 50 batches.
+GROUP_BATCHES = 50
+
+
+def tokenize_stream(stream: Stream, tokenizer, columns: Columns, encoder, data_args, training_args):
+    """A streamed training split -> a stream of tokenized rows (datasets.IterableDataset.map: tokenized as training
+    reads them, batch by batch, nothing cached), in the order --train_sampling_strategy asks for:
+    - 'random': shuffled within a buffer of SHUFFLE_ROWS rows (and the order of the stream's shards), reshuffled
+      each pass from (--seed, pass);
+    - 'group_by_length' (the default): that, then within each run of GROUP_BATCHES batches the rows sorted by length,
+      cut into batches, and the batches put in a random order (group_by_length_within);
+    - 'sequential': the file's order.
+    Labels are checked batch by batch as they are encoded: a row with an unknown or (where required) missing label
+    stops the run with the error a whole split would have raised up front."""
+    check_texts(stream.head, columns.text, f"{stream.source} (its first {len(stream.head)} rows)")
+    problem_type = encoder.labels.problem_type if encoder is not None else None
+    features = output_features(tokenizer, data_args.pad_to_max_length, problem_type)
+    label_source = columns.label if encoder is not None else None
+    encode = row_encoder(
+        tokenizer, columns, features, data_args.max_seq_length, data_args.pad_to_max_length, label_source, encoder
+    )
+    strategy = training_args.train_sampling_strategy
+    seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
+    rows = stream.rows
+    if strategy != "sequential":
+        rows = rows.shuffle(seed=seed, buffer_size=SHUFFLE_ROWS)
+    rows = rows.map(encode, batched=True, batch_size=BATCH_ROWS, remove_columns=stream.column_names, features=features)
+    if strategy == "group_by_length":
+        batch = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
+        rows = rows.map(
+            group_by_length_within,
+            batched=True,
+            batch_size=batch * GROUP_BATCHES,
+            fn_kwargs={"batch_size": batch, "seed": seed},
+            features=features,
+        )
+    return rows
+
+
+def group_by_length_within(rows: dict, batch_size: int, seed: int) -> dict:
+    """One run of rows (a column dict), reordered: sorted by length (longest first, stable), cut into batches of
+    batch_size, the batches shuffled (the last, possibly short, one stays last). The shuffle is seeded from --seed
+    and the run's lengths, so the same stream in the same order gives the same batches (a resumed run skips exactly
+    the batches it trained on)."""
+    lengths = np.asarray(rows["length"])
+    order = np.argsort(-lengths, kind="stable")
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    full = batches if len(order) % batch_size == 0 else batches[:-1]
+    rng = np.random.default_rng([seed, int(lengths.sum()), len(lengths)])
+    shuffled = [full[i] for i in rng.permutation(len(full))] + batches[len(full) :]
+    take = np.concatenate(shuffled) if shuffled else order
+    return {key: [values[i] for i in take] for key, values in rows.items()}
 
 
 def sort_by_length(ds):

@@ -23,6 +23,7 @@ import re
 import signal
 import threading
 
+import datasets
 import torch
 import torch.nn.functional as F
 from torch.utils.data import SequentialSampler
@@ -72,6 +73,9 @@ def build_trainer(model, args, tokenizer, data, hub_metric=None) -> "Classificat
     )
     eval_sets = {split_suffix(n): data.tokenized[("eval", n)][0] for n in data.names("eval")}
     train_rows = data.train_rows()
+    streamed = isinstance(train_rows, datasets.IterableDataset)
+    if streamed:
+        shard_streams(training_args, train_rows)
     if training_args.enable_jit_checkpoint:
         # Ours saves at a step boundary, on SIGINT too, and exits non-zero (GracefulStop says why).
         logger.info("--enable_jit_checkpoint is not needed: SIGTERM and Ctrl-C already save a checkpoint.")
@@ -84,8 +88,32 @@ def build_trainer(model, args, tokenizer, data, hub_metric=None) -> "Classificat
         processing_class=tokenizer,
         data_collator=collator,
         compute_metrics=make_compute_metrics(data.labels, data.task_name, data_args.multi_label_threshold, hub_metric),
-        train_lengths=arrow_column(train_rows, "length").to_numpy().tolist() if train_rows is not None else None,
+        train_lengths=None if train_rows is None or streamed else lengths_of(train_rows),
     )
+
+
+def lengths_of(rows) -> list[int]:
+    return arrow_column(rows, "length").to_numpy().tolist()
+
+
+def shard_streams(training_args, rows) -> None:
+    """Each process of a launch reads its own part of a streamed training split: accelerate's dataloader, with
+    dispatch_batches off, gives each process whole shards (files) of the stream when there are at least as many
+    as processes (datasets' IterableDataset.shard, what datasets.distributed.split_dataset_by_node does), and
+    otherwise every process reads the stream and keeps its own batches of it. (Left on, as accelerate defaults for a
+    stream, the main process reads every batch and sends the others theirs, which needs every batch padded to one
+    shape.)"""
+    training_args.accelerator_config.dispatch_batches = False
+    processes = training_args.world_size
+    if processes > 1 and rows.num_shards < processes:
+        logger.warning(
+            "--streaming: %d shard(s) for %d processes, so each process reads (and tokenizes) the whole stream and "
+            "trains on its own batches of it. Write the training data as %d or more files (e.g. parquet shards; "
+            "scripts/shard_data.py) and pass them as a glob, so that each process reads only its own.",
+            rows.num_shards,
+            processes,
+            processes,
+        )
 
 
 class ClassificationTrainer(Trainer):
