@@ -211,3 +211,24 @@ def test_fewer_shards_than_processes_is_a_warning_and_each_process_keeps_its_bat
         shard_streams(args, rows)
         assert args.accelerator_config.dispatch_batches is False  # each process reads; none sends the others batches
         assert ("1 shard(s) for 2 processes" in caplog.text) == warned
+
+
+def test_a_hub_dataset_streams_its_train_split_and_reads_the_others_whole(monkeypatch):
+    import datasets
+
+    from textcls import data as D
+
+    splits = {name: datasets.Dataset.from_list(sentiment_rows(n, 0)) for name, n in (("train", 30), ("validation", 5))}
+    calls = []
+
+    def load_dataset(name, config=None, split=None, streaming=False, **kwargs):
+        calls.append((name, config, split, streaming))
+        return splits[split].to_iterable_dataset() if streaming else splits[split]
+
+    monkeypatch.setattr(datasets, "get_dataset_split_names", lambda name, config=None: list(splits))
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    args = parse_args(["--model", "m", "--dataset_name", "org/reviews", "--do_train", "--streaming", "true"])
+    raw = D.load_raw_datasets(args.data, args.model)
+    assert isinstance(raw["train"], D.Stream) and len(raw["train"].head) == 30
+    assert isinstance(raw["validation"], datasets.Dataset) and len(raw["validation"]) == 5
+    assert sorted(calls) == [("org/reviews", None, "train", True), ("org/reviews", None, "validation", False)]

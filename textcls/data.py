@@ -331,6 +331,20 @@ class Columns:
     text_pair: str | None
     label: str | None
     id: str | None
+    # The text column holds token ids already (input_ids, as an engine that tokenized the data wrote them): they are
+    # used as they are, not tokenized again.
+    token_ids: bool = False
+
+
+TOKEN_IDS = "input_ids"
+
+
+def _is_token_ids(feature) -> bool:
+    inner = getattr(feature, "feature", None)
+    kinds = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+    return isinstance(feature, datasets.Sequence | datasets.List | datasets.LargeList) and (
+        isinstance(inner, datasets.Value) and inner.dtype in kinds
+    )
 
 
 def _is_string_feature(feature) -> bool:
@@ -373,6 +387,16 @@ def resolve_columns(
 
     if text_column is None and task is not None and task.text_column in features:
         text_column, text_pair_column = task.text_column, text_pair_column or task.text_pair_column
+    if text_column in (None, TOKEN_IDS) and TOKEN_IDS in features and _is_token_ids(features[TOKEN_IDS]):
+        # Tokenized already (e.g. by Ray Data or Spark, written as parquet): its ids are used as they are.
+        if text_pair_column is not None:
+            raise UserError(
+                f"--text_pair_column {text_pair_column}: the data holds token ids ({TOKEN_IDS}), whose pairs are "
+                "encoded already. Drop the flag, or pass --text_column NAME to tokenize text columns instead."
+            )
+        if id_column is None:
+            id_column = next((c for c in ID_CANDIDATES if c in features and c != label_column), None)
+        return Columns(TOKEN_IDS, None, label_column, id_column, token_ids=True)
     if text_column is None:
         text_column = next((c for c in TEXT_CANDIDATES if c in features), None)
     if text_column is None:
@@ -414,6 +438,11 @@ def check_split_columns(splits, columns) -> None:
     for role, names in splits.items():
         for name, ds in names.items():
             missing = [c for c in (columns.text, columns.text_pair) if c and c not in ds.features]
+            if missing and columns.token_ids:
+                raise UserError(
+                    f"the {name} split has no column '{TOKEN_IDS}', but the first split holds token ids: give every "
+                    "split as token ids made by the same tokenizer, or every split as text (--text_column NAME)."
+                )
             if missing:
                 raise UserError(f"the {name} split has no column {missing[0]!r}. Columns: {', '.join(ds.features)}.")
             if role != "test" and columns.label not in ds.features:

@@ -103,9 +103,9 @@ def prediction_rows(
     A generator, reading the split PREDICTION_BATCH_ROWS rows at a time: a million test rows are never all Python
     objects at once."""
     has_gold = columns.label is not None and columns.label in ds.features
-    wanted = [
-        c for c in dict.fromkeys((columns.id, columns.text, columns.text_pair, columns.label)) if c in ds.features
-    ]
+    text = None if columns.token_ids else columns.text  # token ids given in the data are not written back
+    wanted = [c for c in dict.fromkeys((columns.id, text, columns.text_pair, columns.label)) if c in ds.features]
+    wanted = wanted or [ds.column_names[0]]  # a batch's row count comes from some column
     if problem_type == "regression":
         values = predictions.reshape(len(ds), -1)[:, 0]
     elif problem_type == "multi_label_classification":
@@ -114,11 +114,13 @@ def prediction_rows(
         probs = _softmax(predictions)
     start = 0
     for batch in ds.select_columns(wanted).iter(batch_size=PREDICTION_BATCH_ROWS):
-        n = len(batch[columns.text])
+        n = len(batch[wanted[0]])
         ids = batch[columns.id] if columns.id else range(start, start + n)
         for j in range(n):
             i = start + j
-            row = {"id": ids[j], "text": batch[columns.text][j]}
+            row = {"id": ids[j]}
+            if text is not None:
+                row["text"] = batch[text][j]
             if columns.text_pair:
                 row["text_pair"] = batch[columns.text_pair][j]
             gold = batch[columns.label][j] if has_gold else None

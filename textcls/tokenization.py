@@ -14,6 +14,10 @@ Why this shape (measured on 2 cores, all-MiniLM-L6-v2, rows of ~100 WordPiece to
   memory (an original GLUE folder, the hub's small tasks) are tokenized in memory, as before.
 - Labels are checked for the whole split from Arrow's distinct values before any tokenizing (textcls/labels.py),
   then encoded batch by batch.
+- Token ids already in the data (an `input_ids` column, as an engine that tokenized it wrote it) are checked from
+  Arrow and passed through the same map, not tokenized again.
+- A streamed split (--streaming) goes through the same row encoder inside datasets' IterableDataset.map, as
+  training reads it (tokenize_stream).
 """
 
 import glob
@@ -27,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets.fingerprint import Hasher
 
-from textcls.data import Columns, Stream, arrow_column
+from textcls.data import TOKEN_IDS, Columns, Stream, arrow_column
 from textcls.errors import UserError
 from textcls.labels import LabelEncoder
 
@@ -55,6 +59,11 @@ def tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args, trai
 
 
 def _tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args, training_args) -> dict:
+    if columns.token_ids and data_args.pad_to_max_length:
+        raise UserError(
+            f"--pad_to_max_length pads text as it is tokenized, but this data holds token ids ('{TOKEN_IDS}'). Drop "
+            "the flag: batches are padded as they are built."
+        )
     encoders = {}  # every split's labels are checked before any split is tokenized
     for role, names in splits.items():
         for name, ds in names.items():
@@ -128,10 +137,13 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return Hasher.hash((type(tokenizer).__name__, state, tokenizer.truncation_side, tokenizer.model_input_names))
 
 
-def output_features(tokenizer, pad_to_max_length: bool, problem_type: str | None) -> datasets.Features:
+def output_features(
+    tokenizer, pad_to_max_length: bool, problem_type: str | None, segments: bool = True
+) -> datasets.Features:
+    """segments: False for token ids given without segment ids (the model then takes every token as segment 0)."""
     ids = "uint16" if len(tokenizer) <= 2**16 else "int32"
     features = {"input_ids": datasets.List(datasets.Value(ids))}
-    if "token_type_ids" in tokenizer.model_input_names:
+    if segments and "token_type_ids" in tokenizer.model_input_names:
         features["token_type_ids"] = datasets.List(datasets.Value("int8"))
     if pad_to_max_length:
         features["attention_mask"] = datasets.List(datasets.Value("int8"))
@@ -218,9 +230,15 @@ def batch_encoder(tokenizer, max_seq_length: int, pad_to_max_length: bool):
     return encode_fast
 
 
-def row_encoder(tokenizer, columns, features, max_seq_length, pad_to_max_length, label_source, encoder):
+def row_encoder(
+    tokenizer, columns, features, max_seq_length, pad_to_max_length, label_source, encoder, check_ids=False
+):
     """A batch of raw rows (datasets' column dict) -> its output columns: token ids (and segment ids, and the mask
-    when padded), each row's length, and its targets (encoded by `encoder`, or taken as they are)."""
+    when padded), each row's length, and its targets (encoded by `encoder`, or taken as they are). Token ids given
+    in the data (columns.token_ids) are passed on as they are; check_ids: check each batch of them as
+    check_token_ids checks a whole split (a stream's rows past its head)."""
+    if columns.token_ids:
+        return _token_id_encoder(tokenizer, features, max_seq_length, label_source, encoder, check_ids)
     encode = batch_encoder(tokenizer, max_seq_length, pad_to_max_length)
 
     def tokenize(batch):
@@ -240,6 +258,66 @@ def row_encoder(tokenizer, columns, features, max_seq_length, pad_to_max_length,
     return tokenize
 
 
+def _token_id_encoder(tokenizer, features, max_seq_length, label_source, encoder, check_ids):
+    vocabulary = len(tokenizer)
+
+    def passthrough(batch):
+        ids = batch[TOKEN_IDS]
+        if check_ids:
+            for row in ids:
+                if len(row) > max_seq_length or (row and (min(row) < 0 or max(row) >= vocabulary)):
+                    # the whole-split check's error, for this batch
+                    check_token_ids(datasets.Dataset.from_dict({TOKEN_IDS: ids}), "train", tokenizer, max_seq_length)
+        out = {TOKEN_IDS: ids, "length": [len(row) for row in ids]}
+        if "token_type_ids" in features:
+            out["token_type_ids"] = batch["token_type_ids"]
+        if label_source is not None:
+            values = batch[label_source]
+            out["labels"] = values if encoder is None else encoder(values)
+        return out
+
+    return passthrough
+
+
+def check_inputs(ds: datasets.Dataset, columns: Columns, split: str, tokenizer, max_seq_length: int) -> None:
+    """What the model's input is made from: the texts (check_texts), or token ids given in the data
+    (check_token_ids)."""
+    if columns.token_ids:
+        check_token_ids(ds, split, tokenizer, max_seq_length)
+        return
+    check_texts(ds, columns.text, split)
+    if columns.text_pair:
+        check_texts(ds, columns.text_pair, split)
+
+
+def check_token_ids(ds: datasets.Dataset, split: str, tokenizer, max_seq_length: int) -> None:
+    """Token ids written by whoever tokenized the data (an engine, an earlier pipeline), read from Arrow: every id
+    in the model's vocabulary, no row longer than --max_seq_length (they are not truncated: that would cut off the
+    closing special token), and rows without any token counted in a warning (all of them: an error)."""
+    values = arrow_column(ds, TOKEN_IDS)
+    lengths = pc.fill_null(pc.list_value_length(values), 0)
+    longest = pc.max(lengths).as_py() or 0
+    if longest > max_seq_length:
+        raise UserError(
+            f"the {split} split has rows of up to {longest} token ids, more than --max_seq_length {max_seq_length}. "
+            f"Truncate them where they were tokenized, or pass --max_seq_length {longest} (up to the model's maximum)."
+        )
+    bounds = pc.min_max(pc.list_flatten(values))
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    vocabulary = len(tokenizer)
+    if low is not None and (low < 0 or high >= vocabulary):
+        bad = high if high >= vocabulary else low
+        raise UserError(
+            f"the {split} split has token id {bad}, outside this tokenizer's vocabulary (0 to {vocabulary - 1}): the "
+            "ids were made by another tokenizer. Tokenize with the model's own, or give the text instead."
+        )
+    empty = pc.sum(pc.equal(lengths, 0)).as_py() or 0
+    if len(ds) and empty == len(ds):
+        raise UserError(f"all {empty} rows of the {split} split have no token ids in '{TOKEN_IDS}'.")
+    if empty:
+        logger.warning("%d of %d rows in the %s split have no token ids; they are kept.", empty, len(ds), split)
+
+
 def tokenize_split(
     ds: datasets.Dataset,
     tokenizer,
@@ -254,9 +332,7 @@ def tokenize_split(
     """Tokenize one split into input_ids (token_type_ids for pairs, attention_mask when padded to max length),
     'length' and 'labels'. A pair is encoded as a pair (segment ids, truncation of the longer text), never
     concatenated. Labels are the rows' targets given as a list, or encoded from the label column by `encoder`."""
-    check_texts(ds, columns.text, split)
-    if columns.text_pair:
-        check_texts(ds, columns.text_pair, split)
+    check_inputs(ds, columns, split, tokenizer, max_seq_length)
     problem_type, label_source = None, None
     if labels is not None:  # a small split whose targets are already known (tests, tools)
         ds = ds.add_column("_targets", labels)
@@ -267,7 +343,7 @@ def tokenize_split(
         label_source = "_targets"
     elif encoder is not None:
         problem_type, label_source = encoder.labels.problem_type, columns.label
-    features = output_features(tokenizer, pad_to_max_length, problem_type)
+    features = output_features(tokenizer, pad_to_max_length, problem_type, segments(ds, columns))
     workers = num_proc if num_proc and num_proc > 1 and len(ds) >= num_proc * BATCH_ROWS else None
     # Each of num_proc workers tokenizes a contiguous shard of the split and reports on its own.
     what = f"tokenizing the {split} split" + (f" (each of {workers} workers its share)" if workers else "")
@@ -323,6 +399,12 @@ SHUFFLE_ROWS = 10_000
 GROUP_BATCHES = 50
 
 
+def segments(ds, columns: Columns) -> bool:
+    """Whether the rows get segment ids: always when tokenized here (if the tokenizer makes them); for token ids
+    given in the data, when it has them too."""
+    return not columns.token_ids or "token_type_ids" in ds.features
+
+
 def tokenize_stream(stream: Stream, tokenizer, columns: Columns, encoder, data_args, training_args):
     """A streamed training split -> a stream of tokenized rows (datasets.IterableDataset.map: tokenized as training
     reads them, batch by batch, nothing cached), in the order --train_sampling_strategy asks for:
@@ -333,12 +415,20 @@ def tokenize_stream(stream: Stream, tokenizer, columns: Columns, encoder, data_a
     - 'sequential': the file's order.
     Labels are checked batch by batch as they are encoded: a row with an unknown or (where required) missing label
     stops the run with the error a whole split would have raised up front."""
-    check_texts(stream.head, columns.text, f"{stream.source} (its first {len(stream.head)} rows)")
+    head = f"{stream.source} (its first {len(stream.head)} rows)"
+    check_inputs(stream.head, columns, head, tokenizer, data_args.max_seq_length)
     problem_type = encoder.labels.problem_type if encoder is not None else None
-    features = output_features(tokenizer, data_args.pad_to_max_length, problem_type)
+    features = output_features(tokenizer, data_args.pad_to_max_length, problem_type, segments(stream, columns))
     label_source = columns.label if encoder is not None else None
     encode = row_encoder(
-        tokenizer, columns, features, data_args.max_seq_length, data_args.pad_to_max_length, label_source, encoder
+        tokenizer,
+        columns,
+        features,
+        data_args.max_seq_length,
+        data_args.pad_to_max_length,
+        label_source,
+        encoder,
+        check_ids=True,
     )
     strategy = training_args.train_sampling_strategy
     seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
