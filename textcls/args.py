@@ -226,6 +226,35 @@ class ClassificationTrainingArguments(TrainingArguments):
         default=False,
         metadata={"help": "Pass true if DDP reports parameters that received no gradient (default false here)."},
     )
+    class_weights: str | None = field(
+        default=None,
+        metadata={
+            "help": "Weigh the training loss by class: 'balanced' (rows / (classes x the class's rows), "
+            "scikit-learn's rule; multi-label: each label's negatives / positives, BCE's pos_weight) or a JSON map "
+            "of class name to weight, e.g. '{\"spam\": 5}' (classes not named: 1). The evaluation loss stays "
+            "unweighted. Recorded in the saved config."
+        },
+    )
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={
+            "help": "Stop training after this many evaluations in a row without a better --metric_for_best_model "
+            "(transformers' EarlyStoppingCallback), then load the best checkpoint (--load_best_model_at_end is "
+            "turned on). Needs --eval_strategy and a --save_strategy that matches it."
+        },
+    )
+    early_stopping_threshold: float = field(
+        default=0.0,
+        metadata={"help": "With --early_stopping_patience: how much better an evaluation must be to count as better."},
+    )
+    # None: on with --early_stopping_patience (which keeps the best model), else off, as in transformers.
+    load_best_model_at_end: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Load the best checkpoint (by --metric_for_best_model) when training ends (default: on with "
+            "--early_stopping_patience, else off)."
+        },
+    )
     # Trainer's own label_names (the input keys holding labels) is always 'labels' here, so the flag is given the
     # meaning users of a classification script expect: the class names, in output-id order.
     label_names: list[str] | None = field(
@@ -241,7 +270,27 @@ class ClassificationTrainingArguments(TrainingArguments):
         # otherwise `accelerate launch --multi_gpu` starts independent duplicate runs.
         if not self.use_cpu and not torch.accelerator.is_available():
             self.use_cpu = True
+        self._check_early_stopping()
         super().__post_init__()
+
+    def _check_early_stopping(self) -> None:
+        patience = self.early_stopping_patience
+        if patience is None:
+            self.load_best_model_at_end = bool(self.load_best_model_at_end)
+            return
+        if patience < 1:
+            raise UserError(f"--early_stopping_patience {patience}: pass 1 or more evaluations.")
+        if str(getattr(self.eval_strategy, "value", self.eval_strategy)) == "no":
+            raise UserError(
+                "--early_stopping_patience counts evaluations, but --eval_strategy is 'no'. Pass --eval_strategy "
+                "epoch (or steps with --eval_steps N), and --save_strategy the same, with a --validation_file."
+            )
+        if self.load_best_model_at_end is False:
+            raise UserError(
+                "--early_stopping_patience stops after the best evaluation and keeps the best model: it cannot run "
+                "with --load_best_model_at_end false. Drop that flag."
+            )
+        self.load_best_model_at_end = True
 
 
 DATACLASSES = (ModelArguments, DataArguments, LoraArguments, ClassificationTrainingArguments)
@@ -287,9 +336,15 @@ def _text_or_bool(words: tuple[str, ...]):
 
 def build_parser() -> HfArgumentParser:
     parser = _Parser(DATACLASSES, allow_abbrev=False)
+    from transformers.hf_argparser import string_to_bool
+
     for action in parser._actions:
         if action.dest in TEXT_OR_BOOL:
             action.type = _text_or_bool(TEXT_OR_BOOL[action.dest])
+        elif action.type is string_to_bool and action.nargs is None:
+            # A `bool | None` flag (None: decided later, e.g. --load_best_model_at_end): bare, it means true, as a
+            # plain bool flag does.
+            action.nargs, action.const = "?", True
     return parser
 
 

@@ -156,6 +156,10 @@ def check_max_seq_length(max_seq_length: int | None, config, tokenizer) -> int:
 
 
 def check_label_flags(training_args, labels) -> None:
+    if training_args.do_train and training_args.class_weights not in (None, "balanced"):
+        from textcls.labels import class_weights
+
+        class_weights(training_args.class_weights, labels, None)  # a bad map fails here, before any tokenizing
     smoothing = training_args.label_smoothing_factor
     if training_args.do_train and smoothing and labels.problem_type != "single_label_classification":
         # Trainer would crash on regression targets mid-run and silently drop it for multi-label.

@@ -112,6 +112,59 @@ def resolve_labels(raw, columns, data_args, config, training: bool) -> Labels:
     return Labels(problem_type, names, data_names)
 
 
+def class_weights(spec: str | None, labels: Labels, train_rows) -> dict[str, float] | None:
+    """--class_weights -> {class name: weight} in output-id order (None: unweighted). 'balanced' counts the encoded
+    training targets from Arrow: scikit-learn's compute_class_weight for single-label; for multi-label each label's
+    negatives / positives (the pos_weight of BCEWithLogitsLoss, which weighs a label's positive rows)."""
+    import json
+
+    import numpy as np
+
+    if spec is None:
+        return None
+    if labels.problem_type == "regression":
+        raise UserError("--class_weights weighs classes, but regression labels have none: drop it.")
+    names = labels.names
+    if spec.strip() == "balanced":
+        if not isinstance(train_rows, datasets.Dataset):
+            raise UserError(
+                "--class_weights balanced counts the training rows' classes, which a stream (--streaming) cannot "
+                "do up front. Give the weights as JSON, e.g. --class_weights '{\"rare\": 10}'."
+            )
+        targets = arrow_column(train_rows, "labels")
+        if labels.problem_type == "multi_label_classification":
+            hot = pc.list_flatten(targets).to_numpy(zero_copy_only=False).reshape(len(train_rows), len(names))
+            positives = hot.sum(axis=0)
+            absent = [n for n, p in zip(names, positives, strict=True) if p == 0]
+            weights = (len(train_rows) - positives) / np.maximum(positives, 1)
+        else:
+            from sklearn.utils.class_weight import compute_class_weight
+
+            ids = targets.to_numpy()
+            absent = [n for i, n in enumerate(names) if not (ids == i).any()]
+            if not absent:
+                weights = compute_class_weight("balanced", classes=np.arange(len(names)), y=ids)
+        if absent:
+            raise UserError(
+                f"--class_weights balanced: {', '.join(absent[:5])} never occurs in the training data, so it has no "
+                "balanced weight. Give the weights as JSON instead."
+            )
+        return {name: float(w) for name, w in zip(names, weights, strict=True)}
+    try:
+        given = json.loads(spec)
+    except ValueError:
+        given = None
+    if not isinstance(given, dict):
+        raise UserError(f"--class_weights {spec}: pass 'balanced' or a JSON map of class name to weight.")
+    unknown = [k for k in given if k not in names]
+    if unknown:
+        raise UserError(f"--class_weights names {unknown[0]!r}, which is not a class. Classes: {', '.join(names)}.")
+    bad = {k: v for k, v in given.items() if not isinstance(v, int | float) or isinstance(v, bool) or v <= 0}
+    if bad:
+        raise UserError(f"--class_weights: weights must be numbers above 0, not {bad}.")
+    return {name: float(given.get(name, 1.0)) for name in names}
+
+
 def is_missing(value) -> bool:
     return (
         value is None

@@ -19,7 +19,9 @@ def split_suffix(split: str) -> str:
     return split
 
 
-def write_model_card(out, model_name, data_args, lora_args, training_args, results, problem_type, label_names):
+def write_model_card(
+    out, model_name, data_args, lora_args, training_args, results, problem_type, label_names, class_weights=None
+):
     """A plain model card written without the hub (Trainer.create_model_card looks metadata up online)."""
     data = (
         data_args.dataset_name
@@ -34,6 +36,10 @@ def write_model_card(out, model_name, data_args, lora_args, training_args, resul
     )
     method = f"LoRA (r={lora_args.lora_r}, alpha={lora_args.lora_alpha})" if lora_args.use_lora else "full fine-tuning"
     labels = ", ".join(label_names) if label_names else "(regression: one output)"
+    weighted, seq = "", data_args.max_seq_length
+    if class_weights:
+        pairs = ", ".join(f"{k} {v:.3g}" for k, v in class_weights.items())
+        weighted = f"\nThe training loss weighed the classes ({training_args.class_weights}): {pairs}."
     text = f"""---
 library_name: {"peft" if lora_args.use_lora else "transformers"}
 base_model: {model_name}
@@ -55,7 +61,7 @@ Problem type: {problem_type}. Labels: {labels}.
 ## Training
 
 learning_rate {training_args.learning_rate}, per-device batch {training_args.per_device_train_batch_size},
-epochs {training_args.num_train_epochs}, seed {training_args.seed}, max_seq_length {data_args.max_seq_length}.
+epochs {training_args.num_train_epochs}, seed {training_args.seed}, max_seq_length {seq}.{weighted}
 The exact arguments are in `recipe.json`: `python run_classification.py recipe.json` replays the run.
 """
     write_text_atomic(os.path.join(out, "README.md"), text)
@@ -122,5 +128,6 @@ def write_run_summary(trainer, args, labels, results: dict) -> None:
             results,
             labels.problem_type,
             labels.names,
+            getattr(trainer.model.config, "class_weights", None),
         )
     logger.info("model, metrics and predictions are in %s", os.path.abspath(out))

@@ -27,7 +27,7 @@ import datasets
 import torch
 import torch.nn.functional as F
 from torch.utils.data import SequentialSampler
-from transformers import Trainer, TrainerCallback
+from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler, nested_gather
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
@@ -56,6 +56,7 @@ class TrainingStopped(Exception):
 def build_trainer(model, args, tokenizer, data, hub_metric=None) -> "ClassificationTrainer":
     """The Trainer of this run: our loss and samplers, padded or padding-free batches, the run's metrics, and the
     metric to select the best checkpoint on (the task's primary metric unless --metric_for_best_model says)."""
+    from textcls.labels import class_weights
     from textcls.metrics import make_compute_metrics, primary_metric
     from textcls.modeling import setup_padding_free
     from textcls.outputs import split_suffix
@@ -76,6 +77,10 @@ def build_trainer(model, args, tokenizer, data, hub_metric=None) -> "Classificat
     streamed = isinstance(train_rows, datasets.IterableDataset)
     if streamed:
         shard_streams(training_args, train_rows)
+    weights = class_weights(training_args.class_weights, data.labels, train_rows) if training_args.do_train else None
+    if weights is not None:
+        logger.info("class weights: %s", ", ".join(f"{k} {v:.3g}" for k, v in weights.items()))
+        model.config.class_weights = weights  # saved with the model: what its training loss weighed
     if training_args.enable_jit_checkpoint:
         # Ours saves at a step boundary, on SIGINT too, and exits non-zero (GracefulStop says why).
         logger.info("--enable_jit_checkpoint is not needed: SIGTERM and Ctrl-C already save a checkpoint.")
@@ -89,6 +94,7 @@ def build_trainer(model, args, tokenizer, data, hub_metric=None) -> "Classificat
         data_collator=collator,
         compute_metrics=make_compute_metrics(data.labels, data.task_name, data_args.multi_label_threshold, hub_metric),
         train_lengths=None if train_rows is None or streamed else lengths_of(train_rows),
+        class_weights=weights,
     )
 
 
@@ -117,7 +123,7 @@ def shard_streams(training_args, rows) -> None:
 
 
 class ClassificationTrainer(Trainer):
-    def __init__(self, *args, train_lengths=None, **kwargs):
+    def __init__(self, *args, train_lengths=None, class_weights=None, **kwargs):
         super().__init__(*args, **kwargs)
         # Trainer takes a model whose forward has **kwargs to normalise its loss over the whole accumulated batch
         # (num_items_in_batch) and then skips its own division by gradient_accumulation_steps. The
@@ -128,11 +134,17 @@ class ClassificationTrainer(Trainer):
         # ours: the heads' own loss summed over the micro-batch and divided by the label count of the whole step.
         self.model_accepts_loss_kwargs = False  # the model gets no labels and no count
         self.compute_loss_func = functools.partial(
-            _loss_over_step, problem_type=self.model.config.problem_type, smoothing=self.args.label_smoothing_factor
+            _loss_over_step,
+            problem_type=self.model.config.problem_type,
+            smoothing=self.args.label_smoothing_factor,
+            weights=None if class_weights is None else list(class_weights.values()),
         )
         self.train_lengths = train_lengths
         self.stop = GracefulStop()
         self.add_callback(self.stop)
+        patience = getattr(self.args, "early_stopping_patience", None)  # plain TrainingArguments have none
+        if patience is not None:
+            self.add_callback(EarlyStoppingCallback(patience, self.args.early_stopping_threshold))
         if self.args.disable_tqdm:  # no progress bar (a log file, a batch job): a line every few seconds instead
             self.add_callback(PredictionProgress())
         self.add_callback(_RestoreLoss(self))
@@ -427,26 +439,36 @@ def last_complete_checkpoint(folder: str) -> str | None:
     return None
 
 
-def classification_loss(logits, labels, problem_type: str, smoothing: float = 0.0, reduction: str = "mean"):
+def classification_loss(
+    logits, labels, problem_type: str, smoothing: float = 0.0, reduction: str = "mean", weights=None
+):
     """The ...ForSequenceClassification heads' loss: cross-entropy (with Trainer's label smoothing), MSE for
-    regression, binary cross-entropy per label for multi-label. Computed in float32, as the heads do under autocast."""
+    regression, binary cross-entropy per label for multi-label. Computed in float32, as the heads do under autocast.
+    weights (--class_weights, one per class): cross-entropy's class weights, or binary cross-entropy's pos_weight."""
     logits = logits.float()
+    if weights is not None:
+        weights = torch.as_tensor(weights, dtype=torch.float32, device=logits.device)
     if problem_type == "regression":
         return F.mse_loss(logits.squeeze(-1), labels.float().view(-1), reduction=reduction)
     if problem_type == "multi_label_classification":
-        return F.binary_cross_entropy_with_logits(logits, labels.float(), reduction=reduction)
+        return F.binary_cross_entropy_with_logits(logits, labels.float(), reduction=reduction, pos_weight=weights)
     labels = labels.long().view(-1)
-    return F.cross_entropy(logits.view(labels.numel(), -1), labels, reduction=reduction, label_smoothing=smoothing)
+    return F.cross_entropy(
+        logits.view(labels.numel(), -1), labels, weight=weights, reduction=reduction, label_smoothing=smoothing
+    )
 
 
-def _loss_over_step(outputs, labels, num_items_in_batch=None, *, problem_type: str, smoothing: float):
+def _loss_over_step(outputs, labels, num_items_in_batch=None, *, problem_type: str, smoothing: float, weights=None):
     """Trainer's compute_loss_func. num_items_in_batch counts the label entries of the whole optimizer step (rows;
     rows x labels for multi-label), so the micro-batches' sums add up to the mean over the step. Evaluation passes
-    none: the batch mean."""
+    none: the batch mean, unweighted (so that the evaluation loss of runs with and without --class_weights compare).
+    Training divides the weighted sum by the rows, not by the sum of their weights as cross-entropy's own 'mean'
+    does: that sum differs between micro-batches, which would weigh rows unequally under accumulation."""
     logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
     if num_items_in_batch is None:
         return classification_loss(logits, labels, problem_type, smoothing)
-    return classification_loss(logits, labels, problem_type, smoothing, reduction="sum") / num_items_in_batch
+    loss = classification_loss(logits, labels, problem_type, smoothing, reduction="sum", weights=weights)
+    return loss / num_items_in_batch
 
 
 def exact_loss(logits, labels, problem_type: str, smoothing: float = 0.0) -> float | None:

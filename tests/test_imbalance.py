@@ -1,0 +1,170 @@
+"""--class_weights: the weights formula, the weighted loss under accumulation, the flag's errors, and a run that
+records its weights."""
+
+import json
+
+import datasets
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+import run_classification as R
+from tests.conftest import TRAIN_FLAGS, sentiment_rows, write_rows
+from textcls.errors import UserError
+from textcls.labels import Labels, class_weights
+from textcls.trainer import _loss_over_step
+
+SINGLE = Labels("single_label_classification", ["a", "b", "c"], None)
+
+
+def rows(targets):
+    return datasets.Dataset.from_dict({"labels": targets})
+
+
+def test_balanced_weights_are_scikit_learns_rule():
+    weights = class_weights("balanced", SINGLE, rows([0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 2, 2]))
+    # rows / (classes x class rows): 12 / (3 x 6), 12 / (3 x 2), 12 / (3 x 4)
+    assert weights == pytest.approx({"a": 12 / 18, "b": 12 / 6, "c": 12 / 12})
+
+
+def test_balanced_multi_label_weights_are_negatives_over_positives():
+    multi = Labels("multi_label_classification", ["x", "y"], None)
+    hot = [[1.0, 0.0], [1.0, 1.0], [0.0, 0.0], [1.0, 0.0]]
+    ds = datasets.Dataset.from_dict(
+        {"labels": hot}, features=datasets.Features({"labels": datasets.List(datasets.Value("float32"))})
+    )
+    assert class_weights("balanced", multi, ds) == pytest.approx({"x": 1 / 3, "y": 3 / 1})
+
+
+@pytest.mark.parametrize(
+    "spec, labels, error",
+    [
+        ('{"a": 2, "z": 1}', SINGLE, "names 'z', which is not a class. Classes: a, b, c"),
+        ('{"a": 0}', SINGLE, "weights must be numbers above 0"),
+        ('{"a": "heavy"}', SINGLE, "weights must be numbers above 0"),
+        ("heavy", SINGLE, "pass 'balanced' or a JSON map"),
+        ("balanced", Labels("regression", None, None), "regression labels have none"),
+        ("balanced", SINGLE, "c never occurs in the training data"),
+    ],
+)
+def test_bad_class_weights_are_one_clear_error(spec, labels, error):
+    with pytest.raises(UserError, match=error):
+        class_weights(spec, labels, rows([0, 1, 1]))
+
+
+def test_a_partial_map_leaves_the_other_classes_at_1():
+    assert class_weights('{"b": 4}', SINGLE, None) == {"a": 1.0, "b": 4.0, "c": 1.0}
+
+
+def test_the_weighted_loss_over_an_accumulated_step_is_the_weighted_sum_over_its_rows():
+    torch.manual_seed(0)
+    logits, labels, w = torch.randn(6, 3), torch.tensor([0, 1, 2, 2, 0, 1]), [0.5, 2.0, 1.0]
+    kwargs = {"problem_type": "single_label_classification", "smoothing": 0.0, "weights": w}
+    # two micro-batches of 4 and 2 rows, the step counting 6
+    parts = [_loss_over_step({"logits": logits[s]}, labels[s], 6, **kwargs) for s in (slice(0, 4), slice(4, 6))]
+    expected = (torch.tensor(w)[labels] * F.cross_entropy(logits, labels, reduction="none")).sum() / 6
+    assert sum(parts) == pytest.approx(expected.item())
+    # evaluation (no count): the plain mean, unweighted
+    assert _loss_over_step({"logits": logits}, labels, None, **kwargs) == pytest.approx(
+        F.cross_entropy(logits, labels).item()
+    )
+
+
+def run(model, files, out, *extra):
+    argv = ["--model", model, "--train_file", files["train"], "--validation_file", files["dev"], "--do_train"]
+    return R.main([*argv, "--do_eval", "--output_dir", str(out), *TRAIN_FLAGS, *extra])
+
+
+def test_a_weighted_run_records_its_weights_and_weights_of_1_change_nothing(tiny_bert, tmp_path):
+    labelled = lambda pos: "pos" if pos else "neg"  # noqa: E731
+    files = {
+        "train": write_rows(tmp_path / "train.csv", sentiment_rows(48, 0, labelled)),
+        "dev": write_rows(tmp_path / "dev.csv", sentiment_rows(12, 1, labelled)),
+    }
+    plain = run(tiny_bert, files, tmp_path / "plain")
+    ones = run(tiny_bert, files, tmp_path / "ones", "--class_weights", '{"neg": 1, "pos": 1}')
+    weighted = run(tiny_bert, files, tmp_path / "balanced", "--class_weights", "balanced")
+
+    def weights(name):
+        return load_file(tmp_path / name / "model.safetensors")
+
+    a, b, c = weights("plain"), weights("ones"), weights("balanced")
+    assert all(torch.equal(a[k], b[k]) for k in a) and plain["train_loss"] == ones["train_loss"]
+    assert not all(torch.equal(a[k], c[k]) for k in a) and weighted["train_loss"] != plain["train_loss"]
+    config = json.loads((tmp_path / "balanced" / "config.json").read_text())
+    counts = {"neg": 0, "pos": 0}
+    for r in sentiment_rows(48, 0, labelled):
+        counts[r["label"]] += 1
+    assert config["class_weights"] == pytest.approx({k: 48 / (2 * n) for k, n in counts.items()})
+    assert "The training loss weighed the classes (balanced): neg" in (tmp_path / "balanced" / "README.md").read_text()
+
+
+def test_a_bad_map_stops_the_run_before_tokenizing(tiny_bert, tmp_path, capsys, monkeypatch):
+    from textcls import tokenization
+
+    files = {
+        "train": write_rows(tmp_path / "train.csv", sentiment_rows(16, 0)),
+        "dev": write_rows(tmp_path / "dev.csv", sentiment_rows(4, 1)),
+    }
+    monkeypatch.setattr(tokenization, "tokenize_split", lambda *a, **k: pytest.fail("tokenized before the check"))
+    argv = ["--model", tiny_bert, "--train_file", files["train"], "--do_train", "--output_dir", str(tmp_path / "o")]
+    assert R.cli([*argv, *TRAIN_FLAGS, "--class_weights", '{"2": 3}']) == 2
+    assert "--class_weights names '2', which is not a class. Classes: 0, 1" in capsys.readouterr().err
+    assert not np.any([p.name == "o" for p in tmp_path.iterdir()])
+
+
+# ------------------------------------------------------------------------------------------------ early stopping
+
+
+def test_early_stopping_stops_at_patience_and_keeps_the_best_model(tiny_bert, tmp_path):
+    files = {
+        "train": write_rows(tmp_path / "train.csv", sentiment_rows(32, 0)),
+        "dev": write_rows(tmp_path / "dev.csv", sentiment_rows(12, 1)),
+    }
+    flags = [f for f in TRAIN_FLAGS]
+    flags[flags.index("--num_train_epochs") + 1] = "20"
+    flags[flags.index("--save_strategy") + 1] = "epoch"
+    out = tmp_path / "out"
+    argv = ["--model", tiny_bert, "--train_file", files["train"], "--validation_file", files["dev"], "--do_train"]
+    argv += ["--do_eval", "--output_dir", str(out), *flags, "--eval_strategy", "epoch"]
+    # A threshold no evaluation can beat: the first sets the best, the next 2 do not improve on it, then it stops.
+    R.main(
+        [
+            *argv,
+            "--early_stopping_patience",
+            "2",
+            "--early_stopping_threshold",
+            "100",
+            "--metric_for_best_model",
+            "loss",
+        ]
+    )
+    state = json.loads((out / "trainer_state.json").read_text())
+    evals = [e for e in state["log_history"] if "eval_loss" in e]
+    assert len(evals) == 3 and state["epoch"] == 3  # of 20 epochs: stopped at the third
+    # The loss still fell (by less than the threshold): the best is the last, 12 steps of 8 rows; loaded back.
+    assert state["best_model_checkpoint"].endswith("checkpoint-12")
+    final = json.loads((out / "all_results.json").read_text())
+    assert final["eval_loss"] == pytest.approx(min(e["eval_loss"] for e in evals))
+    assert json.loads((out / "recipe.json").read_text())["early_stopping_patience"] == 2
+
+
+@pytest.mark.parametrize(
+    "extra, error",
+    [
+        (["--eval_strategy", "no"], "counts evaluations, but --eval_strategy is 'no'"),
+        (
+            ["--eval_strategy", "epoch", "--load_best_model_at_end", "false"],
+            "cannot run with --load_best_model_at_end",
+        ),
+        (["--eval_strategy", "epoch", "--early_stopping_patience", "0"], "pass 1 or more evaluations"),
+    ],
+)
+def test_early_stopping_flags_that_cannot_work_are_refused(extra, error):
+    from textcls.args import parse_args
+
+    argv = ["--model", "m", "--train_file", "t.csv", "--do_train", "--save_strategy", "epoch"]
+    with pytest.raises(UserError, match=error):
+        parse_args([*argv, "--early_stopping_patience", "3", *extra])
