@@ -113,54 +113,35 @@ def metrics_of(output_dir: str, name: str) -> dict:
 
 
 def ratios(runs: dict, rows: list[int]) -> dict:
-    """issue 15's targets, from what was measured."""
-    out = {}
-    small = runs.get(str(rows[0]), {})
+    """issue 15's targets, from what was measured: (name, run, measure, against, target), each where both runs
+    exist. 'against' is (rows, mode), or a mode at the same rows; peak_rss_above_* is a difference in GB."""
+    first = rows[0]
+    comparisons = []
     for n in rows[1:]:
-        at = runs.get(str(n), {})
-        if "ours_cold" in at and "hf_cold" in at:
-            out[f"peak_rss_vs_hf_at_{n}"] = {
-                "value": at["ours_cold"]["peak_rss_bytes"] / at["hf_cold"]["peak_rss_bytes"],
-                "target": "<= 1",
-            }
-        if "ours_cold" in at and "ours_cold" in small:
-            out[f"peak_rss_above_{rows[0]}_at_{n}_gb"] = {
-                "value": (at["ours_cold"]["peak_rss_bytes"] - small["ours_cold"]["peak_rss_bytes"]) / 1e9,
-                "target": "<= 1",
-            }
-            out[f"train_throughput_{n}_vs_{rows[0]}"] = {
-                "value": at["ours_cold"]["train_samples_per_second"] / small["ours_cold"]["train_samples_per_second"],
-                "target": ">= 0.95",
-            }
-        if "ours_cold" in at and "hf_cold" in at:
-            out[f"first_step_cold_vs_hf_at_{n}"] = {
-                "value": at["ours_cold"]["first_step_s"] / at["hf_cold"]["first_step_s"],
-                "target": "<= 0.5",
-            }
-        if "ours_warm" in at and "hf_cold" in at:
-            out[f"first_step_warm_vs_hf_at_{n}"] = {
-                "value": at["ours_warm"]["first_step_s"] / at["hf_cold"]["first_step_s"],
-                "target": "<= 0.2",
-            }
+        comparisons += [
+            (f"peak_rss_vs_hf_at_{n}", (n, "ours_cold"), "peak_rss_bytes", (n, "hf_cold"), "<= 1"),
+            (f"peak_rss_above_{first}_at_{n}_gb", (n, "ours_cold"), "peak_rss_bytes", (first, "ours_cold"), "<= 1"),
+            (f"train_throughput_{n}_vs_{first}", (n, "ours_cold"), "train_samples_per_second", (first, "ours_cold"),
+             ">= 0.95"),
+            (f"first_step_cold_vs_hf_at_{n}", (n, "ours_cold"), "first_step_s", (n, "hf_cold"), "<= 0.5"),
+            (f"first_step_warm_vs_hf_at_{n}", (n, "ours_warm"), "first_step_s", (n, "hf_cold"), "<= 0.2"),
+        ]  # fmt: skip
     for n in rows:
-        at = runs.get(str(n), {})
-        if "ours_stream" in at and "hf_cold" in at:
-            out[f"first_step_stream_vs_hf_at_{n}"] = {
-                "value": at["ours_stream"]["first_step_s"] / at["hf_cold"]["first_step_s"],
-                "target": "<= 0.5",
-            }
-            out[f"peak_rss_stream_vs_hf_at_{n}"] = {
-                "value": at["ours_stream"]["peak_rss_bytes"] / at["hf_cold"]["peak_rss_bytes"],
-                "target": "<= 1",
-            }
-        if "ours_stream" in at and "ours_cold" in at:
-            out[f"train_throughput_stream_vs_cached_at_{n}"] = {
-                "value": at["ours_stream"]["train_samples_per_second"] / at["ours_cold"]["train_samples_per_second"],
-                "target": ">= 0.95",
-            }
-    for entry in out.values():
-        value, (sign, bound) = entry["value"], entry["target"].split()
-        entry["met"] = value <= float(bound) if sign == "<=" else value >= float(bound)
+        comparisons += [
+            (f"first_step_stream_vs_hf_at_{n}", (n, "ours_stream"), "first_step_s", (n, "hf_cold"), "<= 0.5"),
+            (f"peak_rss_stream_vs_hf_at_{n}", (n, "ours_stream"), "peak_rss_bytes", (n, "hf_cold"), "<= 1"),
+            (f"train_throughput_stream_vs_cached_at_{n}", (n, "ours_stream"), "train_samples_per_second",
+             (n, "ours_cold"), ">= 0.95"),
+        ]  # fmt: skip
+    out = {}
+    for name, (n, mode), measure, (m, base), target in comparisons:
+        a, b = runs.get(str(n), {}).get(mode), runs.get(str(m), {}).get(base)
+        if a is None or b is None:
+            continue
+        value = (a[measure] - b[measure]) / 1e9 if name.endswith("_gb") else a[measure] / b[measure]
+        sign, bound = target.split()
+        met = value <= float(bound) if sign == "<=" else value >= float(bound)
+        out[name] = {"value": value, "target": target, "met": met}
     return out
 
 

@@ -16,12 +16,12 @@ from safetensors.torch import load_file
 
 import run_classification as R
 from tests.conftest import sentiment_rows, write_rows
+from tests.test_reliability import signal_at_step
 from textcls import checks
 from textcls.args import parse_args
 from textcls.data import STREAM_HEAD_ROWS
 from textcls.errors import UserError
 from textcls.tokenization import group_by_length_within
-from textcls.trainer import GracefulStop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMING = ("runtime", "per_second")
@@ -105,16 +105,9 @@ def test_a_stopped_stream_resumes_bit_identical(tiny_bert, files, tmp_path, monk
     common = ["--max_steps", "24", "--streaming", "true", "--save_strategy", "steps", "--save_steps", "5"]
     whole, out = tmp_path / "whole", tmp_path / "out"
     R.main(argv(tiny_bert, files["train"], files["dev"], whole, *common))
-    original = GracefulStop.on_step_end
-
-    def stop_at_7(self, args, state, control, **kwargs):
-        if state.global_step == 7:
-            signal.raise_signal(signal.SIGINT)
-        return original(self, args, state, control, **kwargs)
-
-    monkeypatch.setattr(GracefulStop, "on_step_end", stop_at_7)
+    put_back = signal_at_step(monkeypatch, 7, signal.SIGINT)
     assert R.cli(argv(tiny_bert, files["train"], files["dev"], out, *common)) == 128 + signal.SIGINT
-    monkeypatch.setattr(GracefulStop, "on_step_end", original)
+    put_back()
     R.main(argv(tiny_bert, files["train"], files["dev"], out, *common))
     assert same_weights(whole, out)
     assert history(out) == history(whole)
