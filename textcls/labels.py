@@ -89,11 +89,13 @@ def resolve_labels(raw, columns, data_args, config, training: bool) -> Labels:
         seen = seen + list(raw["validation"][columns.label])  # read whole anyway: a class the head lacks
     names = build_label_names(seen, data_args.label_names, data_names, multi)
     if scan and stream is not None:
+        validation = " and the validation split" if "validation" in raw else ""
         logger.warning(
-            "--streaming: the classes %s are those of the first %d training rows and the validation split. A later "
-            "training row with another label stops the run; pass --label_names to list every class.",
+            "--streaming: the classes %s are those of the first %d training rows%s. A later training row with "
+            "another label stops the run; pass --label_names to list every class.",
             names,
             len(stream),
+            validation,
         )
     if training and not multi and len(names) < 2:
         raise UserError(
