@@ -151,6 +151,26 @@ def test_early_stopping_stops_at_patience_and_keeps_the_best_model(tiny_bert, tm
     assert json.loads((out / "recipe.json").read_text())["early_stopping_patience"] == 2
 
 
+def test_the_best_model_is_the_primary_metrics_unless_a_metric_is_named(tiny_bert, tmp_path):
+    # transformers would select on the loss; here, as with --save_strategy best, the task's primary metric decides.
+    files = {
+        "train": write_rows(tmp_path / "train.csv", sentiment_rows(32, 0)),
+        "dev": write_rows(tmp_path / "dev.csv", sentiment_rows(12, 1)),
+    }
+    flags = [f for f in TRAIN_FLAGS]
+    flags[flags.index("--num_train_epochs") + 1] = "3"
+    flags[flags.index("--save_strategy") + 1] = "epoch"
+    out = tmp_path / "out"
+    argv = ["--model", tiny_bert, "--train_file", files["train"], "--validation_file", files["dev"], "--do_train"]
+    R.main(
+        [*argv, "--do_eval", "--output_dir", str(out), *flags, "--eval_strategy", "epoch", "--load_best_model_at_end"]
+    )
+    state = json.loads((out / "trainer_state.json").read_text())
+    evals = [e for e in state["log_history"] if "eval_loss" in e]
+    assert state["best_metric"] == max(e["eval_accuracy"] for e in evals)
+    assert json.loads((out / "recipe.json").read_text()).get("metric_for_best_model") is None  # chosen per run
+
+
 @pytest.mark.parametrize(
     "extra, error",
     [

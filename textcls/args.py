@@ -271,7 +271,16 @@ class ClassificationTrainingArguments(TrainingArguments):
         if not self.use_cpu and not torch.accelerator.is_available():
             self.use_cpu = True
         self._check_early_stopping()
+        chosen, greater = self.metric_for_best_model, self.greater_is_better
         super().__post_init__()
+        plateau = str(getattr(self.lr_scheduler_type, "value", self.lr_scheduler_type)) in (
+            "reduce_lr_on_plateau",
+            "greedy",
+        )
+        if chosen is None and self.load_best_model_at_end and not plateau:
+            # transformers picks 'loss' for --load_best_model_at_end; here, as for --save_strategy best, the best
+            # checkpoint is the task's primary metric's (accuracy, F1, Matthews...): build_trainer chooses it.
+            self.metric_for_best_model, self.greater_is_better = None, greater
 
     def _check_early_stopping(self) -> None:
         patience = self.early_stopping_patience

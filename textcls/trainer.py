@@ -68,6 +68,8 @@ def build_trainer(model, args, tokenizer, data, hub_metric=None) -> "Classificat
         # With several eval splits (MNLI) Trainer names metrics eval_<split>_<metric>: select on the first split.
         training_args.metric_for_best_model = f"{eval_names[0]}_{metric}" if len(eval_names) > 1 else metric
         training_args.greater_is_better = metric != "mse"
+    elif training_args.metric_for_best_model is None and training_args.load_best_model_at_end:
+        training_args.metric_for_best_model, training_args.greater_is_better = "loss", False  # all it computes
     first_position = setup_padding_free(model, data_args.padding_free, data_args.pad_to_max_length)
     collator = make_collator(
         tokenizer, data_args.pad_to_max_length, training_args.fp16 or training_args.bf16, first_position
