@@ -188,3 +188,44 @@ def test_early_stopping_flags_that_cannot_work_are_refused(extra, error):
     argv = ["--model", "m", "--train_file", "t.csv", "--do_train", "--save_strategy", "epoch"]
     with pytest.raises(UserError, match=error):
         parse_args([*argv, "--early_stopping_patience", "3", *extra])
+
+
+# ------------------------------------------------------------------------------------------------ long documents
+
+
+def test_head_tail_keeps_a_long_texts_first_quarter_and_its_end(tiny_bert):
+    from transformers import AutoTokenizer
+
+    from textcls import data as D
+    from textcls import tokenization as T
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    long = " ".join(["good", "movie", "bad", "plot"] * 30)  # 120 words, 122 tokens with [CLS] and [SEP]
+    ds = datasets.Dataset.from_dict({"text": [long, "a fine film"]})
+    columns = D.Columns("text", None, None, None)
+    out = T.tokenize_split(ds, tok, columns, None, 16, False, "train", head_tail=True)
+    full = tok(long)["input_ids"]
+    assert out[0]["input_ids"] == full[:4] + full[-12:] and out[0]["length"] == 16  # 16 // 4 head, 12 tail
+    assert out[0]["input_ids"][-1] == tok.sep_token_id and out[0]["input_ids"][0] == tok.cls_token_id
+    assert out[1]["input_ids"] == tok("a fine film")["input_ids"]  # a short text is left alone
+    truncated = T.tokenize_split(ds, tok, columns, None, 16, False, "train")
+    assert truncated[0]["input_ids"] == tok(long, truncation=True, max_length=16)["input_ids"]
+    assert truncated._fingerprint != out._fingerprint  # a cached truncating run is not reused
+
+
+def test_head_tail_refuses_text_pairs(tiny_bert, tmp_path, capsys):
+    rows = [{**r, "sentence2": r["sentence"]} for r in sentiment_rows(8, 0)]
+    train = write_rows(tmp_path / "t.csv", rows)
+    argv = [
+        "--model",
+        tiny_bert,
+        "--train_file",
+        train,
+        "--text_column",
+        "sentence",
+        "--text_pair_column",
+        "sentence2",
+    ]
+    argv += ["--do_train", "--output_dir", str(tmp_path / "o"), *TRAIN_FLAGS, "--long_document_strategy", "head_tail"]
+    assert R.cli(argv) == 2
+    assert "head_tail cuts the middle out of single texts; it does not work with text pairs" in capsys.readouterr().err

@@ -117,6 +117,15 @@ class DataArguments:
             "help": "Texts are truncated to this many tokens (default: 128, or the model's maximum if smaller)."
         },
     )
+    long_document_strategy: str = field(
+        default="truncate",
+        metadata={
+            "help": "A text longer than max_seq_length: 'truncate' keeps its start (default); 'head_tail' keeps its "
+            "first quarter of max_seq_length tokens and its last three quarters (Sun et al. 2019, 'How to "
+            "Fine-Tune BERT for Text Classification': head+tail beat head-only on long reviews). Single texts only.",
+            "choices": ("truncate", "head_tail"),
+        },
+    )
     pad_to_max_length: bool = field(
         default=False,
         metadata={

@@ -59,6 +59,13 @@ def tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args, trai
 
 
 def _tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args, training_args) -> dict:
+    head_tail = data_args.long_document_strategy == "head_tail"
+    if head_tail and (columns.text_pair or columns.token_ids or data_args.pad_to_max_length):
+        what = "token ids" if columns.token_ids else "text pairs" if columns.text_pair else "--pad_to_max_length"
+        raise UserError(
+            f"--long_document_strategy head_tail cuts the middle out of single texts; it does not work with {what}. "
+            "Drop one of the two."
+        )
     if columns.token_ids and data_args.pad_to_max_length:
         raise UserError(
             f"--pad_to_max_length pads text as it is tokenized, but this data holds token ids ('{TOKEN_IDS}'). Drop "
@@ -92,6 +99,7 @@ def _tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args, tra
                 name,
                 encoder=encoder,
                 num_proc=data_args.preprocessing_num_workers,
+                head_tail=head_tail,
             )
             tokenized[(role, name)] = (tok, None) if role == "train" else sort_by_length(tok)
     return tokenized
@@ -230,8 +238,31 @@ def batch_encoder(tokenizer, max_seq_length: int, pad_to_max_length: bool):
     return encode_fast
 
 
+# head_tail tokenizes a text whole (up to this many tokens) before cutting out its middle.
+HEAD_TAIL_LIMIT = 1_000_000
+
+
+def keep_head_and_tail(encoded: dict, max_seq_length: int) -> dict:
+    """Rows longer than max_seq_length keep their first max_seq_length // 4 tokens and their last ones (so the
+    opening and closing special tokens stay); shorter rows are unchanged."""
+    head = max_seq_length // 4
+    tail = max_seq_length - head
+    return {
+        key: [row if len(row) <= max_seq_length else row[:head] + row[len(row) - tail :] for row in rows]
+        for key, rows in encoded.items()
+    }
+
+
 def row_encoder(
-    tokenizer, columns, features, max_seq_length, pad_to_max_length, label_source, encoder, check_ids=False
+    tokenizer,
+    columns,
+    features,
+    max_seq_length,
+    pad_to_max_length,
+    label_source,
+    encoder,
+    check_ids=False,
+    head_tail=False,
 ):
     """A batch of raw rows (datasets' column dict) -> its output columns: token ids (and segment ids, and the mask
     when padded), each row's length, and its targets (encoded by `encoder`, or taken as they are). Token ids given
@@ -239,12 +270,14 @@ def row_encoder(
     check_token_ids checks a whole split (a stream's rows past its head)."""
     if columns.token_ids:
         return _token_id_encoder(tokenizer, features, max_seq_length, label_source, encoder, check_ids)
-    encode = batch_encoder(tokenizer, max_seq_length, pad_to_max_length)
+    encode = batch_encoder(tokenizer, HEAD_TAIL_LIMIT if head_tail else max_seq_length, pad_to_max_length)
 
     def tokenize(batch):
         texts = ["" if v is None else str(v) for v in batch[columns.text]]
         pairs = ["" if v is None else str(v) for v in batch[columns.text_pair]] if columns.text_pair else None
         enc = encode(texts, pairs)
+        if head_tail:
+            enc = keep_head_and_tail(dict(enc), max_seq_length)
         out = {key: enc[key] for key in features if key in enc}
         if pad_to_max_length:
             out["length"] = [sum(mask) for mask in enc["attention_mask"]]
@@ -328,6 +361,7 @@ def tokenize_split(
     split: str,
     encoder: LabelEncoder | None = None,
     num_proc: int | None = None,
+    head_tail: bool = False,
 ) -> datasets.Dataset:
     """Tokenize one split into input_ids (token_type_ids for pairs, attention_mask when padded to max length),
     'length' and 'labels'. A pair is encoded as a pair (segment ids, truncation of the longer text), never
@@ -348,7 +382,9 @@ def tokenize_split(
     # Each of num_proc workers tokenizes a contiguous shard of the split and reports on its own.
     what = f"tokenizing the {split} split" + (f" (each of {workers} workers its share)" if workers else "")
     progress = _Progress(what, len(ds) // (workers or 1))
-    encode = row_encoder(tokenizer, columns, features, max_seq_length, pad_to_max_length, label_source, encoder)
+    encode = row_encoder(
+        tokenizer, columns, features, max_seq_length, pad_to_max_length, label_source, encoder, head_tail=head_tail
+    )
 
     def tokenize(batch):
         progress.update(len(batch[columns.text]))
@@ -364,6 +400,7 @@ def tokenize_split(
             columns,
             None if encoder is None else (encoder.labels, encoder.split),
         )
+        + (("head_tail",) if head_tail else ())  # (the fingerprint of a truncating run is as it was)
     )
     cached = bool(ds.cache_files) and _cache_exists(ds, fingerprint)
     start = time.monotonic()
@@ -429,6 +466,7 @@ def tokenize_stream(stream: Stream, tokenizer, columns: Columns, encoder, data_a
         label_source,
         encoder,
         check_ids=True,
+        head_tail=data_args.long_document_strategy == "head_tail",
     )
     strategy = training_args.train_sampling_strategy
     seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
