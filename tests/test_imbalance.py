@@ -118,31 +118,26 @@ def test_a_bad_map_stops_the_run_before_tokenizing(tiny_bert, tmp_path, capsys, 
 # ------------------------------------------------------------------------------------------------ early stopping
 
 
-def test_early_stopping_stops_at_patience_and_keeps_the_best_model(tiny_bert, tmp_path):
+def evaluated_each_epoch(model, tmp_path, epochs: int, *extra):
+    """A run of 32 rows (4 steps an epoch) evaluated and saved each epoch: its trainer_state and evaluations."""
     files = {
         "train": write_rows(tmp_path / "train.csv", sentiment_rows(32, 0)),
         "dev": write_rows(tmp_path / "dev.csv", sentiment_rows(12, 1)),
     }
-    flags = [f for f in TRAIN_FLAGS]
-    flags[flags.index("--num_train_epochs") + 1] = "20"
+    flags = list(TRAIN_FLAGS)
+    flags[flags.index("--num_train_epochs") + 1] = str(epochs)
     flags[flags.index("--save_strategy") + 1] = "epoch"
     out = tmp_path / "out"
-    argv = ["--model", tiny_bert, "--train_file", files["train"], "--validation_file", files["dev"], "--do_train"]
-    argv += ["--do_eval", "--output_dir", str(out), *flags, "--eval_strategy", "epoch"]
-    # A threshold no evaluation can beat: the first sets the best, the next 2 do not improve on it, then it stops.
-    R.main(
-        [
-            *argv,
-            "--early_stopping_patience",
-            "2",
-            "--early_stopping_threshold",
-            "100",
-            "--metric_for_best_model",
-            "loss",
-        ]
-    )
+    argv = ["--model", model, "--train_file", files["train"], "--validation_file", files["dev"], "--do_train"]
+    R.main([*argv, "--do_eval", "--output_dir", str(out), *flags, "--eval_strategy", "epoch", *extra])
     state = json.loads((out / "trainer_state.json").read_text())
-    evals = [e for e in state["log_history"] if "eval_loss" in e]
+    return out, state, [e for e in state["log_history"] if "eval_loss" in e]
+
+
+def test_early_stopping_stops_at_patience_and_keeps_the_best_model(tiny_bert, tmp_path):
+    # A threshold no evaluation can beat: the first sets the best, the next 2 do not improve on it, then it stops.
+    extra = ["--early_stopping_patience", "2", "--early_stopping_threshold", "100", "--metric_for_best_model", "loss"]
+    out, state, evals = evaluated_each_epoch(tiny_bert, tmp_path, 20, *extra)
     assert len(evals) == 3 and state["epoch"] == 3  # of 20 epochs: stopped at the third
     # The loss still fell (by less than the threshold): the best is the last, 12 steps of 8 rows; loaded back.
     assert state["best_model_checkpoint"].endswith("checkpoint-12")
@@ -153,20 +148,7 @@ def test_early_stopping_stops_at_patience_and_keeps_the_best_model(tiny_bert, tm
 
 def test_the_best_model_is_the_primary_metrics_unless_a_metric_is_named(tiny_bert, tmp_path):
     # transformers would select on the loss; here, as with --save_strategy best, the task's primary metric decides.
-    files = {
-        "train": write_rows(tmp_path / "train.csv", sentiment_rows(32, 0)),
-        "dev": write_rows(tmp_path / "dev.csv", sentiment_rows(12, 1)),
-    }
-    flags = [f for f in TRAIN_FLAGS]
-    flags[flags.index("--num_train_epochs") + 1] = "3"
-    flags[flags.index("--save_strategy") + 1] = "epoch"
-    out = tmp_path / "out"
-    argv = ["--model", tiny_bert, "--train_file", files["train"], "--validation_file", files["dev"], "--do_train"]
-    R.main(
-        [*argv, "--do_eval", "--output_dir", str(out), *flags, "--eval_strategy", "epoch", "--load_best_model_at_end"]
-    )
-    state = json.loads((out / "trainer_state.json").read_text())
-    evals = [e for e in state["log_history"] if "eval_loss" in e]
+    out, state, evals = evaluated_each_epoch(tiny_bert, tmp_path, 3, "--load_best_model_at_end")
     assert state["best_metric"] == max(e["eval_accuracy"] for e in evals)
     assert json.loads((out / "recipe.json").read_text()).get("metric_for_best_model") is None  # chosen per run
 
