@@ -49,9 +49,10 @@ def main(argv: list[str] | None = None) -> dict:
     columns = D.resolve_split_columns(splits, args.data, task, args.training.do_train or args.training.do_eval)
     config, tokenizer = M.load_config_and_tokenizer(args.model)
     args.data.max_seq_length = checks.check_max_seq_length(args.data.max_seq_length, config, tokenizer)
+    checks.check_long_documents(args.data, config, tokenizer, columns)  # truncate, head_tail or chunk
     labels = L.resolve_labels(raw, columns, args.data, config, args.training.do_train)
     logger.info("problem_type=%s labels=%s columns=%s", labels.problem_type, labels.names, columns)
-    checks.check_label_flags(args.training, labels)
+    checks.check_label_flags(args, labels, config)
     tokenized = tokenize_splits(splits, columns, tokenizer, labels, args.data, args.training)
     sizes = {name: len(raw[name]) for name in splits["test"]}
     data = D.RunData(task, splits["test"], sizes, columns, labels, tokenized)

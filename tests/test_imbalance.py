@@ -2,6 +2,7 @@
 records its weights."""
 
 import json
+import random
 
 import datasets
 import numpy as np
@@ -9,9 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
+from sklearn.metrics import f1_score
 
 import run_classification as R
-from tests.conftest import TRAIN_FLAGS, sentiment_rows, write_rows
+from tests.conftest import TRAIN_FLAGS, sentence, sentiment_rows, write_rows
 from textcls.errors import UserError
 from textcls.labels import Labels, class_weights
 from textcls.trainer import _loss_over_step
@@ -211,3 +213,76 @@ def test_head_tail_refuses_text_pairs(tiny_bert, tmp_path, capsys):
     argv += ["--do_train", "--output_dir", str(tmp_path / "o"), *TRAIN_FLAGS, "--long_document_strategy", "head_tail"]
     assert R.cli(argv) == 2
     assert "head_tail cuts the middle out of single texts; it does not work with text pairs" in capsys.readouterr().err
+
+
+def test_tuned_thresholds_are_each_labels_f1_optimum():
+    from textcls.metrics import tune_thresholds
+
+    probs = np.array([[0.9, 0.2, 0.5], [0.6, 0.3, 0.5], [0.4, 0.35, 0.5], [0.2, 0.1, 0.5], [0.55, 0.8, 0.5]])
+    gold = np.array([[1, 1, 0], [1, 1, 0], [1, 0, 0], [0, 0, 0], [0, 1, 0]], dtype=np.float32)
+    logits = np.log(probs / (1 - probs))
+    thresholds, untuned = tune_thresholds(logits, gold, 0.5)
+    # label 0: at 0.4 all three positives and one false positive (F1 6/7) beats 0.6 (F1 4/5) and 0.2 (F1 3/4);
+    # label 1: at 0.2, 3 of 3 positives with one false positive (F1 6/7) beats 0.8 (F1 1/2) and 0.1 (F1 3/4);
+    # label 2 has no positive row: it keeps the start
+    assert thresholds == pytest.approx([0.4, 0.2, 0.5])
+    assert untuned == [2]
+    # by brute force over a fine grid, no threshold gives label 0 or 1 a higher F1
+    for j in (0, 1):
+        best = max(f1_score(gold[:, j], probs[:, j] >= t) for t in np.linspace(0, 1, 201))
+        assert f1_score(gold[:, j], probs[:, j] >= thresholds[j] - 1e-9) == pytest.approx(best)
+
+
+def test_tuned_thresholds_predict_and_are_saved_with_the_model(tiny_bert, tmp_path):
+    rng = random.Random(1)
+    tags = ["action", "comedy", "drama"]
+    rows = [{"text": sentence(rng, True), "labels": rng.sample(tags, rng.randint(0, 2))} for _ in range(30)]
+    path = write_rows(tmp_path / "ml.jsonl", rows)
+    out = tmp_path / "out"
+    argv = ["--model", tiny_bert, "--train_file", path, "--validation_file", path, "--test_file", path]
+    argv += ["--do_train", "--do_eval", "--do_predict", *TRAIN_FLAGS]
+    results = R.main([*argv, "--output_dir", str(out), "--multi_label_threshold", "tune"])
+    saved = json.loads((out / "config.json").read_text())["multi_label_thresholds"]
+    assert set(saved) == set(tags) and any(t != 0.5 for t in saved.values())
+    assert results["eval_tuned_macro_f1"] >= results["eval_macro_f1"]  # each label's F1 at its best on this split
+    report = json.loads((out / "eval_classification_report.json").read_text())
+    assert report["thresholds"] == saved and report["thresholds_tuned_on_this_split"] is True
+    assert report["macro_f1"] == pytest.approx(results["eval_tuned_macro_f1"])
+    # the test split (the same rows) is predicted with them: its metrics, and the labels written, are the tuned ones
+    assert results["predict_macro_f1"] == pytest.approx(results["eval_tuned_macro_f1"])
+    predicted = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    hot = lambda names: [t in names for t in tags]  # noqa: E731
+    f1 = f1_score([hot(p["gold"]) for p in predicted], [hot(p["labels"]) for p in predicted], average=None)
+    assert f1 == pytest.approx([report["per_class"][t]["f1"] for t in tags])
+    # the folder predicts with its saved thresholds when none is given; a number given overrides them
+    again = tmp_path / "again"
+    R.main(["--model", str(out), "--test_file", path, "--do_predict", "--use_cpu", "--output_dir", str(again)])
+    assert (again / "predictions.jsonl").read_text() == (out / "predictions.jsonl").read_text()
+    half = tmp_path / "half"
+    argv = ["--model", str(out), "--test_file", path, "--do_predict", "--use_cpu", "--output_dir", str(half)]
+    R.main([*argv, "--multi_label_threshold", "0.5"])
+    for p in [json.loads(line) for line in (half / "predictions.jsonl").read_text().splitlines()]:
+        assert p["labels"] == [t for t in tags if p["probabilities"][t] >= 0.5]
+
+
+@pytest.mark.parametrize(
+    "flags, error",
+    [
+        (["--multi_label_threshold", "tune", "--do_train"], "pass --do_eval"),
+        (["--multi_label_threshold", "1.5", "--do_train"], "pass a number between 0 and 1"),
+    ],
+)
+def test_bad_thresholds_are_one_clear_error(tiny_bert, tmp_path, capsys, flags, error):
+    rows = [{"text": "good movie", "labels": ["a"]}, {"text": "bad film", "labels": ["b"]}]
+    path = write_rows(tmp_path / "ml.jsonl", rows)
+    argv = ["--model", tiny_bert, "--train_file", path, "--output_dir", str(tmp_path / "o"), *TRAIN_FLAGS]
+    assert R.cli([*argv, *flags]) == 2
+    assert error in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_tune_on_single_label_data_is_refused(tiny_bert, sentiment_files, tmp_path, capsys):
+    argv = ["--model", tiny_bert, "--train_file", sentiment_files["train"], "--do_train", "--do_eval"]
+    argv += ["--validation_file", sentiment_files["dev"], "--output_dir", str(tmp_path / "o"), *TRAIN_FLAGS]
+    assert R.cli([*argv, "--multi_label_threshold", "tune"]) == 2
+    assert "tune is for multi-label classification" in capsys.readouterr().err

@@ -14,6 +14,7 @@ it works on, tested on its own. The steps, in the order main() runs them:
 | find the text, pair, label and id columns | data.resolve_split_columns |
 | load the model config and tokenizer | modeling.load_config_and_tokenizer |
 | check the truncation length | checks.check_max_seq_length |
+| long texts: truncate, head and tail, or windows | checks.check_long_documents |
 | problem type and label map | labels.resolve_labels |
 | check the label-dependent flags | checks.check_label_flags |
 | tokenize (and encode the labels of) every split | tokenization.tokenize_splits |

@@ -117,13 +117,31 @@ class DataArguments:
             "help": "Texts are truncated to this many tokens (default: 128, or the model's maximum if smaller)."
         },
     )
-    long_document_strategy: str = field(
-        default="truncate",
+    long_document_strategy: str | None = field(
+        default=None,
         metadata={
-            "help": "A text longer than max_seq_length: 'truncate' keeps its start (default); 'head_tail' keeps its "
-            "first quarter of max_seq_length tokens and its last three quarters (Sun et al. 2019, 'How to "
-            "Fine-Tune BERT for Text Classification': head+tail beat head-only on long reviews). Single texts only.",
-            "choices": ("truncate", "head_tail"),
+            "help": "A text longer than max_seq_length: 'truncate' keeps its start; 'head_tail' keeps its first "
+            "quarter of max_seq_length tokens and its last three quarters (Sun et al. 2019, 'How to Fine-Tune BERT "
+            "for Text Classification'), single texts only; 'chunk' splits it into windows of max_seq_length tokens "
+            "overlapping by --doc_stride, trains on every window with the text's label, and evaluates and predicts "
+            "per text from its windows' logits (--chunk_aggregation); of a pair, the second text is split. Default: "
+            "what the model folder was trained with (its config's long_document), else 'truncate'.",
+            "choices": ("truncate", "head_tail", "chunk"),
+        },
+    )
+    doc_stride: int | None = field(
+        default=None,
+        metadata={
+            "help": "--long_document_strategy chunk: tokens each window shares with the one before it (the "
+            "tokenizer's stride, as run_qa.py's --doc_stride). Default: a quarter of max_seq_length."
+        },
+    )
+    chunk_aggregation: str | None = field(
+        default=None,
+        metadata={
+            "help": "--long_document_strategy chunk: a text's logits are the 'mean' (default) or the 'max' of its "
+            "windows' logits.",
+            "choices": ("mean", "max"),
         },
     )
     pad_to_max_length: bool = field(
@@ -163,9 +181,17 @@ class DataArguments:
     metric_name: str | None = field(
         default=None, metadata={"help": "Also compute this `evaluate` metric (needs the hub or a local copy)."}
     )
-    multi_label_threshold: float = field(
-        default=0.5, metadata={"help": "Multi-label: a label is predicted when its sigmoid reaches this value."}
+    multi_label_threshold: str | None = field(
+        default=None,
+        metadata={
+            "help": "Multi-label: a label is predicted when its sigmoid reaches this value; or 'tune': after "
+            "training, each label's threshold is the one that maximises its F1 on the validation split, used for "
+            "the test predictions and saved in the model's config (multi_label_thresholds). Default: the thresholds "
+            "the model folder saved, else 0.5."
+        },
     )
+    # Filled from --multi_label_threshold by checks.check_label_flags: tune the thresholds on the validation split.
+    tune_thresholds: bool = field(default=False, init=False)
     overwrite_output_dir: bool = field(
         default=False,
         metadata={

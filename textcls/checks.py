@@ -143,8 +143,14 @@ def check_output_dir(training_args, overwrite: bool) -> str | None:
 
 
 def check_max_seq_length(max_seq_length: int | None, config, tokenizer) -> int:
-    """The truncation length: 128 (or the model's maximum if smaller) unless given; above the maximum is an error."""
+    """The truncation length: unless given, the window a model folder was trained with --long_document_strategy
+    head_tail or chunk (its config's long_document), else 128 (or the model's maximum if smaller); above the maximum
+    is an error."""
     model_max = min(getattr(config, "max_position_embeddings", None) or 10**9, tokenizer.model_max_length)
+    trained = (getattr(config, "long_document", None) or {}).get("max_seq_length")
+    if max_seq_length is None and trained:
+        logger.info("--max_seq_length %d, the window the model was trained with (its config's long_document)", trained)
+        max_seq_length = trained
     if max_seq_length is None:
         return min(128, model_max)
     if max_seq_length > model_max:
@@ -155,7 +161,54 @@ def check_max_seq_length(max_seq_length: int | None, config, tokenizer) -> int:
     return max_seq_length
 
 
-def check_label_flags(training_args, labels) -> None:
+def check_long_documents(data_args, config, tokenizer, columns) -> None:
+    """--long_document_strategy and its settings, resolved and checked before any tokenizing. Unset, it is what the
+    model folder was trained with (its config's long_document, written by build_trainer), so that a folder trained
+    on windows predicts on windows; else 'truncate'. A window must hold more new tokens than it shares with the one
+    before it (the tokenizer panics otherwise), and the pair's first text, which every window repeats, is checked
+    row by row as it is tokenized."""
+    saved = getattr(config, "long_document", None) or {}
+    if data_args.long_document_strategy is None:
+        data_args.long_document_strategy = saved.get("strategy", "truncate")
+        if saved.get("strategy") not in (None, "truncate"):
+            logger.info("long documents: %s, as the model was trained (its config's long_document)", saved)
+        if data_args.long_document_strategy == "chunk":
+            data_args.doc_stride = saved.get("doc_stride") if data_args.doc_stride is None else data_args.doc_stride
+            data_args.chunk_aggregation = data_args.chunk_aggregation or saved.get("aggregation")
+    strategy = data_args.long_document_strategy
+    if strategy != "chunk":
+        given = [f for f in ("doc_stride", "chunk_aggregation") if getattr(data_args, f) is not None]
+        if given:
+            raise UserError(
+                f"--{given[0]} is a setting of --long_document_strategy chunk, and this run's strategy is {strategy}. "
+                f"Pass --long_document_strategy chunk, or drop --{given[0]}."
+            )
+        return
+    if columns.token_ids or data_args.pad_to_max_length:
+        what = "token ids given in the data" if columns.token_ids else "--pad_to_max_length"
+        raise UserError(f"--long_document_strategy chunk tokenizes texts into windows; it does not work with {what}.")
+    if not getattr(tokenizer, "is_fast", False):
+        raise UserError(
+            "--long_document_strategy chunk needs a fast (Rust) tokenizer, which splits texts into windows; this "
+            f"model's is {type(tokenizer).__name__}. Use truncate or head_tail."
+        )
+    length = data_args.max_seq_length
+    room = length - tokenizer.num_special_tokens_to_add(pair=columns.text_pair is not None)
+    if data_args.doc_stride is None:
+        data_args.doc_stride = length // 4
+    data_args.chunk_aggregation = data_args.chunk_aggregation or "mean"
+    if not 0 <= data_args.doc_stride < room:
+        raise UserError(
+            f"--doc_stride {data_args.doc_stride}: a window of --max_seq_length {length} holds {room} tokens of text "
+            f"besides its special tokens, and shares --doc_stride of them with the window before it, so it must be "
+            f"from 0 to {room - 1}."
+        )
+
+
+def check_label_flags(args, labels, config=None) -> None:
+    """The flags that depend on the labels: --class_weights' map, label smoothing, the multi-label threshold."""
+    training_args = args.training
+    args.data.multi_label_threshold = check_threshold(args.data, training_args, labels, config)
     if training_args.do_train and training_args.class_weights not in (None, "balanced"):
         from textcls.labels import class_weights
 
@@ -167,6 +220,42 @@ def check_label_flags(training_args, labels) -> None:
             f"--label_smoothing_factor smooths single-label class targets, but these labels are "
             f"{labels.problem_type}. Drop the flag."
         )
+
+
+def check_threshold(data_args, training_args, labels, config=None):
+    """--multi_label_threshold -> the threshold to predict with: one number, or one per label (a list in
+    label order): as given; unset, the ones the model folder saved (its config's multi_label_thresholds, by label
+    name), else 0.5. 'tune' starts from that and sets data_args.tune_thresholds."""
+    value = data_args.multi_label_threshold
+    multi = labels.problem_type == "multi_label_classification"
+    if value == "tune":
+        if not multi:
+            raise UserError(
+                f"--multi_label_threshold tune is for multi-label classification; these labels are "
+                f"{labels.problem_type}. Drop the flag."
+            )
+        if not training_args.do_eval:
+            raise UserError(
+                "--multi_label_threshold tune picks each label's threshold on the validation split: "
+                "pass --do_eval (and a validation split), or give a number."
+            )
+        data_args.tune_thresholds = True
+        value = None
+    if value is None:
+        saved = (getattr(config, "multi_label_thresholds", None) or {}) if multi else {}
+        if saved and set(saved) >= set(labels.names):
+            logger.info("multi-label thresholds: the model's own (its config's multi_label_thresholds)")
+            return [float(saved[name]) for name in labels.names]
+        return 0.5
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not 0 < number < 1:
+        raise UserError(
+            f"--multi_label_threshold {value}: pass a number between 0 and 1 (a sigmoid value), or 'tune'."
+        )
+    return number
 
 
 def check_optimizer_and_scheduler(training_args, model) -> None:

@@ -6,6 +6,7 @@ import logging
 import os
 
 import numpy as np
+from scipy.special import expit
 
 from textcls.errors import UserError
 from textcls.io import write_json_atomic, write_jsonl_atomic
@@ -24,26 +25,41 @@ def evaluate_and_predict(trainer, data, data_args) -> dict:
     main_process = trainer.is_world_process_zero()
     labels = data.labels
     results = {}
+    tuned = False
     for role in ("eval", "test"):
         for name in data.names(role):
             tok, order = data.tokenized[(role, name)]
             suffix = split_suffix(name)
             prefix = ("eval" if role == "eval" else "predict") + (f"_{suffix}" if suffix else "")
             out_pred = trainer.predict(tok, metric_key_prefix=prefix)
-            metrics = {**(out_pred.metrics or {}), f"{prefix}_samples": len(tok)}
+            # a chunked split (--long_document_strategy chunk) counts texts, not windows
+            samples = len(out_pred.predictions) if order is None and out_pred.predictions is not None else len(tok)
+            metrics = {**(out_pred.metrics or {}), f"{prefix}_samples": samples}
+            predictions = gold = None
+            if out_pred.predictions is not None:  # (--prediction_loss_only: the loss is all there is)
+                # sorted by length to predict, or (chunked) already one row per text in the split's order
+                restore = (lambda values: values) if order is None else functools.partial(unsort, order=order)
+                predictions = restore(out_pred.predictions)
+                gold = restore(out_pred.label_ids) if out_pred.label_ids is not None else None
+            tuning = role == "eval" and data_args.tune_thresholds and gold is not None and not tuned
+            if tuning:  # on the first evaluation split; the test splits after it are predicted with them
+                metrics |= use_tuned_thresholds(trainer, data_args, labels, predictions, gold, prefix)
+                tuned = True
             results.update(metrics)
             trainer.log_metrics(prefix, metrics)
             if not main_process:
                 continue
             write_json_atomic(os.path.join(out, f"{prefix}_results.json"), metrics)
-            if out_pred.predictions is None:  # --prediction_loss_only: the loss is all there is
+            if predictions is None:
                 continue
-            predictions = unsort(out_pred.predictions, order)
-            gold = unsort(out_pred.label_ids, order) if out_pred.label_ids is not None else None
             if role == "eval" and labels.problem_type != "regression":
-                report = classification_report(
-                    predictions, gold, labels.names, labels.problem_type, data_args.multi_label_threshold
-                )
+                threshold = data_args.multi_label_threshold
+                report = classification_report(predictions, gold, labels.names, labels.problem_type, threshold)
+                if labels.problem_type == "multi_label_classification":
+                    report["thresholds"] = dict(
+                        zip(labels.names, np.broadcast_to(threshold, len(labels.names)).tolist(), strict=True)
+                    )
+                    report["thresholds_tuned_on_this_split"] = tuning
                 write_json_atomic(os.path.join(out, f"{prefix}_classification_report.json"), report)
             if role == "test":
                 rows = functools.partial(
@@ -63,6 +79,35 @@ def evaluate_and_predict(trainer, data, data_args) -> dict:
                     folder = os.path.join(out, "glue_submission")
                     write_submission(data.task.name, name, list(rows()), folder, data.split_sizes[name])
     return results
+
+
+def use_tuned_thresholds(trainer, data_args, labels, predictions, gold, prefix: str) -> dict:
+    """--multi_label_threshold tune, on this evaluation split's predictions: each label's F1-best threshold
+    (metrics.tune_thresholds) becomes the run's, for its report, for the test splits' metrics and predictions, and in
+    the model's config (multi_label_thresholds; the main process rewrites config.json where training saved the
+    model), so that the folder predicts with them. Returns this split's metrics at the tuned thresholds, under
+    <prefix>_tuned_: optimistic, since they were chosen on these very rows."""
+    from textcls.metrics import compute_metrics, tune_thresholds
+
+    thresholds, untuned = tune_thresholds(predictions, gold, data_args.multi_label_threshold)
+    data_args.multi_label_threshold = thresholds.tolist()
+    if hasattr(trainer.compute_metrics, "threshold"):
+        trainer.compute_metrics.threshold = data_args.multi_label_threshold
+    chosen = dict(zip(labels.names, data_args.multi_label_threshold, strict=True))
+    logger.info("multi-label thresholds tuned on %s: %s", prefix, ", ".join(f"{k} {v:.3f}" for k, v in chosen.items()))
+    if untuned:
+        logger.warning(
+            "%d label(s) have no positive row in the %s split, so their threshold was not tuned: %s",
+            len(untuned),
+            prefix,
+            ", ".join(labels.names[j] for j in untuned[:10]),
+        )
+    trainer.model.config.multi_label_thresholds = chosen  # a merged model written later carries them too
+    config = os.path.join(trainer.args.output_dir, "config.json")
+    if trainer.is_world_process_zero() and trainer.args.do_train and os.path.isfile(config):
+        trainer.model.config.save_pretrained(trainer.args.output_dir)
+    metrics = compute_metrics(predictions, gold, labels.problem_type, None, labels.names, thresholds)
+    return {f"{prefix}_tuned_{k}": v for k, v in metrics.items()}
 
 
 def write_submission(task_name, split, rows, folder, total: int):
@@ -96,9 +141,7 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 PREDICTION_BATCH_ROWS = 10_000  # rows of the test split read at a time to write predictions.jsonl
 
 
-def prediction_rows(
-    ds, columns, predictions: np.ndarray, problem_type: str, label_names, data_names, threshold: float = 0.5
-):
+def prediction_rows(ds, columns, predictions: np.ndarray, problem_type: str, label_names, data_names, threshold=0.5):
     """One JSON object per input row, in input order: id, text(s), the prediction and, when present, the gold label.
     A generator, reading the split PREDICTION_BATCH_ROWS rows at a time: a million test rows are never all Python
     objects at once."""
@@ -109,7 +152,8 @@ def prediction_rows(
     if problem_type == "regression":
         values = predictions.reshape(len(ds), -1)[:, 0]
     elif problem_type == "multi_label_classification":
-        probs = 1.0 / (1.0 + np.exp(-predictions))
+        probs = expit(predictions.astype(np.float64))  # as the metrics compute them: a label at its threshold agrees
+        cuts = np.broadcast_to(np.asarray(threshold, dtype=float), (len(label_names),))  # one, or one per label
     else:
         probs = _softmax(predictions)
     start = 0
@@ -133,7 +177,7 @@ def prediction_rows(
                     name: round(float(p), 6) for name, p in zip(label_names, probs[i], strict=True)
                 }
                 if problem_type == "multi_label_classification":
-                    row["labels"] = [name for name, p in zip(label_names, probs[i], strict=True) if p >= threshold]
+                    row["labels"] = [name for name, p, t in zip(label_names, probs[i], cuts, strict=True) if p >= t]
                     if gold is not None:
                         row["gold"] = [gold_name(v, label_names, data_names) for v in gold]
                 else:

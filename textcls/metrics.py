@@ -89,7 +89,7 @@ def compute_metrics(
     problem_type: str,
     task_name: str | None = None,
     label_names: list[str] | None = None,
-    multi_label_threshold: float = 0.5,
+    multi_label_threshold=0.5,
 ) -> dict[str, float]:
     """Flat dict of floats (Trainer prefixes the keys with ``eval_``); {} when no row is labelled.
 
@@ -156,7 +156,7 @@ def classification_report(
     label_ids: np.ndarray,
     label_names: list[str],
     problem_type: str,
-    multi_label_threshold: float = 0.5,
+    multi_label_threshold=0.5,
 ) -> dict:
     """JSON-serialisable per-class report; {} when no row is labelled.
 
@@ -223,7 +223,7 @@ def _flatten(result: dict, prefix: str = "") -> dict[str, float]:
 
 
 def compute_hub_metric(
-    metric, predictions, label_ids, problem_type: str, multi_label_threshold: float = 0.5
+    metric, predictions, label_ids, problem_type: str, multi_label_threshold=0.5
 ) -> dict[str, float]:
     """Run an ``evaluate`` metric on the labelled rows and flatten its result to floats under the metric's own names.
 
@@ -237,19 +237,46 @@ def compute_hub_metric(
     return _flatten(metric.compute(predictions=pred.tolist(), references=gold.tolist()))
 
 
-def make_compute_metrics(labels, task_name, threshold: float, hub_metric=None):
-    """Trainer's compute_metrics: the built-in metrics of this problem (and task), plus the hub metric if asked."""
+def make_compute_metrics(labels, task_name, threshold, hub_metric=None):
+    """Trainer's compute_metrics: the built-in metrics of this problem (and task), plus the hub metric if asked.
+    Multi-label: `fn.threshold` (one value, or one per label) is read at each call, so thresholds tuned after
+    training (--multi_label_threshold tune) apply to the splits predicted after them."""
 
     def fn(eval_pred):
+        t = fn.threshold
         metrics = compute_metrics(
-            eval_pred.predictions, eval_pred.label_ids, labels.problem_type, task_name, labels.names, threshold
+            eval_pred.predictions, eval_pred.label_ids, labels.problem_type, task_name, labels.names, t
         )
         if hub_metric is not None and metrics:
             metrics.update(
-                compute_hub_metric(
-                    hub_metric, eval_pred.predictions, eval_pred.label_ids, labels.problem_type, threshold
-                )
+                compute_hub_metric(hub_metric, eval_pred.predictions, eval_pred.label_ids, labels.problem_type, t)
             )
         return metrics
 
+    fn.threshold = threshold
     return fn
+
+
+def tune_thresholds(logits: np.ndarray, label_ids: np.ndarray, start) -> tuple[np.ndarray, list[int]]:
+    """--multi_label_threshold tune: for each label, the sigmoid threshold that maximises its F1 on these rows
+    (scikit-learn's precision_recall_curve; of equally good ones, the lowest), predicting the label where the sigmoid
+    reaches it. A label without a positive row here keeps its `start` threshold (its F1 is 0 whatever the
+    threshold); their indices are returned too. Unlabelled rows (-1, -100, NaN) are left out."""
+    from sklearn.metrics import precision_recall_curve
+
+    logits = np.asarray(logits, dtype=float)
+    label_ids = np.asarray(label_ids, dtype=float)
+    keep = ~(np.isnan(label_ids) | (label_ids < 0)).any(axis=1)
+    probs, gold = expit(logits[keep]), label_ids[keep] >= 0.5
+    thresholds = np.broadcast_to(np.asarray(start, dtype=float), (logits.shape[1],)).copy()
+    untuned = []
+    for j in range(logits.shape[1]):
+        if not gold[:, j].any():
+            untuned.append(j)
+            continue
+        precision, recall, candidates = precision_recall_curve(gold[:, j], probs[:, j])
+        precision, recall = precision[:-1], recall[:-1]  # the last point (recall 0) has no threshold
+        denominator = precision + recall
+        f1 = np.divide(2 * precision * recall, denominator, out=np.zeros_like(denominator), where=denominator > 0)
+        thresholds[j] = candidates[int(np.argmax(f1))]
+    return thresholds, untuned

@@ -40,6 +40,9 @@ logger = logging.getLogger(__name__)
 # Bump when what tokenize_split writes changes: cached splits of the old layout are then tokenized again.
 LAYOUT_VERSION = 2
 BATCH_ROWS = 1000  # rows per tokenizer call and per Arrow record batch written
+# --long_document_strategy chunk: the column of each window's text (its row in the split), for evaluation to put the
+# windows' logits back together (ClassificationTrainer.evaluation_loop).
+DOCUMENT = "document"
 PROGRESS_SECONDS = 10.0  # a log line this often while a split is tokenized (and progress bars are off)
 
 
@@ -60,6 +63,7 @@ def tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args, trai
 
 def _tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args, training_args) -> dict:
     head_tail = data_args.long_document_strategy == "head_tail"
+    stride = data_args.doc_stride if data_args.long_document_strategy == "chunk" else None
     if head_tail and (columns.text_pair or columns.token_ids or data_args.pad_to_max_length):
         what = "token ids" if columns.token_ids else "text pairs" if columns.text_pair else "--pad_to_max_length"
         raise UserError(
@@ -100,8 +104,15 @@ def _tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args, tra
                 encoder=encoder,
                 num_proc=data_args.preprocessing_num_workers,
                 head_tail=head_tail,
+                stride=stride,
+                documents=stride is not None and role != "train",
             )
-            tokenized[(role, name)] = (tok, None) if role == "train" else sort_by_length(tok)
+            if role == "train":
+                tokenized[(role, name)] = (tok, None)
+            elif stride is None:
+                tokenized[(role, name)] = sort_by_length(tok)
+            else:  # evaluation puts each text's windows back together, in the split's order (no order to undo)
+                tokenized[(role, name)] = (sort_by_length(tok)[0], None)
     return tokenized
 
 
@@ -146,9 +157,10 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 
 def output_features(
-    tokenizer, pad_to_max_length: bool, problem_type: str | None, segments: bool = True
+    tokenizer, pad_to_max_length: bool, problem_type: str | None, segments: bool = True, documents: bool = False
 ) -> datasets.Features:
-    """segments: False for token ids given without segment ids (the model then takes every token as segment 0)."""
+    """segments: False for token ids given without segment ids (the model then takes every token as segment 0).
+    documents: each row is a window of the split's row DOCUMENT (--long_document_strategy chunk, evaluated splits)."""
     ids = "uint16" if len(tokenizer) <= 2**16 else "int32"
     features = {"input_ids": datasets.List(datasets.Value(ids))}
     if segments and "token_type_ids" in tokenizer.model_input_names:
@@ -162,6 +174,8 @@ def output_features(
         features["labels"] = datasets.List(datasets.Value("float32"))
     elif problem_type is not None:
         features["labels"] = datasets.Value("int64")
+    if documents:
+        features[DOCUMENT] = datasets.Value("int64")
     return datasets.Features(features)
 
 
@@ -191,11 +205,15 @@ class _Progress:
         )
 
 
-def batch_encoder(tokenizer, max_seq_length: int, pad_to_max_length: bool):
+def batch_encoder(tokenizer, max_seq_length: int, pad_to_max_length: bool, stride: int | None = None):
     """texts, pairs -> {input_ids, token_type_ids (if the tokenizer makes them), attention_mask (padded only)}: what
     tokenizer(texts, pairs, truncation=True, max_length=max_seq_length) gives. For a fast tokenizer without padding
     it calls the Rust tokenizer's encode_batch_fast, which skips the character offsets that transformers has it
-    compute and then drops (measured: TOKENIZE_SPEEDUP), after setting the same truncation transformers sets."""
+    compute and then drops (measured: TOKENIZE_SPEEDUP), after setting the same truncation transformers sets.
+
+    stride (--long_document_strategy chunk): every window of each text instead, as tokenizer(...,
+    return_overflowing_tokens=True, stride=stride) gives them (of a pair, the second text's windows, each with the
+    whole first text), plus 'window_of': the input row of each window."""
     from transformers.tokenization_utils_base import PaddingStrategy, TruncationStrategy
 
     backend = getattr(tokenizer, "_tokenizer", None)
@@ -206,36 +224,64 @@ def batch_encoder(tokenizer, max_seq_length: int, pad_to_max_length: bool):
     ):
 
         def encode(texts, pairs):
-            return tokenizer(
+            windows = {} if stride is None else {"stride": stride, "return_overflowing_tokens": True}
+            enc = tokenizer(
                 texts,
                 pairs,
-                truncation=True,
+                truncation="only_second" if windows and pairs is not None else True,
                 max_length=max_seq_length,
                 padding="max_length" if pad_to_max_length else False,
                 return_attention_mask=pad_to_max_length,
+                **windows,
             )
+            if windows:
+                enc["window_of"] = enc.pop("overflow_to_sample_mapping")
+            return enc
 
         return encode
     types = "token_type_ids" in tokenizer.model_input_names
 
     def encode_fast(texts, pairs):
+        split_second = stride is not None and pairs is not None
         tokenizer.set_truncation_and_padding(
             padding_strategy=PaddingStrategy.DO_NOT_PAD,
-            truncation_strategy=TruncationStrategy.LONGEST_FIRST,
+            truncation_strategy=TruncationStrategy.ONLY_SECOND if split_second else TruncationStrategy.LONGEST_FIRST,
             max_length=max_seq_length,
-            stride=0,
+            stride=stride or 0,
             pad_to_multiple_of=None,
             padding_side=None,
         )
         if backend.encode_special_tokens != tokenizer.split_special_tokens:
             backend.encode_special_tokens = tokenizer.split_special_tokens
         encodings = backend.encode_batch_fast(list(zip(texts, pairs, strict=True)) if pairs is not None else texts)
-        out = {"input_ids": [e.ids for e in encodings]}
+        out = {}
+        if stride is not None:  # each text's first window, then the windows truncation cut off, in order
+            out["window_of"] = [i for i, e in enumerate(encodings) for _ in range(1 + len(e.overflowing))]
+            encodings = [w for e in encodings for w in (e, *e.overflowing)]
+        out["input_ids"] = [e.ids for e in encodings]
         if types:
             out["token_type_ids"] = [e.type_ids for e in encodings]
         return out
 
     return encode_fast
+
+
+def check_pair_windows(tokenizer, texts, pairs, max_seq_length: int, stride: int, split: str) -> None:
+    """--long_document_strategy chunk on pairs: every window repeats the whole first text, so the first text must
+    leave room for more than doc_stride tokens of the second (the Rust tokenizer panics, uncatchably, if not)."""
+    specials = tokenizer.num_special_tokens_to_add(pair=True)
+    room = max_seq_length - specials - stride
+    encode = tokenizer._tokenizer.encode_batch_fast
+    lengths = [len(e.ids) for e in encode(texts, add_special_tokens=False)]
+    for i in (i for i, n in enumerate(lengths) if n >= room):
+        text, n = texts[i], lengths[i]
+        if n + len(encode([pairs[i]], add_special_tokens=False)[0].ids) + specials > max_seq_length:  # to be split
+            raise UserError(
+                f"--long_document_strategy chunk repeats a pair's first text in every window of the second, but a "
+                f"first text of the {split} split has {n} tokens, leaving no room in a window of --max_seq_length "
+                f"{max_seq_length} for more than --doc_stride {stride} of the second: {text[:80]!r}. Raise "
+                "--max_seq_length, lower --doc_stride, or put the long text first in --text_column's place."
+            )
 
 
 # head_tail tokenizes a text whole (up to this many tokens) before cutting out its middle.
@@ -263,18 +309,26 @@ def row_encoder(
     encoder,
     check_ids=False,
     head_tail=False,
+    stride=None,
+    split="train",
 ):
     """A batch of raw rows (datasets' column dict) -> its output columns: token ids (and segment ids, and the mask
     when padded), each row's length, and its targets (encoded by `encoder`, or taken as they are). Token ids given
     in the data (columns.token_ids) are passed on as they are; check_ids: check each batch of them as
-    check_token_ids checks a whole split (a stream's rows past its head)."""
+    check_token_ids checks a whole split (a stream's rows past its head).
+
+    stride (--long_document_strategy chunk): a row becomes its windows, each with the row's targets and, where the
+    features ask for a 'document' column, the row's index in the split (`indices`, from datasets' with_indices), by
+    which evaluation puts the windows' logits back together."""
     if columns.token_ids:
         return _token_id_encoder(tokenizer, features, max_seq_length, label_source, encoder, check_ids)
-    encode = batch_encoder(tokenizer, HEAD_TAIL_LIMIT if head_tail else max_seq_length, pad_to_max_length)
+    encode = batch_encoder(tokenizer, HEAD_TAIL_LIMIT if head_tail else max_seq_length, pad_to_max_length, stride)
 
-    def tokenize(batch):
+    def tokenize(batch, indices=None):
         texts = ["" if v is None else str(v) for v in batch[columns.text]]
         pairs = ["" if v is None else str(v) for v in batch[columns.text_pair]] if columns.text_pair else None
+        if stride is not None and pairs is not None:
+            check_pair_windows(tokenizer, texts, pairs, max_seq_length, stride, split)
         enc = encode(texts, pairs)
         if head_tail:
             enc = keep_head_and_tail(dict(enc), max_seq_length)
@@ -283,9 +337,13 @@ def row_encoder(
             out["length"] = [sum(mask) for mask in enc["attention_mask"]]
         else:
             out["length"] = [len(ids) for ids in enc["input_ids"]]
+        rows = enc["window_of"] if stride is not None else None
         if label_source is not None:
             values = batch[label_source]
-            out["labels"] = values if encoder is None else encoder(values)
+            targets = values if encoder is None else encoder(values)
+            out["labels"] = targets if rows is None else [targets[i] for i in rows]
+        if DOCUMENT in features:
+            out[DOCUMENT] = [indices[i] for i in rows]
         return out
 
     return tokenize
@@ -294,7 +352,7 @@ def row_encoder(
 def _token_id_encoder(tokenizer, features, max_seq_length, label_source, encoder, check_ids):
     vocabulary = len(tokenizer)
 
-    def passthrough(batch):
+    def passthrough(batch, indices=None):
         ids = batch[TOKEN_IDS]
         if check_ids:
             for row in ids:
@@ -362,10 +420,14 @@ def tokenize_split(
     encoder: LabelEncoder | None = None,
     num_proc: int | None = None,
     head_tail: bool = False,
+    stride: int | None = None,
+    documents: bool = False,
 ) -> datasets.Dataset:
     """Tokenize one split into input_ids (token_type_ids for pairs, attention_mask when padded to max length),
     'length' and 'labels'. A pair is encoded as a pair (segment ids, truncation of the longer text), never
-    concatenated. Labels are the rows' targets given as a list, or encoded from the label column by `encoder`."""
+    concatenated. Labels are the rows' targets given as a list, or encoded from the label column by `encoder`.
+    stride: each row becomes its windows (--long_document_strategy chunk), numbered by row in a DOCUMENT column when
+    `documents` (evaluated splits)."""
     check_inputs(ds, columns, split, tokenizer, max_seq_length)
     problem_type, label_source = None, None
     if labels is not None:  # a small split whose targets are already known (tests, tools)
@@ -377,18 +439,27 @@ def tokenize_split(
         label_source = "_targets"
     elif encoder is not None:
         problem_type, label_source = encoder.labels.problem_type, columns.label
-    features = output_features(tokenizer, pad_to_max_length, problem_type, segments(ds, columns))
+    features = output_features(tokenizer, pad_to_max_length, problem_type, segments(ds, columns), documents)
     workers = num_proc if num_proc and num_proc > 1 and len(ds) >= num_proc * BATCH_ROWS else None
     # Each of num_proc workers tokenizes a contiguous shard of the split and reports on its own.
     what = f"tokenizing the {split} split" + (f" (each of {workers} workers its share)" if workers else "")
     progress = _Progress(what, len(ds) // (workers or 1))
     encode = row_encoder(
-        tokenizer, columns, features, max_seq_length, pad_to_max_length, label_source, encoder, head_tail=head_tail
+        tokenizer,
+        columns,
+        features,
+        max_seq_length,
+        pad_to_max_length,
+        label_source,
+        encoder,
+        head_tail=head_tail,
+        stride=stride,
+        split=split,
     )
 
-    def tokenize(batch):
+    def tokenize(batch, indices=None):
         progress.update(len(batch[columns.text]))
-        return encode(batch)
+        return encode(batch, indices)
 
     fingerprint = Hasher.hash(
         (
@@ -401,12 +472,14 @@ def tokenize_split(
             None if encoder is None else (encoder.labels, encoder.split),
         )
         + (("head_tail",) if head_tail else ())  # (the fingerprint of a truncating run is as it was)
+        + (("chunk", stride, documents) if stride is not None else ())
     )
     cached = bool(ds.cache_files) and _cache_exists(ds, fingerprint)
     start = time.monotonic()
     out = ds.map(
         tokenize,
         batched=True,
+        with_indices=documents,
         batch_size=BATCH_ROWS,
         writer_batch_size=BATCH_ROWS,
         remove_columns=ds.column_names,
@@ -415,6 +488,15 @@ def tokenize_split(
         num_proc=workers,
         desc=f"Tokenizing {split}",
     )
+    if stride is not None:
+        logger.info(
+            "%s: %d texts -> %d windows (--max_seq_length %d, --doc_stride %d)",
+            split,
+            len(ds),
+            len(out),
+            max_seq_length,
+            stride,
+        )
     if cached:
         logger.info("%s: %d rows tokenized by an earlier run: %s", split, len(out), out.cache_files[0]["filename"])
     elif len(out) >= 100 * BATCH_ROWS:
@@ -467,6 +549,8 @@ def tokenize_stream(stream: Stream, tokenizer, columns: Columns, encoder, data_a
         encoder,
         check_ids=True,
         head_tail=data_args.long_document_strategy == "head_tail",
+        stride=data_args.doc_stride if data_args.long_document_strategy == "chunk" else None,
+        split=stream.source,
     )
     strategy = training_args.train_sampling_strategy
     seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
@@ -511,3 +595,33 @@ def unsort(values: np.ndarray, order: np.ndarray) -> np.ndarray:
     out = np.empty_like(values)
     out[order] = values
     return out
+
+
+def join_windows(predictions: np.ndarray, label_ids, documents: np.ndarray, how: str = "mean"):
+    """Undo --long_document_strategy chunk for evaluation: each text's windows' logits (rows of `predictions`, in any
+    order, window i from text documents[i]) -> one row per text, in the split's order: their mean, or their
+    elementwise max. A text's gold labels are any of its windows' (they all carry the text's). Run on the gathered
+    predictions of every process, so a text whose windows were split between processes is joined once, whole."""
+    documents = np.asarray(documents, dtype=np.int64)
+    texts = int(documents.max()) + 1 if len(documents) else 0
+    counts = np.bincount(documents, minlength=texts)
+    if (counts == 0).any():
+        raise ValueError(f"text {int(np.flatnonzero(counts == 0)[0])} has no window among the predictions")
+    values = np.asarray(predictions, dtype=np.float64)
+    flat = values.reshape(len(documents), -1)
+    if how == "mean":
+        joined = np.zeros((texts, flat.shape[1]))
+        np.add.at(joined, documents, flat)
+        joined /= counts[:, None]
+    elif how == "max":
+        joined = np.full((texts, flat.shape[1]), -np.inf)
+        np.maximum.at(joined, documents, flat)
+    else:
+        raise ValueError(f"unknown aggregation {how!r}")
+    joined = joined.reshape((texts, *values.shape[1:])).astype(np.asarray(predictions).dtype)
+    gold = None
+    if label_ids is not None:
+        label_ids = np.asarray(label_ids)
+        gold = np.empty((texts, *label_ids.shape[1:]), dtype=label_ids.dtype)
+        gold[documents] = label_ids
+    return joined, gold

@@ -29,11 +29,12 @@ import torch.nn.functional as F
 from torch.utils.data import SequentialSampler
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler, nested_gather
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalLoopOutput, EvalPrediction, denumpify_detensorize
 
 from textcls.collate import ArrowRows, FastPaddingCollator, make_collator
 from textcls.data import arrow_column
 from textcls.io import write_json_atomic, write_text_atomic
+from textcls.tokenization import DOCUMENT, join_windows
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,16 @@ def build_trainer(model, args, tokenizer, data, hub_metric=None) -> "Classificat
     if weights is not None:
         logger.info("class weights: %s", ", ".join(f"{k} {v:.3g}" for k, v in weights.items()))
         model.config.class_weights = weights  # saved with the model: what its training loss weighed
+    if data_args.long_document_strategy != "truncate":  # saved with the model: a folder predicts as it trained
+        model.config.long_document = {
+            "strategy": data_args.long_document_strategy,
+            "max_seq_length": data_args.max_seq_length,
+        }
+        if data_args.long_document_strategy == "chunk":
+            model.config.long_document |= {
+                "doc_stride": data_args.doc_stride,
+                "aggregation": data_args.chunk_aggregation,
+            }
     if training_args.enable_jit_checkpoint:
         # Ours saves at a step boundary, on SIGINT too, and exits non-zero (GracefulStop says why).
         logger.info("--enable_jit_checkpoint is not needed: SIGTERM and Ctrl-C already save a checkpoint.")
@@ -97,6 +108,7 @@ def build_trainer(model, args, tokenizer, data, hub_metric=None) -> "Classificat
         compute_metrics=make_compute_metrics(data.labels, data.task_name, data_args.multi_label_threshold, hub_metric),
         train_lengths=None if train_rows is None or streamed else lengths_of(train_rows),
         class_weights=weights,
+        chunk_aggregation=data_args.chunk_aggregation,
     )
 
 
@@ -125,8 +137,9 @@ def shard_streams(training_args, rows) -> None:
 
 
 class ClassificationTrainer(Trainer):
-    def __init__(self, *args, train_lengths=None, class_weights=None, **kwargs):
+    def __init__(self, *args, train_lengths=None, class_weights=None, chunk_aggregation="mean", **kwargs):
         super().__init__(*args, **kwargs)
+        self.chunk_aggregation = chunk_aggregation  # how a text's windows' logits are joined (join_windows)
         # Trainer takes a model whose forward has **kwargs to normalise its loss over the whole accumulated batch
         # (num_items_in_batch) and then skips its own division by gradient_accumulation_steps. The
         # ...ForSequenceClassification heads take **kwargs but drop num_items_in_batch: their loss is the batch mean,
@@ -190,9 +203,14 @@ class ClassificationTrainer(Trainer):
         drop_last = self.args.dataloader_drop_last
         self.args.dataloader_drop_last = drop_last and is_training
         try:
-            return super()._get_dataloader(dataset, description, batch_size, sampler_fn, is_training, **kwargs)
+            loader = super()._get_dataloader(dataset, description, batch_size, sampler_fn, is_training, **kwargs)
         finally:
             self.args.dataloader_drop_last = drop_last
+        if not is_training and isinstance(dataset, datasets.Dataset) and DOCUMENT in dataset.column_names:
+            # the text each window is from (--long_document_strategy chunk), for evaluation_loop; Trainer drops the
+            # column from the batches the model sees
+            loader.text_of_window = arrow_column(dataset, DOCUMENT).to_numpy()
+        return loader
 
     def _remove_unused_columns(self, dataset, description=None):
         # Trainer calls this on a datasets.Dataset just before building each DataLoader. With our collator, batches
@@ -208,7 +226,16 @@ class ClassificationTrainer(Trainer):
     def evaluation_loop(
         self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
     ):
-        output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
+        windows = getattr(dataloader, "text_of_window", None)
+        compute_metrics = self.compute_metrics
+        if windows is not None:  # metrics are computed below, per text, once its windows are joined
+            self.compute_metrics = None
+        try:
+            output = super().evaluation_loop(
+                dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix
+            )
+        finally:
+            self.compute_metrics = compute_metrics
         key = f"{metric_key_prefix}_loss"
         if self.args.world_size > 1 and key in output.metrics and output.predictions is not None:
             # Under DDP the last batch of a split that does not divide evenly is padded with repeated rows: the
@@ -217,7 +244,17 @@ class ClassificationTrainer(Trainer):
             exact = exact_loss(output.predictions, output.label_ids, problem_type, smoothing)
             if exact is not None:
                 output.metrics[key] = exact
-        return output
+        if windows is None or output.predictions is None:
+            return output
+        # The loss stays the windows' (what training minimises); predictions and metrics are the texts'. Every
+        # process holds every window's logits here (gathered in order), so each text is joined whole, once.
+        predictions, label_ids = join_windows(output.predictions, output.label_ids, windows, self.chunk_aggregation)
+        metrics = dict(output.metrics)
+        metrics[f"{metric_key_prefix}_windows"] = len(windows)
+        if compute_metrics is not None and label_ids is not None:
+            computed = denumpify_detensorize(compute_metrics(EvalPrediction(predictions, label_ids)))
+            metrics |= {f"{metric_key_prefix}_{k}": v for k, v in computed.items()}
+        return EvalLoopOutput(predictions, label_ids, metrics, num_samples=len(predictions))
 
     def _maybe_log_save_evaluate(self, tr_loss, grad_norm, model, trial, *args, **kwargs):
         super()._maybe_log_save_evaluate(tr_loss, grad_norm, model, trial, *args, **kwargs)
