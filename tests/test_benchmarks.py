@@ -187,3 +187,21 @@ def test_scale_targets():
     assert targets["first_step_stream_vs_hf_at_1000"]["value"] == pytest.approx(0.08)
     assert targets["peak_rss_stream_vs_hf_at_1000"]["met"]
     assert targets["train_throughput_stream_vs_cached_at_1000"]["value"] == pytest.approx(10 / 11)
+
+
+def test_balanced_sampling_benchmark_draws_the_classes_evenly_and_reproducibly():
+    import numpy as np
+
+    from benchmarks.balanced_sampling import BalancedSampler
+
+    labels = np.array([0] * 90 + [1] * 10)
+    epoch = [0]
+    sampler = BalancedSampler(labels, seed=3, epoch=lambda: epoch[0])
+    first = list(sampler)
+    assert len(first) == 100 and first == list(sampler)  # the same epoch draws the same rows
+    drawn = []
+    for epoch[0] in range(1, 51):
+        drawn += list(sampler)
+    assert list(sampler) != first
+    share = np.mean(labels[drawn])  # the 10% class is drawn about half the time
+    assert 0.45 < share < 0.55

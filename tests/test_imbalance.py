@@ -254,6 +254,12 @@ def test_tuned_thresholds_predict_and_are_saved_with_the_model(tiny_bert, tmp_pa
     hot = lambda names: [t in names for t in tags]  # noqa: E731
     f1 = f1_score([hot(p["gold"]) for p in predicted], [hot(p["labels"]) for p in predicted], average=None)
     assert f1 == pytest.approx([report["per_class"][t]["f1"] for t in tags])
+    # transformers' pipeline() gives every label's sigmoid; the saved thresholds, applied to it, give our labels
+    from transformers import pipeline
+
+    scores = pipeline("text-classification", model=str(out), top_k=None, device="cpu")([rows[0]["text"]])[0]
+    chosen = {s["label"] for s in scores if s["score"] >= saved[s["label"]]}
+    assert chosen == set(predicted[0]["labels"])
     # the folder predicts with its saved thresholds when none is given; a number given overrides them
     again = tmp_path / "again"
     R.main(["--model", str(out), "--test_file", path, "--do_predict", "--use_cpu", "--output_dir", str(again)])
