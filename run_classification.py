@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
     checks.check_label_flags(args, labels, config)
     tokenized = tokenize_splits(splits, columns, tokenizer, labels, args.data, args.training)
     sizes = {name: len(raw[name]) for name in splits["test"]}
-    data = D.RunData(task, splits["test"], sizes, columns, labels, tokenized)
+    data = D.RunData(task, splits["test"], sizes, columns, labels, tokenized, splits["eval"])
     del raw, splits  # their memory-mapped text: the rest of the run needs the tokens (and the test rows, kept above)
 
     # ---- model (+LoRA) and Trainer

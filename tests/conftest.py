@@ -122,6 +122,8 @@ TRAIN_FLAGS = [
     "0",
     "--disable_tqdm",
     "true",
+    "--plots",  # a second a run: the pictures are tested in test_eval_report.py
+    "false",
 ]
 
 

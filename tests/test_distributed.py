@@ -168,6 +168,9 @@ def test_two_process_ddp_matches_one_process(tiny_bert, tmp_path):
         assert y["probabilities"] == pytest.approx(x["probabilities"], abs=1e-4)
     report = json.loads((ddp / "eval_classification_report.json").read_text())
     assert sum(map(sum, report["confusion_matrix"])) == 21
+    # the report and the pictures, written once (by the main process), as one process writes them
+    assert sorted(os.listdir(ddp / "plots")) == sorted(os.listdir(single / "plots"))
+    assert (ddp / "eval_report.md").read_text().count("## Per class") == 1
 
 
 @pytest.mark.parametrize(

@@ -199,6 +199,14 @@ class DataArguments:
             "output_dir is refused, or resumed from its last checkpoint."
         },
     )
+    plots: bool = field(
+        default=True,
+        metadata={
+            "help": "Draw each evaluated split's pictures (confusion matrix, ROC and precision-recall curves, "
+            "reliability diagram; regression: predicted vs gold) and the training curves into output_dir/plots/, "
+            "linked from <prefix>_report.md. false: the report without pictures."
+        },
+    )
     results_file: str | None = field(
         default=None,
         metadata={

@@ -458,9 +458,10 @@ def check_split_columns(splits, columns) -> None:
 @dataclass
 class RunData:
     """What the data steps resolved, carried to the model, Trainer and evaluation steps. Of the rows themselves it
-    keeps the tokenized ones and, for the predictions file, the test rows: a split read from a file is
-    memory-mapped, and every page of its text that tokenizing read would otherwise stay in the process's memory
-    while it trains (measured at 1M rows of ~100 tokens: 0.4 GB)."""
+    keeps the tokenized ones, the test rows (for the predictions file) and the evaluation rows (the report quotes
+    a few), not the training rows: a split read from a file is memory-mapped, and every page of its text that
+    tokenizing read would otherwise stay in the process's memory while it trains (measured at 1M rows of ~100
+    tokens: 0.4 GB)."""
 
     task: object  # textcls.glue.GlueTask, or None
     test_rows: dict  # test split name -> its rows (ids, texts, gold labels), for predictions.jsonl
@@ -468,6 +469,7 @@ class RunData:
     columns: Columns
     labels: object  # textcls.labels.Labels
     tokenized: dict = field(default_factory=dict)  # (role, split name) -> (tokenized rows, order or None)
+    eval_rows: dict = field(default_factory=dict)  # eval split name -> its rows, for the report's mistakes (a few)
 
     @property
     def task_name(self) -> str | None:

@@ -11,8 +11,9 @@ from scipy.special import expit
 from textcls.errors import UserError
 from textcls.io import write_json_atomic, write_jsonl_atomic
 from textcls.labels import gold_name
-from textcls.metrics import classification_report
+from textcls.metrics import classification_report, probability_metrics
 from textcls.outputs import split_suffix
+from textcls.report import training_curves, write_report
 from textcls.tokenization import unsort
 
 logger = logging.getLogger(__name__)
@@ -52,15 +53,23 @@ def evaluate_and_predict(trainer, data, data_args) -> dict:
             write_json_atomic(os.path.join(out, f"{prefix}_results.json"), metrics)
             if predictions is None:
                 continue
+            report = {}
             if role == "eval" and labels.problem_type != "regression":
                 threshold = data_args.multi_label_threshold
                 report = classification_report(predictions, gold, labels.names, labels.problem_type, threshold)
+                scores = probability_metrics(predictions, gold, labels.problem_type)
+                for j, values in scores.per_class.items():
+                    report["per_class"][labels.names[j]].update(values)
+                if scores.undefined:
+                    report["undefined"] = scores.undefined
                 if labels.problem_type == "multi_label_classification":
                     report["thresholds"] = dict(
                         zip(labels.names, np.broadcast_to(threshold, len(labels.names)).tolist(), strict=True)
                     )
                     report["thresholds_tuned_on_this_split"] = tuning
                 write_json_atomic(os.path.join(out, f"{prefix}_classification_report.json"), report)
+            if role == "eval":
+                write_eval_report(trainer, data, data_args, name, prefix, predictions, gold, report, metrics)
             if role == "test":
                 rows = functools.partial(
                     prediction_rows,
@@ -78,7 +87,37 @@ def evaluate_and_predict(trainer, data, data_args) -> dict:
                 if data.task is not None:  # GLUE test splits are small: their rows are read again, as a list
                     folder = os.path.join(out, "glue_submission")
                     write_submission(data.task.name, name, list(rows()), folder, data.split_sizes[name])
+    if main_process and data_args.plots and trainer.args.do_train:
+        training_curves(out)
     return results
+
+
+def write_eval_report(trainer, data, data_args, split, prefix, predictions, gold, report, metrics) -> None:
+    """<prefix>_report.md and the split's pictures (textcls.report), after its metrics are written: a failure
+    here is a warning, never a failed run."""
+    try:
+        path = write_report(
+            trainer.args.output_dir,
+            prefix,
+            split,
+            predictions,
+            gold,
+            data.labels,
+            data.columns,
+            data.eval_rows.get(split),
+            report,
+            metrics,
+            data_args.multi_label_threshold,
+            data_args.plots,
+        )
+        logger.info("evaluation report: %s", path)
+    except Exception as e:
+        logger.warning(
+            "could not write the evaluation report of %s (%s: %s); its metrics are written.",
+            split,
+            type(e).__name__,
+            e,
+        )
 
 
 def use_tuned_thresholds(trainer, data_args, labels, predictions, gold, prefix: str) -> dict:
@@ -87,7 +126,7 @@ def use_tuned_thresholds(trainer, data_args, labels, predictions, gold, prefix: 
     the model's config (multi_label_thresholds; the main process rewrites config.json where training saved the
     model), so that the folder predicts with them. Returns this split's metrics at the tuned thresholds, under
     <prefix>_tuned_: optimistic, since they were chosen on these very rows."""
-    from textcls.metrics import compute_metrics, tune_thresholds
+    from textcls.metrics import PROBABILITY_METRICS, compute_metrics, tune_thresholds
 
     thresholds, untuned = tune_thresholds(predictions, gold, data_args.multi_label_threshold)
     data_args.multi_label_threshold = thresholds.tolist()
@@ -107,7 +146,7 @@ def use_tuned_thresholds(trainer, data_args, labels, predictions, gold, prefix: 
     if trainer.is_world_process_zero() and trainer.args.do_train and os.path.isfile(config):
         trainer.model.config.save_pretrained(trainer.args.output_dir)
     metrics = compute_metrics(predictions, gold, labels.problem_type, None, labels.names, thresholds)
-    return {f"{prefix}_tuned_{k}": v for k, v in metrics.items()}
+    return {f"{prefix}_tuned_{k}": v for k, v in metrics.items() if k not in PROBABILITY_METRICS}
 
 
 def write_submission(task_name, split, rows, folder, total: int):

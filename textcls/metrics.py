@@ -4,6 +4,8 @@
 GLUE-style metrics are computed here; hub metrics are an optional extra (``load_hub_metric``).
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.special import expit
 from scipy.stats import pearsonr, spearmanr
@@ -115,12 +117,14 @@ def compute_metrics(
         return metrics
 
     _, _, f1, _, macro_f1 = _per_class(gold, pred, np.asarray(predictions).shape[1])
+    scores = probability_metrics(predictions, label_ids, problem_type).metrics
     if problem_type == "multi_label_classification":
         return {
             "micro_f1": float(f1_score(gold, pred, average="micro", zero_division=0)),
             "macro_f1": macro_f1,
             "subset_accuracy": float((gold == pred).all(axis=1).mean()),
             "hamming_accuracy": float((gold == pred).mean()),
+            **scores,
         }
 
     metrics = {"accuracy": float((gold == pred).mean()), "macro_f1": macro_f1}
@@ -128,7 +132,114 @@ def compute_metrics(
         metrics["matthews_correlation"] = float(matthews_corrcoef(gold, pred))
     if task in ("mrpc", "qqp"):
         metrics["f1"] = float(f1[1])
-    return metrics
+    return metrics | scores
+
+
+ECE_BINS = 15
+# the keys probability_metrics adds to compute_metrics: they score the probabilities, not the decisions
+PROBABILITY_METRICS = (
+    "roc_auc",
+    "roc_auc_weighted",
+    "average_precision",
+    "average_precision_weighted",
+    "log_loss",
+    "ece",
+)
+
+
+@dataclass
+class ProbabilityMetrics:
+    """What the predicted probabilities score, beyond the decisions: `metrics` (flat floats), `per_class` (class
+    index -> {roc_auc, average_precision}) and `undefined` (metric name -> why it is left out)."""
+
+    metrics: dict
+    per_class: dict
+    undefined: dict
+
+
+def probabilities(logits: np.ndarray, problem_type: str) -> np.ndarray:
+    """Softmax over classes (single-label) or each label's sigmoid (multi-label), in float64."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if problem_type == "multi_label_classification":
+        return expit(logits)
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:
+    """ECE: over equal-width confidence bins (the first closed on the left), the row-weighted mean of |accuracy -
+    mean confidence| (Guo et al. 2017). scikit-learn has calibration_curve but no ECE: these 10 lines, checked in
+    tests against a hand computation."""
+    confidence, correct = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=float)
+    if confidence.size == 0:
+        return 0.0
+    which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    total = 0.0
+    for b in np.unique(which):
+        rows = which == b
+        total += rows.sum() * abs(correct[rows].mean() - confidence[rows].mean())
+    return float(total / confidence.size)
+
+
+def probability_metrics(predictions, label_ids, problem_type: str) -> ProbabilityMetrics:
+    """ROC-AUC, average precision (PR-AUC), log loss and ECE of the labelled rows, by scikit-learn:
+    - binary: roc_auc and average_precision of class 1;
+    - more classes: one-vs-rest roc_auc / average_precision (macro) and *_weighted (by support), each class's in
+      per_class; left out when a class has no row in the split (its curve is undefined);
+    - multi-label: the same over labels (a label whose rows are all positive or all negative is left out of the
+      macro, and says so); log loss is the mean binary cross-entropy over every (row, label);
+    - ece: of the top class's probability against being right (multi-label: each label's decision);
+    - regression: none (no probabilities)."""
+    from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
+
+    if problem_type == "regression":
+        return ProbabilityMetrics({}, {}, {"roc_auc": "regression has no class probabilities"})
+    predictions = np.asarray(predictions)
+    label_ids = np.asarray(label_ids, dtype=float)
+    if problem_type == "multi_label_classification":
+        keep = ~(np.isnan(label_ids) | (label_ids < 0)).any(axis=1)
+        gold = (label_ids[keep] >= 0.5).astype(int)
+    else:
+        flat = label_ids.reshape(-1)
+        keep = ~(np.isnan(flat) | (flat < 0))
+        gold = flat[keep].astype(int)
+    probs = probabilities(predictions[keep], problem_type)
+    out = ProbabilityMetrics({}, {}, {})
+    if len(gold) == 0:
+        return out
+    classes = probs.shape[1]
+    hot = gold if problem_type == "multi_label_classification" else np.eye(classes, dtype=int)[gold]
+    for j in range(classes):
+        if 0 < hot[:, j].sum() < len(hot):
+            out.per_class[j] = {
+                "roc_auc": float(roc_auc_score(hot[:, j], probs[:, j])),
+                "average_precision": float(average_precision_score(hot[:, j], probs[:, j])),
+            }
+    if problem_type == "single_label_classification" and classes == 2:
+        if 1 in out.per_class:
+            out.metrics["roc_auc"] = out.per_class[1]["roc_auc"]
+            out.metrics["average_precision"] = out.per_class[1]["average_precision"]
+        else:
+            out.undefined["roc_auc"] = "the split holds one class only"
+    elif len(out.per_class) == classes:
+        support = hot.sum(axis=0)
+        for name in ("roc_auc", "average_precision"):
+            values = np.array([out.per_class[j][name] for j in range(classes)])
+            out.metrics[name] = float(values.mean())
+            out.metrics[f"{name}_weighted"] = float((values * support).sum() / support.sum())
+    else:
+        missing = [j for j in range(classes) if j not in out.per_class]
+        what = "has no row" if problem_type == "single_label_classification" else "is all positive or all negative"
+        out.undefined["roc_auc"] = f"{len(missing)} class(es) (ids {missing[:10]}) {what} in this split"
+    if problem_type == "multi_label_classification":
+        out.metrics["log_loss"] = float(log_loss(gold.reshape(-1), probs.reshape(-1), labels=[0, 1]))
+        confidence = np.maximum(probs, 1 - probs).reshape(-1)
+        correct = ((probs >= 0.5) == gold).reshape(-1)
+    else:
+        out.metrics["log_loss"] = float(log_loss(gold, probs, labels=list(range(classes))))
+        confidence, correct = probs.max(axis=1), probs.argmax(axis=1) == gold
+    out.metrics["ece"] = expected_calibration_error(confidence, correct)
+    return out
 
 
 def metric_names(problem_type: str, task_name: str | None = None, num_labels: int = 2) -> list[str]:
@@ -137,10 +248,10 @@ def metric_names(problem_type: str, task_name: str | None = None, num_labels: in
     num_labels = max(num_labels, 2)
     if problem_type == "regression":
         predictions, labels = np.array([0.0, 1.0]), np.array([0.0, 1.0])
-    elif problem_type == "multi_label_classification":
-        predictions, labels = np.zeros((2, num_labels)), np.eye(2, num_labels)
-    else:
-        predictions, labels = np.eye(2, num_labels), np.array([0, 1])
+    elif problem_type == "multi_label_classification":  # every label both present and absent
+        predictions, labels = np.zeros((2, num_labels)), np.array([[1.0] * num_labels, [0.0] * num_labels])
+    else:  # every class present
+        predictions, labels = np.eye(num_labels), np.arange(num_labels)
     return list(compute_metrics(predictions, labels, problem_type, task_name))
 
 

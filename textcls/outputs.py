@@ -58,13 +58,24 @@ Problem type: {problem_type}. Labels: {labels}.
 |---|---|
 {metrics or "| (no evaluation run) | |"}
 
-## Training
+{pictures(out)}## Training
 
 learning_rate {training_args.learning_rate}, per-device batch {training_args.per_device_train_batch_size},
 epochs {training_args.num_train_epochs}, seed {training_args.seed}, max_seq_length {seq}.{weighted}
 The exact arguments are in `recipe.json`: `python run_classification.py recipe.json` replays the run.
 """
     write_text_atomic(os.path.join(out, "README.md"), text)
+
+
+def pictures(out: str) -> str:
+    """The model card's links to the evaluation report and its pictures (textcls.report), where the run wrote them."""
+    if not os.path.isfile(os.path.join(out, "eval_report.md")):
+        return ""
+    folder = os.path.join(out, "plots")
+    names = sorted(f for f in os.listdir(folder) if f.endswith(".png")) if os.path.isdir(folder) else []
+    images = "".join(f"![{name[:-4]}](plots/{name})\n" for name in names)
+    report = "The whole evaluation (per class, the most confident mistakes): [eval_report.md](eval_report.md)."
+    return f"{report}\n\n{images}\n"
 
 
 def write_run_recipe(trainer, resolved: dict) -> str:
