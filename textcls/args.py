@@ -35,6 +35,14 @@ class ModelArguments:
     )
     revision: str = field(default="main", metadata={"help": "Hub branch, tag or commit of the model."})
     cache_dir: str | None = field(default=None, metadata={"help": "Where downloaded models and datasets are stored."})
+    train_layers: str = field(
+        default="all",
+        metadata={
+            "help": "Which weights train: 'all' (default); 'head': the classification head only (with the "
+            "architecture's own pooler, e.g. BERT's; a linear probe of the frozen encoder); 'top:N': the head and "
+            "the last N transformer layers. Frozen weights get no optimizer state."
+        },
+    )
     trust_remote_code: bool = field(
         default=False,
         metadata={
@@ -284,6 +292,14 @@ class ClassificationTrainingArguments(TrainingArguments):
             "help": "Stop training after this many evaluations in a row without a better --metric_for_best_model "
             "(transformers' EarlyStoppingCallback), then load the best checkpoint (--load_best_model_at_end is "
             "turned on). Needs --eval_strategy and a --save_strategy that matches it."
+        },
+    )
+    layerwise_lr_decay: float | None = field(
+        default=None,
+        metadata={
+            "help": "Layer-wise learning-rate decay (e.g. 0.9; Howard & Ruder 2018, Sun et al. 2019): the head keeps "
+            "--learning_rate, the top transformer layer gets it times the factor, each layer below once more, the "
+            "embeddings lowest. Default: one learning rate for all."
         },
     )
     early_stopping_threshold: float = field(

@@ -48,6 +48,25 @@ def check_flags(args) -> None:
             raise UserError(f"--{flag} {cap} leaves no rows. Pass 1 or more, or leave it out to use every row.")
     if args.data.streaming:
         check_streaming_flags(args.data, training)
+    check_layer_flags(args)
+
+
+def check_layer_flags(args) -> None:
+    """--train_layers' form (the layer count is checked against the model when it is built) and
+    --layerwise_lr_decay's range."""
+    spec = args.model.train_layers
+    top = spec.removeprefix("top:")
+    if spec not in ("all", "head") and not (spec.startswith("top:") and top.isdigit() and int(top) >= 1):
+        raise UserError(f"--train_layers {spec}: pass 'all', 'head', or 'top:N' with N 1 or more (e.g. top:2).")
+    if spec != "all" and (args.lora.use_lora or _is_adapter(args.model.model_name_or_path)):
+        raise UserError(
+            f"--train_layers {spec} freezes layers of a full fine-tuning; LoRA already freezes every base weight "
+            "and trains its adapters and the head. Drop one of the two (for LoRA on the top layers only, name their "
+            "modules in --lora_target_modules)."
+        )
+    decay = args.training.layerwise_lr_decay
+    if decay is not None and not 0 < decay <= 1:
+        raise UserError(f"--layerwise_lr_decay {decay}: pass a factor above 0 and at most 1 (e.g. 0.9).")
 
 
 def check_streaming_flags(data_args, training_args) -> None:

@@ -99,6 +99,8 @@ def build_classifier(args, config, tokenizer, labels):
         model = apply_lora(model, args.lora)
     # Training on from an adapter folder is LoRA too: merge it and describe it as such.
     args.lora.use_lora = args.lora.use_lora or adapter_dir is not None
+    if args.model.train_layers != "all":
+        freeze_below(model, args.model.train_layers)
     params = count_parameters(model)
     logger.info(
         "trainable parameters: %d of %d (%.4f%%)",
@@ -390,3 +392,55 @@ def count_parameters(model) -> dict[str, float]:
         "total_params": total,
         "trainable_params_pct": round(100.0 * trainable / total, 4) if total else 0.0,
     }
+
+
+def transformer_blocks(model) -> tuple[str, int]:
+    """(module path, count) of the model's stack of transformer layers: the ModuleList of identical blocks holding
+    the most parameters (bert.encoder.layer, distilbert.transformer.layer, model.layers, transformer.h, ...)."""
+    import torch
+
+    best, size = None, 0
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) and len({type(m) for m in module}) == 1:
+            n = sum(p.numel() for p in module.parameters())
+            if n > size:
+                best, size = (name, len(module)), n
+    if best is None:
+        raise UserError(f"cannot find the transformer layers of this {type(model).__name__} (no stack of blocks).")
+    return best
+
+
+def parameter_depths(model) -> dict[str, int]:
+    """Each parameter's depth: 0 for what comes before the first transformer layer (the embeddings), i for layer i
+    (1 to L), L + 1 for what comes after the last (the pooler, a final norm, the classification head). "Before" and
+    "after" are the order in which the model registers its parameters, which is the order of its forward pass in
+    every architecture transformers ships with a stack of layers (DeBERTa's relative-position embeddings, registered
+    after its layers, count as the top)."""
+    blocks, count = transformer_blocks(model)
+    depths, seen_layer = {}, False
+    for name, _ in model.named_parameters():
+        if name.startswith(blocks + "."):
+            depths[name] = int(name[len(blocks) + 1 :].split(".", 1)[0]) + 1
+            seen_layer = True
+        else:
+            depths[name] = count + 1 if seen_layer else 0
+    return depths
+
+
+def freeze_below(model, spec: str) -> None:
+    """--train_layers head | top:N: freeze every parameter below the head (depth L + 1) or below the last N layers."""
+    depths = parameter_depths(model)
+    layers = max(depths.values()) - 1
+    keep = 0 if spec == "head" else int(spec.removeprefix("top:"))
+    if keep > layers:
+        raise UserError(
+            f"--train_layers {spec}: this model has {layers} transformer layers. Pass top:{layers} or less."
+        )
+    lowest = layers + 1 - keep
+    for name, p in model.named_parameters():
+        if depths[name] < lowest:
+            p.requires_grad_(False)
+    what = "the classification head" + (
+        f" and the top {keep} of {layers} layers" if keep else f" (the {layers} layers frozen)"
+    )
+    logger.info("--train_layers %s: training %s", spec, what)

@@ -187,6 +187,39 @@ class ClassificationTrainer(Trainer):
             self._tr_loss = nested_gather(self._tr_loss.detach(), self.args.parallel_mode).mean()
         return super()._finalize_training(trial, num_train_samples, start_time)
 
+    def create_optimizer(self, model=None):
+        """Trainer's optimizer; with --layerwise_lr_decay each of its parameter groups (weight decay or not) split
+        by depth (modeling.parameter_depths), depth d getting the learning rate x decay^(top - d): the head the full
+        rate, the top layer one factor less, the embeddings the least. Built before the scheduler, which then scales
+        each group's own rate."""
+        if self.optimizer is not None or getattr(self.args, "layerwise_lr_decay", None) is None:
+            return super().create_optimizer(model)
+        from textcls.modeling import parameter_depths
+
+        optimizer = super().create_optimizer(model)
+        opt_model = self.model if model is None else model
+        depths = parameter_depths(opt_model)
+        by_id = {id(p): depths[n] for n, p in opt_model.named_parameters()}
+        top, decay = max(depths.values()), self.args.layerwise_lr_decay
+        groups = []
+        for group in optimizer.param_groups:
+            settings = {k: v for k, v in group.items() if k != "params"}
+            for depth in sorted({by_id[id(p)] for p in group["params"]}):
+                params = [p for p in group["params"] if by_id[id(p)] == depth]
+                groups.append(
+                    {**settings, "params": params, "lr": group["lr"] * decay ** (top - depth), "depth": depth}
+                )
+        optimizer.param_groups = []
+        for group in groups:
+            optimizer.add_param_group(group)
+        logger.info(
+            "layer-wise lr decay %g: from %.3g (head) down to %.3g (embeddings)",
+            decay,
+            self.args.learning_rate,
+            self.args.learning_rate * decay**top,
+        )
+        return optimizer
+
     def _get_train_sampler(self, train_dataset=None):
         if self.args.train_sampling_strategy == "group_by_length" and self.train_lengths is not None:
             return SeededLengthGroupedSampler(
