@@ -15,7 +15,7 @@ import logging
 import sys
 import time
 
-from textcls import checks, metrics
+from textcls import checks, metrics, search
 from textcls import data as D
 from textcls import labels as L
 from textcls import modeling as M
@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> dict:
     recipe_name = O.write_run_recipe(trainer, args.resolved)
 
     # ---- train, evaluate, predict, write
+    if args.training.hp_trials:  # a search: many training runs, written as trials and best_recipe.json
+        return search.run_search(trainer, args)
     results = {}
     if args.training.do_train:
         train_result = trainer.train(resume_from_checkpoint=resume_from)

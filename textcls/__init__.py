@@ -23,6 +23,7 @@ it works on, tested on its own. The steps, in the order main() runs them:
 | check --metric_for_best_model | checks.check_best_metric |
 | build the Trainer (loss, samplers, batches, metrics) | trainer.build_trainer |
 | write recipe.json | outputs.write_run_recipe |
+| or search hyperparameters: trials, best_recipe.json | search.run_search |
 | train (Trainer.train, resuming from a checkpoint) | |
 | save the trained model and its results | outputs.save_training |
 | evaluate, predict, GLUE submission files | evaluation.evaluate_and_predict |
@@ -30,5 +31,5 @@ it works on, tested on its own. The steps, in the order main() runs them:
 
 Beside them: collate (batches from Arrow, padded or padding-free), packing (padding-free attention), glue (the
 task table and the original TSV reader), submission (GLUE server files), distributed (launch checks), results
-(results files), io (atomic writes), errors (UserError).
+(results files), report (the evaluation's pictures and report), io (atomic writes), errors (UserError).
 """

@@ -294,6 +294,30 @@ class ClassificationTrainingArguments(TrainingArguments):
             "turned on). Needs --eval_strategy and a --save_strategy that matches it."
         },
     )
+    hp_trials: int = field(
+        default=0,
+        metadata={
+            "help": "Search hyperparameters instead of training once: this many optuna trials over --hp_space, each "
+            "a training run scored on the validation split; writes hp_trials.json and best_recipe.json. Rerunning "
+            "continues the search (output_dir/hp_search.db)."
+        },
+    )
+    hp_space: str | None = field(
+        default=None,
+        metadata={
+            "help": 'The search space, JSON (a recipe can give it as an object): training flag -> {"type": '
+            '"float"|"int"|"categorical", "low", "high", "log", "step" | "choices"}.'
+        },
+    )
+    hp_seed: int | None = field(default=None, metadata={"help": "Seed of the search's sampler (default: --seed)."})
+    hp_pruner: str = field(
+        default="median",
+        metadata={
+            "help": "'median': stop a trial whose evaluation is below the median of earlier trials at that step "
+            "(needs --eval_strategy); 'none'.",
+            "choices": ("median", "none"),
+        },
+    )
     layerwise_lr_decay: float | None = field(
         default=None,
         metadata={

@@ -69,7 +69,7 @@ def confusion_matrix_plot(matrix: np.ndarray, names: list[str], path: str) -> st
     matrix = np.asarray(matrix)
     n = len(names)
     side = min(max(4.5, 0.38 * n + 2), 24)
-    fig, axes = plt.subplots(1, 2, figsize=(2 * side + 1, side))
+    fig, axes = plt.subplots(1, 2, figsize=(2 * side + 1.5, side), layout="constrained")
     rows = matrix.sum(axis=1, keepdims=True)
     share = np.divide(matrix, rows, out=np.zeros(matrix.shape, dtype=float), where=rows > 0)
     font = max(5, min(10, 220 / max(n, 1)))
@@ -83,7 +83,7 @@ def confusion_matrix_plot(matrix: np.ndarray, names: list[str], path: str) -> st
         ax.set_xlabel("predicted")
         ax.set_ylabel("gold")
         labels = [_short(x) for x in names]
-        ax.set_xticks(range(n), labels, rotation=90, fontsize=font)
+        ax.set_xticks(range(n), labels, rotation=90 if n > 6 else 0, fontsize=font)
         ax.set_yticks(range(n), labels, fontsize=font)
         if n <= 25:
             top = values.max() if values.size else 0
@@ -208,7 +208,11 @@ def training_curves(out: str) -> str | None:
                 and isinstance(h[k], (int, float))
             }
         )[:6]
-        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+        if names:
+            fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+        else:  # no evaluation during training: the loss alone
+            fig, left = plt.subplots(figsize=(6, 4), layout="constrained")
+            right = None
         if train:
             left.plot(*zip(*train, strict=True), label="training loss")
         if evals:
@@ -220,11 +224,11 @@ def training_curves(out: str) -> str | None:
         for name in names:
             points = [(h["step"], h[name]) for h in evals if name in h]
             right.plot(*zip(*points, strict=True), marker="o", label=name)
-        right.set_xlabel("step")
-        right.set_title("evaluation metrics" if names else "no evaluation during training", fontsize=10)
-        if names:
+        if right is not None:
+            right.set_xlabel("step")
+            right.set_title("evaluation metrics", fontsize=10)
             right.legend(fontsize=8)
-        right.grid(alpha=0.3)
+            right.grid(alpha=0.3)
         os.makedirs(os.path.join(out, PLOTS), exist_ok=True)
         return _save(fig, os.path.join(out, PLOTS, "training_curves.png"))
 

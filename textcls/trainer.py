@@ -98,8 +98,17 @@ def build_trainer(model, args, tokenizer, data, hub_metric=None) -> "Classificat
         # Ours saves at a step boundary, on SIGINT too, and exits non-zero (GracefulStop says why).
         logger.info("--enable_jit_checkpoint is not needed: SIGTERM and Ctrl-C already save a checkpoint.")
         training_args.enable_jit_checkpoint = False
+    model_init = None
+    if getattr(training_args, "hp_trials", 0):  # a search: every trial starts from the same initial weights
+        initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+        def model_init(trial=None):
+            model.load_state_dict(initial)
+            return model
+
     return ClassificationTrainer(
-        model=model,
+        model=None if model_init else model,
+        model_init=model_init,
         args=training_args,
         train_dataset=train_rows,
         eval_dataset=(eval_sets.get("") if list(eval_sets) == [""] else eval_sets) or None,

@@ -1,0 +1,101 @@
+"""--hp_trials / --hp_space: optuna trials recorded, the best written as a recipe that replays to the same metric, a
+search continued (a trial a kill left running is run again), bad spaces refused before anything runs."""
+
+import json
+import os
+
+import optuna
+import pytest
+
+import run_classification as R
+from tests.conftest import TRAIN_FLAGS
+
+SPACE = {
+    "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+    "num_train_epochs": {"type": "categorical", "choices": [1, 2]},
+}
+
+
+def search(tiny_bert, sentiment_files, out, trials, space=SPACE, *flags):
+    argv = [
+        "--model",
+        tiny_bert,
+        "--train_file",
+        sentiment_files["train"],
+        "--validation_file",
+        sentiment_files["dev"],
+    ]
+    argv += ["--do_train", "--do_eval", "--output_dir", str(out), *TRAIN_FLAGS, "--hp_trials", str(trials)]
+    return R.main([*argv, "--hp_space", json.dumps(space), *flags])
+
+
+def test_two_trials_are_recorded_and_the_best_recipe_replays(tiny_bert, sentiment_files, tmp_path):
+    out = tmp_path / "hp"
+    best = search(tiny_bert, sentiment_files, out, 2)
+    record = json.loads((out / "hp_trials.json").read_text())
+    assert [t["number"] for t in record["trials"]] == [0, 1]
+    assert all(t["state"] == "COMPLETE" and set(t["params"]) == set(SPACE) for t in record["trials"])
+    values = [t["eval_accuracy"] for t in record["trials"]]
+    assert record["best"]["eval_accuracy"] == best["objective"] == max(values)
+    assert (out / "hp_trials.png").stat().st_size > 1000
+    recipe = json.loads((out / "best_recipe.json").read_text())
+    assert recipe["learning_rate"] == best["params"]["learning_rate"] and "hp_trials" not in recipe
+    replay = R.main([str(out / "best_recipe.json")])
+    assert replay["eval_accuracy"] == pytest.approx(best["objective"], abs=1e-6)
+
+
+def test_a_rerun_continues_the_search_and_reruns_a_trial_cut_off(tiny_bert, sentiment_files, tmp_path):
+    out = tmp_path / "hp"
+    search(tiny_bert, sentiment_files, out, 1)
+    first = json.loads((out / "hp_trials.json").read_text())["trials"][0]
+    storage = f"sqlite:///{out / 'hp_search.db'}"
+    optuna.load_study(study_name="run_classification", storage=storage).ask()  # a trial a kill left running
+    search(tiny_bert, sentiment_files, out, 2)
+    trials = json.loads((out / "hp_trials.json").read_text())["trials"]
+    assert trials[0] == first  # kept, not run again
+    assert [t["state"] for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]
+
+
+@pytest.mark.parametrize(
+    "space, error",
+    [
+        (
+            {"learning_rat": {"type": "float", "low": 1, "high": 2}},
+            "names 'learning_rat', which is not a training flag",
+        ),
+        ({"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-5}}, "low 0.001 is above high 1e-05"),
+        ({"num_train_epochs": {"type": "categorical", "choices": []}}, "needs a non-empty list of 'choices'"),
+        ({"learning_rate": {"type": "uniform", "low": 0, "high": 1}}, "'type' must be one of float, int, categorical"),
+        ({"learning_rate": {"type": "float", "low": 0, "high": 1, "log": True}}, "a log range needs low above 0"),
+        ({}, "give a JSON object of flag -> range"),
+    ],
+)
+def test_bad_spaces_are_one_clear_error_before_anything_runs(
+    tiny_bert, sentiment_files, tmp_path, capsys, space, error
+):
+    argv = [
+        "--model",
+        tiny_bert,
+        "--train_file",
+        sentiment_files["train"],
+        "--validation_file",
+        sentiment_files["dev"],
+    ]
+    argv += ["--do_train", "--do_eval", "--output_dir", str(tmp_path / "o"), *TRAIN_FLAGS, "--hp_trials", "2"]
+    assert R.cli([*argv, "--hp_space", json.dumps(space)]) == 2
+    assert error in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "o")
+
+
+def test_a_search_needs_both_flags(tiny_bert, sentiment_files, tmp_path, capsys):
+    argv = [
+        "--model",
+        tiny_bert,
+        "--train_file",
+        sentiment_files["train"],
+        "--validation_file",
+        sentiment_files["dev"],
+    ]
+    argv += ["--do_train", "--do_eval", "--output_dir", str(tmp_path / "o"), *TRAIN_FLAGS, "--hp_trials", "2"]
+    assert R.cli(argv) == 2
+    assert "needs both --hp_trials and --hp_space: pass --hp_space" in capsys.readouterr().err

@@ -1,0 +1,218 @@
+"""Hyperparameter search (--hp_trials N with --hp_space): Trainer.hyperparameter_search with optuna.
+
+- The space is JSON, in the recipe or on the command line, of TrainingArguments fields (the ones a trial sets):
+  {"learning_rate": {"type": "float", "low": 1e-5, "high": 3e-4, "log": true},
+   "num_train_epochs": {"type": "categorical", "choices": [3, 5, 10]},
+   "per_device_train_batch_size": {"type": "int", "low": 16, "high": 64, "step": 16}}
+  checked whole (unknown flag, low > high, empty choices, a kind optuna has not) before any trial runs.
+- The objective is the task's primary metric on the validation split (--metric_for_best_model when given), its
+  direction the metric's; the sampler is optuna's TPE seeded with --hp_seed (default --seed), so a search is
+  repeatable; optuna's median pruner stops a trial whose evaluation falls below the median of the trials before it
+  at the same step (it needs --eval_strategy steps or epoch to see anything).
+- The study lives in output_dir/hp_search.db (SQLite, optuna's own storage): rerunning the same command continues
+  it, running only the trials still missing; a trial cut off by a kill is lost, the others are kept.
+- Written: hp_trials.json (every trial: number, state, params, value, seconds), hp_trials.png (each trial's value
+  and the best so far) and best_recipe.json, an ordinary recipe of the run with the best trial's values that
+  `python run_classification.py OUTPUT_DIR/best_recipe.json` replays.
+- Many machines: Trainer's backend="ray" runs the same search on a Ray cluster (Ray Tune); it is not wired to a flag
+  here (README, "Hyperparameter search")."""
+
+import copy
+import datetime
+import json
+import logging
+import os
+
+from textcls.errors import UserError
+from textcls.io import write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("float", "int", "categorical")
+STUDY = "run_classification"
+
+
+def parse_space(text: str, training_args) -> dict:
+    """--hp_space JSON -> {flag: spec}, every error one clear message before any trial."""
+    try:
+        space = json.loads(text) if isinstance(text, str) else text
+    except json.JSONDecodeError as e:
+        raise UserError(f"--hp_space is not valid JSON: {e.msg} at character {e.pos}.") from None
+    if not isinstance(space, dict) or not space:
+        raise UserError(
+            '--hp_space: give a JSON object of flag -> range, e.g. {"learning_rate": {"type": "float", '
+            '"low": 1e-5, "high": 3e-4, "log": true}}.'
+        )
+    for flag, spec in space.items():
+        if not hasattr(training_args, flag) or flag.startswith("hp_"):
+            raise UserError(
+                f"--hp_space names '{flag}', which is not a training flag a trial can set (a trial sets "
+                "TrainingArguments fields: learning_rate, num_train_epochs, per_device_train_batch_size, "
+                "weight_decay, warmup_steps, seed, layerwise_lr_decay, ...)."
+            )
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        if kind not in KINDS:
+            raise UserError(f"--hp_space {flag}: 'type' must be one of {', '.join(KINDS)}, not {kind!r}.")
+        if kind == "categorical":
+            choices = spec.get("choices")
+            if not isinstance(choices, list) or not choices:
+                raise UserError(f"--hp_space {flag}: a categorical range needs a non-empty list of 'choices'.")
+            continue
+        low, high = spec.get("low"), spec.get("high")
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high)):
+            raise UserError(f"--hp_space {flag}: a {kind} range needs numbers 'low' and 'high'.")
+        if low > high:
+            raise UserError(f"--hp_space {flag}: low {low} is above high {high}.")
+        if spec.get("log") and low <= 0:
+            raise UserError(f"--hp_space {flag}: a log range needs low above 0, not {low}.")
+    return space
+
+
+def optuna_space(space: dict):
+    """The hp_space function Trainer calls with each optuna trial."""
+
+    def suggest(trial):
+        params = {}
+        for flag, spec in space.items():
+            if spec["type"] == "categorical":
+                params[flag] = trial.suggest_categorical(flag, spec["choices"])
+            elif spec["type"] == "int":
+                params[flag] = trial.suggest_int(
+                    flag, int(spec["low"]), int(spec["high"]), step=int(spec.get("step", 1)), log=bool(spec.get("log"))
+                )
+            else:
+                params[flag] = trial.suggest_float(
+                    flag, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log"))
+                )
+        return params
+
+    return suggest
+
+
+def run_search(trainer, args) -> dict:
+    """Run (or continue) the search; write hp_trials.json, hp_trials.png and best_recipe.json. Returns the best
+    trial's {objective, params}."""
+    import optuna
+
+    training = args.training
+    space = parse_space(training.hp_space, training)
+    metric = training.metric_for_best_model
+    key = metric if metric.startswith("eval_") else f"eval_{metric}"
+    direction = "maximize" if training.greater_is_better else "minimize"
+    out = training.output_dir
+    os.makedirs(out, exist_ok=True)
+    from textcls.checks import SEARCH_STORAGE
+
+    path = os.path.join(out, SEARCH_STORAGE)
+    if args.data.overwrite_output_dir and os.path.isfile(path) and trainer.is_world_process_zero():
+        os.remove(path)  # --overwrite_output_dir: a new search
+        logger.info("--overwrite_output_dir: the earlier search in %s is discarded", out)
+    storage = f"sqlite:///{os.path.abspath(path)}"
+    seed = training.hp_seed if training.hp_seed is not None else training.seed
+    study = optuna.create_study(study_name=STUDY, storage=storage, load_if_exists=True, direction=direction)
+    done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    # Trials a kill cut off stay RUNNING in the storage: marked failed, they do not count, and are run again.
+    for t in study.trials:
+        if t.state == optuna.trial.TrialState.RUNNING:
+            study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+    remaining = training.hp_trials - len(done)
+    logger.info(
+        "hyperparameter search: %d of %d trials done, %d to run, objective %s (%s)",
+        len(done),
+        training.hp_trials,
+        max(remaining, 0),
+        key,
+        direction,
+    )
+    if remaining > 0:
+        # Seeded from --hp_seed and the trials so far: a continued search is repeatable too (its draws are not the
+        # ones an uninterrupted search would have made: optuna's sampler state is not stored).
+        sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+        pruner = optuna.pruners.MedianPruner() if training.hp_pruner == "median" else optuna.pruners.NopPruner()
+        trainer.hyperparameter_search(
+            hp_space=optuna_space(space),
+            compute_objective=lambda metrics: metrics[key],
+            n_trials=remaining,
+            direction=direction,
+            backend="optuna",
+            study_name=STUDY,
+            storage=storage,
+            load_if_exists=True,
+            sampler=sampler,
+            pruner=pruner,
+        )
+        study = optuna.load_study(study_name=STUDY, storage=storage)
+    trials = [
+        {
+            "number": t.number,
+            "state": t.state.name,
+            "params": t.params,
+            key: t.value,
+            "seconds": (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else None,
+        }
+        for t in study.trials
+    ]
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        raise UserError("the hyperparameter search finished no trial: see the log of each trial above.")
+    best = study.best_trial
+    record = {
+        "objective": key,
+        "direction": direction,
+        "space": space,
+        "sampler": f"TPE, seed {seed}",
+        "best": {"number": best.number, key: best.value, "params": best.params},
+        "trials": trials,
+    }
+    if trainer.is_world_process_zero():
+        write_json_atomic(os.path.join(out, "hp_trials.json"), record)
+        write_best_recipe(args, best, space, len(trials), out)
+        plot_trials(trials, key, direction, os.path.join(out, "hp_trials.png"))
+    logger.info(
+        "best trial %d: %s = %.4f with %s; replay: python run_classification.py %s",
+        best.number,
+        key,
+        best.value,
+        best.params,
+        os.path.join(out, "best_recipe.json"),
+    )
+    return {"objective": best.value, "params": best.params}
+
+
+def write_best_recipe(args, best, space, trials: int, out: str) -> str:
+    from textcls.args import write_recipe
+
+    recipe = copy.deepcopy(args.resolved)
+    recipe.update(best.params)
+    for flag in ("hp_space", "hp_trials", "hp_seed", "hp_pruner"):
+        recipe.pop(flag, None)
+    recipe["output_dir"] = os.path.join(out, "best")
+    date = datetime.date.today().isoformat()
+    recipe["_source"] = (
+        f"hyperparameter search ({date}): trial {best.number} of {trials}, best {best.value:.4f}, "
+        f"space {json.dumps(space)}"
+    )
+    return write_recipe(recipe, out, "best_recipe.json")
+
+
+def plot_trials(trials, key, direction, path) -> None:
+    """Each trial's objective and the best so far; a drawing failure is a warning."""
+    try:
+        from textcls.report import _pyplot, _save
+
+        plt = _pyplot()
+        done = [(t["number"], t[key]) for t in trials if t[key] is not None]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        numbers, values = zip(*done, strict=True) if done else ((), ())
+        ax.scatter(numbers, values, label="trial")
+        pick = max if direction == "maximize" else min
+        best = [pick(values[: i + 1]) for i in range(len(values))]
+        ax.step(numbers, best, where="post", color="C1", label="best so far")
+        ax.set_xlabel("trial")
+        ax.set_ylabel(key)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        _save(fig, path)
+        plt.close(fig)
+    except Exception as e:  # a picture is never worth a failed search
+        logger.warning("could not draw the trials (%s: %s)", type(e).__name__, e)
