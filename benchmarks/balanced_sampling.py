@@ -7,16 +7,15 @@
 Runs the recipe once per seed with its training batches drawn by a class-balanced sampler (torch's
 WeightedRandomSampler: each row drawn with probability 1 / (classes x its class's rows), with replacement, as many
 draws an epoch as rows, seeded from (seed, epoch) so that a resumed run draws the same), everything else as the
-recipe says, and writes each seed's macro-F1 and per-class recall on the validation split to --out. The sampler is
+recipe says, and records each seed's accuracy, macro-F1 and per-class recall on the validation split in --out (a
+results file, as --results_file writes). The sampler is
 put in for this measurement only (ClassificationTrainer._get_train_sampler, patched here): run_classification.py
 does not offer it unless it wins.
 """
 
 import argparse
-import datetime
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -29,7 +28,9 @@ import torch  # noqa: E402
 import run_classification as R  # noqa: E402
 from textcls import trainer as T  # noqa: E402
 from textcls.data import arrow_column  # noqa: E402
-from textcls.io import write_json_atomic  # noqa: E402
+from textcls.results import git_state, record_run  # noqa: E402
+
+SAMPLER = "class-balanced: torch WeightedRandomSampler, with replacement, seeded from (seed, epoch)"
 
 
 class BalancedSampler(torch.utils.data.Sampler):
@@ -59,7 +60,8 @@ def main(argv=None):
     parser.add_argument("--output_dir", default="outputs/balanced-sampling")
     args, extra = parser.parse_known_args(argv)
     T.ClassificationTrainer._get_train_sampler = balanced
-    runs = []
+    code = git_state()  # the code that runs, taken before it runs
+    command = " ".join(["python", "benchmarks/balanced_sampling.py", *(argv if argv is not None else sys.argv[1:])])
     for seed in args.seeds:
         out = os.path.join(args.output_dir, f"seed-{seed}")
         start = time.monotonic()
@@ -67,27 +69,12 @@ def main(argv=None):
         metrics = R.main(flags)
         with open(os.path.join(out, "eval_classification_report.json")) as f:
             report = json.load(f)
-        runs.append(
-            {
-                "seed": seed,
-                "eval_macro_f1": metrics["eval_macro_f1"],
-                "eval_accuracy": metrics["eval_accuracy"],
-                "recall": {name: c["recall"] for name, c in report["per_class"].items()},
-                "wall_time_s": round(time.monotonic() - start, 1),
-            }
-        )
-        print(json.dumps(runs[-1]), flush=True)
-    sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    record = {
-        "command": " ".join(["python", "benchmarks/balanced_sampling.py", *(argv or sys.argv[1:])]),
-        "what": "the recipe with class-balanced sampling (WeightedRandomSampler) instead of its own batches",
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "git_sha": sha,
-        "median_eval_macro_f1": float(np.median([r["eval_macro_f1"] for r in runs])),
-        "runs": runs,
-    }
-    write_json_atomic(args.out, record)
-    print(f"median macro-F1 {record['median_eval_macro_f1']:.3f}: {args.out}")
+        measured = {k: metrics[k] for k in ("eval_accuracy", "eval_macro_f1")}
+        measured |= {f"eval_recall_{name}": c["recall"] for name, c in report["per_class"].items()}
+        extra_fields = {"wall_time_s": round(time.monotonic() - start, 1), "sampler": SAMPLER}
+        record_run(args.out, seed, measured, command, args.recipe, extra_fields, code)
+        print(json.dumps({"seed": seed, **measured}), flush=True)
+    print(f"recorded in {args.out}")
 
 
 if __name__ == "__main__":

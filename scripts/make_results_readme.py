@@ -570,6 +570,7 @@ def main(argv=None) -> int:
         print("matplotlib is not installed: the README is written without plots.", file=sys.stderr)
     try:
         sources = load_published(args.published)
+        collect(args.results_dir)  # every results file read (and a bad one refused) before the old plots go
         shutil.rmtree(os.path.join(args.results_dir, "plots"), ignore_errors=True)
         text = render(args.results_dir, sources, plt)
     except UserError as e:

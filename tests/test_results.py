@@ -561,3 +561,14 @@ def test_table_lists_every_setup_the_seeds_ran_on(tmp_path):
         R.record_run(path, seed, {"eval_accuracy": 0.6}, "python r.py", None, {"task": "rte", "environment": env})
     text = make.render(str(tmp_path / "results"), {}, plt=None)
     assert "| AMD EPYC (2 cores); AMD EPYC (2 cores), 1 thread per run |" in text
+
+
+def test_a_bad_results_file_stops_the_readme_before_the_old_plots_go(results_dir, capsys):
+    make = load_script("make_results_readme")
+    results, published = results_dir
+    assert make.main(["--results_dir", str(results), "--published", published]) == 0
+    plots = sorted(p.relative_to(results) for p in (results / "plots").rglob("*.png"))
+    (results / "glue" / "rte" / "broken.json").write_text('{"not": "a results file"}')
+    assert make.main(["--results_dir", str(results), "--published", published]) == 2
+    assert "broken.json is not a results file" in capsys.readouterr().err
+    assert sorted(p.relative_to(results) for p in (results / "plots").rglob("*.png")) == plots and plots
