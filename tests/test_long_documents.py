@@ -196,3 +196,11 @@ def test_bad_chunk_flags_are_one_clear_error(tiny_bert, tmp_path, capsys, flags,
     assert R.cli([*argv, *TRAIN_FLAGS, "--max_seq_length", "16", *flags]) == 2
     assert error in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "o")
+
+
+def test_chunk_with_lora_evaluates_per_text(tiny_bert, tmp_path):
+    train = write_rows(tmp_path / "train.csv", documents(24, 0))
+    argv = ["--model", tiny_bert, "--train_file", train, "--validation_file", train, "--do_train", "--do_eval"]
+    argv += ["--output_dir", str(tmp_path / "o"), *TRAIN_FLAGS, "--use_lora", "--learning_rate", "5e-3"]
+    results = R.main([*argv, "--max_seq_length", "16", "--long_document_strategy", "chunk"])
+    assert results["eval_samples"] == 24 and results["eval_windows"] > 24

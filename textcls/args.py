@@ -35,6 +35,16 @@ class ModelArguments:
     )
     revision: str = field(default="main", metadata={"help": "Hub branch, tag or commit of the model."})
     cache_dir: str | None = field(default=None, metadata={"help": "Where downloaded models and datasets are stored."})
+    pooling: str = field(
+        default="auto",
+        metadata={
+            "help": "The vector an encoder's head reads: 'cls' (the first token, the architecture's own); 'mean' or "
+            "'max' over the real tokens (padding excluded), under the architecture's head; 'auto' (default): what the "
+            "model folder says (a sentence-transformers 1_Pooling/config.json, or a folder trained here), else cls. "
+            "Decoder LMs keep their last-token head.",
+            "choices": ("auto", "cls", "mean", "max"),
+        },
+    )
     train_layers: str = field(
         default="all",
         metadata={

@@ -92,6 +92,11 @@ def check_layer_flags(args) -> None:
             "and trains its adapters and the head. Drop one of the two (for LoRA on the top layers only, name their "
             "modules in --lora_target_modules)."
         )
+    if args.model.pooling in ("mean", "max") and (args.lora.use_lora or _is_adapter(args.model.model_name_or_path)):
+        raise UserError(
+            f"--pooling {args.model.pooling} with LoRA is not supported yet (the saved adapter folder would not "
+            "carry the pooling). Use --pooling cls with --use_lora, or fine-tune in full."
+        )
     decay = args.training.layerwise_lr_decay
     if decay is not None and not 0 < decay <= 1:
         raise UserError(f"--layerwise_lr_decay {decay}: pass a factor above 0 and at most 1 (e.g. 0.9).")

@@ -4,6 +4,7 @@ import importlib
 import json
 import logging
 import os
+from types import SimpleNamespace
 
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -101,6 +102,15 @@ def build_classifier(args, config, tokenizer, labels):
     args.lora.use_lora = args.lora.use_lora or adapter_dir is not None
     if args.model.train_layers != "all":
         freeze_below(model, args.model.train_layers)
+    how = resolve_pooling(args.model, model.config)
+    if how != "cls" and args.lora.use_lora:  # (explicit mean|max with LoRA is refused by check_layer_flags)
+        logger.info("pooling: cls under LoRA (the folder's %s pooling is not supported with LoRA yet)", how)
+        how = resolve_pooling(SimpleNamespace(pooling="cls", model_name_or_path=None), model.config)
+    if how != "cls":
+        from textcls.pooling import install
+
+        install(model, how)
+        logger.info("pooling: the head reads the %s of each row's tokens (--pooling %s)", how, args.model.pooling)
     params = count_parameters(model)
     logger.info(
         "trainable parameters: %d of %d (%.4f%%)",
@@ -138,6 +148,13 @@ def load_config(model_args):
         else:
             logger.warning("%s has no config.json: using the base model's config; labels come from the data", name)
             name = base
+    from textcls.pooling import load_pooled_config
+
+    pooled = load_pooled_config(name) if os.path.isdir(name) else None
+    if pooled is not None:  # a folder trained with --pooling mean|max: read here, its code copy is not run
+        if model_args.config_overrides:
+            apply_config_overrides(pooled, model_args.config_overrides)
+        return pooled
     config = _load(
         AutoConfig.from_pretrained,
         name,
@@ -444,3 +461,39 @@ def freeze_below(model, spec: str) -> None:
         f" and the top {keep} of {layers} layers" if keep else f" (the {layers} layers frozen)"
     )
     logger.info("--train_layers %s: training %s", spec, what)
+
+
+def resolve_pooling(model_args, config) -> str:
+    """--pooling auto -> the folder's own: a model trained here with mean|max (config.textcls_pooling), a
+    sentence-transformers folder's 1_Pooling/config.json (mean or max tokens), else cls. mean|max on a model type
+    without an encoder hook (textcls.pooling.ENCODER_MODULES: decoder LMs among them) is an error."""
+    from textcls.pooling import CONFIG_KEY, ENCODER_MODULES
+
+    how = model_args.pooling
+    path = model_args.model_name_or_path
+    if how == "auto":
+        how = getattr(config, CONFIG_KEY, None) or sentence_transformers_pooling(path) or "cls"
+        if how != "cls" and config.model_type not in ENCODER_MODULES:
+            how = "cls"  # a decoder LM (or an encoder without the hook) keeps its own head
+    elif how in ("mean", "max") and config.model_type not in ENCODER_MODULES:
+        raise UserError(
+            f"--pooling {how} pools an encoder's tokens ({', '.join(sorted(ENCODER_MODULES))}); this model is "
+            f"{config.model_type}, whose head reads its last token. Use --pooling cls (or auto)."
+        )
+    if how == "cls" and getattr(config, CONFIG_KEY, None):
+        setattr(config, CONFIG_KEY, None)  # asked for cls on a folder trained pooled
+    return how
+
+
+def sentence_transformers_pooling(path: str | None) -> str | None:
+    """'mean' or 'max' when a sentence-transformers folder pools that way (1_Pooling/config.json), else None."""
+    file = os.path.join(path or "", "1_Pooling", "config.json")
+    if not path or not os.path.isfile(file):
+        return None
+    with open(file, encoding="utf-8") as f:
+        modes = json.load(f)
+    if modes.get("pooling_mode_mean_tokens"):
+        return "mean"
+    if modes.get("pooling_mode_max_tokens"):
+        return "max"
+    return None

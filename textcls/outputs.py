@@ -5,6 +5,7 @@ import logging
 import os
 
 from textcls.io import write_json_atomic, write_text_atomic
+from textcls.pooling import mark_folder
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ def save_training(trainer, train_result, params: dict) -> dict:
     trainer.log_metrics("train", metrics)
     if trainer.is_world_process_zero():
         trainer.model.config.save_pretrained(out)  # LoRA saves only the adapter: keep the label map beside it
+        mark_folder(out, trainer.model.config)  # --pooling mean|max: not a stock folder (textcls.pooling)
         write_json_atomic(os.path.join(out, "train_results.json"), metrics)
         trainer.save_state()
     return metrics

@@ -34,6 +34,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalLoopOutput, Ev
 from textcls.collate import ArrowRows, FastPaddingCollator, make_collator
 from textcls.data import arrow_column
 from textcls.io import write_json_atomic, write_text_atomic
+from textcls.pooling import mark_folder
 from textcls.tokenization import DOCUMENT, join_windows
 
 logger = logging.getLogger(__name__)
@@ -303,6 +304,11 @@ class ClassificationTrainer(Trainer):
         if self.stop.owes_checkpoint(self.state, self.control):
             self._save_checkpoint(model, trial)
             self.control = self.callback_handler.on_save(self.args, self.state, self.control)
+
+    def save_model(self, output_dir=None, _internal_call=False):
+        super().save_model(output_dir, _internal_call)
+        if self.is_world_process_zero():  # checkpoints too: a pooled model's folder is never a stock one
+            mark_folder(output_dir or self.args.output_dir, self.model.config)
 
     def _loss_state_file(self) -> str:
         return "loss_state.json" if self.args.world_size <= 1 else f"loss_state_{self.args.process_index}.json"
