@@ -16,7 +16,7 @@ SPACE = {
 }
 
 
-def search(tiny_bert, sentiment_files, out, trials, space=SPACE, *flags):
+def command(tiny_bert, sentiment_files, out, trials) -> list[str]:
     argv = [
         "--model",
         tiny_bert,
@@ -25,8 +25,11 @@ def search(tiny_bert, sentiment_files, out, trials, space=SPACE, *flags):
         "--validation_file",
         sentiment_files["dev"],
     ]
-    argv += ["--do_train", "--do_eval", "--output_dir", str(out), *TRAIN_FLAGS, "--hp_trials", str(trials)]
-    return R.main([*argv, "--hp_space", json.dumps(space), *flags])
+    return [*argv, "--do_train", "--do_eval", "--output_dir", str(out), *TRAIN_FLAGS, "--hp_trials", str(trials)]
+
+
+def search(tiny_bert, sentiment_files, out, trials, space=SPACE):
+    return R.main([*command(tiny_bert, sentiment_files, out, trials), "--hp_space", json.dumps(space)])
 
 
 def test_two_trials_are_recorded_and_the_best_recipe_replays(tiny_bert, sentiment_files, tmp_path):
@@ -73,29 +76,13 @@ def test_a_rerun_continues_the_search_and_reruns_a_trial_cut_off(tiny_bert, sent
 def test_bad_spaces_are_one_clear_error_before_anything_runs(
     tiny_bert, sentiment_files, tmp_path, capsys, space, error
 ):
-    argv = [
-        "--model",
-        tiny_bert,
-        "--train_file",
-        sentiment_files["train"],
-        "--validation_file",
-        sentiment_files["dev"],
-    ]
-    argv += ["--do_train", "--do_eval", "--output_dir", str(tmp_path / "o"), *TRAIN_FLAGS, "--hp_trials", "2"]
+    argv = command(tiny_bert, sentiment_files, tmp_path / "o", 2)
     assert R.cli([*argv, "--hp_space", json.dumps(space)]) == 2
     assert error in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "o")
 
 
 def test_a_search_needs_both_flags(tiny_bert, sentiment_files, tmp_path, capsys):
-    argv = [
-        "--model",
-        tiny_bert,
-        "--train_file",
-        sentiment_files["train"],
-        "--validation_file",
-        sentiment_files["dev"],
-    ]
-    argv += ["--do_train", "--do_eval", "--output_dir", str(tmp_path / "o"), *TRAIN_FLAGS, "--hp_trials", "2"]
+    argv = command(tiny_bert, sentiment_files, tmp_path / "o", 2)
     assert R.cli(argv) == 2
     assert "needs both --hp_trials and --hp_space: pass --hp_space" in capsys.readouterr().err
