@@ -361,3 +361,57 @@ def test_decoder_lm_classification_pads_right(arch, lora, request, tmp_path):
     assert again["eval_loss"] == pytest.approx(trained["eval_loss"], abs=1e-5)
     assert again["eval_accuracy"] == trained["eval_accuracy"]
     assert np.isfinite(trained["train_loss"])
+
+
+def _saved_adapter(tiny_bert, folder, num_labels: int, r: int = 4):
+    """A LoRA adapter over the tiny BERT with trained-looking (non-zero) weights, saved as peft saves it."""
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(
+        tiny_bert, num_labels=num_labels, ignore_mismatched_sizes=True
+    )
+    config = LoraConfig(
+        task_type=TaskType.SEQ_CLS, r=r, target_modules=["query", "value"], modules_to_save=["classifier"]
+    )
+    model = get_peft_model(model, config)
+    torch.manual_seed(1)
+    for name, p in model.named_parameters():
+        if "lora_" in name or "modules_to_save" in name:
+            torch.nn.init.normal_(p)
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("labels", [3, 2])
+def test_lora_init_from_loads_the_adapter_and_the_head_where_it_fits(tiny_bert, tmp_path, labels):
+    from peft.utils import load_peft_weights
+
+    from textcls.args import parse_args
+    from textcls.labels import Labels
+    from textcls.modeling import build_classifier, load_config_and_tokenizer
+
+    mnli = _saved_adapter(tiny_bert, tmp_path / "mnli", num_labels=3)
+    args = parse_args(["--model", tiny_bert, "--do_train", "--use_lora", "--lora_r", "4"])
+    args.lora.lora_target_modules, args.lora.lora_init_from = ["query", "value"], str(mnli)
+    config, tokenizer = load_config_and_tokenizer(args.model)
+    names = ["a", "b", "c"][:labels]
+    model, _ = build_classifier(args, config, tokenizer, Labels("single_label_classification", names, None))
+    ours = model.state_dict()
+    for key, value in load_peft_weights(str(mnli), device="cpu").items():
+        module, tensor = key.rsplit(".", 1)
+        if ".lora_" in key:
+            assert torch.equal(ours[f"{module}.default.{tensor}"], value), key
+        else:  # the head: loaded where it is the same size (3 classes), new otherwise
+            here = ours[f"{module}.modules_to_save.default.{tensor}"]
+            assert torch.equal(here, value) == (labels == 3), key
+
+
+def test_lora_init_from_an_adapter_of_another_rank_is_refused(tiny_bert, tmp_path, capsys):
+    mnli = _saved_adapter(tiny_bert, tmp_path / "mnli", num_labels=3, r=4)
+    rows = [{"sentence": "good movie", "label": 1}, {"sentence": "bad film", "label": 0}] * 4
+    train = write_rows(tmp_path / "t.csv", rows)
+    argv = ["--model", tiny_bert, "--train_file", train, "--do_train", "--output_dir", str(tmp_path / "o")]
+    argv += [*TRAIN_FLAGS, "--use_lora", "--lora_r", "8", "--lora_init_from", str(mnli)]
+    assert run_classification.cli(argv) == 2
+    assert "its LoRA weights do not fit this adapter" in capsys.readouterr().err

@@ -257,6 +257,14 @@ class LoraArguments:
     merge_lora: bool = field(
         default=False, metadata={"help": "Also save the adapter merged into the base model (loads without peft)."}
     )
+    lora_init_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "Start the new LoRA adapter (and the classification head, where its size fits) from the weights "
+            "of this adapter folder, as the LoRA paper starts MRPC, RTE and STS-B from its MNLI adapter. Its rank "
+            "and target modules must be this run's."
+        },
+    )
 
 
 @dataclass

@@ -92,6 +92,8 @@ def check_layer_flags(args) -> None:
             "and trains its adapters and the head. Drop one of the two (for LoRA on the top layers only, name their "
             "modules in --lora_target_modules)."
         )
+    if args.lora.lora_init_from and not args.lora.use_lora:
+        raise UserError("--lora_init_from starts a new LoRA adapter from another one: pass --use_lora too.")
     if args.model.pooling in ("mean", "max") and (args.lora.use_lora or _is_adapter(args.model.model_name_or_path)):
         raise UserError(
             f"--pooling {args.model.pooling} with LoRA is not supported yet (the saved adapter folder would not "

@@ -98,6 +98,8 @@ def build_classifier(args, config, tokenizer, labels):
         model = load_adapter(model, adapter_dir, is_trainable=args.training.do_train)
     elif args.lora.use_lora:
         model = apply_lora(model, args.lora)
+        if args.lora.lora_init_from:
+            init_adapter_from(model, args.lora.lora_init_from)
     # Training on from an adapter folder is LoRA too: merge it and describe it as such.
     args.lora.use_lora = args.lora.use_lora or adapter_dir is not None
     if args.model.train_layers != "all":
@@ -352,6 +354,41 @@ def apply_lora(model, lora_args):
         modules_to_save=modules_to_save,
     )
     return get_peft_model(model, config)
+
+
+def init_adapter_from(model, folder: str) -> None:
+    """--lora_init_from: the new adapter's LoRA matrices from `folder`'s adapter (every one: they must match in
+    name and shape), and its saved head modules where their shapes fit (an MNLI head of 3 classes does not fit a
+    2-class task: that head stays new, and the log says so)."""
+    from peft.utils import load_peft_weights, set_peft_model_state_dict
+
+    if not os.path.isfile(os.path.join(folder, "adapter_config.json")):
+        raise UserError(f"--lora_init_from {folder}: not an adapter folder (no adapter_config.json).")
+    saved = load_peft_weights(folder, device="cpu")
+    ours = model.state_dict()
+
+    def placed(key: str) -> str:
+        """Where set_peft_model_state_dict puts a saved tensor: under the adapter's name ('default'), a head module
+        in its modules_to_save copy."""
+        module, tensor = key.rsplit(".", 1)
+        return f"{module}.default.{tensor}" if ".lora_" in key else f"{module}.modules_to_save.default.{tensor}"
+
+    fits = {k: placed(k) in ours and ours[placed(k)].shape == v.shape for k, v in saved.items()}
+    lora = [k for k in saved if ".lora_" in k]
+    bad = [k for k in lora if not fits[k]]
+    if bad or not lora:
+        raise UserError(
+            f"--lora_init_from {folder}: its LoRA weights do not fit this adapter ({bad[0] if bad else 'none found'}"
+            "): pass the --lora_r and --lora_target_modules it was trained with."
+        )
+    # a head of another size keeps this model's new weights (peft looks every saved module up, so they are given)
+    kept = {k: v if fits[k] else ours[placed(k)] for k, v in saved.items() if fits[k] or placed(k) in ours}
+    set_peft_model_state_dict(model, kept)
+    heads = sum(fits[k] for k in saved) - len(lora)
+    logger.info("--lora_init_from %s: %d LoRA tensors and %d head tensors loaded", folder, len(lora), heads)
+    skipped = sorted(k for k in saved if not fits[k])
+    if skipped:
+        logger.info("--lora_init_from: kept new here (another shape or absent): %s", ", ".join(skipped[:8]))
 
 
 def load_adapter(model, adapter_dir: str, is_trainable: bool):

@@ -140,7 +140,8 @@ def curves_plot(
     rest = sum(1 for j in range(hot.shape[1]) if 0 < hot[:, j].sum() < len(hot)) - len(shown)
     more = f"; {rest} more classes not drawn" if rest > 0 and not binary else ""
     ax.set_title(f"{'ROC' if kind == 'roc' else 'precision-recall'}: {summary}{more}", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right" if kind == "roc" else "lower left")
+    if shown or kind == "roc":
+        ax.legend(fontsize=8, loc="lower right" if kind == "roc" else "lower left")
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
