@@ -28,19 +28,20 @@ def command(tiny_bert, sentiment_files, out, trials) -> list[str]:
     return [*argv, "--do_train", "--do_eval", "--output_dir", str(out), *TRAIN_FLAGS, "--hp_trials", str(trials)]
 
 
-def search(tiny_bert, sentiment_files, out, trials, space=SPACE):
-    return R.main([*command(tiny_bert, sentiment_files, out, trials), "--hp_space", json.dumps(space)])
+def search(tiny_bert, sentiment_files, out, trials, space=SPACE, *flags):
+    return R.main([*command(tiny_bert, sentiment_files, out, trials), "--hp_space", json.dumps(space), *flags])
 
 
 def test_two_trials_are_recorded_and_the_best_recipe_replays(tiny_bert, sentiment_files, tmp_path):
     out = tmp_path / "hp"
-    best = search(tiny_bert, sentiment_files, out, 2)
+    best = search(tiny_bert, sentiment_files, out, 2, SPACE, "--save_strategy", "steps", "--save_steps", "2")
     record = json.loads((out / "hp_trials.json").read_text())
     assert [t["number"] for t in record["trials"]] == [0, 1]
     assert all(t["state"] == "COMPLETE" and set(t["params"]) == set(SPACE) for t in record["trials"])
     values = [t["eval_accuracy"] for t in record["trials"]]
     assert record["best"]["eval_accuracy"] == best["objective"] == max(values)
     assert (out / "hp_trials.png").stat().st_size > 1000
+    assert not list(out.rglob("checkpoint-*"))  # asked to save every 2 steps, trials still keep no checkpoints
     recipe = json.loads((out / "best_recipe.json").read_text())
     assert recipe["learning_rate"] == best["params"]["learning_rate"] and "hp_trials" not in recipe
     replay = R.main([str(out / "best_recipe.json")])

@@ -14,6 +14,8 @@
 - Written: hp_trials.json (every trial: number, state, params, value, seconds), hp_trials.png (each trial's value
   and the best so far) and best_recipe.json, an ordinary recipe of the run with the best trial's values that
   `python run_classification.py OUTPUT_DIR/best_recipe.json` replays.
+- Trials save no checkpoints (a trial a kill cut off is run again from its start; each one's objective is its
+  last evaluation), so a search never fills the disk with them.
 - Many machines: Trainer's backend="ray" runs the same search on a Ray cluster (Ray Tune); it is not wired to a flag
   here (README, "Hyperparameter search")."""
 
@@ -125,6 +127,13 @@ def run_search(trainer, args) -> dict:
         direction,
     )
     if remaining > 0:
+        # A trial cut off is run again from its start, so its checkpoints would only fill the disk (a checkpoint of
+        # all-MiniLM-L6-v2 is 261 MB: 5 GB for 20 trials); each trial's objective is its last evaluation.
+        from transformers.trainer_utils import SaveStrategy
+
+        if training.save_strategy != SaveStrategy.NO or training.load_best_model_at_end:
+            logger.info("hyperparameter search: trials save no checkpoints and keep their last weights")
+        training.save_strategy, training.load_best_model_at_end = SaveStrategy.NO, False
         # Seeded from --hp_seed and the trials so far: a continued search is repeatable too (its draws are not the
         # ones an uninterrupted search would have made: optuna's sampler state is not stored).
         sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
