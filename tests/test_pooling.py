@@ -75,6 +75,7 @@ def test_a_pooled_folder_predicts_the_same_here_and_in_a_trusted_pipeline(pooled
     path, out, _ = pooled
     config = json.loads((out / "config.json").read_text())
     assert config["textcls_pooling"] == "mean" and config["model_type"] == "textcls-pooled-bert"
+    assert "trust_remote_code=True" in (out / "README.md").read_text()  # the model card says how to load it
     again = tmp_path / "again"
     R.main(["--model", str(out), "--test_file", path, "--do_predict", "--use_cpu", "--output_dir", str(again)])
     first, second = read(out / "predictions.jsonl"), read(again / "predictions.jsonl")

@@ -21,7 +21,16 @@ def split_suffix(split: str) -> str:
 
 
 def write_model_card(
-    out, model_name, data_args, lora_args, training_args, results, problem_type, label_names, class_weights=None
+    out,
+    model_name,
+    data_args,
+    lora_args,
+    training_args,
+    results,
+    problem_type,
+    label_names,
+    class_weights=None,
+    pooling=None,
 ):
     """A plain model card written without the hub (Trainer.create_model_card looks metadata up online)."""
     data = (
@@ -41,6 +50,11 @@ def write_model_card(
     if class_weights:
         pairs = ", ".join(f"{k} {v:.3g}" for k, v in class_weights.items())
         weighted = f"\nThe training loss weighed the classes ({training_args.class_weights}): {pairs}."
+    if pooling:
+        weighted += (
+            f"\nThe head reads the {pooling} of each text's tokens: load this folder with "
+            '`pipeline("text-classification", model=..., trust_remote_code=True)` (see textcls_pooling.py).'
+        )
     text = f"""---
 library_name: {"peft" if lora_args.use_lora else "transformers"}
 base_model: {model_name}
@@ -142,5 +156,6 @@ def write_run_summary(trainer, args, labels, results: dict) -> None:
             labels.problem_type,
             labels.names,
             getattr(trainer.model.config, "class_weights", None),
+            getattr(trainer.model.config, "textcls_pooling", None),
         )
     logger.info("model, metrics and predictions are in %s", os.path.abspath(out))
