@@ -116,7 +116,7 @@ def run_search(trainer, args) -> dict:
     # Trials a kill cut off stay RUNNING in the storage: marked failed, they do not count, and are run again.
     for t in study.trials:
         if t.state == optuna.trial.TrialState.RUNNING:
-            study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
     remaining = training.hp_trials - len(done)
     logger.info(
         "hyperparameter search: %d of %d trials done, %d to run, objective %s (%s)",
