@@ -56,7 +56,7 @@ def train_command(script: str, args, rows: int, output_dir: str, streaming: bool
     common += ["--max_seq_length", str(args.max_seq_length), "--learning_rate", "5e-5", "--seed", "42"]
     if script == OURS:
         common += ["--do_train", "--save_strategy", "no", "--overwrite_output_dir", "true", "--report_to", "none"]
-        common += ["--disable_tqdm", "true"] + (["--streaming", "true"] if streaming else [])
+        common += ["--disable_tqdm", "true", "--plots", "false"] + (["--streaming", "true"] if streaming else [])
     else:
         common += ["--group_by_length"]
     return [sys.executable, script, *common]
@@ -67,7 +67,7 @@ def predict_command(script: str, args, model_dir: str, output_dir: str) -> list[
     common = ["--model_name_or_path", model_dir, "--test_file", test, "--output_dir", output_dir]
     common += ["--max_predict_samples", str(args.predict_rows)]
     if script == OURS:
-        common += ["--do_predict", "--disable_tqdm", "true", "--report_to", "none"]
+        common += ["--do_predict", "--disable_tqdm", "true", "--report_to", "none", "--plots", "false"]
     else:
         common += ["--do_train", "false", "--do_predict", "--per_device_eval_batch_size", "64"]
     common += ["--max_seq_length", str(args.max_seq_length)]

@@ -203,6 +203,39 @@ def curve_plot_path(plots_dir: str, benchmark: str, task: str, name: str, seed) 
     return os.path.join(plots_dir, benchmark, task, name, f"seed-{seed}.png")
 
 
+def recipe_model(task: str, name: str) -> str | None:
+    """The model id of recipes/glue/<task>/<name>.json, or None when there is no such recipe."""
+    path = os.path.join(ROOT, "recipes", "glue", task, f"{name}.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f).get("model_name_or_path")
+
+
+def published_only_table(name: str, sources: dict) -> list[str]:
+    """A published model we have a recipe for and no run of: every published number, the recipe command that
+    targets it, and why it was not run here."""
+    ref = reference_for(name, sources)
+    if ref is None:
+        return []
+    source_id, numbers, _ = ref
+    lines = [f"### {name}", "", f"Published: `{source_id}` (same model and method). Not run here yet.", ""]
+    lines += ["| task | metric | published | recipe | ours |", "|---|---|---|---|---|"]
+    for task in sorted(numbers, key=_task_order):
+        model = recipe_model(task, name)
+        command = f"`python run_classification.py recipes/glue/{task}/{name}.json`" if model else "(no recipe)"
+        why = f"not run here: needs {model} from the hub and a GPU" if model else "—"
+        label = GLUE_TASKS[task].dir_name if task in GLUE_TASKS else task
+        for short in GLUE_DISPLAY.get(task, tuple(numbers[task])):
+            if short not in numbers[task]:
+                continue
+            value, spread, stated = numbers[task][short]
+            published = _fmt(value) + (f" ± {spread:g}" if spread is not None else "") + ("" if stated else " ‡")
+            lines.append(f"| {label} | {METRIC_LABELS[short]} | {published} | {command} | {why} |")
+    lines.append("")
+    return lines
+
+
 def model_table(benchmark: str, name: str, tasks: dict, sources: dict, plots) -> list[str]:
     ref = reference_for(name, sources) if benchmark == "glue" else None
     lines = [f"### {name}", ""]
@@ -524,8 +557,9 @@ def render(results_dir: str, sources: dict, plt) -> str:
     if plt is None:
         lines += ["Plots skipped: matplotlib is not installed (`pip install matplotlib`, then run this again).", ""]
     used = set()
-    for benchmark in sorted(found):
-        models = found[benchmark]
+    published_only = [n for n in _ordered(SAME_MODEL) if n not in found.get("glue", {}) and reference_for(n, sources)]
+    for benchmark in sorted(set(found) | ({"glue"} if published_only else set())):
+        models = found.get(benchmark, {})
         lines += [f"## {benchmark}", ""]
         if plt is not None and benchmark == "glue":
             plot_vs_published(models, sources, os.path.join(plots_dir, benchmark, "vs_published.png"), plt)
@@ -544,6 +578,10 @@ def render(results_dir: str, sources: dict, plt) -> str:
                     if run.get("log_history"):
                         path = curve_plot_path(plots_dir, benchmark, task, name, run["seed"])
                         plot_curves(run, keys, path, f"{benchmark} {task} {name} seed {run['seed']}", plt)
+        if benchmark == "glue":  # the published rows our recipes target, where we have no run of them
+            for name in published_only:
+                lines += published_only_table(name, sources)
+                used.add(reference_for(name, sources)[0])
     lines += speed_section(results_dir, plots_dir, plt)
     if used:
         lines += ["## Sources", ""]

@@ -397,7 +397,13 @@ def test_results_readme_without_results_or_published(tmp_path, capsys):
     assert "pass --published" in capsys.readouterr().err
     (tmp_path / "p.json").write_text(json.dumps(PUBLISHED))
     assert make.main(["--results_dir", str(results), "--published", str(tmp_path / "p.json")]) == 0
-    assert "No results yet" in (results / "README.md").read_text()
+    text = (results / "README.md").read_text()
+    assert "No results yet" in text
+    # the published rows our recipes target show without our runs, with the recipe and why it was not run
+    assert "### bert-base-cased" in text and "### roberta-base_lora" in text
+    row = "| RTE | accuracy | 65.70 | `python run_classification.py recipes/glue/rte/bert-base-cased.json` |"
+    assert row + " not run here: needs google-bert/bert-base-cased from the hub and a GPU |" in text
+    assert "- `hf_run_glue_bert_base_cased`: bert-base-cased; HF README." in text
 
 
 # ---- textcls/submission.py
