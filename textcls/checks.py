@@ -233,6 +233,12 @@ def check_long_documents(data_args, config, tokenizer, columns) -> None:
             data_args.doc_stride = saved.get("doc_stride") if data_args.doc_stride is None else data_args.doc_stride
             data_args.chunk_aggregation = data_args.chunk_aggregation or saved.get("aggregation")
     strategy = data_args.long_document_strategy
+    if strategy == "head_tail" and (columns.text_pair or columns.token_ids or data_args.pad_to_max_length):
+        what = "token ids" if columns.token_ids else "text pairs" if columns.text_pair else "--pad_to_max_length"
+        raise UserError(
+            f"--long_document_strategy head_tail cuts the middle out of single texts; it does not work with {what}. "
+            "Drop one of the two."
+        )
     if strategy != "chunk":
         given = [f for f in ("doc_stride", "chunk_aggregation") if getattr(data_args, f) is not None]
         if given:

@@ -6,12 +6,11 @@ import logging
 import os
 
 import numpy as np
-from scipy.special import expit
 
 from textcls.errors import UserError
 from textcls.io import write_json_atomic, write_jsonl_atomic
 from textcls.labels import gold_name
-from textcls.metrics import classification_report, probability_metrics
+from textcls.metrics import classification_report, probabilities, probability_metrics
 from textcls.outputs import split_suffix
 from textcls.report import training_curves, write_report
 from textcls.tokenization import unsort
@@ -172,11 +171,6 @@ def write_submission(task_name, split, rows, folder, total: int):
     logger.info("GLUE server files: %s", zip_submission(folder))
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 PREDICTION_BATCH_ROWS = 10_000  # rows of the test split read at a time to write predictions.jsonl
 
 
@@ -190,11 +184,9 @@ def prediction_rows(ds, columns, predictions: np.ndarray, problem_type: str, lab
     wanted = wanted or [ds.column_names[0]]  # a batch's row count comes from some column
     if problem_type == "regression":
         values = predictions.reshape(len(ds), -1)[:, 0]
-    elif problem_type == "multi_label_classification":
-        probs = expit(predictions.astype(np.float64))  # as the metrics compute them: a label at its threshold agrees
+    else:  # as the metrics compute them (float64): a label at its threshold is predicted in both
+        probs = probabilities(predictions, problem_type)
         cuts = np.broadcast_to(np.asarray(threshold, dtype=float), (len(label_names),))  # one, or one per label
-    else:
-        probs = _softmax(predictions)
     start = 0
     for batch in ds.select_columns(wanted).iter(batch_size=PREDICTION_BATCH_ROWS):
         n = len(batch[wanted[0]])

@@ -166,14 +166,42 @@ def probabilities(logits: np.ndarray, problem_type: str) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def labelled_probabilities(predictions, label_ids, problem_type: str):
+    """(probabilities, one-hot or multi-hot truth, indices of the labelled rows) of a classification's rows;
+    unlabelled rows (-1, -100, NaN) are left out."""
+    predictions = np.asarray(predictions)
+    label_ids = np.asarray(label_ids, dtype=float)
+    if problem_type == "multi_label_classification":
+        keep = np.flatnonzero(~(np.isnan(label_ids) | (label_ids < 0)).any(axis=1))
+        hot = (label_ids[keep] >= 0.5).astype(int)
+    else:
+        flat = label_ids.reshape(-1)
+        keep = np.flatnonzero(~(np.isnan(flat) | (flat < 0)))
+        hot = np.eye(predictions.shape[1], dtype=int)[flat[keep].astype(int)]
+    return probabilities(predictions[keep], problem_type), hot, keep
+
+
+def confidence_and_correct(probs: np.ndarray, hot: np.ndarray, problem_type: str):
+    """What calibration is measured on: the top class's probability and whether it is right; multi-label, each
+    label's decision (at 0.5) and its probability."""
+    if problem_type == "multi_label_classification":
+        return np.maximum(probs, 1 - probs).reshape(-1), ((probs >= 0.5) == hot).reshape(-1)
+    return probs.max(axis=1), probs.argmax(axis=1) == hot.argmax(axis=1)
+
+
+def confidence_bins(confidence: np.ndarray, bins: int = ECE_BINS) -> np.ndarray:
+    """Each row's equal-width bin, 0 to bins - 1 (the first closed on the left)."""
+    return np.clip(np.ceil(np.asarray(confidence) * bins).astype(int) - 1, 0, bins - 1)
+
+
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:
-    """ECE: over equal-width confidence bins (the first closed on the left), the row-weighted mean of |accuracy -
-    mean confidence| (Guo et al. 2017). scikit-learn has calibration_curve but no ECE: these 10 lines, checked in
-    tests against a hand computation."""
+    """ECE: over equal-width confidence bins, the row-weighted mean of |accuracy - mean confidence| (Guo et al.
+    2017). scikit-learn has calibration_curve but no ECE: these 10 lines, checked in tests against a hand
+    computation."""
     confidence, correct = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=float)
     if confidence.size == 0:
         return 0.0
-    which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    which = confidence_bins(confidence, bins)
     total = 0.0
     for b in np.unique(which):
         rows = which == b
@@ -194,21 +222,11 @@ def probability_metrics(predictions, label_ids, problem_type: str) -> Probabilit
 
     if problem_type == "regression":
         return ProbabilityMetrics({}, {}, {"roc_auc": "regression has no class probabilities"})
-    predictions = np.asarray(predictions)
-    label_ids = np.asarray(label_ids, dtype=float)
-    if problem_type == "multi_label_classification":
-        keep = ~(np.isnan(label_ids) | (label_ids < 0)).any(axis=1)
-        gold = (label_ids[keep] >= 0.5).astype(int)
-    else:
-        flat = label_ids.reshape(-1)
-        keep = ~(np.isnan(flat) | (flat < 0))
-        gold = flat[keep].astype(int)
-    probs = probabilities(predictions[keep], problem_type)
+    probs, hot, _ = labelled_probabilities(predictions, label_ids, problem_type)
     out = ProbabilityMetrics({}, {}, {})
-    if len(gold) == 0:
+    if len(hot) == 0:
         return out
     classes = probs.shape[1]
-    hot = gold if problem_type == "multi_label_classification" else np.eye(classes, dtype=int)[gold]
     for j in range(classes):
         if 0 < hot[:, j].sum() < len(hot):
             out.per_class[j] = {
@@ -232,13 +250,10 @@ def probability_metrics(predictions, label_ids, problem_type: str) -> Probabilit
         what = "has no row" if problem_type == "single_label_classification" else "is all positive or all negative"
         out.undefined["roc_auc"] = f"{len(missing)} class(es) (ids {missing[:10]}) {what} in this split"
     if problem_type == "multi_label_classification":
-        out.metrics["log_loss"] = float(log_loss(gold.reshape(-1), probs.reshape(-1), labels=[0, 1]))
-        confidence = np.maximum(probs, 1 - probs).reshape(-1)
-        correct = ((probs >= 0.5) == gold).reshape(-1)
+        out.metrics["log_loss"] = float(log_loss(hot.reshape(-1), probs.reshape(-1), labels=[0, 1]))
     else:
-        out.metrics["log_loss"] = float(log_loss(gold, probs, labels=list(range(classes))))
-        confidence, correct = probs.max(axis=1), probs.argmax(axis=1) == gold
-    out.metrics["ece"] = expected_calibration_error(confidence, correct)
+        out.metrics["log_loss"] = float(log_loss(hot.argmax(axis=1), probs, labels=list(range(classes))))
+    out.metrics["ece"] = expected_calibration_error(*confidence_and_correct(probs, hot, problem_type))
     return out
 
 

@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from textcls.io import write_text_atomic
-from textcls.metrics import ECE_BINS, probabilities
+from textcls.metrics import ECE_BINS, confidence_and_correct, confidence_bins, labelled_probabilities
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def reliability_plot(confidence: np.ndarray, correct: np.ndarray, ece: float, pa
     the rows per bin below."""
     plt = _pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 6.5), height_ratios=[3, 1], sharex=True)
-    which = np.clip(np.ceil(confidence * ECE_BINS).astype(int) - 1, 0, ECE_BINS - 1)
+    which = confidence_bins(confidence)
     centers = (np.arange(ECE_BINS) + 0.5) / ECE_BINS
     counts = np.bincount(which, minlength=ECE_BINS)
     accuracy = np.array([correct[which == b].mean() if counts[b] else 0.0 for b in range(ECE_BINS)])
@@ -249,7 +249,7 @@ def split_plots(out, prefix, predictions, gold, labels, report: dict, metrics: d
             "the scatter plot", scatter_plot, values[keep], np.asarray(gold)[keep], path("scatter")
         )
         return {k: v for k, v in drawn.items() if v}
-    probs, hot, keep = _probs_and_truth(predictions, gold, labels.problem_type)
+    probs, hot, keep = labelled_probabilities(predictions, gold, labels.problem_type)
     if "confusion_matrix" in report:
         drawn["confusion matrix"] = _drawn(
             "the confusion matrix",
@@ -273,30 +273,11 @@ def split_plots(out, prefix, predictions, gold, labels, report: dict, metrics: d
             if not binary and value is not None:
                 summary = "macro " + summary
             drawn[title] = _drawn(title, curves_plot, kind, probs, hot, labels.names, path(kind), summary, binary)
-        confidence, correct = _confidence(probs, hot, labels.problem_type)
+        confidence, correct = confidence_and_correct(probs, hot, labels.problem_type)
         drawn["reliability diagram"] = _drawn(
             "the reliability diagram", reliability_plot, confidence, correct, key("ece") or 0.0, path("reliability")
         )
     return {k: v for k, v in drawn.items() if v}
-
-
-def _probs_and_truth(predictions, gold, problem_type):
-    """(probabilities, one-hot / multi-hot truth, kept row indices) of the labelled rows."""
-    gold = np.asarray(gold, dtype=float)
-    if problem_type == "multi_label_classification":
-        keep = np.flatnonzero(~(np.isnan(gold) | (gold < 0)).any(axis=1))
-        hot = (gold[keep] >= 0.5).astype(int)
-    else:
-        flat = gold.reshape(-1)
-        keep = np.flatnonzero(~(np.isnan(flat) | (flat < 0)))
-        hot = np.eye(np.asarray(predictions).shape[1], dtype=int)[flat[keep].astype(int)]
-    return probabilities(np.asarray(predictions)[keep], problem_type), hot, keep
-
-
-def _confidence(probs, hot, problem_type):
-    if problem_type == "multi_label_classification":
-        return np.maximum(probs, 1 - probs).reshape(-1), ((probs >= 0.5) == hot).reshape(-1)
-    return probs.max(axis=1), probs.argmax(axis=1) == hot.argmax(axis=1)
 
 
 def confident_mistakes(predictions, gold, labels, threshold=0.5, limit: int = MISTAKES) -> list[dict]:
@@ -318,7 +299,7 @@ def confident_mistakes(predictions, gold, labels, threshold=0.5, limit: int = MI
             }
             for i in order
         ]
-    probs, hot, keep = _probs_and_truth(predictions, gold, labels.problem_type)
+    probs, hot, keep = labelled_probabilities(predictions, gold, labels.problem_type)
     names = labels.names
     if labels.problem_type == "multi_label_classification":
         cuts = np.broadcast_to(np.asarray(threshold, dtype=float), (probs.shape[1],))

@@ -62,14 +62,8 @@ def tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args, trai
 
 
 def _tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args, training_args) -> dict:
-    head_tail = data_args.long_document_strategy == "head_tail"
+    head_tail = data_args.long_document_strategy == "head_tail"  # (its flags checked by checks.check_long_documents)
     stride = data_args.doc_stride if data_args.long_document_strategy == "chunk" else None
-    if head_tail and (columns.text_pair or columns.token_ids or data_args.pad_to_max_length):
-        what = "token ids" if columns.token_ids else "text pairs" if columns.text_pair else "--pad_to_max_length"
-        raise UserError(
-            f"--long_document_strategy head_tail cuts the middle out of single texts; it does not work with {what}. "
-            "Drop one of the two."
-        )
     if columns.token_ids and data_args.pad_to_max_length:
         raise UserError(
             f"--pad_to_max_length pads text as it is tokenized, but this data holds token ids ('{TOKEN_IDS}'). Drop "
