@@ -28,6 +28,8 @@ MODELS = {
     "distilbert-base-uncased": "distilbert/distilbert-base-uncased",
     "roberta-base_lora": "FacebookAI/roberta-base",
     "all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2",
+    "all-MiniLM-L6-v2_search": "sentence-transformers/all-MiniLM-L6-v2",
+    "all-MiniLM-L6-v2_hf-readme": "sentence-transformers/all-MiniLM-L6-v2",
 }
 REFERENCE = os.path.join(ROOT, "..", "shared", "reference", "glue_published.json")
 
@@ -43,7 +45,7 @@ def test_recipes_on_disk_are_the_generators_output():
 
 
 def test_every_task_and_model_has_its_recipes():
-    assert len(RECIPES) == 9 * 3 + 8 + 6
+    assert len(RECIPES) == 9 * 3 + 8 + 6 * 3
     by_model = {}
     for path in RECIPES:
         task, stem = path.split("/")[-2], os.path.splitext(path.split("/")[-1])[0]
@@ -52,7 +54,31 @@ def test_every_task_and_model_has_its_recipes():
     for stem in ("bert-base-uncased", "bert-base-cased", "distilbert-base-uncased"):
         assert by_model[stem] == set(GLUE_TASKS)
     assert by_model["roberta-base_lora"] == set(GLUE_TASKS) - {"wnli"}  # WNLI is not in the LoRA paper
-    assert by_model["all-MiniLM-L6-v2"] == {"cola", "sst2", "mrpc", "stsb", "rte", "wnli"}
+    for stem in ("all-MiniLM-L6-v2", "all-MiniLM-L6-v2_search", "all-MiniLM-L6-v2_hf-readme"):
+        assert by_model[stem] == {"cola", "sst2", "mrpc", "stsb", "rte", "wnli"}
+
+
+def test_minilm_search_and_baseline_differ_from_the_recipe_only_where_they_should():
+    """The search recipe is the tuned recipe with lr, epochs and batch searched; the baseline is the HF README's
+    settings on the same model with its stock head. Any other difference would make the comparison unfair."""
+    searched = {"learning_rate", "num_train_epochs", "per_device_train_batch_size"}
+    for task in G.LOCAL_TASKS:
+        ours = RECIPES[G.recipe_path(task, "all-MiniLM-L6-v2")]
+        search = RECIPES[G.recipe_path(task, "all-MiniLM-L6-v2_search")]
+        baseline = RECIPES[G.recipe_path(task, "all-MiniLM-L6-v2_hf-readme")]
+        assert set(search["hp_space"]) == searched
+        flags = lambda r: {k: v for k, v in r.items() if not k.startswith("_") and k != "output_dir"}  # noqa: E731
+        assert {k: v for k, v in flags(ours).items() if k not in searched} == {
+            k: v for k, v in flags(search).items() if k not in searched | {"hp_trials", "hp_space"}
+        }
+        assert baseline["pooling"] == "cls" and "pooling" not in ours  # ours: auto (the model's mean pooling)
+        assert (baseline["learning_rate"], baseline["per_device_train_batch_size"], baseline["max_seq_length"]) == (
+            2e-5,
+            32,
+            128,
+        )
+        assert baseline["num_train_epochs"] == (5 if task in ("mrpc", "wnli") else 3)
+        assert (baseline["warmup_steps"], baseline["weight_decay"]) == (0, 0.0)
 
 
 def metric_keys(task) -> set[str]:
@@ -94,6 +120,7 @@ def test_recipe(path, tiny_roberta_modules):
     assert data_args.task_name == task.name and data_args.data_dir is None  # the hub by default
     assert model_args.model_name_or_path == MODELS[stem]
     assert training_args.output_dir == f"outputs/glue/{task.name}/{stem}"
+    assert bool(training_args.hp_trials) == stem.endswith("_search")
     assert training_args.do_train and training_args.do_eval and isinstance(recipe["seed"], int)
     assert training_args.eval_strategy == "epoch" and training_args.save_strategy == "epoch"
     assert 0 <= training_args.warmup_steps < 1  # a ratio of the training steps
