@@ -70,6 +70,11 @@ SAME_MODEL = {
 }
 # No published numbers exist for these: the closest reference, shown as what it is, a different model.
 OTHER_MODEL = {"all-MiniLM-L6-v2": ("minilm_card", ("results", "MiniLM-L6xH384"), "MiniLM-L6xH384")}
+# Recipe name -> (the recipe measured beside it as its baseline, what that baseline is): shown as columns of the
+# model's table, not as a model of its own.
+BASELINE_OF = {"all-MiniLM-L6-v2": ("all-MiniLM-L6-v2_hf-readme", "run_glue.py's settings (HF README), same model")}
+# Written by scripts/majority_baseline.py: the training set's majority class, predicted for every dev row.
+MAJORITY_FILE = os.path.join("baselines", "glue-majority-class.json")
 MODEL_ORDER = (
     "bert-base-uncased",
     "bert-base-cased",
@@ -134,7 +139,8 @@ def collect(results_dir: str) -> dict:
     found = {}
     for path in sorted(glob.glob(os.path.join(results_dir, "**", "*.json"), recursive=True)):
         rel = os.path.relpath(path, results_dir).split(os.sep)
-        if rel[0] in ("plots", "speed"):  # speed records have their own section
+        # speed records have their own section; baselines and searches are not runs of a recipe
+        if rel[0] in ("plots", "speed", "baselines", "hp_search"):
             continue
         data = load_results(path)
         if not data["runs"]:
@@ -232,12 +238,84 @@ def published_only_table(name: str, sources: dict) -> list[str]:
             value, spread, stated = numbers[task][short]
             published = _fmt(value) + (f" ± {spread:g}" if spread is not None else "") + ("" if stated else " ‡")
             lines.append(f"| {label} | {METRIC_LABELS[short]} | {published} | {command} | {why} |")
+    scores = [
+        [numbers.get(task, {}).get(short) for short in GLUE_DISPLAY[task]] for task in GLUE_DISPLAY if task in numbers
+    ]
+    if len(scores) == len(GLUE_DISPLAY) and all(v is not None for task in scores for v in task):
+        score = sum(sum(v[0] for v in task) / len(task) for task in scores) / len(scores)
+        lines.append(f"| **GLUE score (9 tasks)** | each task's metrics averaged | **{score:.2f}** | | |")
     lines.append("")
     return lines
 
 
-def model_table(benchmark: str, name: str, tasks: dict, sources: dict, plots) -> list[str]:
+WNLI_NOTE = (
+    "WNLI: its dev set is adversarial to its training set. Sentences of the training set come back in dev with "
+    "another hypothesis and the opposite label, so the better a model fits the training pairs, the more of those dev "
+    "pairs it gets wrong. The majority class scores 56.34; the HF README's bert-base-cased scores exactly that (it "
+    "predicts the majority), its older bert-base-uncased 45.07, below it; BERT's paper leaves WNLI out of its "
+    "average. A score of 56.34 here means the model predicts the majority class for every pair."
+)
+
+
+def load_majority(results_dir: str) -> dict:
+    """{task: its majority-class record} from results/baselines/, or {} before scripts/majority_baseline.py ran."""
+    path = os.path.join(results_dir, MAJORITY_FILE)
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)["tasks"]
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(
+            f"{path} is not a majority_baseline.py record ({e}): run scripts/majority_baseline.py again."
+        ) from None
+
+
+def task_score(task: str, summary: dict) -> float | None:
+    """A task's GLUE score (x100): the mean of its leaderboard metrics (MRPC: F1 and accuracy), None if one lacks."""
+    values = [summary.get(METRIC_KEYS[short]) for short in GLUE_DISPLAY[task]]
+    if any(v is None for v in values):
+        return None
+    return 100 * sum(values) / len(values)
+
+
+def average_row(tasks: dict, baseline: dict | None, numbers_of, columns: int) -> str | None:
+    """The average over the table's GLUE tasks of each task's score, for ours, the baseline and the reference, where
+    each has every task; named a GLUE score only when all nine tasks are in."""
+    glue = [t for t in tasks if t in GLUE_DISPLAY]
+    if not glue:
+        return None
+    ours = [task_score(t, {k: v["median"] for k, v in tasks[t]["summary"].items()}) for t in glue]
+    if any(v is None for v in ours):
+        return None
+    label = "GLUE score (9 tasks)" if len(glue) == len(GLUE_DISPLAY) else f"average of these {len(glue)} tasks"
+    cells = [f"**{label}**", "each task's metrics averaged", f"**{sum(ours) / len(ours):.2f}**"]
+    if baseline is not None:
+        theirs = [
+            task_score(t, {k: v["median"] for k, v in baseline[t]["summary"].items()}) if t in baseline else None
+            for t in glue
+        ]
+        if any(v is None for v in theirs):
+            cells += ["—", "—"]
+        else:
+            mean = sum(theirs) / len(theirs)
+            cells += [f"{mean:.2f}", f"{sum(ours) / len(ours) - mean:+.2f}"]
+        cells.append("—")  # the majority class has no STS-B score, so no average
+    published = [numbers_of(t) for t in glue]
+    if all(p is not None for p in published):
+        mean = sum(published) / len(published)
+        cells += [f"{mean:.2f}", f"{sum(ours) / len(ours) - mean:+.2f}"]
+    else:
+        cells += ["—", "—"]
+    cells += [""] * (columns - len(cells))
+    return "| " + " | ".join(cells) + " |"
+
+
+def model_table(benchmark: str, name: str, tasks: dict, sources: dict, plots, baseline=None, majority=None) -> list:
+    """One model's rows: our median per task and metric; beside it the baseline measured with it (BASELINE_OF) and
+    the majority class where given, and the published (or reference) number."""
     ref = reference_for(name, sources) if benchmark == "glue" else None
+    majority = majority or {}
     lines = [f"### {name}", ""]
     if ref is not None:
         source_id, _, other = ref
@@ -249,11 +327,23 @@ def model_table(benchmark: str, name: str, tasks: dict, sources: dict, plots) ->
         else:
             lines.append(f"Published: `{source_id}` (same model and method).")
         lines.append("")
+    if baseline is not None:
+        base_name, base_label = baseline[0], baseline[1]
+        lines += [
+            f"Beside ours, measured the same way on the same machine: {base_label} "
+            f"(`recipes/glue/<task>/{base_name}.json`), and the majority class of each training set predicted for "
+            "every dev row (`scripts/majority_baseline.py`).",
+            "",
+        ]
     published_col = "reference (different model)" if ref and ref[2] else "published"
-    header = f"| task | metric | ours: median ± std (n seeds) | {published_col} | Δ | hardware | date |"
+    header = "| task | metric | ours: median ± std (n seeds) |"
+    if baseline is not None:
+        header += f" {base_label}: median ± std (n) | Δ ours − it | majority class |"
+    header += f" {published_col} | Δ | hardware | date |"
     if plots:
         header += " curves |"
-    lines += [header, "|" + "---|" * (header.count("|") - 1)]
+    columns = header.count("|") - 1
+    lines += [header, "|" + "---|" * columns]
     for task in sorted(tasks, key=_task_order):
         data = tasks[task]
         last = max(data["runs"], key=lambda r: r["date"])  # the newest run: its day
@@ -271,9 +361,15 @@ def model_table(benchmark: str, name: str, tasks: dict, sources: dict, plots) ->
                 published = _fmt(value) + (f" ± {spread:g}" if spread is not None else "")
                 published += "" if stated else " ‡"
                 delta = f"{100 * s['median'] - value:+.2f}"
-            row = (
-                f"| {label} | {metric_label} | {_ours(s)} | {published} | {delta} | {machines} | {last['date'][:10]} |"
-            )
+            row = f"| {label} | {metric_label} | {_ours(s)} |"
+            if baseline is not None:
+                other = baseline[2].get(task, {}).get("summary", {}).get(key)
+                theirs, gap = (
+                    ("—", "—") if other is None else (_ours(other), f"{100 * (s['median'] - other['median']):+.2f}")
+                )
+                prior = majority.get(task, {}).get("metrics", {}).get(key)
+                row += f" {theirs} | {gap} | {'—' if prior is None else _fmt(100 * prior)} |"
+            row += f" {published} | {delta} | {machines} | {last['date'][:10]} |"
             if plots:
                 links = " ".join(
                     f"[{r['seed']}](plots/{benchmark}/{task}/{name}/seed-{r['seed']}.png)"
@@ -282,6 +378,18 @@ def model_table(benchmark: str, name: str, tasks: dict, sources: dict, plots) ->
                 )
                 row += f" {links} |"
             lines.append(row)
+    if benchmark == "glue":
+
+        def published_score(task):
+            found = ref[1].get(task, {}) if ref else {}
+            values = [found.get(short) for short in GLUE_DISPLAY[task]]
+            return None if any(v is None for v in values) else sum(v[0] for v in values) / len(values)
+
+        row = average_row(tasks, baseline[2] if baseline else None, published_score, columns)
+        if row:
+            lines.append(row)
+    if benchmark == "glue" and "wnli" in tasks:
+        lines += ["", WNLI_NOTE]
     lines.append("")
     return lines
 
@@ -308,8 +416,9 @@ def plot_curves(run: dict, keys: list[str], path: str, title: str, plt) -> None:
     plt.close(fig)
 
 
-def plot_vs_published(models: dict, sources: dict, path: str, plt) -> None:
-    """One panel per task, its first display metric: our median (error bar: std) beside the published number."""
+def plot_vs_published(models: dict, sources: dict, path: str, plt, majority: dict | None = None) -> None:
+    """One panel per task, its first display metric: our median (error bar: std) beside the published number; the
+    majority class's score as a dashed line."""
     tasks = sorted({t for tasks in models.values() for t in tasks if t in GLUE_DISPLAY}, key=_task_order)
     if not tasks:
         return
@@ -324,10 +433,16 @@ def plot_vs_published(models: dict, sources: dict, path: str, plt) -> None:
             ref = reference_for(name, sources)
             if ref and short in ref[1].get(task, {}):
                 ax.bar(i + 0.2, ref[1][task][short][0], 0.4, color="lightgrey", hatch="//" if ref[2] else None)
+        prior = (majority or {}).get(task, {}).get("metrics", {}).get(key)
+        if prior is not None:
+            ax.axhline(100 * prior, color="tab:red", linestyle="--", linewidth=1)
         ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
         ax.set_title(f"{GLUE_TASKS[task].dir_name} ({METRIC_LABELS[short]})", fontsize=9)
     axes[0][0].set_ylabel("dev metric (x100)")
-    fig.suptitle("blue: ours (median, bar: std)   grey: published   hatched: a different model", fontsize=9)
+    fig.suptitle(
+        "blue: ours (median, bar: std)   grey: published   hatched: a different model   red dashes: majority class",
+        fontsize=9,
+    )
     fig.tight_layout()
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fig.savefig(path, dpi=80, metadata={"Software": None})
@@ -562,11 +677,20 @@ def render(results_dir: str, sources: dict, plt) -> str:
         models = found.get(benchmark, {})
         lines += [f"## {benchmark}", ""]
         if plt is not None and benchmark == "glue":
-            plot_vs_published(models, sources, os.path.join(plots_dir, benchmark, "vs_published.png"), plt)
+            path = os.path.join(plots_dir, benchmark, "vs_published.png")
+            plot_vs_published(models, sources, path, plt, load_majority(results_dir))
             if os.path.isfile(os.path.join(plots_dir, benchmark, "vs_published.png")):
                 lines += [f"![ours vs published](plots/{benchmark}/vs_published.png)", ""]
+        baselines = {b for n, (b, _) in BASELINE_OF.items() if n in models and benchmark == "glue"}
         for name in _ordered(models):
-            lines += model_table(benchmark, name, models[name], sources, plt is not None)
+            if name in baselines:  # shown as columns of the model it is the baseline of
+                continue
+            baseline = None
+            if benchmark == "glue" and name in BASELINE_OF:
+                base, label = BASELINE_OF[name]
+                baseline = (base, label, models.get(base, {}))
+            majority = load_majority(results_dir) if baseline else None
+            lines += model_table(benchmark, name, models[name], sources, plt is not None, baseline, majority)
             ref = reference_for(name, sources) if benchmark == "glue" else None
             if ref:
                 used.add(ref[0])

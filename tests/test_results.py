@@ -341,6 +341,13 @@ def results_dir(tmp_path):
     )
     fake_results(results, "glue/cola/distilbert-base-uncased.json", [(1, {"eval_matthews_correlation": 0.5})], "cola")
     fake_results(results, "glue/rte/all-MiniLM-L6-v2.json", [(1, {"eval_accuracy": 0.6})])
+    fake_results(results, "glue/rte/all-MiniLM-L6-v2_hf-readme.json", [(1, {"eval_accuracy": 0.55})])
+    fake_results(results, "glue/wnli/all-MiniLM-L6-v2.json", [(1, {"eval_accuracy": 0.5634})], "wnli")
+    majority = {"command": "c", "date": "d", "tasks": {"rte": {"metrics": {"eval_accuracy": 0.5271}}}}
+    (results / "baselines").mkdir()
+    (results / "baselines" / "glue-majority-class.json").write_text(json.dumps(majority))
+    (results / "hp_search" / "rte").mkdir(parents=True)
+    (results / "hp_search" / "rte" / "all-MiniLM-L6-v2.json").write_text('{"trials": []}')  # not a results file
     fake_results(results, "quickstart/sst2-sample.json", [(1, {"eval_accuracy": 0.87, "eval_macro_f1": 0.86})], "x")
     published = tmp_path / "glue_published.json"
     published.write_text(json.dumps(PUBLISHED))
@@ -366,8 +373,17 @@ def test_results_readme_tables(results_dir):
     # no published numbers for the model: the reference is labelled as a different model
     minilm = text[text.index("### all-MiniLM-L6-v2") :]
     assert "`minilm_card`, MiniLM-L6xH384, **a different model**" in minilm
-    assert "| task | metric | ours: median ± std (n seeds) | reference (different model) | Δ |" in minilm
-    assert "| RTE | accuracy | 60.00 (n=1) | 68.80 ‡ | -8.80 |" in minilm
+    # its baseline, measured beside it, and the majority class are columns of its table, not a model of their own
+    assert "### all-MiniLM-L6-v2_hf-readme" not in text
+    assert (
+        "| task | metric | ours: median ± std (n seeds) | run_glue.py's settings (HF README), same model: median "
+        "± std (n) | Δ ours − it | majority class | reference (different model) | Δ |"
+    ) in minilm
+    assert "| RTE | accuracy | 60.00 (n=1) | 55.00 (n=1) | +5.00 | 52.71 | 68.80 ‡ | -8.80 |" in minilm
+    assert "| WNLI | accuracy | 56.34 (n=1) | — | — | — | — | — |" in minilm
+    # no WNLI baseline run: no average for it; ours averages the two tasks' scores
+    assert "| **average of these 2 tasks** | each task's metrics averaged | **58.17** | — | — | — | — | — |" in minilm
+    assert make.WNLI_NOTE in minilm
     # a benchmark without published numbers lists its metrics
     quick = text[text.index("## quickstart") :]
     assert "| x | accuracy | 87.00 (n=1) | — | — |" in quick and "| x | macro_f1 | 86.00 (n=1) | — | — |" in quick
@@ -578,3 +594,19 @@ def test_a_bad_results_file_stops_the_readme_before_the_old_plots_go(results_dir
     assert make.main(["--results_dir", str(results), "--published", published]) == 2
     assert "broken.json is not a results file" in capsys.readouterr().err
     assert sorted(p.relative_to(results) for p in (results / "plots").rglob("*.png")) == plots and plots
+
+
+def test_a_published_table_with_all_nine_tasks_gets_its_glue_score():
+    make = load_script("make_results_readme")
+    two = {"mrpc": {"f1": 90.0, "acc": 80.0}, "stsb": {"pearson": 88.0, "spearman": 86.0}}
+    two |= {"qqp": {"acc": 90.0, "f1": 70.0}, "mnli": {"acc": 84.0, "acc_mm": 84.0}}
+    one = {t: {"mcc" if t == "cola" else "acc": 50.0} for t in ("cola", "sst2", "qnli", "rte", "wnli")}
+    sources = {"hf_run_glue_bert_base_cased": {"id": "hf_run_glue_bert_base_cased", "results": two | one}}
+    text = "\n".join(make.published_only_table("bert-base-cased", sources))
+    # per task the mean of its metrics (MRPC 85, STS-B 87, QQP 80, MNLI 84), then the mean over the nine
+    assert (
+        f"| **GLUE score (9 tasks)** | each task's metrics averaged | **{(85 + 87 + 80 + 84 + 5 * 50) / 9:.2f}** |"
+        in text
+    )
+    del sources["hf_run_glue_bert_base_cased"]["results"]["wnli"]
+    assert "GLUE score" not in "\n".join(make.published_only_table("bert-base-cased", sources))
