@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # ---- train, evaluate, predict, write
     if args.training.hp_trials:  # a search: many training runs, written as trials and best_recipe.json
-        return search.run_search(trainer, args)
+        return search.run_search(trainer, args, argv)
     results = {}
     if args.training.do_train:
         train_result = trainer.train(resume_from_checkpoint=resume_from)

@@ -37,6 +37,11 @@ def test_two_trials_are_recorded_and_the_best_recipe_replays(tiny_bert, sentimen
     best = search(tiny_bert, sentiment_files, out, 2, SPACE, "--save_strategy", "steps", "--save_steps", "2")
     record = json.loads((out / "hp_trials.json").read_text())
     assert [t["number"] for t in record["trials"]] == [0, 1]
+    # what reproduces it: the command line, the commit, the machine
+    assert (
+        record["command"].startswith("python run_classification.py --model ") and "--hp_trials 2" in record["command"]
+    )
+    assert "git_sha" in record and record["environment"]["cpu_count"] >= 1
     assert all(t["state"] == "COMPLETE" and set(t["params"]) == set(SPACE) for t in record["trials"])
     values = [t["eval_accuracy"] for t in record["trials"]]
     assert record["best"]["eval_accuracy"] == best["objective"] == max(values)

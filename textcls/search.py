@@ -24,6 +24,7 @@ import datetime
 import json
 import logging
 import os
+import shlex
 
 from textcls.errors import UserError
 from textcls.io import write_json_atomic
@@ -91,9 +92,9 @@ def optuna_space(space: dict):
     return suggest
 
 
-def run_search(trainer, args) -> dict:
-    """Run (or continue) the search; write hp_trials.json, hp_trials.png and best_recipe.json. Returns the best
-    trial's {objective, params}."""
+def run_search(trainer, args, argv: list[str]) -> dict:
+    """Run (or continue) the search; write hp_trials.json (with the command line `argv` and the code's commit, to
+    reproduce it), hp_trials.png and best_recipe.json. Returns the best trial's {objective, params}."""
     import optuna
 
     training = args.training
@@ -165,7 +166,13 @@ def run_search(trainer, args) -> dict:
     if not complete:
         raise UserError("the hyperparameter search finished no trial: see the log of each trial above.")
     best = study.best_trial
+    from textcls.results import environment, git_state
+
     record = {
+        "command": shlex.join(["python", "run_classification.py", *argv]),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        **git_state(),
+        "environment": environment(),
         "objective": key,
         "direction": direction,
         "space": space,
