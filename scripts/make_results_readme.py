@@ -429,7 +429,8 @@ def plot_vs_published(models: dict, sources: dict, path: str, plt, majority: dic
         names = [n for n in _ordered(models) if task in models[n] and key in models[n][task]["summary"]]
         for i, name in enumerate(names):
             s = models[name][task]["summary"][key]
-            ax.bar(i - 0.2, 100 * s["median"], 0.4, yerr=100 * (s["std"] or 0), color="tab:blue", capsize=3)
+            color = "tab:orange" if name in {b for b, _ in BASELINE_OF.values()} else "tab:blue"
+            ax.bar(i - 0.2, 100 * s["median"], 0.4, yerr=100 * (s["std"] or 0), color=color, capsize=3)
             ref = reference_for(name, sources)
             if ref and short in ref[1].get(task, {}):
                 ax.bar(i + 0.2, ref[1][task][short][0], 0.4, color="lightgrey", hatch="//" if ref[2] else None)
@@ -440,7 +441,8 @@ def plot_vs_published(models: dict, sources: dict, path: str, plt, majority: dic
         ax.set_title(f"{GLUE_TASKS[task].dir_name} ({METRIC_LABELS[short]})", fontsize=9)
     axes[0][0].set_ylabel("dev metric (x100)")
     fig.suptitle(
-        "blue: ours (median, bar: std)   grey: published   hatched: a different model   red dashes: majority class",
+        "blue: ours (median, bar: std)   orange: a baseline measured beside ours   grey: published   hatched: a "
+        "different model   red dashes: majority class",
         fontsize=9,
     )
     fig.tight_layout()

@@ -236,3 +236,37 @@ def test_gradient_accumulation_matches_one_big_batch(case, tmp_path):
     accumulated = run("accumulated", 4, 2)
     assert one["train_loss"] == pytest.approx(accumulated["train_loss"], rel=1e-5)
     assert one["eval_loss"] == pytest.approx(accumulated["eval_loss"], rel=1e-5)
+
+
+def test_a_two_process_search_runs_every_trial_without_pruning(tiny_bert, tmp_path):
+    """transformers' DDP search runs the study on process 0 only: a trial pruned there would keep training on the
+    other process and hang the next trial (measured before the fix: gloo 'Connection closed by peer' after the
+    first pruned trial, with eval_loss as the objective, which prunes trial 5 here). Pruning is off on many processes.
+    And only process 0 touches the study's storage: before, process 1 could mark the trial process 0 had just
+    started as failed (measured: 'Trial#0 has already finished and can not be updated')."""
+    train = write_rows(tmp_path / "train.csv", sentiment_rows(64, 0))
+    dev = write_rows(tmp_path / "dev.csv", sentiment_rows(21, 1))
+    out = tmp_path / "hp"
+    space = {"learning_rate": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True}}
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        os.path.join(ROOT, "recipes", "accelerate", "cpu_multi_process.yaml"),
+        os.path.join(ROOT, "run_classification.py"),
+        *("--model", tiny_bert, "--train_file", train, "--validation_file", dev, "--do_train", "--do_eval"),
+        *("--output_dir", str(out), "--num_train_epochs", "3", "--eval_strategy", "epoch", "--save_strategy", "no"),
+        *("--disable_tqdm", "true", "--plots", "false", "--metric_for_best_model", "loss"),
+        *("--hp_trials", "6", "--hp_space", json.dumps(space)),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "trials are not pruned" in proc.stdout + proc.stderr
+    record = json.loads((out / "hp_trials.json").read_text())
+    assert [t["state"] for t in record["trials"]] == ["COMPLETE"] * 6
+    assert (
+        json.loads((out / "best_recipe.json").read_text())["learning_rate"]
+        == record["best"]["params"]["learning_rate"]
+    )

@@ -107,26 +107,34 @@ def run_search(trainer, args, argv: list[str]) -> dict:
     from textcls.checks import SEARCH_STORAGE
 
     path = os.path.join(out, SEARCH_STORAGE)
-    if args.data.overwrite_output_dir and os.path.isfile(path) and trainer.is_world_process_zero():
-        os.remove(path)  # --overwrite_output_dir: a new search
-        logger.info("--overwrite_output_dir: the earlier search in %s is discarded", out)
     storage = f"sqlite:///{os.path.abspath(path)}"
     seed = training.hp_seed if training.hp_seed is not None else training.seed
-    study = optuna.create_study(study_name=STUDY, storage=storage, load_if_exists=True, direction=direction)
-    done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
-    # Trials a kill cut off stay RUNNING in the storage: marked failed, they do not count, and are run again.
-    for t in study.trials:
-        if t.state == optuna.trial.TrialState.RUNNING:
-            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-    remaining = training.hp_trials - len(done)
-    logger.info(
-        "hyperparameter search: %d of %d trials done, %d to run, objective %s (%s)",
-        len(done),
-        training.hp_trials,
-        max(remaining, 0),
-        key,
-        direction,
-    )
+    # Under DDP, transformers runs the study on process 0 and the other processes train the trials it broadcasts:
+    # only process 0 touches the storage (another process could otherwise fail the trial process 0 has just
+    # started), and it tells the others how many trials to expect.
+    main_process = trainer.is_world_process_zero()
+    remaining, started = 0, 0
+    if main_process:
+        if args.data.overwrite_output_dir and os.path.isfile(path):
+            os.remove(path)  # --overwrite_output_dir: a new search
+            logger.info("--overwrite_output_dir: the earlier search in %s is discarded", out)
+        study = optuna.create_study(study_name=STUDY, storage=storage, load_if_exists=True, direction=direction)
+        finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        done = [t for t in study.trials if t.state in finished]
+        # Trials a kill cut off stay RUNNING in the storage: marked failed, they do not count, and are run again.
+        for t in study.trials:
+            if t.state == optuna.trial.TrialState.RUNNING:
+                study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        remaining, started = training.hp_trials - len(done), len(study.trials)
+        logger.info(
+            "hyperparameter search: %d of %d trials done, %d to run, objective %s (%s)",
+            len(done),
+            training.hp_trials,
+            max(remaining, 0),
+            key,
+            direction,
+        )
+    remaining = _from_main_process(remaining, training.world_size)
     if remaining > 0:
         # A trial cut off is run again from its start, so its checkpoints would only fill the disk (a checkpoint of
         # all-MiniLM-L6-v2 is 261 MB: 5 GB for 20 trials); each trial's objective is its last evaluation.
@@ -137,8 +145,18 @@ def run_search(trainer, args, argv: list[str]) -> dict:
         training.save_strategy, training.load_best_model_at_end = SaveStrategy.NO, False
         # Seeded from --hp_seed and the trials so far: a continued search is repeatable too (its draws are not the
         # ones an uninterrupted search would have made: optuna's sampler state is not stored).
-        sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+        sampler = optuna.samplers.TPESampler(seed=seed + started)
         pruner = optuna.pruners.MedianPruner() if training.hp_pruner == "median" else optuna.pruners.NopPruner()
+        if training.world_size > 1 and training.hp_pruner == "median":
+            # A trial pruned on process 0 leaves train() there only: the other processes keep training it, and the
+            # next trial's broadcast meets their gradient all-reduce (measured: gloo "Connection closed by peer"
+            # after the first pruned trial). transformers has no way to tell them (PR #19096 leaves it open).
+            logger.warning(
+                "hyperparameter search on %d processes: trials are not pruned (a trial stopped on process 0 would "
+                "keep running on the others and hang the run); each runs to its end",
+                training.world_size,
+            )
+            pruner = optuna.pruners.NopPruner()
         trainer.hyperparameter_search(
             hp_space=optuna_space(space),
             compute_objective=lambda metrics: metrics[key],
@@ -151,6 +169,9 @@ def run_search(trainer, args, argv: list[str]) -> dict:
             sampler=sampler,
             pruner=pruner,
         )
+    if not main_process:
+        return {}
+    if remaining > 0:
         study = optuna.load_study(study_name=STUDY, storage=storage)
     trials = [
         {
@@ -180,10 +201,9 @@ def run_search(trainer, args, argv: list[str]) -> dict:
         "best": {"number": best.number, key: best.value, "params": best.params},
         "trials": trials,
     }
-    if trainer.is_world_process_zero():
-        write_json_atomic(os.path.join(out, "hp_trials.json"), record)
-        write_best_recipe(args, best, space, len(trials), out)
-        plot_trials(trials, key, direction, os.path.join(out, "hp_trials.png"))
+    write_json_atomic(os.path.join(out, "hp_trials.json"), record)
+    write_best_recipe(args, best, space, len(trials), out)
+    plot_trials(trials, key, direction, os.path.join(out, "hp_trials.png"))
     logger.info(
         "best trial %d: %s = %.4f with %s; replay: python run_classification.py %s",
         best.number,
@@ -193,6 +213,17 @@ def run_search(trainer, args, argv: list[str]) -> dict:
         os.path.join(out, "best_recipe.json"),
     )
     return {"objective": best.value, "params": best.params}
+
+
+def _from_main_process(value, world_size: int):
+    """Process 0's value on every process (under DDP; the value itself otherwise)."""
+    import torch.distributed as dist
+
+    if world_size <= 1 or not (dist.is_available() and dist.is_initialized()):
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def write_best_recipe(args, best, space, trials: int, out: str) -> str:
