@@ -12,6 +12,7 @@ hardware and date of the runs; PNG plots of every run's training curves and of o
 
 import argparse
 import glob
+import hashlib
 import json
 import os
 import shlex
@@ -218,6 +219,17 @@ def recipe_model(task: str, name: str) -> str | None:
         return json.load(f).get("model_name_or_path")
 
 
+def stale_recipe(benchmark: str, task: str, name: str, runs: list[dict]) -> bool:
+    """True when recipes/<benchmark>/<task>/<name>.json exists and differs from the recipe file the runs used (so
+    the row is not what the recipe gives today)."""
+    path = os.path.join(ROOT, "recipes", benchmark, task, f"{name}.json")
+    if not os.path.isfile(path):
+        return False
+    with open(path, "rb") as f:
+        current = hashlib.sha256(f.read()).hexdigest()
+    return any(r.get("recipe_sha256") not in (None, current) for r in runs)
+
+
 def published_only_table(name: str, sources: dict) -> list[str]:
     """A published model we have a recipe for and no run of: every published number, the recipe command that
     targets it, and why it was not run here."""
@@ -353,6 +365,8 @@ def model_table(benchmark: str, name: str, tasks: dict, sources: dict, plots, ba
         subset = training_subset(data["runs"])
         if subset:
             label += f" (subset: {subset})"
+        if stale_recipe(benchmark, task, name, data["runs"]):
+            label += " (runs of an earlier version of the recipe)"
         for row_number, (short, key, metric_label) in enumerate(display_metrics(task, data["summary"])):
             s = data["summary"][key]
             published, delta = "—", "—"

@@ -610,3 +610,15 @@ def test_a_published_table_with_all_nine_tasks_gets_its_glue_score():
     )
     del sources["hf_run_glue_bert_base_cased"]["results"]["wnli"]
     assert "GLUE score" not in "\n".join(make.published_only_table("bert-base-cased", sources))
+
+
+def test_rows_recorded_with_another_version_of_the_recipe_say_so():
+    import hashlib
+
+    make = load_script("make_results_readme")
+    path = os.path.join(ROOT, "recipes", "glue", "rte", "bert-base-cased.json")
+    with open(path, "rb") as f:
+        current = hashlib.sha256(f.read()).hexdigest()
+    assert not make.stale_recipe("glue", "rte", "bert-base-cased", [{"recipe_sha256": current}, {}])
+    assert make.stale_recipe("glue", "rte", "bert-base-cased", [{"recipe_sha256": current}, {"recipe_sha256": "0"}])
+    assert not make.stale_recipe("glue", "rte", "no-such-recipe", [{"recipe_sha256": "0"}])
