@@ -399,9 +399,13 @@ def model_table(benchmark: str, name: str, tasks: dict, sources: dict, plots, ba
             values = [found.get(short) for short in GLUE_DISPLAY[task]]
             return None if any(v is None for v in values) else sum(v[0] for v in values) / len(values)
 
-        row = average_row(tasks, baseline[2] if baseline else None, published_score, columns)
+        stale = [t for t in tasks if stale_recipe(benchmark, t, name, tasks[t]["runs"])]
+        row = None if stale else average_row(tasks, baseline[2] if baseline else None, published_score, columns)
         if row:
             lines.append(row)
+        elif stale:  # an average over runs of different recipe versions would describe no recipe
+            names = ", ".join(GLUE_TASKS[t].dir_name if t in GLUE_TASKS else t for t in sorted(stale, key=_task_order))
+            lines += ["", f"No average yet: the runs of {names} are of an earlier version of the recipe."]
     if benchmark == "glue" and "wnli" in tasks:
         lines += ["", WNLI_NOTE]
     lines.append("")

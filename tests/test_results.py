@@ -622,3 +622,13 @@ def test_rows_recorded_with_another_version_of_the_recipe_say_so():
     assert not make.stale_recipe("glue", "rte", "bert-base-cased", [{"recipe_sha256": current}, {}])
     assert make.stale_recipe("glue", "rte", "bert-base-cased", [{"recipe_sha256": current}, {"recipe_sha256": "0"}])
     assert not make.stale_recipe("glue", "rte", "no-such-recipe", [{"recipe_sha256": "0"}])
+    # a table with such a row has no average: it would describe no one recipe
+    run = {"seed": 1, "date": "2026-01-01", "recipe_sha256": "0", "environment": {}}
+    summary = {"eval_accuracy": {"median": 0.6, "std": None, "n": 1, "values": [0.6]}}
+    lines = make.model_table("glue", "all-MiniLM-L6-v2", {"rte": {"runs": [run], "summary": summary}}, {}, False)
+    text = "\n".join(lines)
+    assert "RTE (runs of an earlier version of the recipe)" in text
+    assert (
+        "No average yet: the runs of RTE are of an earlier version of the recipe." in text
+        and "average of these" not in text
+    )
