@@ -17,6 +17,15 @@ from textcls.distributed import check_launch
 from textcls.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The documented 2-process CPU launch of run_classification.py; the run's flags follow.
+TWO_CPU_PROCESSES = (
+    sys.executable,
+    "-m",
+    "accelerate.commands.launch",
+    "--config_file",
+    os.path.join(ROOT, "recipes", "accelerate", "cpu_multi_process.yaml"),
+    os.path.join(ROOT, "run_classification.py"),
+)
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "recipes", "accelerate", "*.yaml")))
 
 
@@ -120,12 +129,7 @@ def test_two_process_ddp_matches_one_process(tiny_bert, tmp_path):
     ddp = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--config_file",
-        os.path.join(ROOT, "recipes", "accelerate", "cpu_multi_process.yaml"),
-        os.path.join(ROOT, "run_classification.py"),
+        *TWO_CPU_PROCESSES,
         *common,
         "--per_device_train_batch_size",
         "4",
@@ -249,12 +253,7 @@ def test_a_two_process_search_runs_every_trial_without_pruning(tiny_bert, tmp_pa
     out = tmp_path / "hp"
     space = {"learning_rate": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True}}
     cmd = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--config_file",
-        os.path.join(ROOT, "recipes", "accelerate", "cpu_multi_process.yaml"),
-        os.path.join(ROOT, "run_classification.py"),
+        *TWO_CPU_PROCESSES,
         *("--model", tiny_bert, "--train_file", train, "--validation_file", dev, "--do_train", "--do_eval"),
         *("--output_dir", str(out), "--num_train_epochs", "3", "--eval_strategy", "epoch", "--save_strategy", "no"),
         *("--disable_tqdm", "true", "--plots", "false", "--metric_for_best_model", "loss"),
