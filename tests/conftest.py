@@ -4,6 +4,8 @@ No hub access is needed anywhere in the suite."""
 import json
 import os
 import random
+import socket
+import sys
 
 import pytest
 
@@ -102,6 +104,21 @@ def sentiment_files(tmp_path):
         "dev": write_rows(tmp_path / "dev.csv", sentiment_rows(21, 1)),
         "test": write_rows(tmp_path / "test.csv", sentiment_rows(13, 2)),
     }
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def two_cpu_processes(script: str) -> list[str]:
+    """The documented 2-process CPU launch (recipes/accelerate/cpu_multi_process.yaml) of `script`, on a port free
+    now: the suite runs tests in parallel, and two launches on accelerate's default port 29500 at once fail with
+    EADDRINUSE (seen in the suite)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = os.path.join(ROOT, "recipes", "accelerate", "cpu_multi_process.yaml")
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", config]
+    return [*launch, "--main_process_port", str(port), script]
 
 
 TRAIN_FLAGS = [

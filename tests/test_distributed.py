@@ -6,26 +6,16 @@ import json
 import math
 import os
 import subprocess
-import sys
 from types import SimpleNamespace
 
 import pytest
 
 import run_classification as R
-from tests.conftest import TRAIN_FLAGS, sentiment_rows, write_rows
+from tests.conftest import TRAIN_FLAGS, sentiment_rows, two_cpu_processes, write_rows
 from textcls.distributed import check_launch
 from textcls.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The documented 2-process CPU launch of run_classification.py; the run's flags follow.
-TWO_CPU_PROCESSES = (
-    sys.executable,
-    "-m",
-    "accelerate.commands.launch",
-    "--config_file",
-    os.path.join(ROOT, "recipes", "accelerate", "cpu_multi_process.yaml"),
-    os.path.join(ROOT, "run_classification.py"),
-)
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "recipes", "accelerate", "*.yaml")))
 
 
@@ -129,7 +119,7 @@ def test_two_process_ddp_matches_one_process(tiny_bert, tmp_path):
     ddp = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
-        *TWO_CPU_PROCESSES,
+        *two_cpu_processes(os.path.join(ROOT, "run_classification.py")),
         *common,
         "--per_device_train_batch_size",
         "4",
@@ -253,7 +243,7 @@ def test_a_two_process_search_runs_every_trial_without_pruning(tiny_bert, tmp_pa
     out = tmp_path / "hp"
     space = {"learning_rate": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True}}
     cmd = [
-        *TWO_CPU_PROCESSES,
+        *two_cpu_processes(os.path.join(ROOT, "run_classification.py")),
         *("--model", tiny_bert, "--train_file", train, "--validation_file", dev, "--do_train", "--do_eval"),
         *("--output_dir", str(out), "--num_train_epochs", "3", "--eval_strategy", "epoch", "--save_strategy", "no"),
         *("--disable_tqdm", "true", "--plots", "false", "--metric_for_best_model", "loss"),

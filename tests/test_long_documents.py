@@ -6,7 +6,6 @@ import json
 import os
 import random
 import subprocess
-import sys
 
 import datasets
 import numpy as np
@@ -14,7 +13,7 @@ import pytest
 from transformers import AutoTokenizer
 
 import run_classification as R
-from tests.conftest import TRAIN_FLAGS, sentence, write_rows
+from tests.conftest import TRAIN_FLAGS, sentence, two_cpu_processes, write_rows
 from textcls import tokenization as T
 from textcls.data import Columns
 from textcls.errors import UserError
@@ -167,9 +166,12 @@ def test_two_processes_join_each_text_once(chunked, tmp_path):
     argv += ["--do_eval", "--do_predict", "--per_device_eval_batch_size", "3", "--disable_tqdm", "true"]
     single = tmp_path / "single"
     R.main([*argv, "--output_dir", str(single), "--use_cpu"])
-    config = os.path.join(ROOT, "recipes", "accelerate", "cpu_multi_process.yaml")
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", config]
-    cmd += [os.path.join(ROOT, "run_classification.py"), *argv, "--output_dir", str(tmp_path / "ddp")]
+    cmd = [
+        *two_cpu_processes(os.path.join(ROOT, "run_classification.py")),
+        *argv,
+        "--output_dir",
+        str(tmp_path / "ddp"),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 import run_classification as R
-from tests.conftest import sentiment_rows, write_rows
+from tests.conftest import sentiment_rows, two_cpu_processes, write_rows
 from tests.test_reliability import signal_at_step
 from textcls import checks
 from textcls.args import parse_args
@@ -156,9 +156,7 @@ def test_two_processes_each_read_their_own_shards(tiny_bert, tmp_path):
     dev = write_rows(tmp_path / "dev.csv", sentiment_rows(12, 1))
     out = tmp_path / "out"
     cmd = [
-        sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-        os.path.join(ROOT, "recipes", "accelerate", "cpu_multi_process.yaml"),
-        os.path.join(ROOT, "tests", "stream_probe.py"),
+        *two_cpu_processes(os.path.join(ROOT, "tests", "stream_probe.py")),
         *argv(tiny_bert, str(tmp_path / "train-*.csv"), dev, out),
         "--streaming", "true", "--max_steps", "6", "--padding_free", "false",
     ]  # fmt: skip

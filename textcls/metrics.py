@@ -386,8 +386,12 @@ def make_compute_metrics(labels, task_name, threshold, hub_metric=None):
 def tune_thresholds(logits: np.ndarray, label_ids: np.ndarray, start) -> tuple[np.ndarray, list[int]]:
     """--multi_label_threshold tune: for each label, the sigmoid threshold that maximises its F1 on these rows
     (scikit-learn's precision_recall_curve; of equally good ones, the lowest), predicting the label where the sigmoid
-    reaches it. A label without a positive row here keeps its `start` threshold (its F1 is 0 whatever the
-    threshold); their indices are returned too. Unlabelled rows (-1, -100, NaN) are left out."""
+    reaches it. The threshold is put halfway between the lowest score it keeps and the next lower score (0 below the
+    lowest), not on that score itself: the same rows are kept, and a score that moves by float noise when the folder
+    predicts again does not flip. Measured: padding the same text into another batch moved a tiny model's sigmoid by
+    1e-9, which flipped 2 of 30 rows' labels with the threshold on a score. A label without a positive row here keeps
+    its `start` threshold (its F1 is 0 whatever the threshold); their indices are returned too. Unlabelled rows
+    (-1, -100, NaN) are left out."""
     from sklearn.metrics import precision_recall_curve
 
     logits = np.asarray(logits, dtype=float)
@@ -404,5 +408,7 @@ def tune_thresholds(logits: np.ndarray, label_ids: np.ndarray, start) -> tuple[n
         precision, recall = precision[:-1], recall[:-1]  # the last point (recall 0) has no threshold
         denominator = precision + recall
         f1 = np.divide(2 * precision * recall, denominator, out=np.zeros_like(denominator), where=denominator > 0)
-        thresholds[j] = candidates[int(np.argmax(f1))]
+        best = int(np.argmax(f1))  # candidates are the distinct scores, ascending
+        below = candidates[best - 1] if best > 0 else 0.0
+        thresholds[j] = (candidates[best] + below) / 2
     return thresholds, untuned
