@@ -109,16 +109,16 @@ def sentiment_files(tmp_path):
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def two_cpu_processes(script: str) -> list[str]:
-    """The documented 2-process CPU launch (recipes/accelerate/cpu_multi_process.yaml) of `script`, on a port free
-    now: the suite runs tests in parallel, and two launches on accelerate's default port 29500 at once fail with
-    EADDRINUSE (seen in the suite)."""
+def two_cpu_processes(script: str = "run_classification.py") -> list[str]:
+    """The documented 2-process CPU launch (recipes/accelerate/cpu_multi_process.yaml) of `script` (relative to the
+    repository root), on a port free now: the suite runs tests in parallel, and two launches on accelerate's default
+    port 29500 at once fail with EADDRINUSE (seen in the suite)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     config = os.path.join(ROOT, "recipes", "accelerate", "cpu_multi_process.yaml")
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", config]
-    return [*launch, "--main_process_port", str(port), script]
+    return [*launch, "--main_process_port", str(port), os.path.join(ROOT, script)]
 
 
 TRAIN_FLAGS = [

@@ -119,7 +119,7 @@ def test_two_process_ddp_matches_one_process(tiny_bert, tmp_path):
     ddp = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
-        *two_cpu_processes(os.path.join(ROOT, "run_classification.py")),
+        *two_cpu_processes(),
         *common,
         "--per_device_train_batch_size",
         "4",
@@ -243,7 +243,7 @@ def test_a_two_process_search_runs_every_trial_without_pruning(tiny_bert, tmp_pa
     out = tmp_path / "hp"
     space = {"learning_rate": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True}}
     cmd = [
-        *two_cpu_processes(os.path.join(ROOT, "run_classification.py")),
+        *two_cpu_processes(),
         *("--model", tiny_bert, "--train_file", train, "--validation_file", dev, "--do_train", "--do_eval"),
         *("--output_dir", str(out), "--num_train_epochs", "3", "--eval_strategy", "epoch", "--save_strategy", "no"),
         *("--disable_tqdm", "true", "--plots", "false", "--metric_for_best_model", "loss"),

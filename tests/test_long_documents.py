@@ -167,7 +167,7 @@ def test_two_processes_join_each_text_once(chunked, tmp_path):
     single = tmp_path / "single"
     R.main([*argv, "--output_dir", str(single), "--use_cpu"])
     cmd = [
-        *two_cpu_processes(os.path.join(ROOT, "run_classification.py")),
+        *two_cpu_processes(),
         *argv,
         "--output_dir",
         str(tmp_path / "ddp"),

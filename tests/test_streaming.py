@@ -156,7 +156,7 @@ def test_two_processes_each_read_their_own_shards(tiny_bert, tmp_path):
     dev = write_rows(tmp_path / "dev.csv", sentiment_rows(12, 1))
     out = tmp_path / "out"
     cmd = [
-        *two_cpu_processes(os.path.join(ROOT, "tests", "stream_probe.py")),
+        *two_cpu_processes("tests/stream_probe.py"),
         *argv(tiny_bert, str(tmp_path / "train-*.csv"), dev, out),
         "--streaming", "true", "--max_steps", "6", "--padding_free", "false",
     ]  # fmt: skip

@@ -387,11 +387,11 @@ def tune_thresholds(logits: np.ndarray, label_ids: np.ndarray, start) -> tuple[n
     """--multi_label_threshold tune: for each label, the sigmoid threshold that maximises its F1 on these rows
     (scikit-learn's precision_recall_curve; of equally good ones, the lowest), predicting the label where the sigmoid
     reaches it. The threshold is put halfway between the lowest score it keeps and the next lower score (0 below the
-    lowest), not on that score itself: the same rows are kept, and a score that moves by float noise when the folder
-    predicts again does not flip. Measured: padding the same text into another batch moved a tiny model's sigmoid by
-    1e-9, which flipped 2 of 30 rows' labels with the threshold on a score. A label without a positive row here keeps
-    its `start` threshold (its F1 is 0 whatever the threshold); their indices are returned too. Unlabelled rows
-    (-1, -100, NaN) are left out."""
+    lowest), not on that score itself: the same rows are kept, and a score that moves by float noise (less than half
+    the gap) when the folder predicts again does not flip. Measured: padding the same text into another batch moved a
+    tiny model's sigmoid by 1e-9, which flipped 2 of 30 rows' labels with the threshold on a score. A label without a
+    positive row here keeps its `start` threshold (its F1 is 0 whatever the threshold); their indices are returned
+    too. Unlabelled rows (-1, -100, NaN) are left out."""
     from sklearn.metrics import precision_recall_curve
 
     logits = np.asarray(logits, dtype=float)
