@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
     labels = L.resolve_labels(raw, columns, args.data, config, args.training.do_train)
     logger.info("problem_type=%s labels=%s columns=%s", labels.problem_type, labels.names, columns)
     checks.check_label_flags(args, labels, config)
+    search.check_study(args, labels.problem_type, task, list(splits["eval"]))  # a search continued: same space?
     tokenized = tokenize_splits(splits, columns, tokenizer, labels, args.data, args.training)
     sizes = {name: len(raw[name]) for name in splits["test"]}
     data = D.RunData(task, splits["test"], sizes, columns, labels, tokenized, splits["eval"])

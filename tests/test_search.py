@@ -92,3 +92,42 @@ def test_a_search_needs_both_flags(tiny_bert, sentiment_files, tmp_path, capsys)
     argv = command(tiny_bert, sentiment_files, tmp_path / "o", 2)
     assert R.cli(argv) == 2
     assert "needs both --hp_trials and --hp_space: pass --hp_space" in capsys.readouterr().err
+
+
+def test_a_study_in_hp_storage_outlives_its_output_dir_and_keeps_its_space(
+    tiny_bert, sentiment_files, tmp_path, capsys
+):
+    """--hp_storage FILE (optuna's journal: JSON lines) holds the study outside output_dir: another output_dir (a new
+    machine, the same file copied over) continues it; a different space or objective is refused before any trial;
+    --overwrite_output_dir starts the study over."""
+    journal = tmp_path / "kept" / "study.jsonl"
+    search(tiny_bert, sentiment_files, tmp_path / "a", 1, SPACE, "--hp_storage", str(journal))
+    first = json.loads((tmp_path / "a" / "hp_trials.json").read_text())["trials"][0]
+    assert not (tmp_path / "a" / "hp_search.db").exists()
+    assert all(json.loads(line) for line in journal.read_text().splitlines())  # a text file to keep with results
+
+    search(tiny_bert, sentiment_files, tmp_path / "b", 2, SPACE, "--hp_storage", str(journal))
+    trials = json.loads((tmp_path / "b" / "hp_trials.json").read_text())["trials"]
+    assert trials[0] == first and [t["number"] for t in trials] == [0, 1]
+
+    # the same command run again in the same output_dir continues (nothing to do), it is not "a non-empty folder"
+    search(tiny_bert, sentiment_files, tmp_path / "b", 2, SPACE, "--hp_storage", str(journal))
+    assert json.loads((tmp_path / "b" / "hp_trials.json").read_text())["trials"] == trials
+
+    size = journal.stat().st_size
+    other = {**SPACE, "num_train_epochs": {"type": "categorical", "choices": [1, 3]}}
+    argv = [*command(tiny_bert, sentiment_files, tmp_path / "c", 3), "--hp_storage", str(journal)]
+    assert R.cli([*argv, "--hp_space", json.dumps(other)]) == 2
+    err = capsys.readouterr().err
+    assert "was searched over another space" in err and "num_train_epochs" in err and "--overwrite_output_dir" in err
+    assert not (tmp_path / "c").exists() and journal.stat().st_size == size
+    assert R.cli([*argv, "--hp_space", json.dumps(SPACE), "--metric_for_best_model", "loss"]) == 2
+    assert "scored eval_accuracy (maximize), not eval_loss (minimize)" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
+    assert journal.stat().st_size == size
+
+    search(
+        tiny_bert, sentiment_files, tmp_path / "c", 1, other, "--hp_storage", str(journal), "--overwrite_output_dir"
+    )
+    trials = json.loads((tmp_path / "c" / "hp_trials.json").read_text())["trials"]
+    assert [t["number"] for t in trials] == [0] and trials[0]["params"]["num_train_epochs"] in (1, 3)

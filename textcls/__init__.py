@@ -17,6 +17,7 @@ it works on, tested on its own. The steps, in the order main() runs them:
 | long texts: truncate, head and tail, or windows | checks.check_long_documents |
 | problem type and label map | labels.resolve_labels |
 | check the label-dependent flags | checks.check_label_flags |
+| a search continued: the same space and objective? | search.check_study |
 | tokenize (and encode the labels of) every split | tokenization.tokenize_splits |
 | build the model, with LoRA | modeling.build_classifier |
 | check the optimizer and scheduler | checks.check_optimizer_and_scheduler |

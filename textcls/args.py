@@ -317,7 +317,16 @@ class ClassificationTrainingArguments(TrainingArguments):
         metadata={
             "help": "Search hyperparameters instead of training once: this many optuna trials over --hp_space, each "
             "a training run scored on the validation split; writes hp_trials.json and best_recipe.json. Rerunning "
-            "continues the search (output_dir/hp_search.db)."
+            "continues the search (its study: output_dir/hp_search.db, or --hp_storage)."
+        },
+    )
+    hp_storage: str | None = field(
+        default=None,
+        metadata={
+            "help": "Where the search's optuna study lives (default output_dir/hp_search.db): a file (.db/.sqlite: "
+            "SQLite; any other name: optuna's journal, a JSON-lines text file) or an optuna storage URL "
+            "(sqlite:///..., postgresql://...). Kept off the machine, the same command continues the search on "
+            "another one. One search process at a time per study."
         },
     )
     hp_space: str | None = field(

@@ -179,7 +179,10 @@ def check_output_dir(training_args, overwrite: bool) -> str | None:
     out = training_args.output_dir  # transformers 5 defaults it to ./trainer_output
     if not training_args.do_train or not os.path.isdir(out) or overwrite:
         return None
-    if getattr(training_args, "hp_trials", 0) and os.path.isfile(os.path.join(out, SEARCH_STORAGE)):
+    # a search's own folder (its study, or what it writes when its study lives in --hp_storage) is continued
+    if getattr(training_args, "hp_trials", 0) and any(
+        os.path.isfile(os.path.join(out, name)) for name in (SEARCH_STORAGE, "hp_trials.json")
+    ):
         logger.info("continuing the hyperparameter search in %s (--overwrite_output_dir starts it over)", out)
         return None
     last = last_complete_checkpoint(out)

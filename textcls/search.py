@@ -9,8 +9,12 @@
   direction the metric's; the sampler is optuna's TPE seeded with --hp_seed (default --seed), so a search is
   repeatable; optuna's median pruner stops a trial whose evaluation falls below the median of the trials before it
   at the same step (it needs --eval_strategy steps or epoch to see anything).
-- The study lives in output_dir/hp_search.db (SQLite, optuna's own storage): rerunning the same command continues
-  it, running only the trials still missing; a trial cut off by a kill is lost, the others are kept.
+- The study lives in output_dir/hp_search.db (SQLite, optuna's own storage), or where --hp_storage says (a journal
+  file, JSON lines, that can be kept with the results and copied to the next machine; or any optuna storage URL):
+  rerunning the same command continues it, running only the trials still missing; a trial cut off by a kill is
+  lost, the others are kept. The study records its space and objective, and a run with another of either is refused
+  before any trial (its trials would not compare). One search process at a time per study: a trial found RUNNING is
+  taken for one a kill cut off.
 - Written: hp_trials.json (every trial: number, state, params, value, seconds), hp_trials.png (each trial's value
   and the best so far) and best_recipe.json, an ordinary recipe of the run with the best trial's values that
   `python run_classification.py OUTPUT_DIR/best_recipe.json` replays.
@@ -92,6 +96,77 @@ def optuna_space(space: dict):
     return suggest
 
 
+SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+
+
+def study_storage(training):
+    """(where, storage): the study's file or URL as the log names it, and what optuna takes. A journal path gets its
+    storage object only in open_storage, since building one creates the file."""
+    from textcls.checks import SEARCH_STORAGE
+
+    spec = training.hp_storage or os.path.join(training.output_dir, SEARCH_STORAGE)
+    if "://" in spec:
+        return spec, spec
+    path = os.path.abspath(spec)
+    if path.endswith(SQLITE_SUFFIXES):
+        return path, f"sqlite:///{path}"
+    return path, None
+
+
+def open_storage(training, create: bool):
+    """The optuna storage of this search, or None when create is False and there is no study to open yet."""
+    import optuna
+
+    where, storage = study_storage(training)
+    if "://" not in where and not os.path.isfile(where):
+        if not create:
+            return None
+        os.makedirs(os.path.dirname(where), exist_ok=True)
+    if storage is None:
+        from optuna.storages.journal import JournalFileBackend
+
+        storage = optuna.storages.JournalStorage(JournalFileBackend(where))
+    return storage
+
+
+def _objective(training) -> tuple[str, str]:
+    metric = training.metric_for_best_model
+    return (metric if metric.startswith("eval_") else f"eval_{metric}"), (
+        "maximize" if training.greater_is_better else "minimize"
+    )
+
+
+def check_study(args, problem_type: str, task, eval_splits: list[str]) -> None:
+    """A search's study, when it continues one, must be of this space and objective: trials of another would not
+    compare. One error, before the data is tokenized or a trial runs; --overwrite_output_dir (a new study) skips it."""
+    import optuna
+
+    from textcls.trainer import resolve_best_metric
+
+    training = args.training
+    if not training.hp_trials:
+        return
+    resolve_best_metric(training, problem_type, task.name if task else None, eval_splits)
+    storage = None if args.data.overwrite_output_dir else open_storage(training, create=False)
+    if storage is None or STUDY not in optuna.study.get_all_study_names(storage):
+        return
+    attrs = optuna.load_study(study_name=STUDY, storage=storage).user_attrs
+    where = study_storage(training)[0]
+    space = json.dumps(parse_space(training.hp_space, training), sort_keys=True)
+    if attrs.get("hp_space", space) != space:
+        raise UserError(
+            f"the study in {where} was searched over another space: {attrs['hp_space']}, not {space}. Pass the same "
+            "--hp_space to continue it, or --overwrite_output_dir (or another --hp_storage) to start a new search."
+        )
+    key, direction = _objective(training)
+    if attrs.get("objective", key) != key or attrs.get("direction", direction) != direction:
+        raise UserError(
+            f"the study in {where} scored {attrs['objective']} ({attrs['direction']}), not {key} ({direction}). Pass "
+            "the same --metric_for_best_model to continue it, or --overwrite_output_dir (or another --hp_storage) "
+            "to start a new search."
+        )
+
+
 def run_search(trainer, args, argv: list[str]) -> dict:
     """Run (or continue) the search; write hp_trials.json (with the command line `argv` and the code's commit, to
     reproduce it), hp_trials.png and best_recipe.json. Returns the best trial's {objective, params}."""
@@ -99,26 +174,28 @@ def run_search(trainer, args, argv: list[str]) -> dict:
 
     training = args.training
     space = parse_space(training.hp_space, training)
-    metric = training.metric_for_best_model
-    key = metric if metric.startswith("eval_") else f"eval_{metric}"
-    direction = "maximize" if training.greater_is_better else "minimize"
+    key, direction = _objective(training)
     out = training.output_dir
     os.makedirs(out, exist_ok=True)
-    from textcls.checks import SEARCH_STORAGE
-
-    path = os.path.join(out, SEARCH_STORAGE)
-    storage = f"sqlite:///{os.path.abspath(path)}"
+    where = study_storage(training)[0]
     seed = training.hp_seed if training.hp_seed is not None else training.seed
     # Under DDP, transformers runs the study on process 0 and the other processes train the trials it broadcasts:
     # only process 0 touches the storage (another process could otherwise fail the trial process 0 has just
     # started), and it tells the others how many trials to expect.
     main_process = trainer.is_world_process_zero()
     remaining, started = 0, 0
+    storage = None
     if main_process:
-        if args.data.overwrite_output_dir and os.path.isfile(path):
-            os.remove(path)  # --overwrite_output_dir: a new search
-            logger.info("--overwrite_output_dir: the earlier search in %s is discarded", out)
+        storage = open_storage(training, create=True)
+        if args.data.overwrite_output_dir and STUDY in optuna.study.get_all_study_names(storage):
+            optuna.delete_study(study_name=STUDY, storage=storage)  # --overwrite_output_dir: a new search
+            logger.info("--overwrite_output_dir: the earlier search in %s is discarded", where)
         study = optuna.create_study(study_name=STUDY, storage=storage, load_if_exists=True, direction=direction)
+        # What check_study holds a continued search to (a study from before these were recorded gets them now).
+        recorded = {"hp_space": json.dumps(space, sort_keys=True), "objective": key, "direction": direction}
+        for name, value in recorded.items():
+            if name not in study.user_attrs:
+                study.set_user_attr(name, value)
         finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         done = [t for t in study.trials if t.state in finished]
         # Trials a kill cut off stay RUNNING in the storage: marked failed, they do not count, and are run again.
@@ -127,12 +204,13 @@ def run_search(trainer, args, argv: list[str]) -> dict:
                 study.tell(t.number, state=optuna.trial.TrialState.FAIL)
         remaining, started = training.hp_trials - len(done), len(study.trials)
         logger.info(
-            "hyperparameter search: %d of %d trials done, %d to run, objective %s (%s)",
+            "hyperparameter search: %d of %d trials done, %d to run, objective %s (%s), study in %s",
             len(done),
             training.hp_trials,
             max(remaining, 0),
             key,
             direction,
+            where,
         )
     remaining = _from_main_process(remaining, training.world_size)
     if remaining > 0:
@@ -231,7 +309,7 @@ def write_best_recipe(args, best, space, trials: int, out: str) -> str:
 
     recipe = copy.deepcopy(args.resolved)
     recipe.update(best.params)
-    for flag in ("hp_space", "hp_trials", "hp_seed", "hp_pruner"):
+    for flag in ("hp_space", "hp_trials", "hp_seed", "hp_pruner", "hp_storage"):
         recipe.pop(flag, None)
     recipe["output_dir"] = os.path.join(out, "best")
     date = datetime.date.today().isoformat()

@@ -55,23 +55,32 @@ class TrainingStopped(Exception):
         self.exit_code = 128 + signum
 
 
-def build_trainer(model, args, tokenizer, data, hub_metric=None) -> "ClassificationTrainer":
-    """The Trainer of this run: our loss and samplers, padded or padding-free batches, the run's metrics, and the
-    metric to select the best checkpoint on (the task's primary metric unless --metric_for_best_model says)."""
-    from textcls.labels import class_weights
-    from textcls.metrics import make_compute_metrics, primary_metric
-    from textcls.modeling import setup_padding_free
+def resolve_best_metric(training_args, problem_type: str, task_name: str | None, eval_splits: list[str]) -> None:
+    """--metric_for_best_model (and greater_is_better) when not given: the task's primary metric, on the first
+    evaluation split. Called before the Trainer is built too: a continued search checks its objective with it."""
+    from textcls.metrics import primary_metric
     from textcls.outputs import split_suffix
 
-    training_args, data_args = args.training, args.data
-    eval_names = [split_suffix(n) for n in data.names("eval")]
+    eval_names = [split_suffix(n) for n in eval_splits]
     if training_args.metric_for_best_model is None and not training_args.prediction_loss_only:
-        metric = primary_metric(data.labels.problem_type, data.task_name)
+        metric = primary_metric(problem_type, task_name)
         # With several eval splits (MNLI) Trainer names metrics eval_<split>_<metric>: select on the first split.
         training_args.metric_for_best_model = f"{eval_names[0]}_{metric}" if len(eval_names) > 1 else metric
         training_args.greater_is_better = metric != "mse"
     elif training_args.metric_for_best_model is None and training_args.load_best_model_at_end:
         training_args.metric_for_best_model, training_args.greater_is_better = "loss", False  # all it computes
+
+
+def build_trainer(model, args, tokenizer, data, hub_metric=None) -> "ClassificationTrainer":
+    """The Trainer of this run: our loss and samplers, padded or padding-free batches, the run's metrics, and the
+    metric to select the best checkpoint on (the task's primary metric unless --metric_for_best_model says)."""
+    from textcls.labels import class_weights
+    from textcls.metrics import make_compute_metrics
+    from textcls.modeling import setup_padding_free
+    from textcls.outputs import split_suffix
+
+    training_args, data_args = args.training, args.data
+    resolve_best_metric(training_args, data.labels.problem_type, data.task_name, data.names("eval"))
     first_position = setup_padding_free(model, data_args.padding_free, data_args.pad_to_max_length)
     collator = make_collator(
         tokenizer, data_args.pad_to_max_length, training_args.fp16 or training_args.bf16, first_position
