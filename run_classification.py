@@ -21,6 +21,7 @@ from textcls import labels as L
 from textcls import modeling as M
 from textcls import outputs as O
 from textcls.args import parse_args
+from textcls.distributed import release_process_group
 from textcls.errors import UserError
 from textcls.evaluation import evaluate_and_predict
 from textcls.glue import get_glue_task
@@ -111,6 +112,8 @@ def cli(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted. Run the same command again to resume from the last checkpoint.", file=sys.stderr)
         return 130
+    finally:
+        release_process_group()  # under DDP, before the interpreter's exit can abort a finished run (see there)
     return 0
 
 

@@ -47,6 +47,19 @@ def check_launch(training_args) -> None:
         )
 
 
+def release_process_group() -> None:
+    """Tear down this process's process group (if any) while the interpreter is still whole.
+
+    Left to the interpreter's exit, gloo's worker threads can outlive the Python objects they hold and the process
+    dies of SIGABRT ("terminate called without an active exception") after all its work is done: seen once in CI, on
+    process 1 of a 2-process search that had finished its trials (pytorch PR #179291 describes the race, and was
+    abandoned). The call is local: it waits for no other process, so a process that failed early does not hang."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def check_threads(training_args) -> None:
     """Warn when CPU processes x threads over- or under-use the cores; both cost several-fold on CPU."""
     if has_accelerator():
