@@ -20,14 +20,15 @@ from textcls import data as D
 from textcls import labels as L
 from textcls import modeling as M
 from textcls import outputs as O
+from textcls import run_folder as RF
 from textcls.args import parse_args
 from textcls.distributed import release_process_group
-from textcls.errors import UserError
+from textcls.errors import TrainingStopped, UserError
 from textcls.evaluation import evaluate_and_predict
 from textcls.glue import get_glue_task
 from textcls.results import git_state, record_from_output_dir
 from textcls.tokenization import tokenize_splits
-from textcls.trainer import TrainingStopped, build_trainer
+from textcls.trainer import build_trainer
 
 logger = logging.getLogger("run_classification")
 
@@ -39,8 +40,19 @@ def main(argv: list[str] | None = None) -> dict:
     setup_logging(args.training.disable_tqdm)
     checks.check_flags(args)  # everything the flags alone can get wrong, before any work
     code_version = git_state() if args.data.results_file else None  # the code that runs now, not at the end
-    M.resolve_model_paths(args.model)  # a packaged hub id -> its installed folder
-    resume_from = checks.check_output_dir(args.training, args.data.overwrite_output_dir)
+    training = args.training
+    settings = RF.training_settings(args.resolved, args.data, training.world_size) if training.do_train else None
+    with RF.hold_output_dir(training, args.data.overwrite_output_dir, settings) as folder:  # locked; the plan
+        if folder.finished and not (training.do_eval or training.do_predict):
+            return RF.finished_results(training.output_dir)
+        if folder.finished:  # trained there before with these settings: evaluate and predict with its model only
+            args, settings = parse_args(argv + RF.evaluate_saved_model(training.output_dir)), None
+        M.resolve_model_paths(args.model)  # a packaged hub id -> its installed folder
+        return run(args, argv, folder.resume_from, settings, (start, code_version))
+
+
+def run(args, argv, resume_from, settings, timing) -> dict:
+    """The pipeline in an output_dir this run holds: data, model, training, evaluation, outputs."""
     hub_metric = metrics.load_hub_metric(args.data.metric_name) if args.data.metric_name else None
 
     # ---- data: splits -> columns -> labels -> tokens
@@ -64,7 +76,8 @@ def main(argv: list[str] | None = None) -> dict:
     model, params = M.build_classifier(args, config, tokenizer, labels)
     checks.check_optimizer_and_scheduler(args.training, model)
     checks.check_best_metric(args.training, labels, data.task_name, data.names("eval"), hub_metric)
-    trainer = build_trainer(model, args, tokenizer, data, hub_metric)
+    RF.check_disk_space(args.training, model)  # room for the model and a checkpoint, before hours of training
+    trainer = build_trainer(model, args, tokenizer, data, hub_metric, settings)
     recipe_name = O.write_run_recipe(trainer, args.resolved)
 
     # ---- train, evaluate, predict, write
@@ -73,11 +86,11 @@ def main(argv: list[str] | None = None) -> dict:
     results = {}
     if args.training.do_train:
         train_result = trainer.train(resume_from_checkpoint=resume_from)
-        results |= O.save_training(trainer, train_result, params)
+        results |= O.save_training(trainer, train_result, params, resume_from)
     results |= evaluate_and_predict(trainer, data, args.data)
     O.write_run_summary(trainer, args, labels, results)
     if args.data.results_file and trainer.is_world_process_zero():
-        out = args.training.output_dir
+        out, (start, code_version) = args.training.output_dir, timing
         record_from_output_dir(args.data.results_file, out, argv, time.monotonic() - start, recipe_name, code_version)
         logger.info("recorded in %s", args.data.results_file)
     return results
@@ -109,8 +122,17 @@ def cli(argv=None) -> int:
     except TrainingStopped as e:
         print(e, file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("interrupted. Run the same command again to resume from the last checkpoint.", file=sys.stderr)
+    except (OSError, RuntimeError) as e:
+        if not RF.is_disk_full(e):
+            raise
+        where = getattr(e, "filename", None) or "a file this run writes"
+        print(
+            f"error: the disk is full: writing {where} failed ({e}). Free some space and run the same command.",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt as e:
+        print(f"interrupted. {getattr(e, 'advice', 'Run the same command again.')}", file=sys.stderr)
         return 130
     finally:
         release_process_group()  # under DDP, before the interpreter's exit can abort a finished run (see there)

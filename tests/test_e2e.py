@@ -5,6 +5,7 @@ import glob
 import json
 import os
 import random
+import shutil
 
 import pytest
 
@@ -224,23 +225,31 @@ def test_output_dir_safety_and_fresh_results(tiny_bert, sentiment_files, tmp_pat
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     args = ["--train_file", sentiment_files["train"], "--validation_file", sentiment_files["dev"], "--do_train"]
-    with pytest.raises(UserError, match="not empty.*--overwrite_output_dir"):
-        run(tiny_bert, out, *args)
-    assert os.listdir(out) == ["notes.txt"]  # nothing half-written
-    run(tiny_bert, out, *args, "--do_eval", "--overwrite_output_dir")
+    for extra in ([], ["--overwrite_output_dir"]):  # a folder no run of ours made is never written into
+        with pytest.raises(UserError, match="no run of run_classification.py wrote.*another --output_dir"):
+            run(tiny_bert, out, *args, *extra)
+        assert os.listdir(out) == ["notes.txt"]  # nothing half-written
+    out = tmp_path / "ours"
+    run(tiny_bert, out, *args, "--do_eval")
     run(tiny_bert, out, *args, "--overwrite_output_dir")
     assert not any(k.startswith("eval_") for k in json.loads((out / "all_results.json").read_text()))
 
 
 def test_resume_from_checkpoint(tiny_bert, sentiment_files, tmp_path):
-    out = tmp_path / "out"
+    """An interrupted run (here: the checkpoint a kill after step 4 leaves) continues; training a finished run for
+    longer is refused (its schedule was set for the steps it had), so its record never mixes two runs."""
+    whole, out = tmp_path / "whole", tmp_path / "out"
     base = ["--train_file", sentiment_files["train"], "--do_train", "--save_strategy", "steps", "--save_steps", "4"]
-    run(tiny_bert, out, *base, "--max_steps", "4")
-    assert os.path.isdir(out / "checkpoint-4")
+    run(tiny_bert, whole, *base, "--max_steps", "8")
+    out.mkdir()
+    shutil.copy(whole / ".textcls_run.json", out / ".textcls_run.json")
+    shutil.copytree(whole / "checkpoint-4", out / "checkpoint-4")
     run(tiny_bert, out, *base, "--max_steps", "8")
     state = json.loads((out / "trainer_state.json").read_text())
     assert state["global_step"] == 8
     assert [h["step"] for h in state["log_history"] if "loss" in h] == [2, 4, 6, 8]  # continued, not restarted
+    with pytest.raises(UserError, match=r"--max_steps 12 \(it was 8\)"):
+        run(tiny_bert, out, *base, "--max_steps", "12")
 
 
 def test_recipe_file_and_replay(tiny_bert, sentiment_files, tmp_path):

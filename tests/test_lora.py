@@ -4,6 +4,7 @@ the way the command line does."""
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -321,14 +322,22 @@ def test_load_best_model_and_resume_with_lora(tiny_bert, tmp_path):
     from_checkpoint = evaluate(out / "checkpoint-4", tmp_path / "eval4", files)
     assert from_checkpoint["eval_loss"] == pytest.approx(evals[4], abs=1e-6)
 
-    # The same command with more steps resumes from checkpoint-4 instead of starting over.
-    train(tiny_bert, out, files, "--use_lora", "--max_steps", "6", *steps, *best)
-    state = read_json(out / "trainer_state.json")
+    # Killed after checkpoint-4 of a 6-step run, the same command resumes there instead of starting over.
+    out6 = tmp_path / "out6"
+    out6.mkdir()
+    shutil.copy(out / ".textcls_run.json", out6 / ".textcls_run.json")
+    shutil.copytree(out / "checkpoint-4", out6 / "checkpoint-4")
+    settings = json.loads((out6 / "checkpoint-4" / "run_settings.json").read_text())
+    settings["max_steps"] = 6  # what a 6-step run's checkpoint records
+    (out6 / "checkpoint-4" / "run_settings.json").write_text(json.dumps(settings))
+    (out6 / "checkpoint-4" / "checkpoint_manifest.json").unlink()  # rewritten by hand: judged by its files alone
+    train(tiny_bert, out6, files, "--use_lora", "--max_steps", "6", *steps, *best)
+    state = read_json(out6 / "trainer_state.json")
     assert state["global_step"] == 6
     logged = [h["step"] for h in state["log_history"] if "loss" in h]
     assert logged == [2, 4, 6]  # continued: steps 1-4 were not run again
     assert [h["step"] for h in state["log_history"] if "eval_loss" in h] == [2, 4, 6]
-    assert os.path.isdir(out / "checkpoint-6")
+    assert os.path.isdir(out6 / "checkpoint-6")
 
 
 # ---- decoder LMs: no pad token of their own, classification from the last real token

@@ -25,13 +25,13 @@ from safetensors.torch import load_file
 
 import run_classification as R
 from tests.conftest import sentiment_rows, write_rows
-from textcls import checks
 from textcls import labels as L
 from textcls import tokenization as T
 from textcls.args import parse_args
 from textcls.errors import UserError
 from textcls.io import write_text_atomic
-from textcls.trainer import GracefulStop, checkpoint_is_complete, last_complete_checkpoint
+from textcls.run_folder import checkpoint_problem, last_complete_checkpoint, plan_output_dir, write_manifest
+from textcls.trainer import GracefulStop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS_PER_EPOCH = 8
@@ -82,7 +82,8 @@ def assert_same_run(expected, got):
 
     def metrics(folder):
         results = json.loads((folder / "all_results.json").read_text())
-        return {k: v for k, v in results.items() if not any(t in k for t in TIMING)}
+        # a resumed run's training record says where it resumed (its runtime is the resumed part's)
+        return {k: v for k, v in results.items() if not any(t in k for t in TIMING) and k != "resumed_from_step"}
 
     assert metrics(got) == metrics(expected)
     assert (got / "predictions.jsonl").read_text() == (expected / "predictions.jsonl").read_text()
@@ -94,6 +95,10 @@ def assert_same_run(expected, got):
     assert history(got) == history(expected)
     assert sum("loss" in entry for entry in history(got)) == TOTAL_STEPS // 2
     assert sum("eval_loss" in entry for entry in history(got)) == TOTAL_STEPS // STEPS_PER_EPOCH
+
+
+def checkpoint_is_complete(path, step) -> bool:
+    return checkpoint_problem(str(path), step) is None
 
 
 def start(argv, logs):
@@ -312,23 +317,28 @@ def test_results_predictions_recipe_and_state_are_written_atomically(reference, 
     assert os.stat(tmp_path / "new.json").st_mode == os.stat(tmp_path / "plain.json").st_mode
 
 
-def test_output_dir_of_an_interrupted_run(tmp_path):
+def test_output_dir_of_an_interrupted_run(reference, tmp_path):
     """Resume from the newest complete checkpoint; with none, start over if the run left nothing of the user's."""
     out = tmp_path / "out"
-    (out / "checkpoint-4").mkdir(parents=True)
-    (out / "checkpoint-4" / "trainer_state.json").write_text('{"global_step": 4}')
+    out.mkdir()
+    shutil.copy(reference.out / "recipe.json", out / "recipe.json")
+    shutil.copytree(reference.out / "checkpoint-20", out / "checkpoint-4")
+    state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
+    (out / "checkpoint-4" / "trainer_state.json").write_text(json.dumps({**state, "global_step": 4}))
+    write_manifest(str(out / "checkpoint-4"))
     (out / "checkpoint-8").mkdir()
     (out / "checkpoint-8" / "trainer_state.json").write_text('{"global_st')
     (out / "checkpoint-12").mkdir()
-    (out / "recipe.json").write_text("{}")
     args = SimpleNamespace(output_dir=str(out), do_train=True)
-    assert checks.check_output_dir(args, overwrite=False) == str(out / "checkpoint-4")
+    plan = plan_output_dir(args, overwrite=False, settings=None)
+    assert plan.resume_from == str(out / "checkpoint-4")
+    assert [p for p, _ in plan.damaged] == [str(out / "checkpoint-12"), str(out / "checkpoint-8")]
 
     shutil.rmtree(out / "checkpoint-4")
-    assert checks.check_output_dir(args, overwrite=False) is None  # killed before its first complete checkpoint
+    assert plan_output_dir(args, overwrite=False, settings=None).resume_from is None  # killed before its first one
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(UserError, match="not empty"):
-        checks.check_output_dir(args, overwrite=False)
+    with pytest.raises(UserError, match="no finished training and no complete checkpoint"):
+        plan_output_dir(args, overwrite=False, settings=None)
 
 
 # ------------------------------------------------------------------------------------------------ bad input
@@ -672,6 +682,62 @@ BAD_INPUTS = [
 ]
 
 
+def _training_with(*flags):
+    return lambda d, m, f: ["--train_file", f["train"], "--do_train", *flags]
+
+
+# Values that crashed mid-run (a traceback, recipe.json left behind) or were accepted and did something else.
+BAD_NUMBERS = [
+    ("--max_seq_length", "-5", "pass 1 or more tokens"),
+    ("--max_seq_length", "0", "pass 1 or more tokens"),
+    ("--gradient_accumulation_steps", "0", "1 or more"),
+    ("--seed", "-1", "from 0 to 4294967295"),
+    ("--label_smoothing_factor", "1.5", "up to, not including, 1"),
+    ("--dataloader_num_workers", "-1", "0 (load in the main process)"),
+    ("--weight_decay", "-1", "0 or more"),
+    ("--save_total_limit", "0", "keep every checkpoint"),
+]
+BAD_INPUTS += [
+    (f"{flag} {value}", _training_with(flag, value), [f"{flag} {value}", fix]) for flag, value, fix in BAD_NUMBERS
+]
+BAD_INPUTS += [
+    (
+        "one fraction among class ids",
+        lambda d, m, f: [
+            "--train_file",
+            _write(d, "frac.csv", "text,label\n" + "".join(f"t {i},{i % 3}\n" for i in range(30)) + "odd,2.5\n"),
+            "--do_train",
+        ],
+        ["whole numbers (0, 1, 2) except 1 of 31", "2.5", "--problem_type regression"],
+    ),
+    (
+        "two columns of one name",
+        lambda d, m, f: ["--train_file", _write(d, "dup.csv", "text,label,text\na,1,b\nc,0,d\n"), "--do_train"],
+        ["several columns named 'text'"],
+    ),
+    (
+        "save_steps 0",
+        _training_with("--save_strategy", "steps", "--save_steps", "0"),
+        ["--save_steps 0", "never save", "1 or more"],
+    ),
+    (
+        "eval_steps 0",
+        lambda d, m, f: [
+            *_training_with("--eval_strategy", "steps", "--eval_steps", "0")(d, m, f),
+            *["--validation_file", f["train"]],
+        ],
+        ["--eval_steps 0", "never eval"],
+    ),
+    (
+        "a scheduler setting that is not a number",
+        _training_with(
+            "--lr_scheduler_type", "cosine_with_restarts", "--lr_scheduler_kwargs", '{"num_cycles": "two"}'
+        ),
+        ["--lr_scheduler_type cosine_with_restarts", "--lr_scheduler_kwargs"],
+    ),
+]
+
+
 @pytest.fixture(scope="module")
 def two_class_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bad-input-data")
@@ -699,6 +765,28 @@ def test_bad_input_one_clear_line_exit_2_no_output_dir(tiny_bert, two_class_file
     assert not (tmp_path / "CODE_RAN").exists()
 
 
+@pytest.mark.parametrize("where", ["a file", "read-only", "empty"])
+def test_an_output_dir_that_cannot_be_written_is_one_clear_error(tiny_bert, two_class_files, tmp_path, capsys, where):
+    if where == "a file":
+        out, words = tmp_path / "file", ["is a file, not a folder"]
+        out.write_text("x")
+    elif where == "read-only":
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only folders")  # (CI runs as root: the file case covers the path)
+        parent = tmp_path / "ro"
+        parent.mkdir(mode=0o500)
+        out, words = parent / "out", ["cannot write into output_dir"]
+    else:
+        out, words = "", ["--output_dir is empty"]
+    argv = ["--model", tiny_bert, "--train_file", two_class_files["train"], "--do_train", "--output_dir", str(out)]
+    assert R.cli(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and all(w in err for w in words), err
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["file"] if where == "a file" else ["ro"] if where == "read-only" else []
+    )
+
+
 def test_non_empty_output_dir_is_left_as_it_was(tiny_bert, two_class_files, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
@@ -707,7 +795,7 @@ def test_non_empty_output_dir_is_left_as_it_was(tiny_bert, two_class_files, tmp_
         ["--model", tiny_bert, "--train_file", two_class_files["train"], "--do_train", "--output_dir", str(out)]
     )
     err = capsys.readouterr().err
-    assert code == 2 and "not empty" in err and "--overwrite_output_dir" in err and "Traceback" not in err
+    assert code == 2 and "no run of run_classification.py wrote (notes.txt)" in err and "Traceback" not in err
     assert os.listdir(out) == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
 
 

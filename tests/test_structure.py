@@ -20,7 +20,8 @@ def table_steps():
 
 
 def main_calls():
-    """(module, function) of every call in main(), in source order, resolved through the script's imports."""
+    """(module, function) of every call in main() and the run() it ends in, in source order, resolved through the
+    script's imports; a step called again (a finished run's flags parsed again) counts once."""
     tree = ast.parse(SCRIPT.read_text())
     imported = {}
     for node in tree.body:
@@ -32,8 +33,9 @@ def main_calls():
                 else:  # from textcls import data as D
                     imported[alias.asname or alias.name] = (alias.name, None)
     main = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main")
+    run = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "run")
     calls = []
-    for node in ast.walk(main):
+    for node in [*ast.walk(main), *ast.walk(run)]:
         if not isinstance(node, ast.Call):
             continue
         f = node.func
@@ -41,7 +43,8 @@ def main_calls():
             calls.append((node.lineno, imported[f.value.id][0], f.attr))
         elif isinstance(f, ast.Name) and f.id in imported and imported[f.id][1] is not None:
             calls.append((node.lineno, *imported[f.id]))
-    return [(module, name) for _, module, name in sorted(calls)], main
+    ordered = [(module, name) for _, module, name in sorted(calls)]
+    return list(dict.fromkeys(ordered)), main
 
 
 def test_main_calls_the_table_steps_in_order():
@@ -53,7 +56,12 @@ def test_main_calls_the_table_steps_in_order():
     pipeline = [c for c in calls if c in steps]  # the constructors of carried state (RunData) are not steps
     assert pipeline == steps
     others = {c for c in calls if c not in steps}
-    assert others == {("data", "RunData"), ("results", "git_state"), ("results", "record_from_output_dir")}
+    assert others == {
+        ("data", "RunData"),
+        ("results", "git_state"),
+        ("results", "record_from_output_dir"),
+        ("run_folder", "finished_results"),
+    }
 
 
 def test_main_fits_on_a_screen_and_the_script_stays_thin():

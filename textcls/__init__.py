@@ -5,8 +5,10 @@ it works on, tested on its own. The steps, in the order main() runs them:
 |---|---|
 | parse flags (defaults < recipe < command line) | args.parse_args |
 | check the flags alone | checks.check_flags |
+| the training settings a checkpoint must match | run_folder.training_settings |
+| lock output_dir; refuse, resume, finish or start over there | run_folder.hold_output_dir |
+| a finished training asked again: evaluate its saved model | run_folder.evaluate_saved_model |
 | a packaged hub id -> its installed folder | modeling.resolve_model_paths |
-| refuse or resume a non-empty output_dir | checks.check_output_dir |
 | load an `evaluate` metric (--metric_name) | metrics.load_hub_metric |
 | the GLUE task (--task_name) | glue.get_glue_task |
 | load the splits (local files, GLUE folder, hub) | data.load_raw_datasets |
@@ -22,6 +24,7 @@ it works on, tested on its own. The steps, in the order main() runs them:
 | build the model, with LoRA | modeling.build_classifier |
 | check the optimizer and scheduler | checks.check_optimizer_and_scheduler |
 | check --metric_for_best_model | checks.check_best_metric |
+| room on disk for the model and a checkpoint | run_folder.check_disk_space |
 | build the Trainer (loss, samplers, batches, metrics) | trainer.build_trainer |
 | write recipe.json | outputs.write_run_recipe |
 | or search hyperparameters: trials, best_recipe.json | search.run_search |
@@ -32,5 +35,6 @@ it works on, tested on its own. The steps, in the order main() runs them:
 
 Beside them: collate (batches from Arrow, padded or padding-free), packing (padding-free attention), glue (the
 task table and the original TSV reader), submission (GLUE server files), distributed (launch checks), results
-(results files), report (the evaluation's pictures and report), io (atomic writes), errors (UserError).
+(results files), run_folder (the output folder: lock, checkpoints, settings),
+report (the evaluation's pictures and report), io (atomic writes), errors (UserError).
 """

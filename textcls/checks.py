@@ -2,7 +2,6 @@
 before the step that would otherwise fail on it, and before anything is written.
 
     check_flags                   the flags alone (nothing loaded yet)
-    check_output_dir              where the run writes: refuse a non-empty folder, or resume from its checkpoint
     check_max_seq_length          once the model's config and tokenizer are known
     check_label_flags             once the labels are known
     check_optimizer_and_scheduler once the model is built (Trainer builds both only when training starts)
@@ -12,16 +11,12 @@ before the step that would otherwise fail on it, and before anything is written.
 import logging
 import os
 
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
-
 from textcls.distributed import check_launch, check_threads
 from textcls.errors import UserError
 from textcls.metrics import metric_names
 from textcls.outputs import split_suffix
-from textcls.trainer import last_complete_checkpoint
 
 logger = logging.getLogger(__name__)
-SEARCH_STORAGE = "hp_search.db"  # a hyperparameter search's optuna study in output_dir (textcls.search)
 
 # evaluate's own metric repositories; a metric from any other is a script by whoever owns that repository.
 EVALUATE_ORGS = ("evaluate-metric", "evaluate-measurement", "evaluate-comparison")
@@ -33,6 +28,7 @@ def check_flags(args) -> None:
     if not (training.do_train or training.do_eval or training.do_predict):
         raise UserError("nothing to do: pass --do_train, --do_eval and/or --do_predict.")
     check_training_flags(training)
+    check_numbers(args)
     check_launch(training)
     check_threads(training)
     if args.model.model_name_or_path is None:
@@ -164,6 +160,55 @@ def check_training_flags(training_args) -> None:
         raise UserError("--prediction_loss_only leaves no predictions for --do_predict to write. Drop one of the two.")
 
 
+def _value(x):
+    return getattr(x, "value", x)
+
+
+# (flag, the test a good value passes, what to pass instead): values Trainer, torch or numpy would crash on mid-run or
+# silently accept (--save_steps 0 never saves; --weight_decay -1 pushes weights away from zero).
+NUMBER_RULES = (
+    ("max_seq_length", lambda v: v is None or v >= 1, "pass 1 or more tokens (default: 128, or the model's maximum)"),
+    ("gradient_accumulation_steps", lambda v: v >= 1, "pass 1 or more (1: no accumulation)"),
+    ("seed", lambda v: 0 <= v < 2**32, "pass a whole number from 0 to 4294967295"),
+    ("data_seed", lambda v: v is None or 0 <= v < 2**32, "pass a whole number from 0 to 4294967295"),
+    ("label_smoothing_factor", lambda v: 0 <= v < 1, "pass a value from 0 (none) up to, not including, 1 (e.g. 0.1)"),
+    ("dataloader_num_workers", lambda v: v >= 0, "pass 0 (load in the main process) or more worker processes"),
+    ("weight_decay", lambda v: v >= 0, "pass 0 or more (e.g. 0.01)"),
+    ("max_grad_norm", lambda v: v is None or v >= 0, "pass 0 (no clipping) or more (default 1.0)"),
+    ("warmup_steps", lambda v: v >= 0, "pass 0 or more steps (below 1: a share of the training steps)"),
+    ("adam_beta1", lambda v: 0 <= v < 1, "pass a value from 0 up to, not including, 1 (default 0.9)"),
+    ("adam_beta2", lambda v: 0 <= v < 1, "pass a value from 0 up to, not including, 1 (default 0.999)"),
+    ("adam_epsilon", lambda v: v >= 0, "pass a small positive value (default 1e-8)"),
+    ("save_total_limit", lambda v: v is None or v >= 1, "pass 1 or more, or leave it out to keep every checkpoint"),
+    ("logging_steps", lambda v: v > 0, "pass 1 or more steps (below 1: a share of the training steps)"),
+    ("eval_accumulation_steps", lambda v: v is None or v >= 1, "pass 1 or more, or leave it out"),
+    ("early_stopping_threshold", lambda v: v is None or v >= 0, "pass 0 or more"),
+)
+
+
+def check_numbers(args) -> None:
+    """Each number flag in its range, and the step counts that their strategy reads (--save_steps with
+    --save_strategy steps...): one error naming the flag and a good value, before anything is written."""
+    training = args.training
+    for flag, ok, fix in NUMBER_RULES:
+        group = args.data if hasattr(args.data, flag) else training
+        value = getattr(group, flag, None)
+        if not ok(value):
+            raise UserError(f"--{flag} {value}: {fix}.")
+    for what in ("save", "eval"):
+        strategy = _value(getattr(training, f"{what}_strategy"))
+        steps = args.resolved.get(f"{what}_steps")  # as given: Trainer turns --eval_steps 0 into --logging_steps
+        if strategy == "steps" and steps is not None and steps <= 0:
+            raise UserError(
+                f"--{what}_steps {steps} with --{what}_strategy steps would never {what}: pass 1 or more steps "
+                f"(below 1: a share of the training steps), or --{what}_strategy epoch."
+            )
+    if training.output_dir is not None and not str(training.output_dir).strip():
+        raise UserError("--output_dir is empty: pass the folder the run writes to.")
+    if training.output_dir and os.path.isfile(training.output_dir):
+        raise UserError(f"--output_dir {training.output_dir} is a file, not a folder. Choose another --output_dir.")
+
+
 def check_metric_source(name: str, trust_remote_code: bool) -> None:
     """evaluate.load runs the metric's Python script on this machine: a community one needs --trust_remote_code."""
     if trust_remote_code or "/" not in name or os.path.exists(name) or name.split("/")[0] in EVALUATE_ORGS:
@@ -172,34 +217,6 @@ def check_metric_source(name: str, trust_remote_code: bool) -> None:
         f"--metric_name {name} is a community metric: loading it runs the Python code of that hub repository. "
         "Read it, then pass --trust_remote_code to allow it, or use one of evaluate's own metrics (e.g. accuracy)."
     )
-
-
-def check_output_dir(training_args, overwrite: bool) -> str | None:
-    """Refuse to train into a non-empty folder unless asked; resume from its last checkpoint if it has one."""
-    out = training_args.output_dir  # transformers 5 defaults it to ./trainer_output
-    if not training_args.do_train or not os.path.isdir(out) or overwrite:
-        return None
-    # a search's own folder (its study, or what it writes when its study lives in --hp_storage) is continued
-    if getattr(training_args, "hp_trials", 0) and any(
-        os.path.isfile(os.path.join(out, name)) for name in (SEARCH_STORAGE, "hp_trials.json")
-    ):
-        logger.info("continuing the hyperparameter search in %s (--overwrite_output_dir starts it over)", out)
-        return None
-    last = last_complete_checkpoint(out)
-    if last is not None:
-        logger.info("Resuming from %s (pass --overwrite_output_dir to start over).", last)
-        return last
-    entries = os.listdir(out)
-    # What a run killed before its first complete checkpoint leaves behind: starting over loses nothing.
-    leftovers = [n for n in entries if n not in ("recipe.json", "runs") and not n.startswith(PREFIX_CHECKPOINT_DIR)]
-    if leftovers:
-        raise UserError(
-            f"output_dir {out} is not empty and holds no checkpoint. Pass --overwrite_output_dir to "
-            "train into it anyway, or choose another --output_dir."
-        )
-    if entries:
-        logger.warning("output_dir %s holds an interrupted run with no complete checkpoint: starting over.", out)
-    return None
 
 
 def check_max_seq_length(max_seq_length: int | None, config, tokenizer) -> int:
@@ -342,7 +359,12 @@ def check_optimizer_and_scheduler(training_args, model) -> None:
     name = getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type)
     probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
     try:
-        get_scheduler(name, probe, 1, 10, scheduler_specific_kwargs=training_args.lr_scheduler_kwargs or {})
+        scheduler = get_scheduler(
+            name, probe, 1, 10, scheduler_specific_kwargs=training_args.lr_scheduler_kwargs or {}
+        )
+        for _ in range(3):  # a setting of the wrong type ("num_cycles": "two") fails only when the rate is computed
+            probe.step()
+            scheduler.step()
     except (TypeError, ValueError) as e:
         raise UserError(
             f"--lr_scheduler_type {name}: {e}. Pass its settings as --lr_scheduler_kwargs '{{\"setting\": value}}'."

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import datasets
 
 from textcls.errors import UserError, suggest
+from textcls.run_folder import DiskFull, free_bytes, is_disk_full, size_text
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,13 @@ def _read_error(path: str, e: Exception) -> UserError:
     if "corresponds to no data" in str(e):  # a header and no rows
         return UserError(f"data file {path} has no rows. Point at a file with data.")
     cause = e.__cause__ or e
+    if is_disk_full(e) or is_disk_full(cause):
+        cache = getattr(cause, "filename", None) or str(datasets.config.HF_DATASETS_CACHE)
+        return DiskFull(
+            f"the disk is full while reading {path} into the datasets cache ({cache}): "
+            f"{size_text(free_bytes(cache))} free. Free some space there, or point HF_DATASETS_CACHE (or --cache_dir) "
+            "at a disk with room."
+        )
     if isinstance(cause, UnicodeDecodeError):
         return UserError(
             f"data file {path} is not UTF-8 text (byte {cause.object[cause.start]:#x} at offset {cause.start}). "
@@ -211,6 +219,12 @@ def check_header(path: str, data_args, needs_label: bool) -> None:
     names = header_columns(path)
     if not names:
         return
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:  # pandas would rename the second 'text' to 'text.1' and the run would read the first, unasked
+        raise UserError(
+            f"data file {path} has several columns named {duplicates[0]!r}. Give each column its own name in the "
+            "header."
+        )
     listing = ", ".join(f"'{n}'" for n in names)
     for flag in ("text_column", "text_pair_column", "label_column", "id_column"):
         value = getattr(data_args, flag)
@@ -374,7 +388,8 @@ def resolve_columns(
 
     check("text_column", text_column)
     check("text_pair_column", text_pair_column)
-    check("label_column", label_column)
+    if need_label or label_column in features:  # a test split's gold labels are optional: predict without them
+        check("label_column", label_column)
     check("id_column", id_column)
 
     if label_column is None:

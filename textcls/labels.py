@@ -193,6 +193,7 @@ def infer_problem_type(feature, values=None) -> str:
     if isinstance(feature, datasets.Sequence | datasets.List | list | datasets.LargeList):
         return "multi_label_classification"
     if isinstance(feature, datasets.Value) and feature.dtype.startswith("float"):
+        _check_stray_fractions(values)
         return "regression"
     if isinstance(feature, datasets.Value):
         return "single_label_classification"
@@ -200,6 +201,25 @@ def infer_problem_type(feature, values=None) -> str:
         f"labels of type {feature} are not supported: use ints or strings (classes), lists of them "
         "(multi-label) or floats (regression)."
     )
+
+
+def _check_stray_fractions(values) -> None:
+    """Class ids with a typo (one 2.5 among 0, 1 and 2) read as floats, which would silently make the task a
+    regression: refuse when at least 90% of the labels are whole numbers of at most 20 distinct values and a few are
+    not. Scores (STS-B's 0-5 similarity) have fractions throughout."""
+    if values is None:
+        return
+    numbers = [float(v) for v in values if not is_missing(v)]
+    fractions = [(i, v) for i, v in enumerate(numbers, 1) if not v.is_integer()]
+    wholes = {v for v in numbers if v.is_integer()}
+    if fractions and len(fractions) <= 0.1 * len(numbers) and len(wholes) <= 20:
+        row, value = fractions[0]
+        raise UserError(
+            f"the labels are whole numbers ({', '.join(f'{v:g}' for v in sorted(wholes)[:8])}) except "
+            f"{len(fractions)} of {len(numbers)} (the first: {value:g}, labelled row {row}): as classes, those rows "
+            "are typos; as scores, the task is regression. Fix those rows, or pass --problem_type regression if the "
+            "labels are scores."
+        )
 
 
 def class_label_names(feature) -> list[str] | None:
@@ -307,7 +327,9 @@ def encode_labels(
         shown = ", ".join(sorted(unknown)[:10])
         raise UserError(
             f"the {split} split has labels never seen in training: {shown}. Known labels: "
-            f"{', '.join(label_names)}. Fix the data or list every class with --label_names."
+            f"{', '.join(label_names)}. Fix the data; when training, --label_names can list every class. A saved "
+            "model predicts only its own classes: drop or relabel those rows, or leave out the label column to "
+            "predict without gold labels."
         )
     if missing and require_labels:
         raise UserError(

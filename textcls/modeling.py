@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from textcls.errors import UserError, suggest
+from textcls.run_folder import model_folder_problem
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,13 @@ def resolve_model_paths(model_args) -> None:
 
 
 def load_config_and_tokenizer(model_args):
+    name = model_args.model_name_or_path
+    if os.path.isdir(name) and (problem := model_folder_problem(name)):
+        raise UserError(
+            f"model folder {name}: {problem}, so the model cannot be loaded (a save that did not finish, or a copy "
+            "cut short). Save or copy it again; a run's folder keeps complete checkpoints (checkpoint-N) to use "
+            "instead."
+        )
     try:
         return load_config(model_args), load_tokenizer(model_args)
     except ValueError as e:

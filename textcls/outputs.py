@@ -6,6 +6,14 @@ import os
 
 from textcls.io import write_json_atomic, write_text_atomic
 from textcls.pooling import mark_folder
+from textcls.run_folder import (
+    DiskFull,
+    checkpoint_bytes,
+    free_bytes,
+    is_disk_full,
+    last_complete_checkpoint,
+    size_text,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -107,12 +115,20 @@ def write_run_recipe(trainer, resolved: dict) -> str:
     return name
 
 
-def save_training(trainer, train_result, params: dict) -> dict:
-    """The trained model (or adapter), its config with the label map, train_results.json and trainer_state.json.
-    Returns the training metrics."""
+def save_training(trainer, train_result, params: dict, resume_from: str | None = None) -> dict:
+    """The trained model (or adapter), its config with the label map, train_results.json and trainer_state.json
+    (written last: it marks the training finished, run_folder.is_finished). Returns the training metrics; a resumed
+    run's say from which step (its runtime is the resumed part's)."""
     out = trainer.args.output_dir
-    trainer.save_model()
+    try:
+        trainer.save_model()
+    except (OSError, RuntimeError) as e:
+        if not is_disk_full(e):
+            raise
+        raise _final_save_failed(trainer, e) from None
     metrics = {**train_result.metrics, "train_samples": train_samples(trainer), **params}
+    if resume_from:
+        metrics["resumed_from_step"] = int(resume_from.rstrip("/").rsplit("-", 1)[1])
     trainer.log_metrics("train", metrics)
     if trainer.is_world_process_zero():
         trainer.model.config.save_pretrained(out)  # LoRA saves only the adapter: keep the label map beside it
@@ -120,6 +136,24 @@ def save_training(trainer, train_result, params: dict) -> dict:
         write_json_atomic(os.path.join(out, "train_results.json"), metrics)
         trainer.save_state()
     return metrics
+
+
+def _final_save_failed(trainer, error: BaseException) -> DiskFull:
+    out = trainer.args.output_dir
+    kept = last_complete_checkpoint(out)
+    needed = checkpoint_bytes(trainer.model, optimizer=False)
+    return DiskFull(
+        f"the disk holding {out} is full: saving the trained model needs about {size_text(needed)} and "
+        f"{size_text(free_bytes(out))} is free ({type(error).__name__}: {str(error)[:100]}). "
+        + (
+            f"Kept: {kept}, complete. Free some space, then run the same command: it resumes from there and saves "
+            "the model."
+            if kept
+            else "No checkpoint was kept (--save_strategy no), so the training is lost. Free some space, or choose "
+            "an --output_dir on a disk with room, and train again (with checkpoints, a full disk loses only the "
+            "steps since the last one)."
+        )
+    )
 
 
 def train_samples(trainer) -> int:

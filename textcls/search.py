@@ -102,9 +102,9 @@ SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 def study_storage(training):
     """(where, storage): the study's file or URL as the log names it, and what optuna takes. A journal path gets its
     storage object only in open_storage, since building one creates the file."""
-    from textcls.checks import SEARCH_STORAGE
+    from textcls.run_folder import SEARCH_FILES
 
-    spec = training.hp_storage or os.path.join(training.output_dir, SEARCH_STORAGE)
+    spec = training.hp_storage or os.path.join(training.output_dir, SEARCH_FILES[0])
     if "://" in spec:
         return spec, spec
     path = os.path.abspath(spec)

@@ -19,7 +19,7 @@ import functools
 import json
 import logging
 import os
-import re
+import shutil
 import signal
 import threading
 
@@ -33,26 +33,24 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalLoopOutput, Ev
 
 from textcls.collate import ArrowRows, FastPaddingCollator, make_collator
 from textcls.data import arrow_column
+from textcls.errors import TrainingStopped
 from textcls.io import write_json_atomic, write_text_atomic
 from textcls.pooling import mark_folder
+from textcls.run_folder import (
+    SETTINGS,
+    DiskFull,
+    checkpoint_bytes,
+    free_bytes,
+    is_disk_full,
+    last_complete_checkpoint,
+    size_text,
+    write_manifest,
+)
 from textcls.tokenization import DOCUMENT, join_windows
 
 logger = logging.getLogger(__name__)
 
 TRAINER_STATE = "trainer_state.json"
-
-
-class TrainingStopped(Exception):
-    """Training was stopped by a signal after saving a checkpoint; exit_code is the shell's 128 + signal number."""
-
-    def __init__(self, signum: int, step: int, checkpoint: str | None):
-        name = signal.Signals(signum).name
-        where = f"checkpoint saved in {checkpoint}" if checkpoint else "no checkpoint could be saved"
-        super().__init__(
-            f"stopped by {name} at step {step}: {where}. Run the same command again to resume from the last "
-            "checkpoint."
-        )
-        self.exit_code = 128 + signum
 
 
 def resolve_best_metric(training_args, problem_type: str, task_name: str | None, eval_splits: list[str]) -> None:
@@ -71,9 +69,10 @@ def resolve_best_metric(training_args, problem_type: str, task_name: str | None,
         training_args.metric_for_best_model, training_args.greater_is_better = "loss", False  # all it computes
 
 
-def build_trainer(model, args, tokenizer, data, hub_metric=None) -> "ClassificationTrainer":
+def build_trainer(model, args, tokenizer, data, hub_metric=None, run_settings=None) -> "ClassificationTrainer":
     """The Trainer of this run: our loss and samplers, padded or padding-free batches, the run's metrics, and the
-    metric to select the best checkpoint on (the task's primary metric unless --metric_for_best_model says)."""
+    metric to select the best checkpoint on (the task's primary metric unless --metric_for_best_model says).
+    run_settings: what each checkpoint records it was trained with (run_folder.training_settings)."""
     from textcls.labels import class_weights
     from textcls.metrics import make_compute_metrics
     from textcls.modeling import setup_padding_free
@@ -128,6 +127,7 @@ def build_trainer(model, args, tokenizer, data, hub_metric=None) -> "Classificat
         train_lengths=None if train_rows is None or streamed else lengths_of(train_rows),
         class_weights=weights,
         chunk_aggregation=data_args.chunk_aggregation,
+        run_settings=run_settings,
     )
 
 
@@ -156,8 +156,11 @@ def shard_streams(training_args, rows) -> None:
 
 
 class ClassificationTrainer(Trainer):
-    def __init__(self, *args, train_lengths=None, class_weights=None, chunk_aggregation="mean", **kwargs):
+    def __init__(
+        self, *args, train_lengths=None, class_weights=None, chunk_aggregation="mean", run_settings=None, **kwargs
+    ):
         super().__init__(*args, **kwargs)
+        self.run_settings = run_settings  # the training settings, recorded in each checkpoint (run_folder)
         self.chunk_aggregation = chunk_aggregation  # how a text's windows' logits are joined (join_windows)
         # Trainer takes a model whose forward has **kwargs to normalise its loss over the whole accumulated batch
         # (num_items_in_batch) and then skips its own division by gradient_accumulation_steps. The
@@ -324,19 +327,46 @@ class ClassificationTrainer(Trainer):
 
     def _save_checkpoint(self, model, trial):
         # Trainer keeps the running training loss in memory only, so a resumed run would report the mean loss of
-        # its own steps. Written before Trainer's files: its trainer_state.json, written last, marks the whole
-        # checkpoint complete (last_complete_checkpoint). Every process writes its own, as Trainer's RNG states.
+        # its own steps: saved here, and restored by _RestoreLoss. Every process writes its own, as Trainer's RNG
+        # states. Then Trainer's files, and last the manifest (run_folder.write_manifest): only from then on does the
+        # checkpoint count, so a kill or a full disk during the save leaves one that a resume skips.
         folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
-        write_json_atomic(
-            os.path.join(folder, self._loss_state_file()),
-            {
-                "global_step": self.state.global_step,
-                "total_loss": self._total_loss_scalar,
-                "pending_loss": self._tr_loss.item(),
-                "last_logged_step": self._globalstep_last_logged,
-            },
+        try:
+            if self.run_settings is not None and self.is_world_process_zero():
+                write_json_atomic(os.path.join(folder, SETTINGS), self.run_settings)
+            write_json_atomic(
+                os.path.join(folder, self._loss_state_file()),
+                {
+                    "global_step": self.state.global_step,
+                    "total_loss": self._total_loss_scalar,
+                    "pending_loss": self._tr_loss.item(),
+                    "last_logged_step": self._globalstep_last_logged,
+                },
+            )
+            super()._save_checkpoint(model, trial)
+            if self.args.world_size > 1:
+                self.accelerator.wait_for_everyone()  # every process's RNG and loss files are in the folder
+            if self.is_world_process_zero() and os.path.isdir(folder):
+                write_manifest(folder)
+        except (OSError, RuntimeError) as e:
+            if not is_disk_full(e):
+                raise
+            raise self._disk_full(folder, e) from None
+
+    def _disk_full(self, folder: str, error: BaseException) -> DiskFull:
+        """The checkpoint being saved when the disk filled up is removed (a resume would skip it anyway, and it
+        holds the space a later save needs); the error says what it needed and what is kept."""
+        shutil.rmtree(folder, ignore_errors=True)
+        out = self.args.output_dir
+        kept = last_complete_checkpoint(out)
+        needed = checkpoint_bytes(self.model, optimizer=True)
+        return DiskFull(
+            f"the disk holding {out} is full: saving {os.path.basename(folder)} needs about {size_text(needed)} and "
+            f"{size_text(free_bytes(out))} is free ({error.__class__.__name__}: {str(error)[:100]}). "
+            + (f"Kept: {kept}, complete. " if kept else "No complete checkpoint is kept. ")
+            + "Free some space (or keep fewer checkpoints with --save_total_limit, or choose an --output_dir on a "
+            "disk with room), then run the same command: " + ("it resumes from there." if kept else "it starts over.")
         )
-        super()._save_checkpoint(model, trial)
 
     def log(self, logs, start_time=None):
         if "train_loss" in logs and self._whole_run_loss:
@@ -505,34 +535,6 @@ class SeededLengthGroupedSampler(LengthGroupedSampler):
     def __iter__(self):
         self.generator = torch.Generator().manual_seed(self.seed + self.epoch())
         return super().__iter__()
-
-
-_CHECKPOINT = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
-
-
-def checkpoint_is_complete(path: str, step: int) -> bool:
-    """Trainer writes trainer_state.json last: a checkpoint whose state file is whole and for its step is complete."""
-    try:
-        with open(os.path.join(path, TRAINER_STATE), encoding="utf-8") as f:
-            return json.load(f)["global_step"] == step
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-
-
-def last_complete_checkpoint(folder: str) -> str | None:
-    """The newest checkpoint that was completely written. A kill during a save leaves a newer, partial one, which
-    transformers' get_last_checkpoint would pick and then fail on (or silently restart from step 0)."""
-    found = sorted(
-        ((int(m.group(1)), name) for name in os.listdir(folder) if (m := _CHECKPOINT.match(name))), reverse=True
-    )
-    for step, name in found:
-        path = os.path.join(folder, name)
-        if not os.path.isdir(path):
-            continue
-        if checkpoint_is_complete(path, step):
-            return path
-        logger.warning("%s was not completely written (the run was killed while saving it): skipping it.", path)
-    return None
 
 
 def classification_loss(
