@@ -64,7 +64,9 @@ def run(args, argv, resume_from, settings, timing) -> dict:
     args.data.max_seq_length = checks.check_max_seq_length(args.data.max_seq_length, config, tokenizer)
     checks.check_long_documents(args.data, config, tokenizer, columns)  # truncate, head_tail or chunk
     labels = L.resolve_labels(raw, columns, args.data, config, args.training.do_train)
-    logger.info("problem_type=%s labels=%s columns=%s", labels.problem_type, labels.names, columns)
+    names = labels.names or []  # (regression: none) 3,000 of them made one log line of 30 KB
+    shown = names[:20] + ([f"and {len(names) - 20} more"] if len(names) > 20 else [])
+    logger.info("problem_type=%s labels=%s columns=%s", labels.problem_type, shown, columns)
     checks.check_label_flags(args, labels, config)
     search.check_study(args, labels.problem_type, task, list(splits["eval"]))  # a search continued: same space?
     tokenized = tokenize_splits(splits, columns, tokenizer, labels, args.data, args.training)

@@ -299,3 +299,17 @@ def test_metric_names_hold_the_primary_metric(problem_type, task):
     names = metric_names(problem_type, task, 3)
     assert primary_metric(problem_type, task) in names
     assert ("matthews_correlation" in names) == (task == "cola") and ("combined_score" in names) == (task == "stsb")
+
+
+def test_a_report_of_many_classes_keeps_the_confusion_cells_that_count():
+    """3,000 classes wrote a dense 3,000 x 3,000 matrix (81 MB of zeros): past DENSE_CONFUSION_CLASSES, the non-zero
+    cells, most frequent first."""
+    from textcls.metrics import DENSE_CONFUSION_CLASSES
+
+    n = DENSE_CONFUSION_CLASSES + 1
+    names = [f"c{i}" for i in range(n)]
+    gold = np.array([0, 0, 0, 1, 2])
+    logits = np.eye(n)[[0, 0, 1, 1, 0]]
+    report = classification_report(logits, gold, names, "single_label_classification")
+    assert "confusion_matrix" not in report
+    assert report["confusion_pairs"] == [["c0", "c0", 2], ["c0", "c1", 1], ["c1", "c1", 1], ["c2", "c0", 1]]

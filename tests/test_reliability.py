@@ -702,6 +702,42 @@ BAD_INPUTS += [
 ]
 BAD_INPUTS += [
     (
+        "a tsv saved as .csv, commas in its texts",
+        lambda d, m, f: [
+            "--train_file",
+            _write(d, "t.csv", "text\tlabel\ngood, fine\t1\nbad\t0\nok, ok, ok\t1\n"),
+            "--do_train",
+        ],
+        ["its fields look separated by '\\t'", "tab-separated as .tsv"],
+    ),
+    (
+        "a list of strings as the text",
+        lambda d, m, f: [
+            "--train_file",
+            write_rows(d / "lists.parquet", [{"text": ["a", "b"], "label": i % 2} for i in range(6)]),
+            "--do_train",
+        ],
+        ["column 'text' of the train split holds a list in each row", "Join"],
+    ),
+    (
+        "not UTF-8 deep in the file",
+        lambda d, m, f: [
+            "--train_file",
+            _write(d, "deep.csv", b"text,label\n" + b"good fine,1\n" * 40 + b"caf\xe9,1\n"),
+            "--do_train",
+        ],
+        ["not UTF-8", "byte 0xe9 at offset 494, line 42"],
+    ),
+    (
+        "a bad jsonl line, counted from 1",
+        lambda d, m, f: [
+            "--train_file",
+            _write(d, "b6.jsonl", '{"text": "a", "label": 1}\n' * 5 + '{"text": "b", \n'),
+            "--do_train",
+        ],
+        ["line 6 is not a JSON object"],
+    ),
+    (
         "one fraction among class ids",
         lambda d, m, f: [
             "--train_file",
@@ -871,3 +907,28 @@ def test_messy_labels_give_a_valid_encoding_or_a_user_error(values):
             assert all(len(row) == len(names) and set(row) <= {0.0, 1.0} for row in encoded)
         else:
             assert all(isinstance(v, float) for v in encoded)
+
+
+_BATCHES = []
+
+
+def _interrupting(batch):
+    """A worker's share of a map: its first batch is written (a temporary cache file begins), then at its second it
+    sends SIGINT to the parent and to itself (as Ctrl-C reaches the whole process group) and works on a while."""
+    _BATCHES.append(1)
+    if len(_BATCHES) == 2:
+        os.kill(os.getppid(), signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)
+        time.sleep(2)
+    return batch
+
+
+def test_ctrl_c_while_workers_tokenize_is_one_interrupt_and_leaves_no_temporary_file(tmp_path, capfd):
+    source = datasets.Dataset.from_dict({"text": [f"row {i}" for i in range(40)]})
+    source.save_to_disk(str(tmp_path / "ds"))
+    ds = datasets.load_from_disk(str(tmp_path / "ds"))  # on disk: the map writes its cache files beside it
+    with pytest.raises(KeyboardInterrupt):  # not datasets' TimeoutError
+        with T.interruptible_workers(ds, 2):
+            ds.map(_interrupting, batched=True, batch_size=5, writer_batch_size=5, num_proc=2)
+    assert not glob.glob(str(tmp_path / "ds" / "tmp*"))
+    assert "Traceback" not in capfd.readouterr().err  # the workers ignored it

@@ -3,6 +3,7 @@
 Every function here is pure or touches only the files it is given, so each is unit-tested on its own."""
 
 import glob
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -100,13 +101,52 @@ def _read_error(path: str, e: Exception) -> UserError:
             "at a disk with room."
         )
     if isinstance(cause, UnicodeDecodeError):
+        where = first_non_utf8(local_files(path)[0])  # the decoder's offset counts from the chunk it was reading
+        at = f"byte {where[2]:#x} at offset {where[0]}, line {where[1]}" if where else "somewhere"
         return UserError(
-            f"data file {path} is not UTF-8 text (byte {cause.object[cause.start]:#x} at offset {cause.start}). "
-            f"Re-save it as UTF-8, e.g. iconv -f latin1 -t utf-8 {path} > fixed{ext}."
+            f"data file {path} is not UTF-8 text ({at}). Re-save it as UTF-8, e.g. iconv -f latin1 -t utf-8 {path} "
+            f"> fixed{ext}."
+        )
+    if builder == "json" and (line := first_bad_json_line(local_files(path)[0])):
+        return UserError(
+            f"could not read {path}: line {line[0]} is not a JSON object ({line[1]}). .jsonl holds one JSON object "
+            "per line, .json one list of objects."
         )
     return UserError(
         f"could not read {path} as {ext[1:]}: {type(cause).__name__}: {str(cause).strip()}. {PARSE_FIXES[builder]}"
     )
+
+
+def first_non_utf8(path: str) -> tuple[int, int, int] | None:
+    """(byte offset, line number, the byte) of the file's first byte that is not UTF-8, or None. Read line by line, so
+    a character is never cut between two reads; only called once reading has failed."""
+    offset = 0
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                return offset + e.start, number, raw[e.start]
+            offset += len(raw)
+    return None
+
+
+def first_bad_json_line(path: str) -> tuple[int, str] | None:
+    """(line number from 1, what is wrong) of a .jsonl file's first line that is not a JSON object, or None (pyarrow
+    names the row counting from 0). Only called once reading has failed."""
+    if not path.lower().endswith(".jsonl"):
+        return None
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as e:
+                return number, e.msg
+            if not isinstance(row, dict):
+                return number, f"a {type(row).__name__}, not an object"
+    return None
 
 
 def _check_delimiter(path: str, names: list[str]) -> None:
@@ -219,6 +259,7 @@ def check_header(path: str, data_args, needs_label: bool) -> None:
     names = header_columns(path)
     if not names:
         return
+    _check_delimiter(path, names)  # before reading: a comma inside a tab-separated row reads as a ragged CSV row
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:  # pandas would rename the second 'text' to 'text.1' and the run would read the first, unasked
         raise UserError(
@@ -460,6 +501,13 @@ def check_split_columns(splits, columns) -> None:
                 )
             if missing:
                 raise UserError(f"the {name} split has no column {missing[0]!r}. Columns: {', '.join(ds.features)}.")
+            for column in (c for c in (columns.text, columns.text_pair) if c and not columns.token_ids):
+                if isinstance(ds.features[column], datasets.Sequence | datasets.List | datasets.LargeList):
+                    raise UserError(
+                        f"column {column!r} of the {name} split holds a list in each row, not one text. Join each "
+                        "row's pieces into one string before training (e.g. ' '.join), or pass --text_column NAME "
+                        "of a text column."
+                    )
             if role != "test" and columns.label not in ds.features:
                 raise UserError(
                     f"--do_{role} needs labels, but the {name} split has no column {columns.label!r}. Columns: "

@@ -111,6 +111,16 @@ def resolve_labels(raw, columns, data_args, config, training: bool) -> Labels:
         and data_names is None
     ):
         names = model_names  # continue training a fine-tuned model without reshuffling its head
+    rows = len(source) if hasattr(source, "__len__") else 0
+    if training and not multi and len(names) > 20 and rows and len(names) > rows / 2:
+        logger.warning(
+            "%d classes for %d training rows (%.1f rows a class): is --label_column %r really the label? An id or "
+            "text column read as labels gives a model that learns nothing.",
+            len(names),
+            rows,
+            rows / len(names),
+            columns.label,
+        )
     return Labels(problem_type, names, data_names)
 
 

@@ -499,7 +499,7 @@ def rerun_advice(out: str, overwrite: bool) -> str:
     last = last_complete_checkpoint(out)
     if last:
         return f"Run the same command again to resume from {last}."
-    return "No checkpoint was complete: the same command starts over."
+    return "Run the same command again: no training step was saved, so it starts from the beginning."
 
 
 def checkpoint_bytes(model, optimizer: bool) -> int:
@@ -572,7 +572,7 @@ class _OutputDir:
     def __exit__(self, kind, error, tb):
         out = self.args.output_dir
         if self.lock is not None:
-            self.lock.release(failed=error is not None and isinstance(error, UserError))
+            self.lock.release(failed=error is not None)  # a folder it made and wrote nothing into goes
         # An interruption says what the same command will then do in this folder (rerun_advice).
         if isinstance(error, TrainingStopped):
             advice = rerun_advice(out, self.overwrite)

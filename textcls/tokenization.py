@@ -20,9 +20,12 @@ Why this shape (measured on 2 cores, all-MiniLM-L6-v2, rows of ~100 WordPiece to
   training reads it (tokenize_stream).
 """
 
+import contextlib
 import glob
 import logging
 import os
+import signal
+import threading
 import time
 
 import datasets
@@ -403,6 +406,41 @@ def check_token_ids(ds: datasets.Dataset, split: str, tokenizer, max_seq_length:
         logger.warning("%d of %d rows in the %s split have no token ids; they are kept.", empty, len(ds), split)
 
 
+@contextlib.contextmanager
+def interruptible_workers(ds, workers: int | None):
+    """Ctrl-C while datasets' worker processes tokenize (--preprocessing_num_workers N) stops the run as it does with
+    one process: one KeyboardInterrupt, nothing half-written left in the cache. The terminal sends SIGINT to every
+    process of the group: each worker printed its own traceback, datasets' pool then replaced the parent's
+    KeyboardInterrupt with a TimeoutError (exit 1), and a worker's temporary cache file stayed for good. So the
+    workers (forked with this handler) ignore it and are ended by the pool, the parent raises KeyboardInterrupt
+    whatever datasets turned it into, and the temporary files written since the map began are removed."""
+    if not workers or workers < 2 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    parent, started = os.getpid(), time.time()
+
+    def handler(signum, frame):
+        if os.getpid() == parent:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    except BaseException as e:
+        chain = [e]
+        while chain[-1].__context__ is not None and len(chain) < 10:
+            chain.append(chain[-1].__context__)
+        if not any(isinstance(x, KeyboardInterrupt) for x in chain):
+            raise
+        for folder in {os.path.dirname(f["filename"]) for f in ds.cache_files}:
+            for path in glob.glob(os.path.join(folder, "tmp*")):
+                if os.path.getmtime(path) >= started - 1:
+                    os.unlink(path)
+        raise KeyboardInterrupt from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def tokenize_split(
     ds: datasets.Dataset,
     tokenizer,
@@ -470,18 +508,19 @@ def tokenize_split(
     )
     cached = bool(ds.cache_files) and _cache_exists(ds, fingerprint)
     start = time.monotonic()
-    out = ds.map(
-        tokenize,
-        batched=True,
-        with_indices=documents,
-        batch_size=BATCH_ROWS,
-        writer_batch_size=BATCH_ROWS,
-        remove_columns=ds.column_names,
-        features=features,
-        new_fingerprint=fingerprint,
-        num_proc=workers,
-        desc=f"Tokenizing {split}",
-    )
+    with interruptible_workers(ds, workers):
+        out = ds.map(
+            tokenize,
+            batched=True,
+            with_indices=documents,
+            batch_size=BATCH_ROWS,
+            writer_batch_size=BATCH_ROWS,
+            remove_columns=ds.column_names,
+            features=features,
+            new_fingerprint=fingerprint,
+            num_proc=workers,
+            desc=f"Tokenizing {split}",
+        )
     if stride is not None:
         logger.info(
             "%s: %d texts -> %d windows (--max_seq_length %d, --doc_stride %d)",
