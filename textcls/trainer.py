@@ -364,8 +364,9 @@ class ClassificationTrainer(Trainer):
             f"the disk holding {out} is full: saving {os.path.basename(folder)} needs about {size_text(needed)} and "
             f"{size_text(free_bytes(out))} is free ({error.__class__.__name__}: {str(error)[:100]}). "
             + (f"Kept: {kept}, complete. " if kept else "No complete checkpoint is kept. ")
-            + "Free some space (or keep fewer checkpoints with --save_total_limit, or choose an --output_dir on a "
-            "disk with room), then run the same command: " + ("it resumes from there." if kept else "it starts over.")
+            + "Free some space (or keep fewer checkpoints with --save_total_limit N: the disk then holds N + 1 of "
+            "them while the next is written; or choose an --output_dir on a disk with room), then run the same "
+            "command: " + ("it resumes from there." if kept else "it starts over.")
         )
 
     def log(self, logs, start_time=None):
