@@ -369,3 +369,21 @@ def test_a_refused_run_leaves_no_folder_and_no_lock(done, tmp_path):
     with pytest.raises(UserError):
         R.main(done.argv(out, "--text_column", "nope"))
     assert not out.exists()
+
+
+def test_predicting_unlabelled_rows_with_the_training_commands_label_column(done, tmp_path):
+    """Test labels are optional: --label_column names them where the file has them."""
+    unlabelled = write_rows(tmp_path / "new.csv", [{"sentence": r["sentence"]} for r in sentiment_rows(4, 3)])
+    out = tmp_path / "pred"
+    argv = ["--model", str(done.out), "--test_file", unlabelled, "--do_predict", "--label_column", "label"]
+    R.main([*argv, "--output_dir", str(out)])
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and all("prediction" in r or "label" in r for r in rows)
+
+
+def test_an_unknown_gold_class_with_a_saved_model_gives_advice_that_does_not_loop(done, tmp_path, capsys):
+    rows = [{"sentence": r["sentence"], "label": 7} for r in sentiment_rows(3, 3)]
+    argv = ["--model", str(done.out), "--test_file", write_rows(tmp_path / "g.csv", rows), "--do_predict"]
+    assert R.cli([*argv, "--output_dir", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert "never seen in training: 7" in err and "A saved model predicts only its own classes" in err
