@@ -15,20 +15,22 @@ import logging
 import sys
 import time
 
-from textcls import checks, metrics, search
-from textcls import data as D
-from textcls import labels as L
-from textcls import modeling as M
-from textcls import outputs as O
-from textcls import run_folder as RF
-from textcls.args import parse_args
-from textcls.distributed import release_process_group
+from textcls.config import checks
+from textcls.config.args import parse_args
+from textcls.data import labels as L
+from textcls.data import load as D
+from textcls.data.glue import get_glue_task
+from textcls.data.tokenization import tokenize_splits
 from textcls.errors import TrainingStopped, UserError
-from textcls.evaluation import evaluate_and_predict
-from textcls.glue import get_glue_task
-from textcls.results import git_state, record_from_output_dir
-from textcls.tokenization import tokenize_splits
-from textcls.trainer import build_trainer
+from textcls.evaluation import metrics
+from textcls.evaluation import outputs as O
+from textcls.evaluation.predict import evaluate_and_predict
+from textcls.evaluation.results import git_state, record_from_output_dir
+from textcls.model import build as M
+from textcls.train import run_folder as RF
+from textcls.train import search
+from textcls.train.distributed import release_process_group
+from textcls.train.trainer import build_trainer
 
 logger = logging.getLogger("run_classification")
 

@@ -26,9 +26,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import run_classification as R  # noqa: E402
-from textcls import trainer as T  # noqa: E402
-from textcls.data import arrow_column  # noqa: E402
-from textcls.results import git_state, record_run  # noqa: E402
+from textcls.data.load import arrow_column  # noqa: E402
+from textcls.evaluation.results import git_state, record_run  # noqa: E402
+from textcls.train import trainer as T  # noqa: E402
 
 SAMPLER = "class-balanced: torch WeightedRandomSampler, with replacement, seeded from (seed, epoch)"
 

@@ -5,7 +5,7 @@ torch.compile, at several batch sizes. For each: ms per step (CUDA-synchronised)
 the GPU's busy time per step (the profiler's kernel time), samples/s, real tokens/s, MFU on real tokens, and the
 kernels that take the most time. It answers what benchmarks/gpu.py's sweep cannot: is a step bound by the host
 (launches, Python) or by the kernels, and what compiling the model buys. Modes: eager and compile on padded batches;
-packed and packed_compile on the same batches laid end to end (textcls/packing.py, our default for BERT).
+packed and packed_compile on the same batches laid end to end (textcls/model/packing.py, our default for BERT).
 
     python3 benchmarks/gpu_step.py --data_dir .gpu_bench/data/SST-2 --tokenizer .gpu_bench/tokenizer \\
         --out $OUT/gpu-step-h200.json            (or: bash benchmarks/gpu_run.sh $OUT step)
@@ -25,7 +25,7 @@ sys.path.insert(0, ROOT)
 from benchmarks import gpu, speed  # noqa: E402  (the repository root is put on the path just above)
 from textcls.errors import UserError  # noqa: E402
 from textcls.io import write_json_atomic  # noqa: E402
-from textcls.packing import enable_packing, first_position, pack_padded  # noqa: E402
+from textcls.model.packing import enable_packing, first_position, pack_padded  # noqa: E402
 
 
 def parse(argv):
@@ -50,7 +50,7 @@ def grouped_batches(tokenizer, texts: list[str], batch: int, count: int, seed: i
     """`count` batches as a length-grouped sampler makes them: draw 50 x batch rows, sort by length, cut."""
     import numpy as np
 
-    from textcls.collate import FastPaddingCollator
+    from textcls.data.collate import FastPaddingCollator
 
     rng = np.random.default_rng(seed)
     collate = FastPaddingCollator(tokenizer, pad_to_multiple_of=8)
@@ -142,7 +142,7 @@ def main(argv=None) -> int:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from textcls.glue import load_glue_dir
+    from textcls.data.glue import load_glue_dir
 
     cuda = gpu.cuda_or_error(args.allow_cpu)
     if not os.path.isfile(os.path.join(args.data_dir, "train.tsv")):

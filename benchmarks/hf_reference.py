@@ -73,8 +73,8 @@ def main(argv=None) -> int:
         set_seed,
     )
 
-    from textcls.glue import get_glue_task, load_glue_dir
-    from textcls.modeling import resolve_model_path
+    from textcls.data.glue import get_glue_task, load_glue_dir
+    from textcls.model.build import resolve_model_path
 
     training_args = TrainingArguments(
         output_dir=args.output_dir,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Padded vs padding-free batches (textcls/packing.py), one training step at a time, per architecture: the same
+"""Padded vs padding-free batches (textcls/model/packing.py), one training step at a time, per architecture: the same
 model (random init, all-MiniLM-L6-v2's size: 6 layers, hidden 384, feed-forward 1536), the same SST-2 rows in the
 same batches, with length-grouped batches (our default sampler) and with random ones (the HF default). Each step is
 forward, backward, gradient clipping and fused AdamW, as Trainer runs it; each configuration is timed --repeats
@@ -25,8 +25,8 @@ sys.path.insert(0, ROOT)
 
 from benchmarks.speed import run_cli  # noqa: E402  (the repository root is put on the path just above)
 from textcls.errors import UserError  # noqa: E402
+from textcls.evaluation.results import environment, git_state  # noqa: E402
 from textcls.io import write_json_atomic  # noqa: E402
-from textcls.results import environment, git_state  # noqa: E402
 
 # all-MiniLM-L6-v2's size, in each architecture's own config names; decoders with 64-wide heads (2 key/value heads
 # where the architecture has grouped-query attention)
@@ -62,7 +62,7 @@ def parse(argv):
 
 def read_rows(data_dir: str, rows: int) -> list[tuple[str, int]]:
     """The first `rows` SST-2 training rows (sentence, label), read as run_classification.py reads them."""
-    from textcls.glue import load_glue_dir
+    from textcls.data.glue import load_glue_dir
 
     if not os.path.isfile(os.path.join(data_dir, "train.tsv")):
         raise UserError(f"{data_dir} has no train.tsv: pass the original GLUE SST-2 folder as --data_dir.")
@@ -130,8 +130,8 @@ def time_steps(model, batches: list[dict], device: str, bf16: bool) -> float:
 
 
 def measure(architecture: str, order: str, tokenizer, encoded: list[dict], args) -> dict:
-    from textcls import modeling as M
-    from textcls.collate import make_collator
+    from textcls.data.collate import make_collator
+    from textcls.model import build as M
 
     groups = batch_order([len(e["input_ids"]) for e in encoded], args.batch_size, order)
     rows = [[encoded[i] for i in group] for group in groups]

@@ -37,8 +37,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from textcls.errors import UserError  # noqa: E402  (the repository root is put on the path just above)
+from textcls.evaluation.results import environment, git_state  # noqa: E402
 from textcls.io import write_json_atomic  # noqa: E402
-from textcls.results import environment, git_state  # noqa: E402
 
 
 class RunFailed(Exception):
@@ -128,8 +128,8 @@ def row_lengths(model: str, data_dir: str, rows: int, max_seq_length: int) -> li
     """Tokens of each of the first `rows` training rows after truncation, special tokens included, no padding."""
     from transformers import AutoTokenizer
 
-    from textcls.glue import load_glue_dir
-    from textcls.modeling import resolve_model_path
+    from textcls.data.glue import load_glue_dir
+    from textcls.model.build import resolve_model_path
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model))
     texts = list(load_glue_dir("sst2", data_dir)["train"].select(range(rows))["sentence"])

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """The majority-class baseline of each local GLUE task: predict the training set's most frequent class for every dev
-row, scored by the same metrics as a model (textcls.metrics.compute_metrics); written to results/baselines/.
+row, scored by the same metrics as a model (textcls.evaluation.metrics.compute_metrics); written to results/baselines/.
 
     python scripts/majority_baseline.py ../shared/data/glue [--output results/baselines/glue-majority-class.json]
 
@@ -21,9 +21,9 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from textcls.glue import GLUE_TASKS, load_glue_dir  # noqa: E402  (the repository root is put on the path above)
+from textcls.data.glue import GLUE_TASKS, load_glue_dir  # noqa: E402  (the repository root is put on the path above)
+from textcls.evaluation.metrics import PROBABILITY_METRICS, compute_metrics  # noqa: E402
 from textcls.io import write_json_atomic  # noqa: E402
-from textcls.metrics import PROBABILITY_METRICS, compute_metrics  # noqa: E402
 
 DEFAULT_OUTPUT = os.path.join(ROOT, "results", "baselines", "glue-majority-class.json")
 

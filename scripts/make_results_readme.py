@@ -22,9 +22,9 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from textcls.data.glue import GLUE_TASKS  # noqa: E402
 from textcls.errors import UserError  # noqa: E402  (the repository root is put on the path just above)
-from textcls.glue import GLUE_TASKS  # noqa: E402
-from textcls.results import load_results  # noqa: E402
+from textcls.evaluation.results import load_results  # noqa: E402
 
 DEFAULT_PUBLISHED = os.path.join(ROOT, "..", "shared", "reference", "glue_published.json")
 

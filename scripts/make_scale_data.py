@@ -19,7 +19,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from textcls.glue import GLUE_TASKS  # noqa: E402  (the repository root is put on the path just above)
+from textcls.data.glue import GLUE_TASKS  # noqa: E402  (the repository root is put on the path just above)
 
 NAMES = GLUE_TASKS["sst2"].label_names
 SENTENCES_PER_ROW = 8

@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from textcls.glue import GLUE_TASKS  # noqa: E402  (the repository root is put on the path just above)
+from textcls.data.glue import GLUE_TASKS  # noqa: E402  (the repository root is put on the path just above)
 
 TRAIN_ROWS = 8000
 NAMES = GLUE_TASKS["sst2"].label_names

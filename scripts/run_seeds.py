@@ -20,9 +20,9 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from textcls.args import load_recipe  # noqa: E402  (the repository root is put on the path just above)
+from textcls.config.args import load_recipe  # noqa: E402  (the repository root is put on the path just above)
 from textcls.errors import UserError  # noqa: E402
-from textcls.results import load_results, results_path  # noqa: E402
+from textcls.evaluation.results import load_results, results_path  # noqa: E402
 
 SCRIPT = os.path.join(ROOT, "run_classification.py")
 # Set per seed by this script: the same flag after -- would make every seed's run identical or share one record.

@@ -18,7 +18,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from textcls.data import load_local_file  # noqa: E402  (the repository root is put on the path just above)
+from textcls.data.load import load_local_file  # noqa: E402  (the repository root is put on the path just above)
 from textcls.errors import UserError  # noqa: E402
 
 

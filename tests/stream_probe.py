@@ -10,7 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import run_classification as R  # noqa: E402
-from textcls.trainer import ClassificationTrainer  # noqa: E402
+from textcls.train.trainer import ClassificationTrainer  # noqa: E402
 
 seen = []
 training_step = ClassificationTrainer.training_step

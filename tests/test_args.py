@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from textcls.args import parse_args
+from textcls.config.args import parse_args
 from textcls.errors import UserError
 
 
@@ -150,7 +150,7 @@ def test_transformers_4_flags_name_their_replacement():
     """Every flag in the table is gone from the parser, and every flag its replacement names exists."""
     import re
 
-    from textcls.args import REMOVED_IN_TRANSFORMERS_5, _dests, build_parser
+    from textcls.config.args import REMOVED_IN_TRANSFORMERS_5, _dests, build_parser
 
     dests = _dests(build_parser())
     for old, fix in REMOVED_IN_TRANSFORMERS_5.items():

@@ -6,12 +6,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import write_rows
-from textcls import collate as C
-from textcls import data as D
-from textcls import labels as L
-from textcls import tokenization as T
+from textcls.data import collate as C
+from textcls.data import labels as L
+from textcls.data import load as D
+from textcls.data import tokenization as T
+from textcls.data.glue import get_glue_task
 from textcls.errors import UserError
-from textcls.glue import get_glue_task
 
 
 def feats(**kinds):
@@ -267,7 +267,7 @@ def test_trainer_fetches_batches_as_arrow_and_pads_them_like_the_stock_collator(
         TrainingArguments,
     )
 
-    from textcls.trainer import ClassificationTrainer
+    from textcls.train.trainer import ClassificationTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
     model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)

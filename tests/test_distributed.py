@@ -12,8 +12,8 @@ import pytest
 
 import run_classification as R
 from tests.conftest import TRAIN_FLAGS, sentiment_rows, two_cpu_processes, write_rows
-from textcls.distributed import check_launch
 from textcls.errors import UserError
+from textcls.train.distributed import check_launch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "recipes", "accelerate", "*.yaml")))
@@ -172,7 +172,7 @@ def test_two_process_ddp_matches_one_process(tiny_bert, tmp_path):
     [(2, 2, 2, "oversubscribed"), (2, 1, 8, "use only 2 of 8 cores"), (2, 1, 2, None), (1, 2, 2, None)],
 )
 def test_thread_warnings(monkeypatch, caplog, local, threads, cores, warned):
-    from textcls import distributed
+    from textcls.train import distributed
 
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(local))
     monkeypatch.setattr(distributed.torch, "get_num_threads", lambda: threads)

@@ -310,7 +310,7 @@ def test_metric_name_adds_an_evaluate_metric(tiny_bert, sentiment_files, tmp_pat
         def compute(self, predictions, references):
             return {"hits": float(sum(p == r for p, r in zip(predictions, references, strict=True)))}
 
-    monkeypatch.setattr("textcls.metrics.load_hub_metric", lambda name: FakeMetric())
+    monkeypatch.setattr("textcls.evaluation.metrics.load_hub_metric", lambda name: FakeMetric())
     results = run(
         tiny_bert, tmp_path / "out", "--validation_file", sentiment_files["dev"], "--do_eval", "--metric_name", "fake"
     )
@@ -339,7 +339,7 @@ def fake_hub_glue(task, splits):
     """What load_dataset('nyu-mll/glue', task) returns, built offline: ClassLabel labels, -1 in test splits."""
     import datasets
 
-    from textcls.glue import get_glue_task
+    from textcls.data.glue import get_glue_task
 
     t = get_glue_task(task)
     rng = random.Random(4)
@@ -372,7 +372,7 @@ def test_glue_hub_shortcut_mnli(tiny_bert, tmp_path, monkeypatch):
         calls.append((name, config))
         return hub
 
-    monkeypatch.setattr("textcls.data.datasets.load_dataset", load_dataset)
+    monkeypatch.setattr("textcls.data.load.datasets.load_dataset", load_dataset)
     out = tmp_path / "out"
     # eval_strategy epoch: the default metric_for_best_model must name an MNLI metric that exists.
     results = run(

@@ -12,9 +12,9 @@ from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 
 import run_classification as R
 from tests.conftest import TRAIN_FLAGS, sentence, sentiment_rows, write_rows
-from textcls import report as P
-from textcls.labels import Labels
-from textcls.metrics import expected_calibration_error, probabilities, probability_metrics
+from textcls.data.labels import Labels
+from textcls.evaluation import report as P
+from textcls.evaluation.metrics import expected_calibration_error, probabilities, probability_metrics
 
 SINGLE, MULTI = "single_label_classification", "multi_label_classification"
 RNG = np.random.default_rng(0)

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from datasets import ClassLabel, Features, Value
 
+from textcls.data.glue import GLUE_TASKS, get_glue_task, load_glue_dir
 from textcls.errors import UserError
-from textcls.glue import GLUE_TASKS, get_glue_task, load_glue_dir
 
 
 def _classes(*names):

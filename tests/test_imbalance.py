@@ -14,9 +14,9 @@ from sklearn.metrics import f1_score
 
 import run_classification as R
 from tests.conftest import TRAIN_FLAGS, sentence, sentiment_rows, write_rows
+from textcls.data.labels import Labels, class_weights
 from textcls.errors import UserError
-from textcls.labels import Labels, class_weights
-from textcls.trainer import _loss_over_step
+from textcls.train.trainer import _loss_over_step
 
 SINGLE = Labels("single_label_classification", ["a", "b", "c"], None)
 
@@ -104,7 +104,7 @@ def test_a_weighted_run_records_its_weights_and_weights_of_1_change_nothing(tiny
 
 
 def test_a_bad_map_stops_the_run_before_tokenizing(tiny_bert, tmp_path, capsys, monkeypatch):
-    from textcls import tokenization
+    from textcls.data import tokenization
 
     files = {
         "train": write_rows(tmp_path / "train.csv", sentiment_rows(16, 0)),
@@ -167,7 +167,7 @@ def test_the_best_model_is_the_primary_metrics_unless_a_metric_is_named(tiny_ber
     ],
 )
 def test_early_stopping_flags_that_cannot_work_are_refused(extra, error):
-    from textcls.args import parse_args
+    from textcls.config.args import parse_args
 
     argv = ["--model", "m", "--train_file", "t.csv", "--do_train", "--save_strategy", "epoch"]
     with pytest.raises(UserError, match=error):
@@ -180,8 +180,8 @@ def test_early_stopping_flags_that_cannot_work_are_refused(extra, error):
 def test_head_tail_keeps_a_long_texts_first_quarter_and_its_end(tiny_bert):
     from transformers import AutoTokenizer
 
-    from textcls import data as D
-    from textcls import tokenization as T
+    from textcls.data import load as D
+    from textcls.data import tokenization as T
 
     tok = AutoTokenizer.from_pretrained(tiny_bert)
     long = " ".join(["good", "movie", "bad", "plot"] * 30)  # 120 words, 122 tokens with [CLS] and [SEP]
@@ -216,7 +216,7 @@ def test_head_tail_refuses_text_pairs(tiny_bert, tmp_path, capsys):
 
 
 def test_tuned_thresholds_are_each_labels_f1_optimum():
-    from textcls.metrics import tune_thresholds
+    from textcls.evaluation.metrics import tune_thresholds
 
     probs = np.array([[0.9, 0.2, 0.5], [0.6, 0.3, 0.5], [0.4, 0.35, 0.5], [0.2, 0.1, 0.5], [0.55, 0.8, 0.5]])
     gold = np.array([[1, 1, 0], [1, 1, 0], [1, 0, 0], [0, 0, 0], [0, 1, 0]], dtype=np.float32)

@@ -9,8 +9,8 @@ from safetensors.torch import load_file
 
 import run_classification as R
 from tests.conftest import TRAIN_FLAGS
-from textcls import trainer as T
-from textcls.modeling import parameter_depths
+from textcls.model.build import parameter_depths
+from textcls.train import trainer as T
 
 
 @pytest.fixture

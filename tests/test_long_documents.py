@@ -14,8 +14,8 @@ from transformers import AutoTokenizer
 
 import run_classification as R
 from tests.conftest import TRAIN_FLAGS, sentence, two_cpu_processes, write_rows
-from textcls import tokenization as T
-from textcls.data import Columns
+from textcls.data import tokenization as T
+from textcls.data.load import Columns
 from textcls.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

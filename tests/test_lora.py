@@ -14,8 +14,8 @@ from safetensors.torch import load_file
 import run_classification
 from tests import lora_fixtures
 from tests.conftest import TRAIN_FLAGS, sentiment_rows, write_rows
-from textcls import modeling as M
 from textcls.errors import UserError
+from textcls.model import build as M
 
 # The tiny models of lora_fixtures, made visible to pytest here (conftest belongs to the rest of the suite).
 tiny_gpt2 = lora_fixtures.tiny_gpt2
@@ -280,7 +280,7 @@ def test_distilbert_lora_saves_both_head_layers(tiny_distilbert):
     from peft.utils import ModulesToSaveWrapper
     from transformers import AutoModelForSequenceClassification
 
-    from textcls.args import LoraArguments
+    from textcls.config.args import LoraArguments
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_distilbert)
     peft_model = M.apply_lora(model, LoraArguments(use_lora=True))
@@ -396,9 +396,9 @@ def _saved_adapter(tiny_bert, folder, num_labels: int, r: int = 4):
 def test_lora_init_from_loads_the_adapter_and_the_head_where_it_fits(tiny_bert, tmp_path, labels):
     from peft.utils import load_peft_weights
 
-    from textcls.args import parse_args
-    from textcls.labels import Labels
-    from textcls.modeling import build_classifier, load_config_and_tokenizer
+    from textcls.config.args import parse_args
+    from textcls.data.labels import Labels
+    from textcls.model.build import build_classifier, load_config_and_tokenizer
 
     mnli = _saved_adapter(tiny_bert, tmp_path / "mnli", num_labels=3)
     args = parse_args(["--model", tiny_bert, "--do_train", "--use_lora", "--lora_r", "4"])

@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from textcls.errors import UserError
-from textcls.metrics import (
+from textcls.evaluation.metrics import (
     PROBABILITY_METRICS,
     PROBLEM_TYPES,
     classification_report,
@@ -294,7 +294,7 @@ def test_compute_hub_metric_regression_and_multi_label():
 )
 def test_metric_names_hold_the_primary_metric(problem_type, task):
     """--metric_for_best_model is checked against metric_names; the default (the primary metric) must pass."""
-    from textcls.metrics import metric_names, primary_metric
+    from textcls.evaluation.metrics import metric_names, primary_metric
 
     names = metric_names(problem_type, task, 3)
     assert primary_metric(problem_type, task) in names
@@ -304,7 +304,7 @@ def test_metric_names_hold_the_primary_metric(problem_type, task):
 def test_a_report_of_many_classes_keeps_the_confusion_cells_that_count():
     """3,000 classes wrote a dense 3,000 x 3,000 matrix (81 MB of zeros): past DENSE_CONFUSION_CLASSES, the non-zero
     cells, most frequent first."""
-    from textcls.metrics import DENSE_CONFUSION_CLASSES
+    from textcls.evaluation.metrics import DENSE_CONFUSION_CLASSES
 
     n = DENSE_CONFUSION_CLASSES + 1
     names = [f"c{i}" for i in range(n)]

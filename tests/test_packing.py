@@ -1,4 +1,4 @@
-"""Padding-free batches (textcls/packing.py): the packed model must give the padded model's logits, loss and
+"""Padding-free batches (textcls/model/packing.py): the packed model must give the padded model's logits, loss and
 gradients for every supported architecture, the collator's packed batch must be the padded batch laid end to end,
 and a run must reach the same metrics either way."""
 
@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 import run_classification as R
 from tests.conftest import TRAIN_FLAGS, make_bert, save_tiny, sentiment_rows, write_rows
 from tests.lora_fixtures import make_gpt2, make_llama
-from textcls import collate as C
-from textcls import modeling as M
-from textcls import packing as P
+from textcls.data import collate as C
 from textcls.errors import UserError
+from textcls.model import build as M
+from textcls.model import packing as P
 
 SIZE = dict(
     vocab_size=100,
@@ -86,7 +86,7 @@ def forward_backward(model, batch):
 def test_supported_list_is_tested_and_documented():
     """One list (packing.SUPPORTED): every architecture on it is checked below, and --padding_free's help and the
     README name exactly these."""
-    from textcls.args import DataArguments
+    from textcls.config.args import DataArguments
 
     assert set(ARCHITECTURES) == set(P.SUPPORTED)
     names = P.supported_names()

@@ -12,8 +12,8 @@ import torch
 import run_classification as R
 from tests.conftest import TRAIN_FLAGS
 from textcls.errors import UserError
-from textcls.modeling import resolve_pooling
-from textcls.pooling import pool
+from textcls.model.build import resolve_pooling
+from textcls.model.pooling import pool
 
 # two rows of 3 and 1 real tokens, hidden size 2, padded to 3
 HIDDEN = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [5.0, -6.0]], [[7.0, 8.0], [0.0, 0.0], [0.0, 0.0]]])

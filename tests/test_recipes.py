@@ -8,7 +8,7 @@ import shlex
 
 import pytest
 
-from textcls.args import parse_args
+from textcls.config.args import parse_args
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPES = sorted(glob.glob(os.path.join(ROOT, "recipes", "**", "*.json"), recursive=True))
@@ -60,7 +60,7 @@ def test_readme_documents_every_flag_of_ours():
     """Our own flags (TrainingArguments' are documented by transformers) each appear in the README."""
     from dataclasses import fields
 
-    from textcls.args import DataArguments, LoraArguments, ModelArguments
+    from textcls.config.args import DataArguments, LoraArguments, ModelArguments
 
     with open(os.path.join(ROOT, "README.md")) as f:
         text = f.read()

@@ -25,13 +25,13 @@ from safetensors.torch import load_file
 
 import run_classification as R
 from tests.conftest import sentiment_rows, write_rows
-from textcls import labels as L
-from textcls import tokenization as T
-from textcls.args import parse_args
+from textcls.config.args import parse_args
+from textcls.data import labels as L
+from textcls.data import tokenization as T
 from textcls.errors import UserError
 from textcls.io import write_text_atomic
-from textcls.run_folder import checkpoint_problem, last_complete_checkpoint, plan_output_dir, write_manifest
-from textcls.trainer import GracefulStop
+from textcls.train.run_folder import checkpoint_problem, last_complete_checkpoint, plan_output_dir, write_manifest
+from textcls.train.trainer import GracefulStop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS_PER_EPOCH = 8

@@ -9,9 +9,9 @@ import zipfile
 
 import pytest
 
-from textcls import results as R
 from textcls.errors import UserError
-from textcls.submission import (
+from textcls.evaluation import results as R
+from textcls.evaluation.submission import (
     SUBMISSION_FILES,
     collect_run,
     submission_problems,
@@ -422,7 +422,7 @@ def test_results_readme_without_results_or_published(tmp_path, capsys):
     assert "- `hf_run_glue_bert_base_cased`: bert-base-cased; HF README." in text
 
 
-# ---- textcls/submission.py
+# ---- textcls/evaluation/submission.py
 
 
 def rows(labels, start=0):
@@ -505,7 +505,7 @@ def write_run(run_dir, recipe, predictions):
 
 
 def test_submission_cli_collects_runs(tmp_path, capsys):
-    from textcls import submission
+    from textcls.evaluation import submission
 
     rte = write_run(tmp_path / "rte", {"task_name": "rte"}, {"predictions.jsonl": ["entailment"]})
     mnli = write_run(

@@ -1,6 +1,7 @@
-"""The output folder a run can trust (textcls.run_folder): damaged checkpoints are skipped and removed, a full disk is
-one clear error that keeps the last good checkpoint, a resume with other training settings is refused, a finished run
-asked again trains nothing, one run holds a folder at a time, and --overwrite_output_dir clears only a folder of ours.
+"""The output folder a run can trust (textcls.train.run_folder): damaged checkpoints are skipped and removed, a full
+disk is one clear error that keeps the last good checkpoint, a resume with other training settings is refused, a
+finished run asked again trains nothing, one run holds a folder at a time, and --overwrite_output_dir clears only a
+folder of ours.
 
 One finished run (module fixture) with a checkpoint every 2 of its 8 steps; each test copies it and damages the copy
 as a kill, a full disk or a user would."""
@@ -20,9 +21,9 @@ from safetensors.torch import load_file
 
 import run_classification as R
 from tests.conftest import sentiment_rows, write_rows
-from textcls import run_folder as RF
 from textcls.errors import UserError
-from textcls.trainer import GracefulStop
+from textcls.train import run_folder as RF
+from textcls.train.trainer import GracefulStop
 
 STEPS = 8
 
@@ -328,7 +329,7 @@ def test_overwrite_clears_a_folder_of_ours_old_checkpoints_included(done, tmp_pa
 def test_ctrl_c_while_evaluating_after_training_says_the_rerun_evaluates_and_it_does(
     done, tmp_path, monkeypatch, capsys
 ):
-    from textcls import evaluation
+    from textcls.evaluation import predict as evaluation
 
     out = tmp_path / "out"
     argv = done.argv(out, "--save_strategy", "no")

@@ -10,11 +10,11 @@ import pytest
 from conftest import TRAIN_FLAGS, sentiment_rows, write_rows
 
 import run_classification as R
-from textcls import data as D
-from textcls import evaluation as E
-from textcls import tokenization as T
+from textcls.data import load as D
+from textcls.data import tokenization as T
+from textcls.data.labels import LabelEncoder, Labels, encode_labels
 from textcls.errors import UserError
-from textcls.labels import LabelEncoder, Labels, encode_labels
+from textcls.evaluation import predict as E
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +176,7 @@ def test_predictions_stream_in_input_order(tokenizer, tmp_path, monkeypatch):
 
 
 def test_progress_lines_while_tokenizing_and_predicting(tiny_bert, sentiment_files, tmp_path, monkeypatch, capsys):
-    from textcls.trainer import PredictionProgress
+    from textcls.train.trainer import PredictionProgress
 
     monkeypatch.setattr(T, "BATCH_ROWS", 8)
     monkeypatch.setattr(T, "PROGRESS_SECONDS", 0.0)
@@ -238,7 +238,7 @@ def test_rows_are_taken_chunk_by_chunk_in_the_order_asked(tmp_path):
     import datasets
     import numpy as np
 
-    from textcls.collate import ArrowRows
+    from textcls.data.collate import ArrowRows
 
     parts = [
         datasets.Dataset.from_dict({"input_ids": [[i] * (1 + i % 3) for i in range(k, k + 5)]}) for k in (0, 5, 10)

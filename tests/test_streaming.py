@@ -17,11 +17,11 @@ from safetensors.torch import load_file
 import run_classification as R
 from tests.conftest import sentiment_rows, two_cpu_processes, write_rows
 from tests.test_reliability import signal_at_step
-from textcls import checks
-from textcls.args import parse_args
-from textcls.data import STREAM_HEAD_ROWS
+from textcls.config import checks
+from textcls.config.args import parse_args
+from textcls.data.load import STREAM_HEAD_ROWS
+from textcls.data.tokenization import group_by_length_within
 from textcls.errors import UserError
-from textcls.tokenization import group_by_length_within
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMING = ("runtime", "per_second")
@@ -193,7 +193,7 @@ def test_fewer_shards_than_processes_is_a_warning_and_each_process_keeps_its_bat
 
     import datasets
 
-    from textcls.trainer import shard_streams
+    from textcls.train.trainer import shard_streams
 
     rows = datasets.Dataset.from_dict({"x": [1, 2, 3]}).to_iterable_dataset(num_shards=1)
     for world, warned in ((1, False), (2, True)):
@@ -207,7 +207,7 @@ def test_fewer_shards_than_processes_is_a_warning_and_each_process_keeps_its_bat
 def test_a_hub_dataset_streams_its_train_split_and_reads_the_others_whole(monkeypatch):
     import datasets
 
-    from textcls import data as D
+    from textcls.data import load as D
 
     splits = {name: datasets.Dataset.from_list(sentiment_rows(n, 0)) for name, n in (("train", 30), ("validation", 5))}
     calls = []

@@ -11,12 +11,8 @@ import textcls
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "run_classification.py"
-# how run_classification.py names the modules it calls steps of (import aliases)
-ALIASES = {"D": "data", "L": "labels", "M": "modeling", "O": "outputs"}
-
-
 def table_steps():
-    return re.findall(r"^\| [^|]+ \| (\w+)\.(\w+) \|$", textcls.__doc__, flags=re.M)
+    return re.findall(r"^\| [^|]+ \| (\w+\.\w+)\.(\w+) \|$", textcls.__doc__, flags=re.M)
 
 
 def main_calls():
@@ -27,11 +23,12 @@ def main_calls():
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("textcls"):
             for alias in node.names:
-                module = node.module.removeprefix("textcls").lstrip(".")
-                if module:  # from textcls.args import parse_args
-                    imported[alias.asname or alias.name] = (module, alias.name)
-                else:  # from textcls import data as D
-                    imported[alias.asname or alias.name] = (alias.name, None)
+                full = f"{node.module}.{alias.name}"
+                if (ROOT / node.module.replace(".", "/")).is_dir():
+                    # from textcls.data import load as D: a module (folder.module)
+                    imported[alias.asname or alias.name] = (full.removeprefix("textcls."), None)
+                else:  # from textcls.config.args import parse_args: a function of a module
+                    imported[alias.asname or alias.name] = (node.module.removeprefix("textcls."), alias.name)
     main = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main")
     run = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "run")
     calls = []
@@ -57,10 +54,10 @@ def test_main_calls_the_table_steps_in_order():
     assert pipeline == steps
     others = {c for c in calls if c not in steps}
     assert others == {
-        ("data", "RunData"),
-        ("results", "git_state"),
-        ("results", "record_from_output_dir"),
-        ("run_folder", "finished_results"),
+        ("data.load", "RunData"),
+        ("evaluation.results", "git_state"),
+        ("evaluation.results", "record_from_output_dir"),
+        ("train.run_folder", "finished_results"),
     }
 
 

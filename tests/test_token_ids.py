@@ -10,8 +10,8 @@ from safetensors.torch import load_file
 
 import run_classification as R
 from tests.conftest import sentiment_rows, write_rows
-from textcls import data as D
-from textcls import tokenization as T
+from textcls.data import load as D
+from textcls.data import tokenization as T
 from textcls.errors import UserError
 
 TIMING = ("runtime", "per_second")

@@ -1,40 +1,46 @@
-"""Building blocks of run_classification.py: each step of its main() is a function of the module named for the data
-it works on, tested on its own. The steps, in the order main() runs them:
+"""Building blocks of run_classification.py, in a folder for each stage of the pipeline:
+
+    config/      the flags and recipes (args), and every up-front check of them (checks)
+    data/        files to model inputs: loading and splits (load), GLUE (glue), labels, tokenization, batches (collate)
+    model/       the classifier: building it with LoRA (build), pooling, padding-free attention (packing)
+    train/       the Trainer (trainer), the output folder and resume (run_folder), search, launches (distributed)
+    evaluation/  metrics, predictions (predict), the report and pictures (report), GLUE submission files,
+                 the saved model, recipe and model card (outputs), results files (results)
+    errors.py, io.py   UserError and the interruption exceptions; atomic writes
+
+Each step of main() is a function of the module named for the data it works on, tested on its own. The steps, in the
+order main() runs them:
 
 | step | function |
 |---|---|
-| parse flags (defaults < recipe < command line) | args.parse_args |
-| check the flags alone | checks.check_flags |
-| the training settings a checkpoint must match | run_folder.training_settings |
-| lock output_dir; refuse, resume, finish or start over there | run_folder.hold_output_dir |
-| a finished training asked again: evaluate its saved model | run_folder.evaluate_saved_model |
-| a packaged hub id -> its installed folder | modeling.resolve_model_paths |
-| load an `evaluate` metric (--metric_name) | metrics.load_hub_metric |
-| the GLUE task (--task_name) | glue.get_glue_task |
-| load the splits (local files, GLUE folder, hub) | data.load_raw_datasets |
-| choose each role's splits and rows | data.select_splits |
-| find the text, pair, label and id columns | data.resolve_split_columns |
-| load the model config and tokenizer | modeling.load_config_and_tokenizer |
-| check the truncation length | checks.check_max_seq_length |
-| long texts: truncate, head and tail, or windows | checks.check_long_documents |
-| problem type and label map | labels.resolve_labels |
-| check the label-dependent flags | checks.check_label_flags |
-| a search continued: the same space and objective? | search.check_study |
-| tokenize (and encode the labels of) every split | tokenization.tokenize_splits |
-| build the model, with LoRA | modeling.build_classifier |
-| check the optimizer and scheduler | checks.check_optimizer_and_scheduler |
-| check --metric_for_best_model | checks.check_best_metric |
-| room on disk for the model and a checkpoint | run_folder.check_disk_space |
-| build the Trainer (loss, samplers, batches, metrics) | trainer.build_trainer |
-| write recipe.json | outputs.write_run_recipe |
-| or search hyperparameters: trials, best_recipe.json | search.run_search |
+| parse flags (defaults < recipe < command line) | config.args.parse_args |
+| check the flags alone | config.checks.check_flags |
+| the training settings a checkpoint must match | train.run_folder.training_settings |
+| lock output_dir; refuse, resume, finish or start over there | train.run_folder.hold_output_dir |
+| a finished training asked again: evaluate its saved model | train.run_folder.evaluate_saved_model |
+| a packaged hub id -> its installed folder | model.build.resolve_model_paths |
+| load an `evaluate` metric (--metric_name) | evaluation.metrics.load_hub_metric |
+| the GLUE task (--task_name) | data.glue.get_glue_task |
+| load the splits (local files, GLUE folder, hub) | data.load.load_raw_datasets |
+| choose each role's splits and rows | data.load.select_splits |
+| find the text, pair, label and id columns | data.load.resolve_split_columns |
+| load the model config and tokenizer | model.build.load_config_and_tokenizer |
+| check the truncation length | config.checks.check_max_seq_length |
+| long texts: truncate, head and tail, or windows | config.checks.check_long_documents |
+| problem type and label map | data.labels.resolve_labels |
+| check the label-dependent flags | config.checks.check_label_flags |
+| a search continued: the same space and objective? | train.search.check_study |
+| tokenize (and encode the labels of) every split | data.tokenization.tokenize_splits |
+| build the model, with LoRA | model.build.build_classifier |
+| check the optimizer and scheduler | config.checks.check_optimizer_and_scheduler |
+| check --metric_for_best_model | config.checks.check_best_metric |
+| room on disk for the model and a checkpoint | train.run_folder.check_disk_space |
+| build the Trainer (loss, samplers, batches, metrics) | train.trainer.build_trainer |
+| write recipe.json | evaluation.outputs.write_run_recipe |
+| or search hyperparameters: trials, best_recipe.json | train.search.run_search |
 | train (Trainer.train, resuming from a checkpoint) | |
-| save the trained model and its results | outputs.save_training |
-| evaluate, predict, GLUE submission files | evaluation.evaluate_and_predict |
-| all_results.json, merged model, model card | outputs.write_run_summary |
+| save the trained model and its results | evaluation.outputs.save_training |
+| evaluate, predict, GLUE submission files | evaluation.predict.evaluate_and_predict |
+| all_results.json, merged model, model card | evaluation.outputs.write_run_summary |
 
-Beside them: collate (batches from Arrow, padded or padding-free), packing (padding-free attention), glue (the
-task table and the original TSV reader), submission (GLUE server files), distributed (launch checks), results
-(results files), run_folder (the output folder: lock, checkpoints, settings),
-report (the evaluation's pictures and report), io (atomic writes), errors (UserError).
 """

@@ -47,7 +47,7 @@ LOCK = ".textcls.lock"  # held (flock) while a run writes here; names the holder
 MANIFEST = "checkpoint_manifest.json"  # written last into a checkpoint: every file and its size
 SETTINGS = "run_settings.json"  # in each checkpoint: the training settings it was made with
 TRAINER_STATE = "trainer_state.json"
-SEARCH_FILES = ("hp_search.db", "hp_trials.json")  # a hyperparameter search's own folder (textcls.search)
+SEARCH_FILES = ("hp_search.db", "hp_trials.json")  # a hyperparameter search's own folder (textcls.train.search)
 
 # Flags a resumed (or finished) run may change: they decide what is logged, reported, saved or predicted, never the
 # trained weights. Every other flag, the training data's content and the number of processes must match. Listed in
@@ -235,7 +235,7 @@ def file_fingerprint(path: str) -> str:
 def training_data_files(data_args, task=None) -> list[str]:
     """The files the training rows are read from: --train_file (a glob: its shards), or a GLUE folder's train file.
     A hub dataset is named by --dataset_name, its config and revision, which the settings hold already."""
-    from textcls.data import local_files
+    from textcls.data.load import local_files
 
     if data_args.train_file:
         return local_files(data_args.train_file)
@@ -309,7 +309,7 @@ class FolderPlan:
     finished: bool = False  # training finished there earlier: evaluate and predict with its model
     clear: bool = False  # --overwrite_output_dir on a folder of ours: empty it first
     damaged: tuple = ()  # (path, why) of checkpoints to remove: newer than resume_from, or all when starting over
-    search: bool = False  # a hyperparameter search continued (textcls.search decides what it holds)
+    search: bool = False  # a hyperparameter search continued (textcls.train.search decides what it holds)
 
 
 def is_ours(out: str) -> bool:

@@ -102,7 +102,7 @@ SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 def study_storage(training):
     """(where, storage): the study's file or URL as the log names it, and what optuna takes. A journal path gets its
     storage object only in open_storage, since building one creates the file."""
-    from textcls.run_folder import SEARCH_FILES
+    from textcls.train.run_folder import SEARCH_FILES
 
     spec = training.hp_storage or os.path.join(training.output_dir, SEARCH_FILES[0])
     if "://" in spec:
@@ -141,7 +141,7 @@ def check_study(args, problem_type: str, task, eval_splits: list[str]) -> None:
     compare. One error, before the data is tokenized or a trial runs; --overwrite_output_dir (a new study) skips it."""
     import optuna
 
-    from textcls.trainer import resolve_best_metric
+    from textcls.train.trainer import resolve_best_metric
 
     training = args.training
     if not training.hp_trials:
@@ -265,7 +265,7 @@ def run_search(trainer, args, argv: list[str]) -> dict:
     if not complete:
         raise UserError("the hyperparameter search finished no trial: see the log of each trial above.")
     best = study.best_trial
-    from textcls.results import environment, git_state
+    from textcls.evaluation.results import environment, git_state
 
     record = {
         "command": shlex.join(["python", "run_classification.py", *argv]),
@@ -305,7 +305,7 @@ def _from_main_process(value, world_size: int):
 
 
 def write_best_recipe(args, best, space, trials: int, out: str) -> str:
-    from textcls.args import write_recipe
+    from textcls.config.args import write_recipe
 
     recipe = copy.deepcopy(args.resolved)
     recipe.update(best.params)
@@ -323,7 +323,7 @@ def write_best_recipe(args, best, space, trials: int, out: str) -> str:
 def plot_trials(trials, key, direction, path) -> None:
     """Each trial's objective and the best so far; a drawing failure is a warning."""
     try:
-        from textcls.report import _pyplot, _save
+        from textcls.evaluation.report import _pyplot, _save
 
         plt = _pyplot()
         done = [(t["number"], t[key]) for t in trials if t[key] is not None]

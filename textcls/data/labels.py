@@ -9,7 +9,7 @@ import datasets
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from textcls.data import arrow_column
+from textcls.data.load import arrow_column
 from textcls.errors import UserError
 
 logger = logging.getLogger(__name__)

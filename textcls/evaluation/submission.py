@@ -6,7 +6,8 @@ score clipped to [0, 5]. AX, the diagnostic set, is predicted by the MNLI model 
 
 Assemble a submission from the output_dirs of --do_predict runs (one per task, plus the AX run):
 
-    python -m textcls.submission glue_submission outputs/glue/*/bert-base-cased outputs/glue/ax/bert-base-cased
+    python -m textcls.evaluation.submission glue_submission outputs/glue/*/bert-base-cased \\
+        outputs/glue/ax/bert-base-cased
 """
 
 import argparse
@@ -15,10 +16,10 @@ import os
 import sys
 import zipfile
 
+from textcls.data.glue import GLUE_TASKS, get_glue_task
 from textcls.errors import UserError
-from textcls.glue import GLUE_TASKS, get_glue_task
+from textcls.evaluation.outputs import split_suffix
 from textcls.io import write_text_atomic
-from textcls.outputs import split_suffix
 
 AX_FILE = "AX.tsv"
 AX_LABELS = GLUE_TASKS["mnli"].label_names

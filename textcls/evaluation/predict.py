@@ -7,13 +7,13 @@ import os
 
 import numpy as np
 
+from textcls.data.labels import gold_name
+from textcls.data.tokenization import unsort
 from textcls.errors import UserError
+from textcls.evaluation.metrics import classification_report, probabilities, probability_metrics
+from textcls.evaluation.outputs import split_suffix
+from textcls.evaluation.report import training_curves, write_report
 from textcls.io import write_json_atomic, write_jsonl_atomic
-from textcls.labels import gold_name
-from textcls.metrics import classification_report, probabilities, probability_metrics
-from textcls.outputs import split_suffix
-from textcls.report import training_curves, write_report
-from textcls.tokenization import unsort
 
 logger = logging.getLogger(__name__)
 
@@ -92,8 +92,8 @@ def evaluate_and_predict(trainer, data, data_args) -> dict:
 
 
 def write_eval_report(trainer, data, data_args, split, prefix, predictions, gold, report, metrics) -> None:
-    """<prefix>_report.md and the split's pictures (textcls.report), after its metrics are written: a failure
-    here is a warning, never a failed run."""
+    """<prefix>_report.md and the split's pictures (textcls.evaluation.report), after its metrics are written: a
+    failure here is a warning, never a failed run."""
     try:
         path = write_report(
             trainer.args.output_dir,
@@ -125,7 +125,7 @@ def use_tuned_thresholds(trainer, data_args, labels, predictions, gold, prefix: 
     the model's config (multi_label_thresholds; the main process rewrites config.json where training saved the
     model), so that the folder predicts with them. Returns this split's metrics at the tuned thresholds, under
     <prefix>_tuned_: optimistic, since they were chosen on these very rows."""
-    from textcls.metrics import PROBABILITY_METRICS, compute_metrics, tune_thresholds
+    from textcls.evaluation.metrics import PROBABILITY_METRICS, compute_metrics, tune_thresholds
 
     thresholds, untuned = tune_thresholds(predictions, gold, data_args.multi_label_threshold)
     data_args.multi_label_threshold = thresholds.tolist()
@@ -151,7 +151,7 @@ def use_tuned_thresholds(trainer, data_args, labels, predictions, gold, prefix: 
 def write_submission(task_name, split, rows, folder, total: int):
     """The GLUE server's file for this test split, and the zip of every file written so far. A model whose labels
     are not the task's, or predictions for part of the split, cannot be submitted: warn, since the run succeeded."""
-    from textcls.submission import write_glue_submission, zip_submission
+    from textcls.evaluation.submission import write_glue_submission, zip_submission
 
     if len(rows) < total:
         logger.warning(

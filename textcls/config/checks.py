@@ -11,10 +11,10 @@ before the step that would otherwise fail on it, and before anything is written.
 import logging
 import os
 
-from textcls.distributed import check_launch, check_threads
 from textcls.errors import UserError
-from textcls.metrics import metric_names
-from textcls.outputs import split_suffix
+from textcls.evaluation.metrics import metric_names
+from textcls.evaluation.outputs import split_suffix
+from textcls.train.distributed import check_launch, check_threads
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +59,8 @@ def check_flags(args) -> None:
 
 def check_search_flags(training) -> None:
     """--hp_trials and --hp_space come together, with training and an evaluation to score; the space is checked
-    whole (textcls.search.parse_space) before any data is read."""
-    from textcls.search import parse_space
+    whole (textcls.train.search.parse_space) before any data is read."""
+    from textcls.train.search import parse_space
 
     if not training.hp_trials or not training.hp_space:
         missing = "--hp_space" if training.hp_trials else "--hp_trials N"
@@ -293,7 +293,7 @@ def check_label_flags(args, labels, config=None) -> None:
     training_args = args.training
     args.data.multi_label_threshold = check_threshold(args.data, training_args, labels, config)
     if training_args.do_train and training_args.class_weights not in (None, "balanced"):
-        from textcls.labels import class_weights
+        from textcls.data.labels import class_weights
 
         class_weights(training_args.class_weights, labels, None)  # a bad map fails here, before any tokenizing
     smoothing = training_args.label_smoothing_factor

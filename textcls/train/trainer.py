@@ -31,12 +31,13 @@ from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler, nested_gather
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalLoopOutput, EvalPrediction, denumpify_detensorize
 
-from textcls.collate import ArrowRows, FastPaddingCollator, make_collator
-from textcls.data import arrow_column
+from textcls.data.collate import ArrowRows, FastPaddingCollator, make_collator
+from textcls.data.load import arrow_column
+from textcls.data.tokenization import DOCUMENT, join_windows
 from textcls.errors import TrainingStopped
 from textcls.io import write_json_atomic, write_text_atomic
-from textcls.pooling import mark_folder
-from textcls.run_folder import (
+from textcls.model.pooling import mark_folder
+from textcls.train.run_folder import (
     SETTINGS,
     DiskFull,
     checkpoint_bytes,
@@ -46,7 +47,6 @@ from textcls.run_folder import (
     size_text,
     write_manifest,
 )
-from textcls.tokenization import DOCUMENT, join_windows
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +56,8 @@ TRAINER_STATE = "trainer_state.json"
 def resolve_best_metric(training_args, problem_type: str, task_name: str | None, eval_splits: list[str]) -> None:
     """--metric_for_best_model (and greater_is_better) when not given: the task's primary metric, on the first
     evaluation split. Called before the Trainer is built too: a continued search checks its objective with it."""
-    from textcls.metrics import primary_metric
-    from textcls.outputs import split_suffix
+    from textcls.evaluation.metrics import primary_metric
+    from textcls.evaluation.outputs import split_suffix
 
     eval_names = [split_suffix(n) for n in eval_splits]
     if training_args.metric_for_best_model is None and not training_args.prediction_loss_only:
@@ -73,10 +73,10 @@ def build_trainer(model, args, tokenizer, data, hub_metric=None, run_settings=No
     """The Trainer of this run: our loss and samplers, padded or padding-free batches, the run's metrics, and the
     metric to select the best checkpoint on (the task's primary metric unless --metric_for_best_model says).
     run_settings: what each checkpoint records it was trained with (run_folder.training_settings)."""
-    from textcls.labels import class_weights
-    from textcls.metrics import make_compute_metrics
-    from textcls.modeling import setup_padding_free
-    from textcls.outputs import split_suffix
+    from textcls.data.labels import class_weights
+    from textcls.evaluation.metrics import make_compute_metrics
+    from textcls.evaluation.outputs import split_suffix
+    from textcls.model.build import setup_padding_free
 
     training_args, data_args = args.training, args.data
     resolve_best_metric(training_args, data.labels.problem_type, data.task_name, data.names("eval"))
@@ -216,7 +216,7 @@ class ClassificationTrainer(Trainer):
         each group's own rate."""
         if self.optimizer is not None or getattr(self.args, "layerwise_lr_decay", None) is None:
             return super().create_optimizer(model)
-        from textcls.modeling import parameter_depths
+        from textcls.model.build import parameter_depths
 
         optimizer = super().create_optimizer(model)
         opt_model = self.model if model is None else model

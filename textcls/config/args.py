@@ -15,7 +15,7 @@ from transformers import HfArgumentParser, TrainingArguments
 from transformers.hf_argparser import string_to_bool
 
 from textcls.errors import UserError, suggest
-from textcls.packing import supported_names
+from textcls.model.packing import supported_names
 
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
 
@@ -277,14 +277,14 @@ class ClassificationTrainingArguments(TrainingArguments):
             "'sequential' or 'batch_rebalance'."
         },
     )
-    # Evaluation runs sorted by length (textcls/trainer.py), so large batches cost little padding; Trainer's 8 pays
-    # per-batch overhead 8 times as often for the same predictions.
+    # Evaluation runs sorted by length (textcls/train/trainer.py), so large batches cost little padding; Trainer's 8
+    # pays per-batch overhead 8 times as often for the same predictions.
     per_device_eval_batch_size: int = field(
         default=64, metadata={"help": "Batch size per device for evaluation and prediction (default 64 here)."}
     )
     # With True, stock transformers 5 multiplies a classification head's loss by the world size under DDP. Our loss
-    # (textcls/trainer.py) divides by the label count of the whole step, gathered across processes when True, so both
-    # values train the same here; False is kept as the default that needs no gather.
+    # (textcls/train/trainer.py) divides by the label count of the whole step, gathered across processes when True,
+    # so both values train the same here; False is kept as the default that needs no gather.
     average_tokens_across_devices: bool = field(
         default=False,
         metadata={"help": "Gather the label count across processes (default false here; both train the same)."},

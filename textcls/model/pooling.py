@@ -4,7 +4,7 @@ dense + tanh, then the classifier; RoBERTa, ELECTRA: their classification head; 
 
 How: every encoder head in transformers reads position 0 of the encoder's last hidden state, so a forward hook on
 the encoder writes the pooled vector there; a forward pre-hook on the base model keeps the batch's attention mask
-(padded batches) or row starts (padding-free batches, textcls.packing), so padding never enters the mean. The
+(padded batches) or row starts (padding-free batches, textcls.model.packing), so padding never enters the mean. The
 weights are the stock model's: nothing new to train beyond what the stock head has.
 
 Saved folders: a stock config would load in transformers as the plain model and silently predict from [CLS]. So
@@ -26,7 +26,7 @@ POOLINGS = ("mean", "max")
 CONFIG_KEY = "textcls_pooling"  # the config attribute that says how this model pools
 TYPE_PREFIX = "textcls-pooled-"
 CODE_FILE = "textcls_pooling.py"
-# encoder model type -> the base model's submodule whose output is the last hidden state (as textcls.packing)
+# encoder model type -> the base model's submodule whose output is the last hidden state (as textcls.model.packing)
 ENCODER_MODULES = {
     "bert": "encoder",
     "roberta": "encoder",

@@ -11,8 +11,8 @@ import os
 
 import numpy as np
 
+from textcls.evaluation.metrics import ECE_BINS, confidence_and_correct, confidence_bins, labelled_probabilities
 from textcls.io import write_text_atomic
-from textcls.metrics import ECE_BINS, confidence_and_correct, confidence_bins, labelled_probabilities
 
 logger = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ import logging
 import os
 
 from textcls.io import write_json_atomic, write_text_atomic
-from textcls.pooling import mark_folder
-from textcls.run_folder import (
+from textcls.model.pooling import mark_folder
+from textcls.train.run_folder import (
     DiskFull,
     checkpoint_bytes,
     free_bytes,
@@ -91,7 +91,8 @@ The exact arguments are in `recipe.json`: `python run_classification.py recipe.j
 
 
 def pictures(out: str) -> str:
-    """The model card's links to the evaluation report and its pictures (textcls.report), where the run wrote them."""
+    """The model card's links to the evaluation report and its pictures (textcls.evaluation.report), where the run
+    wrote them."""
     if not os.path.isfile(os.path.join(out, "eval_report.md")):
         return ""
     folder = os.path.join(out, "plots")
@@ -104,7 +105,7 @@ def pictures(out: str) -> str:
 def write_run_recipe(trainer, resolved: dict) -> str:
     """recipe.json: every resolved flag, so that the folder replays the run. An evaluation or prediction run into a
     trained model's folder writes recipe_eval.json and keeps that folder's training recipe. Returns the name."""
-    from textcls.args import write_recipe
+    from textcls.config.args import write_recipe
 
     out = trainer.args.output_dir
     name = "recipe.json"
@@ -132,7 +133,7 @@ def save_training(trainer, train_result, params: dict, resume_from: str | None =
     trainer.log_metrics("train", metrics)
     if trainer.is_world_process_zero():
         trainer.model.config.save_pretrained(out)  # LoRA saves only the adapter: keep the label map beside it
-        mark_folder(out, trainer.model.config)  # --pooling mean|max: not a stock folder (textcls.pooling)
+        mark_folder(out, trainer.model.config)  # --pooling mean|max: not a stock folder (textcls.model.pooling)
         write_json_atomic(os.path.join(out, "train_results.json"), metrics)
         trainer.save_state()
     return metrics

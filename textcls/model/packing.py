@@ -9,7 +9,7 @@ model's first position), the same attention over each row's own tokens, the same
 positions differ (zero here, values nobody reads there), and dropout draws fewer random numbers.
 
 How it plugs in, without touching a model's code:
-- Encoders (their heads read each row's first token): FastPaddingCollator(first_position=...) (textcls.data) emits
+- Encoders (their heads read each row's first token): FastPaddingCollator(first_position=...) (textcls.data.load) emits
   input_ids/token_type_ids/position_ids of shape (1, tokens), plus the keys transformers passes from a model's
   forward down to its attention function: two of its flash-attention varlen keys (cu_seq_lens_q, each row's start;
   max_length_q, the longest row) and `packed_index`, each token's cell in the padded layout. A forward hook on the

@@ -7,12 +7,12 @@ Why this shape (measured on 2 cores, all-MiniLM-L6-v2, rows of ~100 WordPiece to
   65,536 and more), int8 segment ids (where the tokenizer makes them) and an int32 length per row: 2-3 bytes a
   token, memory-mapped from disk for a split read from files, so memory does not grow with rows.
 - No attention mask is stored: for unpadded rows it is all ones, and the collator builds each batch's from the
-  lengths (textcls/collate.py). --pad_to_max_length rows keep theirs (int8), for the stock collator.
+  lengths (textcls/data/collate.py). --pad_to_max_length rows keep theirs (int8), for the stock collator.
 - A split read from files (--train_file ...) is tokenized once: the result is cached beside datasets' own Arrow copy
   of the file, under a fingerprint of the file's copy, the tokenizer, max_seq_length, the columns and the label map,
   so a second run on the same inputs reads it back and any change to one of them tokenizes again. Splits held in
   memory (an original GLUE folder, the hub's small tasks) are tokenized in memory, as before.
-- Labels are checked for the whole split from Arrow's distinct values before any tokenizing (textcls/labels.py),
+- Labels are checked for the whole split from Arrow's distinct values before any tokenizing (textcls/data/labels.py),
   then encoded batch by batch.
 - Token ids already in the data (an `input_ids` column, as an engine that tokenized it wrote it) are checked from
   Arrow and passed through the same map, not tokenized again.
@@ -34,9 +34,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets.fingerprint import Hasher
 
-from textcls.data import TOKEN_IDS, Columns, Stream, arrow_column
+from textcls.data.labels import LabelEncoder
+from textcls.data.load import TOKEN_IDS, Columns, Stream, arrow_column
 from textcls.errors import UserError
-from textcls.labels import LabelEncoder
 
 logger = logging.getLogger(__name__)
 

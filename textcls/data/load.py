@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import datasets
 
 from textcls.errors import UserError, suggest
-from textcls.run_folder import DiskFull, free_bytes, is_disk_full, size_text
+from textcls.train.run_folder import DiskFull, free_bytes, is_disk_full, size_text
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ class Stream:
     """A training split read as a stream (--streaming). `rows` (a datasets.IterableDataset) is read as training goes;
     `head`, its first STREAM_HEAD_ROWS rows read up front, stands in for it wherever a split is inspected (columns,
     types, labels, empty texts): a stream cannot be scanned without reading all of it. Rows past the head are checked
-    as they are tokenized (textcls/tokenization.py): a bad one stops the run with the same error."""
+    as they are tokenized (textcls/data/tokenization.py): a bad one stops the run with the same error."""
 
     rows: datasets.IterableDataset
     head: datasets.Dataset
@@ -283,7 +283,7 @@ def load_raw_datasets(data_args, model_args, task=None) -> datasets.DatasetDict:
             raise UserError(
                 "--data_dir reads an original GLUE task folder and needs --task_name (e.g. --task_name rte)."
             )
-        from textcls.glue import load_glue_dir
+        from textcls.data.glue import load_glue_dir
 
         return load_glue_dir(task.name, data_args.data_dir)
     if any(files.values()):
@@ -526,11 +526,11 @@ class RunData:
     tokenizing read would otherwise stay in the process's memory while it trains (measured at 1M rows of ~100
     tokens: 0.4 GB)."""
 
-    task: object  # textcls.glue.GlueTask, or None
+    task: object  # textcls.data.glue.GlueTask, or None
     test_rows: dict  # test split name -> its rows (ids, texts, gold labels), for predictions.jsonl
     split_sizes: dict  # test split name -> its rows before --max_predict_samples (a GLUE submission needs them all)
     columns: Columns
-    labels: object  # textcls.labels.Labels
+    labels: object  # textcls.data.labels.Labels
     tokenized: dict = field(default_factory=dict)  # (role, split name) -> (tokenized rows, order or None)
     eval_rows: dict = field(default_factory=dict)  # eval split name -> its rows, for the report's mistakes (a few)
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from textcls.errors import UserError, suggest
-from textcls.run_folder import model_folder_problem
+from textcls.train.run_folder import model_folder_problem
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def build_classifier(args, config, tokenizer, labels):
         logger.info("pooling: cls under LoRA (the folder's %s pooling is not supported with LoRA yet)", how)
         how = resolve_pooling(SimpleNamespace(pooling="cls", model_name_or_path=None), model.config)
     if how != "cls":
-        from textcls.pooling import install
+        from textcls.model.pooling import install
 
         install(model, how)
         logger.info("pooling: the head reads the %s of each row's tokens (--pooling %s)", how, args.model.pooling)
@@ -158,7 +158,7 @@ def load_config(model_args):
         else:
             logger.warning("%s has no config.json: using the base model's config; labels come from the data", name)
             name = base
-    from textcls.pooling import load_pooled_config
+    from textcls.model.pooling import load_pooled_config
 
     pooled = load_pooled_config(name) if os.path.isdir(name) else None
     if pooled is not None:  # a folder trained with --pooling mean|max: read here, its code copy is not run
@@ -418,10 +418,10 @@ def load_adapter(model, adapter_dir: str, is_trainable: bool):
 
 
 def setup_padding_free(model, setting: str, pad_to_max_length: bool) -> int | None:
-    """Switch the model to padding-free batches (textcls.packing) as --padding_free asks. Returns the position id
+    """Switch the model to padding-free batches (textcls.model.packing) as --padding_free asks. Returns the position id
     the collator numbers each row from when it is to lay the rows end to end (encoders), or None for padded batches
     (decoders lay them end to end inside the model; everything unsupported or switched off stays padded)."""
-    from textcls import packing
+    from textcls.model import packing
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     if setting == "false":
@@ -442,7 +442,7 @@ def setup_padding_free(model, setting: str, pad_to_max_length: bool) -> int | No
         logger.info("padded batches: %s", unsupported.reason)
         return None
     packing.enable_packing(base)
-    logger.info("padding-free batches: the rows of a batch are laid end to end (textcls/packing.py)")
+    logger.info("padding-free batches: the rows of a batch are laid end to end (textcls/model/packing.py)")
     return packing.first_position(base)
 
 
@@ -511,8 +511,8 @@ def freeze_below(model, spec: str) -> None:
 def resolve_pooling(model_args, config) -> str:
     """--pooling auto -> the folder's own: a model trained here with mean|max (config.textcls_pooling), a
     sentence-transformers folder's 1_Pooling/config.json (mean or max tokens), else cls. mean|max on a model type
-    without an encoder hook (textcls.pooling.ENCODER_MODULES: decoder LMs among them) is an error."""
-    from textcls.pooling import CONFIG_KEY, ENCODER_MODULES
+    without an encoder hook (textcls.model.pooling.ENCODER_MODULES: decoder LMs among them) is an error."""
+    from textcls.model.pooling import CONFIG_KEY, ENCODER_MODULES
 
     how = model_args.pooling
     path = model_args.model_name_or_path

@@ -70,7 +70,7 @@ class FastPaddingCollator:
     LABELS = ("labels", "label", "label_ids")  # DataCollatorWithPadding passes 'label' and 'label_ids' on as 'labels'
 
     def __init__(self, tokenizer, pad_to_multiple_of: int | None = None, first_position: int | None = None):
-        """first_position: lay the rows end to end instead (textcls.packing), numbering each row's positions from
+        """first_position: lay the rows end to end instead (textcls.model.packing), numbering each row's positions from
         this id. None: pad."""
         from transformers import DataCollatorWithPadding
 
@@ -148,15 +148,15 @@ class FastPaddingCollator:
             array = np.full((len(lengths), width), self.pad_values[key], dtype=np.int64)
             array[filled] = flat
             batch[key] = torch.from_numpy(array)
-        if "attention_mask" not in batch:  # not stored (textcls/tokenization.py): every row's tokens are real
+        if "attention_mask" not in batch:  # not stored (textcls/data/tokenization.py): every row's tokens are real
             batch["attention_mask"] = torch.from_numpy(filled.astype(np.int64))
         for key, values in other.items():
             batch["labels" if key in self.LABELS else key] = values
         return batch
 
     def _pack(self, lengths, tokens: dict, other: dict) -> dict:
-        """The rows' tokens end to end, shape (1, tokens), with what textcls.packing needs to lay them back out as
-        (rows, longest row): each row's start (cu_seq_lens_q), the longest row, each token's cell in that layout.
+        """The rows' tokens end to end, shape (1, tokens), with what textcls.model.packing needs to lay them back out
+        as (rows, longest row): each row's start (cu_seq_lens_q), the longest row, each token's cell in that layout.
         Per-row values come first: Trainer takes a batch's size from its first tensor."""
         total, longest = int(lengths.sum()), int(lengths.max())
         ends = np.cumsum(lengths)
@@ -175,7 +175,7 @@ class FastPaddingCollator:
 
 def make_collator(tokenizer, pad_to_max_length: bool, mixed_precision: bool, first_position: int | None = None):
     """Rows already padded to max_seq_length are stacked as they are. Otherwise, with `first_position` set (the
-    model takes padding-free batches, textcls.packing) the rows are laid end to end; else each batch is padded to
+    model takes padding-free batches, textcls.model.packing) the rows are laid end to end; else each batch is padded to
     its longest row, to a multiple of 8 under mixed precision (tensor-core friendly shapes on GPUs)."""
     from transformers import default_data_collator
 

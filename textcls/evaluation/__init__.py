@@ -1,0 +1,1 @@
+"""Metrics, predictions, the report and its pictures, submission files, model card, results."""

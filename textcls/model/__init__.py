@@ -1,0 +1,1 @@
+"""Building the classifier (LoRA, pooling) and padding-free batches."""

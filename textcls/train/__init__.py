@@ -1,0 +1,1 @@
+"""The Trainer, its loss, interruptions and resume, the output folder, search and launches."""
