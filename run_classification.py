@@ -29,8 +29,8 @@ from textcls.evaluation.results import git_state, record_from_output_dir
 from textcls.model import build as M
 from textcls.train import run_folder as RF
 from textcls.train import search
+from textcls.train import trainer as T
 from textcls.train.distributed import release_process_group
-from textcls.train.trainer import build_trainer
 
 logger = logging.getLogger("run_classification")
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
             return RF.finished_results(training.output_dir)
         if folder.finished:  # trained there before with these settings: evaluate and predict with its model only
             args, settings = parse_args(argv + RF.evaluate_saved_model(training.output_dir)), None
-        M.resolve_model_paths(args.model)  # a packaged hub id -> its installed folder
+        args = args._replace(model=M.resolve_model_paths(args.model))  # a packaged hub id -> its installed folder
         return run(args, argv, folder.resume_from, settings, (start, code_version))
 
 
@@ -63,17 +63,17 @@ def run(args, argv, resume_from, settings, timing) -> dict:
     splits = D.select_splits(raw, task, args.training, args.data)
     columns = D.resolve_split_columns(splits, args.data, task, args.training.do_train or args.training.do_eval)
     config, tokenizer = M.load_config_and_tokenizer(args.model)
-    args.data.max_seq_length = checks.check_max_seq_length(args.data.max_seq_length, config, tokenizer)
-    checks.check_long_documents(args.data, config, tokenizer, columns)  # truncate, head_tail or chunk
+    long_docs = checks.resolve_long_documents(args.data, config, tokenizer, columns)  # window; truncate, chunk...
     labels = L.resolve_labels(raw, columns, args.data, config, args.training.do_train)
     names = labels.names or []  # (regression: none) 3,000 of them made one log line of 30 KB
     shown = names[:20] + ([f"and {len(names) - 20} more"] if len(names) > 20 else [])
     logger.info("problem_type=%s labels=%s columns=%s", labels.problem_type, shown, columns)
-    checks.check_label_flags(args, labels, config)
-    search.check_study(args, labels.problem_type, task, list(splits["eval"]))  # a search continued: same space?
-    tokenized = tokenize_splits(splits, columns, tokenizer, labels, args.data, args.training)
+    thresholds = checks.check_label_flags(args, labels, config)  # and the multi-label threshold
+    best = T.resolve_best_metric(args.training, labels.problem_type, task, list(splits["eval"]))
+    search.check_study(args, best)  # a search continued: same space and objective?
+    tokenized = tokenize_splits(splits, columns, tokenizer, labels, args.data, long_docs, args.training)
     sizes = {name: len(raw[name]) for name in splits["test"]}
-    data = D.RunData(task, splits["test"], sizes, columns, labels, tokenized, splits["eval"])
+    data = D.RunData(task, splits["test"], sizes, columns, labels, tokenized, splits["eval"], long_docs, thresholds)
     del raw, splits  # their memory-mapped text: the rest of the run needs the tokens (and the test rows, kept above)
 
     # ---- model (+LoRA) and Trainer
@@ -81,7 +81,7 @@ def run(args, argv, resume_from, settings, timing) -> dict:
     checks.check_optimizer_and_scheduler(args.training, model)
     checks.check_best_metric(args.training, labels, data.task_name, data.names("eval"), hub_metric)
     RF.check_disk_space(args.training, model)  # room for the model and a checkpoint, before hours of training
-    trainer = build_trainer(model, args, tokenizer, data, hub_metric, settings)
+    trainer = T.build_trainer(model, args, tokenizer, data, best, hub_metric, settings)
     recipe_name = O.write_run_recipe(trainer, args.resolved)
 
     # ---- train, evaluate, predict, write
@@ -92,7 +92,7 @@ def run(args, argv, resume_from, settings, timing) -> dict:
         train_result = trainer.train(resume_from_checkpoint=resume_from)
         results |= O.save_training(trainer, train_result, params, resume_from)
     results |= evaluate_and_predict(trainer, data, args.data)
-    O.write_run_summary(trainer, args, labels, results)
+    O.write_run_summary(trainer, args, data, results)
     if args.data.results_file and trainer.is_world_process_zero():
         out, (start, code_version) = args.training.output_dir, timing
         record_from_output_dir(args.data.results_file, out, argv, time.monotonic() - start, recipe_name, code_version)

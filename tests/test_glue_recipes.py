@@ -13,9 +13,8 @@ import pytest
 from tests.test_glue import GLUE_DIR, HUB_FEATURES
 from textcls.config.args import parse_args
 from textcls.data.glue import GLUE_TASKS, load_glue_dir
-from textcls.data.load import resolve_columns
+from textcls.data.load import resolve_columns, split_suffix
 from textcls.evaluation.metrics import compute_metrics, primary_metric
-from textcls.evaluation.outputs import split_suffix
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))

@@ -188,20 +188,23 @@ def test_shard_data_writes_the_file_as_parquet_shards_in_order(tmp_path):
     assert main([src, str(tmp_path / "more"), "--num_shards", "11"]) == 2 and not (tmp_path / "more").exists()
 
 
-def test_fewer_shards_than_processes_is_a_warning_and_each_process_keeps_its_batches(caplog):
+def test_fewer_shards_than_processes_is_a_warning_and_each_process_keeps_its_batches(caplog, tmp_path):
     from types import SimpleNamespace
 
     import datasets
 
-    from textcls.train.trainer import shard_streams
+    from textcls.config.args import parse_args
+    from textcls.train.trainer import BestMetric, trainer_arguments, warn_about_shards
 
     rows = datasets.Dataset.from_dict({"x": [1, 2, 3]}).to_iterable_dataset(num_shards=1)
     for world, warned in ((1, False), (2, True)):
-        args = SimpleNamespace(world_size=world, accelerator_config=SimpleNamespace(dispatch_batches=None))
         caplog.clear()
-        shard_streams(args, rows)
-        assert args.accelerator_config.dispatch_batches is False  # each process reads; none sends the others batches
+        warn_about_shards(SimpleNamespace(world_size=world), rows)
         assert ("1 shard(s) for 2 processes" in caplog.text) == warned
+    parsed = parse_args(["--model", "m", "--do_train", "--output_dir", str(tmp_path)]).training
+    resolved = trainer_arguments(parsed, BestMetric(None, None), streamed=True)
+    assert resolved.accelerator_config.dispatch_batches is False  # each process reads; none sends the others batches
+    assert parsed.accelerator_config.dispatch_batches is None  # the parsed arguments stay as parsed
 
 
 def test_a_hub_dataset_streams_its_train_split_and_reads_the_others_whole(monkeypatch):

@@ -11,6 +11,8 @@ import textcls
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "run_classification.py"
+
+
 def table_steps():
     return re.findall(r"^\| [^|]+ \| (\w+\.\w+)\.(\w+) \|$", textcls.__doc__, flags=re.M)
 
@@ -74,3 +76,36 @@ def test_nothing_in_textcls_imports_the_script():
                 assert all(a.name != "run_classification" for a in node.names), path
             if isinstance(node, ast.ImportFrom):
                 assert node.module != "run_classification", path
+
+
+# the names the parsed arguments go by in textcls/ and the script (RunArgs and its four groups)
+PARSED = {"args", "data_args", "training_args", "model_args", "lora_args", "training"}
+
+
+def _parsed_target(node) -> bool:
+    """args.x, data_args.x, args.data.x, training.accelerator_config.x ... : an attribute of the parsed arguments."""
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return isinstance(node, ast.Name) and node.id in PARSED
+
+
+def test_nothing_writes_to_the_parsed_arguments_after_parsing():
+    """Settings are decided once and passed on as frozen objects (textcls/__init__.py's second table): outside
+    config/args.py no assignment, augmented assignment or setattr targets the parsed arguments."""
+    found = []
+    for path in [SCRIPT, *(ROOT / "textcls").rglob("*.py")]:
+        if path == ROOT / "textcls" / "config" / "args.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.Assign):
+                targets = node.targets
+            elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+                targets = [node.target]
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "setattr":
+                targets = [node.args[0]] if node.args else []
+            for target in targets:
+                for t in target.elts if isinstance(target, ast.Tuple) else [target]:
+                    if (isinstance(t, ast.Attribute) or node.__class__ is ast.Call) and _parsed_target(t):
+                        found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not found, found

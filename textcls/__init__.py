@@ -25,17 +25,17 @@ order main() runs them:
 | choose each role's splits and rows | data.load.select_splits |
 | find the text, pair, label and id columns | data.load.resolve_split_columns |
 | load the model config and tokenizer | model.build.load_config_and_tokenizer |
-| check the truncation length | config.checks.check_max_seq_length |
-| long texts: truncate, head and tail, or windows | config.checks.check_long_documents |
+| the window; long texts truncated, cut head and tail, or windowed | config.checks.resolve_long_documents |
 | problem type and label map | data.labels.resolve_labels |
-| check the label-dependent flags | config.checks.check_label_flags |
+| check the label-dependent flags; the multi-label threshold | config.checks.check_label_flags |
+| the metric that picks the best checkpoint | train.trainer.resolve_best_metric |
 | a search continued: the same space and objective? | train.search.check_study |
 | tokenize (and encode the labels of) every split | data.tokenization.tokenize_splits |
 | build the model, with LoRA | model.build.build_classifier |
 | check the optimizer and scheduler | config.checks.check_optimizer_and_scheduler |
 | check --metric_for_best_model | config.checks.check_best_metric |
 | room on disk for the model and a checkpoint | train.run_folder.check_disk_space |
-| build the Trainer (loss, samplers, batches, metrics) | train.trainer.build_trainer |
+| build the Trainer (its own resolved arguments, loss, samplers, batches) | train.trainer.build_trainer |
 | write recipe.json | evaluation.outputs.write_run_recipe |
 | or search hyperparameters: trials, best_recipe.json | train.search.run_search |
 | train (Trainer.train, resuming from a checkpoint) | |
@@ -43,4 +43,17 @@ order main() runs them:
 | evaluate, predict, GLUE submission files | evaluation.predict.evaluate_and_predict |
 | all_results.json, merged model, model card | evaluation.outputs.write_run_summary |
 
+Where a flag's value is decided: every flag once, by config.args.parse_args (defaults < recipe < command line), and
+nothing writes to the parsed arguments after it (tests/test_structure.py greps for it). The values decided later,
+from the model, the data or the task, are each decided by one function and passed on as a frozen object:
+
+| flags | decided by, passed on as |
+|---|---|
+| --model_name_or_path, --tokenizer_name | model.build.resolve_model_paths: a new ModelArguments |
+| --max_seq_length, --long_document_strategy | config.checks.resolve_long_documents: LongDocuments (RunData) |
+| --doc_stride, --chunk_aggregation | config.checks.resolve_long_documents: LongDocuments (RunData) |
+| --multi_label_threshold | config.checks.check_label_flags: Thresholds (in RunData); tuned: evaluation.predict |
+| --metric_for_best_model, --greater_is_better | train.trainer.resolve_best_metric: BestMetric |
+| the Trainer's arguments: jit checkpoints, a stream's batches, a search's saves | train.trainer.trainer_arguments: a copy |
+| what a folder's training does: resume, refuse, finish | train.run_folder.plan_output_dir: FolderPlan |
 """

@@ -209,7 +209,6 @@ class DataArguments:
         },
     )
     # Filled from --multi_label_threshold by checks.check_label_flags: tune the thresholds on the validation split.
-    tune_thresholds: bool = field(default=False, init=False)
     overwrite_output_dir: bool = field(
         default=False,
         metadata={

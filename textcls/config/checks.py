@@ -2,18 +2,19 @@
 before the step that would otherwise fail on it, and before anything is written.
 
     check_flags                   the flags alone (nothing loaded yet)
-    check_max_seq_length          once the model's config and tokenizer are known
-    check_label_flags             once the labels are known
+    resolve_long_documents        once the model's config and tokenizer are known: the window and how texts fit it
+    check_label_flags             once the labels are known: and the multi-label threshold
     check_optimizer_and_scheduler once the model is built (Trainer builds both only when training starts)
     check_best_metric             once the metrics the evaluation reports are known
 """
 
+import dataclasses
 import logging
 import os
 
+from textcls.data.load import split_suffix
 from textcls.errors import UserError
 from textcls.evaluation.metrics import metric_names
-from textcls.evaluation.outputs import split_suffix
 from textcls.train.distributed import check_launch, check_threads
 
 logger = logging.getLogger(__name__)
@@ -238,21 +239,33 @@ def check_max_seq_length(max_seq_length: int | None, config, tokenizer) -> int:
     return max_seq_length
 
 
-def check_long_documents(data_args, config, tokenizer, columns) -> None:
-    """--long_document_strategy and its settings, resolved and checked before any tokenizing. Unset, it is what the
-    model folder was trained with (its config's long_document, written by build_trainer), so that a folder trained
-    on windows predicts on windows; else 'truncate'. A window must hold more new tokens than it shares with the one
-    before it (the tokenizer panics otherwise), and the pair's first text, which every window repeats, is checked
-    row by row as it is tokenized."""
+@dataclasses.dataclass(frozen=True)
+class LongDocuments:
+    """How a text is cut to the model's window, decided once (resolve_long_documents) and passed on to tokenizing, the
+    Trainer (saved in the model's config) and evaluation (joining a text's windows)."""
+
+    max_length: int  # --max_seq_length
+    strategy: str = "truncate"  # --long_document_strategy: truncate | head_tail | chunk
+    stride: int | None = None  # --doc_stride (chunk only): tokens a window shares with the one before it
+    aggregation: str | None = None  # --chunk_aggregation (chunk only): mean | max of a text's windows' logits
+
+
+def resolve_long_documents(data_args, config, tokenizer, columns) -> LongDocuments:
+    """--max_seq_length, --long_document_strategy and its settings, resolved and checked before any tokenizing. Unset,
+    the strategy is what the model folder was trained with (its config's long_document, written by build_trainer), so
+    that a folder trained on windows predicts on windows; else 'truncate'. A window must hold more new tokens than it
+    shares with the one before it (the tokenizer panics otherwise), and the pair's first text, which every window
+    repeats, is checked row by row as it is tokenized."""
+    length = check_max_seq_length(data_args.max_seq_length, config, tokenizer)
     saved = getattr(config, "long_document", None) or {}
-    if data_args.long_document_strategy is None:
-        data_args.long_document_strategy = saved.get("strategy", "truncate")
+    strategy, stride, aggregation = data_args.long_document_strategy, data_args.doc_stride, data_args.chunk_aggregation
+    if strategy is None:
+        strategy = saved.get("strategy", "truncate")
         if saved.get("strategy") not in (None, "truncate"):
             logger.info("long documents: %s, as the model was trained (its config's long_document)", saved)
-        if data_args.long_document_strategy == "chunk":
-            data_args.doc_stride = saved.get("doc_stride") if data_args.doc_stride is None else data_args.doc_stride
-            data_args.chunk_aggregation = data_args.chunk_aggregation or saved.get("aggregation")
-    strategy = data_args.long_document_strategy
+        if strategy == "chunk":
+            stride = saved.get("doc_stride") if stride is None else stride
+            aggregation = aggregation or saved.get("aggregation")
     if strategy == "head_tail" and (columns.text_pair or columns.token_ids or data_args.pad_to_max_length):
         what = "token ids" if columns.token_ids else "text pairs" if columns.text_pair else "--pad_to_max_length"
         raise UserError(
@@ -266,7 +279,7 @@ def check_long_documents(data_args, config, tokenizer, columns) -> None:
                 f"--{given[0]} is a setting of --long_document_strategy chunk, and this run's strategy is {strategy}. "
                 f"Pass --long_document_strategy chunk, or drop --{given[0]}."
             )
-        return
+        return LongDocuments(length, strategy)
     if columns.token_ids or data_args.pad_to_max_length:
         what = "token ids given in the data" if columns.token_ids else "--pad_to_max_length"
         raise UserError(f"--long_document_strategy chunk tokenizes texts into windows; it does not work with {what}.")
@@ -275,23 +288,31 @@ def check_long_documents(data_args, config, tokenizer, columns) -> None:
             "--long_document_strategy chunk needs a fast (Rust) tokenizer, which splits texts into windows; this "
             f"model's is {type(tokenizer).__name__}. Use truncate or head_tail."
         )
-    length = data_args.max_seq_length
     room = length - tokenizer.num_special_tokens_to_add(pair=columns.text_pair is not None)
-    if data_args.doc_stride is None:
-        data_args.doc_stride = length // 4
-    data_args.chunk_aggregation = data_args.chunk_aggregation or "mean"
-    if not 0 <= data_args.doc_stride < room:
+    stride = length // 4 if stride is None else stride
+    if not 0 <= stride < room:
         raise UserError(
-            f"--doc_stride {data_args.doc_stride}: a window of --max_seq_length {length} holds {room} tokens of text "
+            f"--doc_stride {stride}: a window of --max_seq_length {length} holds {room} tokens of text "
             f"besides its special tokens, and shares --doc_stride of them with the window before it, so it must be "
             f"from 0 to {room - 1}."
         )
+    return LongDocuments(length, strategy, stride, aggregation or "mean")
 
 
-def check_label_flags(args, labels, config=None) -> None:
-    """The flags that depend on the labels: --class_weights' map, label smoothing, the multi-label threshold."""
+@dataclasses.dataclass(frozen=True)
+class Thresholds:
+    """The multi-label decision threshold, decided once (check_label_flags): one sigmoid value, or one per label in
+    label order; tune: pick each label's F1-best value on the validation split (evaluation.predict), from value."""
+
+    value: float | tuple = 0.5
+    tune: bool = False
+
+
+def check_label_flags(args, labels, config=None) -> Thresholds:
+    """The flags that depend on the labels: --class_weights' map, label smoothing; returns the multi-label
+    threshold."""
     training_args = args.training
-    args.data.multi_label_threshold = check_threshold(args.data, training_args, labels, config)
+    thresholds = check_threshold(args.data, training_args, labels, config)
     if training_args.do_train and training_args.class_weights not in (None, "balanced"):
         from textcls.data.labels import class_weights
 
@@ -303,13 +324,14 @@ def check_label_flags(args, labels, config=None) -> None:
             f"--label_smoothing_factor smooths single-label class targets, but these labels are "
             f"{labels.problem_type}. Drop the flag."
         )
+    return thresholds
 
 
-def check_threshold(data_args, training_args, labels, config=None):
+def check_threshold(data_args, training_args, labels, config=None) -> Thresholds:
     """--multi_label_threshold -> the threshold to predict with: one number, or one per label (a list in
     label order): as given; unset, the ones the model folder saved (its config's multi_label_thresholds, by label
-    name), else 0.5. 'tune' starts from that and sets data_args.tune_thresholds."""
-    value = data_args.multi_label_threshold
+    name), else 0.5. 'tune' starts from that and tunes."""
+    value, tune = data_args.multi_label_threshold, False
     multi = labels.problem_type == "multi_label_classification"
     if value == "tune":
         if not multi:
@@ -322,14 +344,13 @@ def check_threshold(data_args, training_args, labels, config=None):
                 "--multi_label_threshold tune picks each label's threshold on the validation split: "
                 "pass --do_eval (and a validation split), or give a number."
             )
-        data_args.tune_thresholds = True
-        value = None
+        value, tune = None, True
     if value is None:
         saved = (getattr(config, "multi_label_thresholds", None) or {}) if multi else {}
         if saved and set(saved) >= set(labels.names):
             logger.info("multi-label thresholds: the model's own (its config's multi_label_thresholds)")
-            return [float(saved[name]) for name in labels.names]
-        return 0.5
+            return Thresholds([float(saved[name]) for name in labels.names], tune)
+        return Thresholds(0.5, tune)
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -338,7 +359,7 @@ def check_threshold(data_args, training_args, labels, config=None):
         raise UserError(
             f"--multi_label_threshold {value}: pass a number between 0 and 1 (a sigmoid value), or 'tune'."
         )
-    return number
+    return Thresholds(number, tune)
 
 
 def check_optimizer_and_scheduler(training_args, model) -> None:

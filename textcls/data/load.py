@@ -515,6 +515,16 @@ def check_split_columns(splits, columns) -> None:
                 )
 
 
+def split_suffix(split: str) -> str:
+    """'validation' -> '', 'validation_matched' -> 'matched', 'test_mismatched' -> 'mismatched'."""
+    for prefix in ("validation", "test"):
+        if split == prefix:
+            return ""
+        if split.startswith(prefix + "_"):
+            return split[len(prefix) + 1 :]
+    return split
+
+
 # ---------------------------------------------------------------------------------------------------- the run's data
 
 
@@ -533,6 +543,8 @@ class RunData:
     labels: object  # textcls.data.labels.Labels
     tokenized: dict = field(default_factory=dict)  # (role, split name) -> (tokenized rows, order or None)
     eval_rows: dict = field(default_factory=dict)  # eval split name -> its rows, for the report's mistakes (a few)
+    long_documents: object = None  # config.checks.LongDocuments: the window and how a long text fits it
+    thresholds: object = None  # config.checks.Thresholds: the multi-label decision threshold
 
     @property
     def task_name(self) -> str | None:

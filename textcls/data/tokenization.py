@@ -49,7 +49,7 @@ DOCUMENT = "document"
 PROGRESS_SECONDS = 10.0  # a log line this often while a split is tokenized (and progress bars are off)
 
 
-def tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args, training_args=None) -> dict:
+def tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args, long_docs, training_args=None) -> dict:
     """{(role, split): (tokenized rows, order)}: training rows as they are (order None); evaluation and test rows
     sorted by length (big evaluation batches then pad little), with the order that undoes it. A streamed training
     split (--streaming) becomes a stream of tokenized rows (tokenize_stream).
@@ -60,13 +60,13 @@ def tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args, trai
     on_disk = any(ds.cache_files for names in splits.values() for ds in names.values())
     if training_args is not None and on_disk:
         with training_args.main_process_first(local=True, desc="tokenizing"):
-            return _tokenize_splits(splits, columns, tokenizer, labels, data_args, training_args)
-    return _tokenize_splits(splits, columns, tokenizer, labels, data_args, training_args)
+            return _tokenize_splits(splits, columns, tokenizer, labels, data_args, long_docs, training_args)
+    return _tokenize_splits(splits, columns, tokenizer, labels, data_args, long_docs, training_args)
 
 
-def _tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args, training_args) -> dict:
-    head_tail = data_args.long_document_strategy == "head_tail"  # (its flags checked by checks.check_long_documents)
-    stride = data_args.doc_stride if data_args.long_document_strategy == "chunk" else None
+def _tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args, long_docs, training_args) -> dict:
+    head_tail = long_docs.strategy == "head_tail"  # (config.checks.resolve_long_documents decided and checked it)
+    stride = long_docs.stride if long_docs.strategy == "chunk" else None
     if columns.token_ids and data_args.pad_to_max_length:
         raise UserError(
             f"--pad_to_max_length pads text as it is tokenized, but this data holds token ids ('{TOKEN_IDS}'). Drop "
@@ -87,7 +87,7 @@ def _tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args, tra
         for name, ds in names.items():
             encoder = encoders[(role, name)]
             if isinstance(ds, Stream):
-                rows = tokenize_stream(ds, tokenizer, columns, encoder, data_args, training_args)
+                rows = tokenize_stream(ds, tokenizer, columns, encoder, data_args, long_docs, training_args)
                 tokenized[(role, name)] = (rows, None)
                 continue
             tok = tokenize_split(
@@ -95,7 +95,7 @@ def _tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args, tra
                 tokenizer,
                 columns,
                 None,
-                data_args.max_seq_length,
+                long_docs.max_length,
                 data_args.pad_to_max_length,
                 name,
                 encoder=encoder,
@@ -557,7 +557,7 @@ def segments(ds, columns: Columns) -> bool:
     return not columns.token_ids or "token_type_ids" in ds.features
 
 
-def tokenize_stream(stream: Stream, tokenizer, columns: Columns, encoder, data_args, training_args):
+def tokenize_stream(stream: Stream, tokenizer, columns: Columns, encoder, data_args, long_docs, training_args):
     """A streamed training split -> a stream of tokenized rows (datasets.IterableDataset.map: tokenized as training
     reads them, batch by batch, nothing cached), in the order --train_sampling_strategy asks for:
     - 'random': shuffled within a buffer of SHUFFLE_ROWS rows (and the order of the stream's shards), reshuffled
@@ -568,7 +568,7 @@ def tokenize_stream(stream: Stream, tokenizer, columns: Columns, encoder, data_a
     Labels are checked batch by batch as they are encoded: a row with an unknown or (where required) missing label
     stops the run with the error a whole split would have raised up front."""
     head = f"{stream.source} (its first {len(stream.head)} rows)"
-    check_inputs(stream.head, columns, head, tokenizer, data_args.max_seq_length)
+    check_inputs(stream.head, columns, head, tokenizer, long_docs.max_length)
     problem_type = encoder.labels.problem_type if encoder is not None else None
     features = output_features(tokenizer, data_args.pad_to_max_length, problem_type, segments(stream, columns))
     label_source = columns.label if encoder is not None else None
@@ -576,13 +576,13 @@ def tokenize_stream(stream: Stream, tokenizer, columns: Columns, encoder, data_a
         tokenizer,
         columns,
         features,
-        data_args.max_seq_length,
+        long_docs.max_length,
         data_args.pad_to_max_length,
         label_source,
         encoder,
         check_ids=True,
-        head_tail=data_args.long_document_strategy == "head_tail",
-        stride=data_args.doc_stride if data_args.long_document_strategy == "chunk" else None,
+        head_tail=long_docs.strategy == "head_tail",
+        stride=long_docs.stride if long_docs.strategy == "chunk" else None,
         split=stream.source,
     )
     strategy = training_args.train_sampling_strategy

@@ -18,30 +18,18 @@ from textcls.train.run_folder import (
 logger = logging.getLogger(__name__)
 
 
-def split_suffix(split: str) -> str:
-    """'validation' -> '', 'validation_matched' -> 'matched', 'test_mismatched' -> 'mismatched'."""
-    for prefix in ("validation", "test"):
-        if split == prefix:
-            return ""
-        if split.startswith(prefix + "_"):
-            return split[len(prefix) + 1 :]
-    return split
-
-
-def write_model_card(
-    out,
-    model_name,
-    data_args,
-    lora_args,
-    training_args,
-    results,
-    problem_type,
-    label_names,
-    class_weights=None,
-    pooling=None,
-):
-    """A plain model card written without the hub (Trainer.create_model_card looks metadata up online)."""
-    data = (
+def write_model_card(trainer, args, data, results: dict) -> None:
+    """A plain model card written without the hub (Trainer.create_model_card looks metadata up online): what was
+    trained (the model's own config says its class weights and pooling; peft's attribute, whether it is LoRA), on
+    what, how, and the evaluation."""
+    out, training_args, data_args, lora_args = trainer.args.output_dir, trainer.args, args.data, args.lora
+    model_name = args.resolved["model_name_or_path"]
+    problem_type, label_names = data.labels.problem_type, data.labels.names
+    class_weights = getattr(trainer.model.config, "class_weights", None)
+    pooling = getattr(trainer.model.config, "textcls_pooling", None)
+    is_lora = hasattr(trainer.model, "peft_config")
+    seq = data.long_documents.max_length
+    source = (
         data_args.dataset_name
         or (f"GLUE {data_args.task_name}" if data_args.task_name else None)
         or ", ".join(f for f in (data_args.train_file, data_args.validation_file) if f)
@@ -52,9 +40,9 @@ def write_model_card(
         for k, v in sorted(results.items())
         if k.startswith("eval_") and not k.endswith(speed)
     )
-    method = f"LoRA (r={lora_args.lora_r}, alpha={lora_args.lora_alpha})" if lora_args.use_lora else "full fine-tuning"
+    method = f"LoRA (r={lora_args.lora_r}, alpha={lora_args.lora_alpha})" if is_lora else "full fine-tuning"
     labels = ", ".join(label_names) if label_names else "(regression: one output)"
-    weighted, seq = "", data_args.max_seq_length
+    weighted = ""
     if class_weights:
         pairs = ", ".join(f"{k} {v:.3g}" for k, v in class_weights.items())
         weighted = f"\nThe training loss weighed the classes ({training_args.class_weights}): {pairs}."
@@ -64,7 +52,7 @@ def write_model_card(
             '`pipeline("text-classification", model=..., trust_remote_code=True)` (see textcls_pooling.py).'
         )
     text = f"""---
-library_name: {"peft" if lora_args.use_lora else "transformers"}
+library_name: {"peft" if is_lora else "transformers"}
 base_model: {model_name}
 pipeline_tag: text-classification
 tags: [text-classification, run_classification]
@@ -72,7 +60,7 @@ tags: [text-classification, run_classification]
 
 # {os.path.basename(os.path.abspath(out))}
 
-Fine-tuned from `{model_name}` on {data} with {method} by `run_classification.py`.
+Fine-tuned from `{model_name}` on {source} with {method} by `run_classification.py`.
 Problem type: {problem_type}. Labels: {labels}.
 
 ## Evaluation
@@ -168,7 +156,7 @@ def train_samples(trainer) -> int:
         return trainer.state.global_step * per_step
 
 
-def write_run_summary(trainer, args, labels, results: dict) -> None:
+def write_run_summary(trainer, args, data, results: dict) -> None:
     """all_results.json, written fresh from this run's numbers (no stale keys from an earlier run in the folder);
     after training, the merged model (--merge_lora) and the model card."""
     if not trainer.is_world_process_zero():
@@ -176,21 +164,10 @@ def write_run_summary(trainer, args, labels, results: dict) -> None:
     out = trainer.args.output_dir
     write_json_atomic(os.path.join(out, "all_results.json"), results)
     if trainer.args.do_train:
-        if args.lora.use_lora and args.lora.merge_lora:
+        if hasattr(trainer.model, "peft_config") and args.lora.merge_lora:
             merged_dir = os.path.join(out, "merged")
             trainer.model.merge_and_unload().save_pretrained(merged_dir)
             trainer.processing_class.save_pretrained(merged_dir)
             logger.info("merged model: %s", merged_dir)
-        write_model_card(
-            out,
-            args.resolved["model_name_or_path"],
-            args.data,
-            args.lora,
-            trainer.args,
-            results,
-            labels.problem_type,
-            labels.names,
-            getattr(trainer.model.config, "class_weights", None),
-            getattr(trainer.model.config, "textcls_pooling", None),
-        )
+        write_model_card(trainer, args, data, results)
     logger.info("model, metrics and predictions are in %s", os.path.abspath(out))

@@ -8,11 +8,11 @@ import os
 import numpy as np
 
 from textcls.data.labels import gold_name
+from textcls.data.load import split_suffix
 from textcls.data.tokenization import unsort
 from textcls.errors import UserError
 from textcls.evaluation.metrics import classification_report, probabilities, probability_metrics
-from textcls.evaluation.outputs import split_suffix
-from textcls.evaluation.report import training_curves, write_report
+from textcls.evaluation.report import EvaluatedSplit, training_curves, write_report
 from textcls.io import write_json_atomic, write_jsonl_atomic
 
 logger = logging.getLogger(__name__)
@@ -26,6 +26,7 @@ def evaluate_and_predict(trainer, data, data_args) -> dict:
     labels = data.labels
     results = {}
     tuned = False
+    threshold = data.thresholds.value  # tuned on the first evaluation split with --multi_label_threshold tune
     for role in ("eval", "test"):
         for name in data.names(role):
             tok, order = data.tokenized[(role, name)]
@@ -41,9 +42,10 @@ def evaluate_and_predict(trainer, data, data_args) -> dict:
                 restore = (lambda values: values) if order is None else functools.partial(unsort, order=order)
                 predictions = restore(out_pred.predictions)
                 gold = restore(out_pred.label_ids) if out_pred.label_ids is not None else None
-            tuning = role == "eval" and data_args.tune_thresholds and gold is not None and not tuned
+            tuning = role == "eval" and data.thresholds.tune and gold is not None and not tuned
             if tuning:  # on the first evaluation split; the test splits after it are predicted with them
-                metrics |= use_tuned_thresholds(trainer, data_args, labels, predictions, gold, prefix)
+                threshold, tuned_metrics = use_tuned_thresholds(trainer, labels, predictions, gold, threshold, prefix)
+                metrics |= tuned_metrics
                 tuned = True
             results.update(metrics)
             trainer.log_metrics(prefix, metrics)
@@ -54,7 +56,6 @@ def evaluate_and_predict(trainer, data, data_args) -> dict:
                 continue
             report = {}
             if role == "eval" and labels.problem_type != "regression":
-                threshold = data_args.multi_label_threshold
                 report = classification_report(predictions, gold, labels.names, labels.problem_type, threshold)
                 scores = probability_metrics(predictions, gold, labels.problem_type)
                 for j, values in scores.per_class.items():
@@ -68,7 +69,8 @@ def evaluate_and_predict(trainer, data, data_args) -> dict:
                     report["thresholds_tuned_on_this_split"] = tuning
                 write_json_atomic(os.path.join(out, f"{prefix}_classification_report.json"), report)
             if role == "eval":
-                write_eval_report(trainer, data, data_args, name, prefix, predictions, gold, report, metrics)
+                evaluated = EvaluatedSplit(name, prefix, predictions, gold, report, metrics, threshold)
+                write_eval_report(trainer, data, evaluated, data_args.plots)
             if role == "test":
                 rows = functools.partial(
                     prediction_rows,
@@ -78,7 +80,7 @@ def evaluate_and_predict(trainer, data, data_args) -> dict:
                     labels.problem_type,
                     labels.names,
                     labels.data_names,
-                    data_args.multi_label_threshold,
+                    threshold,
                 )
                 path = os.path.join(out, f"predictions{'_' + suffix if suffix else ''}.jsonl")
                 write_jsonl_atomic(path, rows())
@@ -91,47 +93,34 @@ def evaluate_and_predict(trainer, data, data_args) -> dict:
     return results
 
 
-def write_eval_report(trainer, data, data_args, split, prefix, predictions, gold, report, metrics) -> None:
+def write_eval_report(trainer, data, evaluated: EvaluatedSplit, plots: bool) -> None:
     """<prefix>_report.md and the split's pictures (textcls.evaluation.report), after its metrics are written: a
     failure here is a warning, never a failed run."""
     try:
-        path = write_report(
-            trainer.args.output_dir,
-            prefix,
-            split,
-            predictions,
-            gold,
-            data.labels,
-            data.columns,
-            data.eval_rows.get(split),
-            report,
-            metrics,
-            data_args.multi_label_threshold,
-            data_args.plots,
-        )
+        rows = data.eval_rows.get(evaluated.name)
+        path = write_report(trainer.args.output_dir, evaluated, data.labels, data.columns, rows, plots)
         logger.info("evaluation report: %s", path)
     except Exception as e:
         logger.warning(
             "could not write the evaluation report of %s (%s: %s); its metrics are written.",
-            split,
+            evaluated.name,
             type(e).__name__,
             e,
         )
 
 
-def use_tuned_thresholds(trainer, data_args, labels, predictions, gold, prefix: str) -> dict:
+def use_tuned_thresholds(trainer, labels, predictions, gold, start, prefix: str) -> tuple[list, dict]:
     """--multi_label_threshold tune, on this evaluation split's predictions: each label's F1-best threshold
     (metrics.tune_thresholds) becomes the run's, for its report, for the test splits' metrics and predictions, and in
     the model's config (multi_label_thresholds; the main process rewrites config.json where training saved the
-    model), so that the folder predicts with them. Returns this split's metrics at the tuned thresholds, under
-    <prefix>_tuned_: optimistic, since they were chosen on these very rows."""
+    model), so that the folder predicts with them. start: the thresholds tuning starts from. Returns the thresholds and
+    this split's metrics at them, under <prefix>_tuned_: optimistic, since they were chosen on these very rows."""
     from textcls.evaluation.metrics import PROBABILITY_METRICS, compute_metrics, tune_thresholds
 
-    thresholds, untuned = tune_thresholds(predictions, gold, data_args.multi_label_threshold)
-    data_args.multi_label_threshold = thresholds.tolist()
+    thresholds, untuned = tune_thresholds(predictions, gold, start)
     if hasattr(trainer.compute_metrics, "threshold"):
-        trainer.compute_metrics.threshold = data_args.multi_label_threshold
-    chosen = dict(zip(labels.names, data_args.multi_label_threshold, strict=True))
+        trainer.compute_metrics.threshold = thresholds.tolist()
+    chosen = dict(zip(labels.names, thresholds.tolist(), strict=True))
     logger.info("multi-label thresholds tuned on %s: %s", prefix, ", ".join(f"{k} {v:.3f}" for k, v in chosen.items()))
     if untuned:
         logger.warning(
@@ -145,7 +134,7 @@ def use_tuned_thresholds(trainer, data_args, labels, predictions, gold, prefix: 
     if trainer.is_world_process_zero() and trainer.args.do_train and os.path.isfile(config):
         trainer.model.config.save_pretrained(trainer.args.output_dir)
     metrics = compute_metrics(predictions, gold, labels.problem_type, None, labels.names, thresholds)
-    return {f"{prefix}_tuned_{k}": v for k, v in metrics.items() if k not in PROBABILITY_METRICS}
+    return thresholds.tolist(), {f"{prefix}_tuned_{k}": v for k, v in metrics.items() if k not in PROBABILITY_METRICS}
 
 
 def write_submission(task_name, split, rows, folder, total: int):

@@ -5,6 +5,7 @@ to open first (headline metrics, the pictures, the per-class table, the most con
 matplotlib draws with its Agg backend (no display). A picture that fails to draw is a warning, never a failed run:
 the metrics are written before any picture is drawn."""
 
+import dataclasses
 import json
 import logging
 import os
@@ -355,10 +356,24 @@ def _cell(text) -> str:
     return text if len(text) <= 300 else text[:299] + "…"
 
 
-def write_report(
-    out, prefix, split, predictions, gold, labels, columns, rows, report, metrics, threshold, plots=True
-) -> str:
-    """output_dir/<prefix>_report.md for one evaluated split (and its pictures when `plots`). Returns its path."""
+@dataclasses.dataclass(frozen=True)
+class EvaluatedSplit:
+    """One evaluated split, as the report reads it."""
+
+    name: str  # the split (validation, validation_matched...)
+    prefix: str  # its metrics' prefix (eval, eval_matched)
+    predictions: object  # logits, in the split's order
+    gold: object  # the gold labels, in the split's order
+    report: dict  # metrics.classification_report, with the probability metrics per class
+    metrics: dict  # the split's metrics, as written to <prefix>_results.json
+    threshold: object = 0.5  # the multi-label threshold it was scored at
+
+
+def write_report(out, evaluated: EvaluatedSplit, labels, columns, rows, plots=True) -> str:
+    """output_dir/<prefix>_report.md for one evaluated split (and its pictures when `plots`); rows: the split's rows,
+    for the texts of its mistakes. Returns its path."""
+    split, prefix, predictions, gold = evaluated.name, evaluated.prefix, evaluated.predictions, evaluated.gold
+    report, metrics, threshold = evaluated.report, evaluated.metrics, evaluated.threshold
     drawn = split_plots(out, prefix, predictions, gold, labels, report, metrics) if plots else {}
     headline = {
         k[len(prefix) + 1 :]: v

@@ -17,8 +17,8 @@ import sys
 import zipfile
 
 from textcls.data.glue import GLUE_TASKS, get_glue_task
+from textcls.data.load import split_suffix
 from textcls.errors import UserError
-from textcls.evaluation.outputs import split_suffix
 from textcls.io import write_text_atomic
 
 AX_FILE = "AX.tsv"

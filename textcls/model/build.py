@@ -1,5 +1,6 @@
 """Model side: tokenizer, config with the label map, the classification model, and LoRA through peft."""
 
+import dataclasses
 import importlib
 import json
 import logging
@@ -65,9 +66,14 @@ def adapter_base(path: str) -> str | None:
         return json.load(f)["base_model_name_or_path"]
 
 
-def resolve_model_paths(model_args) -> None:
-    model_args.model_name_or_path = resolve_model_path(model_args.model_name_or_path)
-    model_args.tokenizer_name = resolve_model_path(model_args.tokenizer_name)
+def resolve_model_paths(model_args):
+    """The model arguments with a packaged hub id (sentence-transformers/all-MiniLM-L6-v2) turned into its installed
+    folder, for the model and the tokenizer; the parsed arguments keep the id the user gave (the recipe's)."""
+    return dataclasses.replace(
+        model_args,
+        model_name_or_path=resolve_model_path(model_args.model_name_or_path),
+        tokenizer_name=resolve_model_path(model_args.tokenizer_name),
+    )
 
 
 def load_config_and_tokenizer(model_args):
@@ -108,12 +114,11 @@ def build_classifier(args, config, tokenizer, labels):
         model = apply_lora(model, args.lora)
         if args.lora.lora_init_from:
             init_adapter_from(model, args.lora.lora_init_from)
-    # Training on from an adapter folder is LoRA too: merge it and describe it as such.
-    args.lora.use_lora = args.lora.use_lora or adapter_dir is not None
+    is_lora = args.lora.use_lora or adapter_dir is not None  # training on from an adapter folder is LoRA too
     if args.model.train_layers != "all":
         freeze_below(model, args.model.train_layers)
     how = resolve_pooling(args.model, model.config)
-    if how != "cls" and args.lora.use_lora:  # (explicit mean|max with LoRA is refused by check_layer_flags)
+    if how != "cls" and is_lora:  # (explicit mean|max with LoRA is refused by check_layer_flags)
         logger.info("pooling: cls under LoRA (the folder's %s pooling is not supported with LoRA yet)", how)
         how = resolve_pooling(SimpleNamespace(pooling="cls", model_name_or_path=None), model.config)
     if how != "cls":

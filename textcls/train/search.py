@@ -129,24 +129,19 @@ def open_storage(training, create: bool):
     return storage
 
 
-def _objective(training) -> tuple[str, str]:
-    metric = training.metric_for_best_model
-    return (metric if metric.startswith("eval_") else f"eval_{metric}"), (
-        "maximize" if training.greater_is_better else "minimize"
-    )
+def _objective(metric: str, greater: bool) -> tuple[str, str]:
+    """(the trials' metric key, the study's direction) of the run's best metric (train.trainer.BestMetric)."""
+    return (metric if metric.startswith("eval_") else f"eval_{metric}"), ("maximize" if greater else "minimize")
 
 
-def check_study(args, problem_type: str, task, eval_splits: list[str]) -> None:
+def check_study(args, best) -> None:
     """A search's study, when it continues one, must be of this space and objective: trials of another would not
     compare. One error, before the data is tokenized or a trial runs; --overwrite_output_dir (a new study) skips it."""
     import optuna
 
-    from textcls.train.trainer import resolve_best_metric
-
     training = args.training
     if not training.hp_trials:
         return
-    resolve_best_metric(training, problem_type, task.name if task else None, eval_splits)
     storage = None if args.data.overwrite_output_dir else open_storage(training, create=False)
     if storage is None or STUDY not in optuna.study.get_all_study_names(storage):
         return
@@ -158,7 +153,7 @@ def check_study(args, problem_type: str, task, eval_splits: list[str]) -> None:
             f"the study in {where} was searched over another space: {attrs['hp_space']}, not {space}. Pass the same "
             "--hp_space to continue it, or --overwrite_output_dir (or another --hp_storage) to start a new search."
         )
-    key, direction = _objective(training)
+    key, direction = _objective(best.name, best.greater_is_better)
     if attrs.get("objective", key) != key or attrs.get("direction", direction) != direction:
         raise UserError(
             f"the study in {where} scored {attrs['objective']} ({attrs['direction']}), not {key} ({direction}). Pass "
@@ -174,7 +169,7 @@ def run_search(trainer, args, argv: list[str]) -> dict:
 
     training = args.training
     space = parse_space(training.hp_space, training)
-    key, direction = _objective(training)
+    key, direction = _objective(trainer.args.metric_for_best_model, trainer.args.greater_is_better)  # resolved
     out = training.output_dir
     os.makedirs(out, exist_ok=True)
     where = study_storage(training)[0]
@@ -214,13 +209,6 @@ def run_search(trainer, args, argv: list[str]) -> dict:
         )
     remaining = _from_main_process(remaining, training.world_size)
     if remaining > 0:
-        # A trial cut off is run again from its start, so its checkpoints would only fill the disk (a checkpoint of
-        # all-MiniLM-L6-v2 is 261 MB: 5 GB for 20 trials); each trial's objective is its last evaluation.
-        from transformers.trainer_utils import SaveStrategy
-
-        if training.save_strategy != SaveStrategy.NO or training.load_best_model_at_end:
-            logger.info("hyperparameter search: trials save no checkpoints and keep their last weights")
-        training.save_strategy, training.load_best_model_at_end = SaveStrategy.NO, False
         # Seeded from --hp_seed and the trials so far: a continued search is repeatable too (its draws are not the
         # ones an uninterrupted search would have made: optuna's sampler state is not stored).
         sampler = optuna.samplers.TPESampler(seed=seed + started)

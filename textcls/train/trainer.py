@@ -32,10 +32,13 @@ from transformers.trainer_pt_utils import LengthGroupedSampler, nested_gather
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalLoopOutput, EvalPrediction, denumpify_detensorize
 
 from textcls.data.collate import ArrowRows, FastPaddingCollator, make_collator
-from textcls.data.load import arrow_column
+from textcls.data.labels import class_weights
+from textcls.data.load import arrow_column, split_suffix
 from textcls.data.tokenization import DOCUMENT, join_windows
 from textcls.errors import TrainingStopped
+from textcls.evaluation.metrics import make_compute_metrics, primary_metric
 from textcls.io import write_json_atomic, write_text_atomic
+from textcls.model.build import parameter_depths, setup_padding_free
 from textcls.model.pooling import mark_folder
 from textcls.train.run_folder import (
     SETTINGS,
@@ -53,33 +56,55 @@ logger = logging.getLogger(__name__)
 TRAINER_STATE = "trainer_state.json"
 
 
-def resolve_best_metric(training_args, problem_type: str, task_name: str | None, eval_splits: list[str]) -> None:
+@dataclasses.dataclass(frozen=True)
+class BestMetric:
+    """The metric that selects the best checkpoint and scores a search's trials, decided once (resolve_best_metric):
+    --metric_for_best_model and --greater_is_better, or the task's primary metric."""
+
+    name: str | None
+    greater_is_better: bool | None
+
+
+def resolve_best_metric(training_args, problem_type: str, task, eval_splits: list[str]) -> BestMetric:
     """--metric_for_best_model (and greater_is_better) when not given: the task's primary metric, on the first
-    evaluation split. Called before the Trainer is built too: a continued search checks its objective with it."""
-    from textcls.evaluation.metrics import primary_metric
-    from textcls.evaluation.outputs import split_suffix
-
+    evaluation split (with --prediction_loss_only, the loss when a best model is kept)."""
     eval_names = [split_suffix(n) for n in eval_splits]
-    if training_args.metric_for_best_model is None and not training_args.prediction_loss_only:
-        metric = primary_metric(problem_type, task_name)
+    name, greater = training_args.metric_for_best_model, training_args.greater_is_better
+    if name is None and not training_args.prediction_loss_only:
+        metric = primary_metric(problem_type, task.name if task else None)
         # With several eval splits (MNLI) Trainer names metrics eval_<split>_<metric>: select on the first split.
-        training_args.metric_for_best_model = f"{eval_names[0]}_{metric}" if len(eval_names) > 1 else metric
-        training_args.greater_is_better = metric != "mse"
-    elif training_args.metric_for_best_model is None and training_args.load_best_model_at_end:
-        training_args.metric_for_best_model, training_args.greater_is_better = "loss", False  # all it computes
+        name = f"{eval_names[0]}_{metric}" if len(eval_names) > 1 else metric
+        greater = metric != "mse"
+    elif name is None and training_args.load_best_model_at_end:
+        name, greater = "loss", False  # all it computes
+    return BestMetric(name, greater)
 
 
-def build_trainer(model, args, tokenizer, data, hub_metric=None, run_settings=None) -> "ClassificationTrainer":
+def trainer_arguments(training_args, best: BestMetric, streamed: bool):
+    """The Trainer's own copy of the TrainingArguments, with what this run decided after parsing: the best metric;
+    no enable_jit_checkpoint (ours saves at a step boundary, on SIGINT too, and exits non-zero: GracefulStop); a
+    stream's batches read by each process (shard_streams); a search's trials saving no checkpoints. The parsed
+    arguments stay as parsed."""
+    changes = {"metric_for_best_model": best.name, "greater_is_better": best.greater_is_better}
+    if training_args.enable_jit_checkpoint:
+        logger.info("--enable_jit_checkpoint is not needed: SIGTERM and Ctrl-C already save a checkpoint.")
+        changes["enable_jit_checkpoint"] = False
+    if streamed:
+        changes["accelerator_config"] = dataclasses.replace(training_args.accelerator_config, dispatch_batches=False)
+    if getattr(training_args, "hp_trials", 0):
+        # A trial cut off is run again from its start, so its checkpoints would only fill the disk (a checkpoint of
+        # all-MiniLM-L6-v2 is 261 MB: 5 GB for 20 trials); each trial's objective is its last evaluation.
+        if str(getattr(training_args.save_strategy, "value", training_args.save_strategy)) != "no":
+            logger.info("hyperparameter search: trials save no checkpoints and keep their last weights")
+        changes |= {"save_strategy": "no", "load_best_model_at_end": False}
+    return dataclasses.replace(training_args, **changes)
+
+
+def build_trainer(model, args, tokenizer, data, best, hub_metric=None, run_settings=None) -> "ClassificationTrainer":
     """The Trainer of this run: our loss and samplers, padded or padding-free batches, the run's metrics, and the
-    metric to select the best checkpoint on (the task's primary metric unless --metric_for_best_model says).
-    run_settings: what each checkpoint records it was trained with (run_folder.training_settings)."""
-    from textcls.data.labels import class_weights
-    from textcls.evaluation.metrics import make_compute_metrics
-    from textcls.evaluation.outputs import split_suffix
-    from textcls.model.build import setup_padding_free
-
+    metric to select the best checkpoint on (best: resolve_best_metric). run_settings: what each checkpoint records
+    it was trained with (run_folder.training_settings)."""
     training_args, data_args = args.training, args.data
-    resolve_best_metric(training_args, data.labels.problem_type, data.task_name, data.names("eval"))
     first_position = setup_padding_free(model, data_args.padding_free, data_args.pad_to_max_length)
     collator = make_collator(
         tokenizer, data_args.pad_to_max_length, training_args.fp16 or training_args.bf16, first_position
@@ -88,25 +113,17 @@ def build_trainer(model, args, tokenizer, data, hub_metric=None, run_settings=No
     train_rows = data.train_rows()
     streamed = isinstance(train_rows, datasets.IterableDataset)
     if streamed:
-        shard_streams(training_args, train_rows)
+        warn_about_shards(training_args, train_rows)
     weights = class_weights(training_args.class_weights, data.labels, train_rows) if training_args.do_train else None
     if weights is not None:
         logger.info("class weights: %s", ", ".join(f"{k} {v:.3g}" for k, v in weights.items()))
         model.config.class_weights = weights  # saved with the model: what its training loss weighed
-    if data_args.long_document_strategy != "truncate":  # saved with the model: a folder predicts as it trained
-        model.config.long_document = {
-            "strategy": data_args.long_document_strategy,
-            "max_seq_length": data_args.max_seq_length,
-        }
-        if data_args.long_document_strategy == "chunk":
-            model.config.long_document |= {
-                "doc_stride": data_args.doc_stride,
-                "aggregation": data_args.chunk_aggregation,
-            }
-    if training_args.enable_jit_checkpoint:
-        # Ours saves at a step boundary, on SIGINT too, and exits non-zero (GracefulStop says why).
-        logger.info("--enable_jit_checkpoint is not needed: SIGTERM and Ctrl-C already save a checkpoint.")
-        training_args.enable_jit_checkpoint = False
+    long_docs = data.long_documents
+    if long_docs.strategy != "truncate":  # saved with the model: a folder predicts as it trained
+        model.config.long_document = {"strategy": long_docs.strategy, "max_seq_length": long_docs.max_length}
+        if long_docs.strategy == "chunk":
+            model.config.long_document |= {"doc_stride": long_docs.stride, "aggregation": long_docs.aggregation}
+    training_args = trainer_arguments(training_args, best, streamed)
     model_init = None
     if getattr(training_args, "hp_trials", 0):  # a search: every trial starts from the same initial weights
         initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -123,10 +140,10 @@ def build_trainer(model, args, tokenizer, data, hub_metric=None, run_settings=No
         eval_dataset=(eval_sets.get("") if list(eval_sets) == [""] else eval_sets) or None,
         processing_class=tokenizer,
         data_collator=collator,
-        compute_metrics=make_compute_metrics(data.labels, data.task_name, data_args.multi_label_threshold, hub_metric),
+        compute_metrics=make_compute_metrics(data.labels, data.task_name, data.thresholds.value, hub_metric),
         train_lengths=None if train_rows is None or streamed else lengths_of(train_rows),
         class_weights=weights,
-        chunk_aggregation=data_args.chunk_aggregation,
+        chunk_aggregation=long_docs.aggregation,
         run_settings=run_settings,
     )
 
@@ -135,14 +152,13 @@ def lengths_of(rows) -> list[int]:
     return arrow_column(rows, "length").to_numpy().tolist()
 
 
-def shard_streams(training_args, rows) -> None:
+def warn_about_shards(training_args, rows) -> None:
     """Each process of a launch reads its own part of a streamed training split: accelerate's dataloader, with
-    dispatch_batches off, gives each process whole shards (files) of the stream when there are at least as many
-    as processes (datasets' IterableDataset.shard, what datasets.distributed.split_dataset_by_node does), and
-    otherwise every process reads the stream and keeps its own batches of it. (Left on, as accelerate defaults for a
-    stream, the main process reads every batch and sends the others theirs, which needs every batch padded to one
-    shape.)"""
-    training_args.accelerator_config.dispatch_batches = False
+    dispatch_batches off (trainer_arguments), gives each process whole shards (files) of the stream when there are at
+    least as many as processes (datasets' IterableDataset.shard, what datasets.distributed.split_dataset_by_node
+    does), and otherwise every process reads the stream and keeps its own batches of it. (Left on, as accelerate
+    defaults for a stream, the main process reads every batch and sends the others theirs, which needs every batch
+    padded to one shape.)"""
     processes = training_args.world_size
     if processes > 1 and rows.num_shards < processes:
         logger.warning(
@@ -216,8 +232,6 @@ class ClassificationTrainer(Trainer):
         each group's own rate."""
         if self.optimizer is not None or getattr(self.args, "layerwise_lr_decay", None) is None:
             return super().create_optimizer(model)
-        from textcls.model.build import parameter_depths
-
         optimizer = super().create_optimizer(model)
         opt_model = self.model if model is None else model
         depths = parameter_depths(opt_model)
