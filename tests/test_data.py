@@ -174,12 +174,12 @@ def test_tokenize_pair_is_a_real_pair(tiny_bert):
 
     tok = AutoTokenizer.from_pretrained(tiny_bert)
     ds = datasets.Dataset.from_dict({"a": ["good movie", "bad"], "b": ["the plot", None]})
-    out = T.tokenize_split(ds, tok, D.Columns("a", "b", None, None), None, 16, False, "test")
+    out = T.tokenize_split(ds, tok, D.Columns("a", "b", None, None), None, T.Encoding(16), "test")
     # no attention mask: unpadded rows' masks are all ones, and the collator builds each batch's from the lengths
     assert set(out.column_names) == {"input_ids", "token_type_ids", "length"}
     assert out[0]["token_type_ids"] == [0, 0, 0, 0, 1, 1, 1]  # [CLS] good movie [SEP] the plot [SEP]
     assert out["length"] == [7, 4]
-    padded = T.tokenize_split(ds, tok, D.Columns("a", "b", None, None), None, 16, True, "test")
+    padded = T.tokenize_split(ds, tok, D.Columns("a", "b", None, None), None, T.Encoding(16, True), "test")
     assert {len(x) for x in padded["input_ids"]} == {16}
     assert padded["attention_mask"][1] == [1] * 4 + [0] * 12 and padded["length"] == [7, 4]
 
@@ -274,7 +274,7 @@ def test_trainer_fetches_batches_as_arrow_and_pads_them_like_the_stock_collator(
     texts = ["a good movie", "bad", "the plot was thin and the acting worse", "fine", "ok then"]
     ds = datasets.Dataset.from_dict({"text": texts, "label": [1, 0, 0, 1, 1]})
     columns = D.Columns("text", None, "label", None)
-    train = T.tokenize_split(ds, tokenizer, columns, [1, 0, 0, 1, 1], 32, False, "train")
+    train = T.tokenize_split(ds, tokenizer, columns, [1, 0, 0, 1, 1], T.Encoding(32), "train")
     args = TrainingArguments(str(tmp_path), per_device_train_batch_size=5, report_to="none", use_cpu=True)
     for pad_to_max_length in (False, True):
         collator, arrow = C.make_collator(tokenizer, pad_to_max_length, True), not pad_to_max_length

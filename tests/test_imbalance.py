@@ -187,12 +187,12 @@ def test_head_tail_keeps_a_long_texts_first_quarter_and_its_end(tiny_bert):
     long = " ".join(["good", "movie", "bad", "plot"] * 30)  # 120 words, 122 tokens with [CLS] and [SEP]
     ds = datasets.Dataset.from_dict({"text": [long, "a fine film"]})
     columns = D.Columns("text", None, None, None)
-    out = T.tokenize_split(ds, tok, columns, None, 16, False, "train", head_tail=True)
+    out = T.tokenize_split(ds, tok, columns, None, T.Encoding(16, head_tail=True), "train")
     full = tok(long)["input_ids"]
     assert out[0]["input_ids"] == full[:4] + full[-12:] and out[0]["length"] == 16  # 16 // 4 head, 12 tail
     assert out[0]["input_ids"][-1] == tok.sep_token_id and out[0]["input_ids"][0] == tok.cls_token_id
     assert out[1]["input_ids"] == tok("a fine film")["input_ids"]  # a short text is left alone
-    truncated = T.tokenize_split(ds, tok, columns, None, 16, False, "train")
+    truncated = T.tokenize_split(ds, tok, columns, None, T.Encoding(16), "train")
     assert truncated[0]["input_ids"] == tok(long, truncation=True, max_length=16)["input_ids"]
     assert truncated._fingerprint != out._fingerprint  # a cached truncating run is not reused
 

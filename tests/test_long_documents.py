@@ -41,7 +41,7 @@ def documents(n, seed):
 def windows(tokenizer, texts, pairs=None, length=8, stride=2):
     ds = datasets.Dataset.from_dict({"text": texts, **({"pair": pairs} if pairs else {})})
     columns = Columns(text="text", text_pair="pair" if pairs else None, label=None, id=None)
-    return T.tokenize_split(ds, tokenizer, columns, None, length, False, "dev", stride=stride, documents=True)
+    return T.tokenize_split(ds, tokenizer, columns, None, T.Encoding(length, stride=stride, documents=True), "dev")
 
 
 def test_windows_are_the_tokenizers_overflow_and_cover_every_token(tiny_bert):

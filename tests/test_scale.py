@@ -68,7 +68,7 @@ def test_batched_tokenizing_equals_the_whole_split_at_once(kind, tokenizer, tmp_
     encoder = LabelEncoder(labels, "train", require_labels=True)
     with caplog.at_level(logging.WARNING):
         assert encoder.check(ds, "label")
-        out = T.tokenize_split(ds, tokenizer, columns, None, 16, False, "train", encoder=encoder)
+        out = T.tokenize_split(ds, tokenizer, columns, None, T.Encoding(16), "train", encoder=encoder)
     ids, lengths, targets = whole_split(ds, tokenizer, columns, labels)
     assert out["input_ids"] == ids and out["length"] == lengths
     assert out["labels"] == targets
@@ -87,7 +87,7 @@ def test_num_proc_tokenizes_the_same_rows(tokenizer, tmp_path, monkeypatch):
         ds = D.load_local_file(path, cache_dir=str(tmp_path / f"cache-{workers}"))
         encoder = LabelEncoder(labels, "t", True)
         runs[workers] = T.tokenize_split(
-            ds, tokenizer, columns, None, 16, False, "t", encoder=encoder, num_proc=workers
+            ds, tokenizer, columns, None, T.Encoding(16), "t", encoder=encoder, num_proc=workers
         )
     assert len(runs[2].cache_files) == 2  # one file per worker
     assert runs[2].to_dict() == runs[None].to_dict()
@@ -104,7 +104,7 @@ def test_the_cache_is_reused_for_the_same_inputs_and_only_for_them(tiny_bert, to
     def tokenize(path=path, tok=tokenizer, columns=columns, length=16, labels=labels):
         ds = D.load_local_file(path, cache_dir=cache)
         encoder = LabelEncoder(labels, "train", True)
-        out = T.tokenize_split(ds, tok, columns, None, length, False, "train", encoder=encoder)
+        out = T.tokenize_split(ds, tok, columns, None, T.Encoding(length), "train", encoder=encoder)
         return out.cache_files[0]["filename"], out
 
     first, out = tokenize()

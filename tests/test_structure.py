@@ -109,3 +109,23 @@ def test_nothing_writes_to_the_parsed_arguments_after_parsing():
                     if (isinstance(t, ast.Attribute) or node.__class__ is ast.Call) and _parsed_target(t):
                         found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not found, found
+
+
+# Signatures that mirror a transformers API, which calls them by keyword (a comment above each says so).
+MIRRORS_AN_API = {"packed_sdpa"}
+
+
+def test_no_function_takes_more_than_eight_parameters():
+    """A wide signature is a sign of settings that belong in an object (Encoding, EvaluatedSplit, LongDocuments)."""
+    wide = []
+    for path in [SCRIPT, *(ROOT / "textcls").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name not in MIRRORS_AN_API:
+                a = node.args
+                names = [x.arg for x in (*a.posonlyargs, *a.args, *a.kwonlyargs)] + [
+                    x.arg for x in (a.vararg, a.kwarg) if x
+                ]
+                count = len([n for n in names if n not in ("self", "cls")])
+                if count > 8:
+                    wide.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({count})")
+    assert not wide, wide

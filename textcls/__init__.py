@@ -54,6 +54,6 @@ from the model, the data or the task, are each decided by one function and passe
 | --doc_stride, --chunk_aggregation | config.checks.resolve_long_documents: LongDocuments (RunData) |
 | --multi_label_threshold | config.checks.check_label_flags: Thresholds (in RunData); tuned: evaluation.predict |
 | --metric_for_best_model, --greater_is_better | train.trainer.resolve_best_metric: BestMetric |
-| the Trainer's arguments: jit checkpoints, a stream's batches, a search's saves | train.trainer.trainer_arguments: a copy |
+| the Trainer's arguments (jit checkpoints, a stream, a search) | train.trainer.trainer_arguments: a copy |
 | what a folder's training does: resume, refuse, finish | train.run_folder.plan_output_dir: FolderPlan |
 """

@@ -27,6 +27,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import dataclass
 
 import datasets
 import numpy as np
@@ -47,6 +48,17 @@ BATCH_ROWS = 1000  # rows per tokenizer call and per Arrow record batch written
 # windows' logits back together (ClassificationTrainer.evaluation_loop).
 DOCUMENT = "document"
 PROGRESS_SECONDS = 10.0  # a log line this often while a split is tokenized (and progress bars are off)
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How a split's rows become model inputs: the window, padding, and how a longer text is cut."""
+
+    max_length: int  # tokens a row (or a window) holds
+    pad_to_max_length: bool = False  # pad every row to max_length as it is tokenized (the HF examples' way)
+    head_tail: bool = False  # keep a long text's first quarter and its end (--long_document_strategy head_tail)
+    stride: int | None = None  # split a long text into windows sharing this many tokens (chunk)
+    documents: bool = False  # number each window by its text (a DOCUMENT column), for evaluated splits
 
 
 def tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args, long_docs, training_args=None) -> dict:
@@ -90,19 +102,17 @@ def _tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args, lon
                 rows = tokenize_stream(ds, tokenizer, columns, encoder, data_args, long_docs, training_args)
                 tokenized[(role, name)] = (rows, None)
                 continue
+            documents = stride is not None and role != "train"
+            encoding = Encoding(long_docs.max_length, data_args.pad_to_max_length, head_tail, stride, documents)
             tok = tokenize_split(
                 ds,
                 tokenizer,
                 columns,
                 None,
-                long_docs.max_length,
-                data_args.pad_to_max_length,
+                encoding,
                 name,
                 encoder=encoder,
                 num_proc=data_args.preprocessing_num_workers,
-                head_tail=head_tail,
-                stride=stride,
-                documents=stride is not None and role != "train",
             )
             if role == "train":
                 tokenized[(role, name)] = (tok, None)
@@ -297,17 +307,7 @@ def keep_head_and_tail(encoded: dict, max_seq_length: int) -> dict:
 
 
 def row_encoder(
-    tokenizer,
-    columns,
-    features,
-    max_seq_length,
-    pad_to_max_length,
-    label_source,
-    encoder,
-    check_ids=False,
-    head_tail=False,
-    stride=None,
-    split="train",
+    tokenizer, columns, features, encoding: Encoding, label_source, encoder, check_ids=False, split="train"
 ):
     """A batch of raw rows (datasets' column dict) -> its output columns: token ids (and segment ids, and the mask
     when padded), each row's length, and its targets (encoded by `encoder`, or taken as they are). Token ids given
@@ -317,6 +317,8 @@ def row_encoder(
     stride (--long_document_strategy chunk): a row becomes its windows, each with the row's targets and, where the
     features ask for a 'document' column, the row's index in the split (`indices`, from datasets' with_indices), by
     which evaluation puts the windows' logits back together."""
+    max_seq_length, pad_to_max_length = encoding.max_length, encoding.pad_to_max_length
+    head_tail, stride = encoding.head_tail, encoding.stride
     if columns.token_ids:
         return _token_id_encoder(tokenizer, features, max_seq_length, label_source, encoder, check_ids)
     encode = batch_encoder(tokenizer, HEAD_TAIL_LIMIT if head_tail else max_seq_length, pad_to_max_length, stride)
@@ -446,20 +448,18 @@ def tokenize_split(
     tokenizer,
     columns: Columns,
     labels: list | None,
-    max_seq_length: int,
-    pad_to_max_length: bool,
+    encoding: Encoding,
     split: str,
     encoder: LabelEncoder | None = None,
     num_proc: int | None = None,
-    head_tail: bool = False,
-    stride: int | None = None,
-    documents: bool = False,
 ) -> datasets.Dataset:
     """Tokenize one split into input_ids (token_type_ids for pairs, attention_mask when padded to max length),
     'length' and 'labels'. A pair is encoded as a pair (segment ids, truncation of the longer text), never
     concatenated. Labels are the rows' targets given as a list, or encoded from the label column by `encoder`.
-    stride: each row becomes its windows (--long_document_strategy chunk), numbered by row in a DOCUMENT column when
-    `documents` (evaluated splits)."""
+    encoding.stride: each row becomes its windows (--long_document_strategy chunk), numbered by row in a DOCUMENT
+    column when encoding.documents (evaluated splits)."""
+    max_seq_length, pad_to_max_length = encoding.max_length, encoding.pad_to_max_length
+    head_tail, stride, documents = encoding.head_tail, encoding.stride, encoding.documents
     check_inputs(ds, columns, split, tokenizer, max_seq_length)
     problem_type, label_source = None, None
     if labels is not None:  # a small split whose targets are already known (tests, tools)
@@ -476,18 +476,7 @@ def tokenize_split(
     # Each of num_proc workers tokenizes a contiguous shard of the split and reports on its own.
     what = f"tokenizing the {split} split" + (f" (each of {workers} workers its share)" if workers else "")
     progress = _Progress(what, len(ds) // (workers or 1))
-    encode = row_encoder(
-        tokenizer,
-        columns,
-        features,
-        max_seq_length,
-        pad_to_max_length,
-        label_source,
-        encoder,
-        head_tail=head_tail,
-        stride=stride,
-        split=split,
-    )
+    encode = row_encoder(tokenizer, columns, features, encoding, label_source, encoder, split=split)
 
     def tokenize(batch, indices=None):
         progress.update(len(batch[columns.text]))
@@ -572,19 +561,13 @@ def tokenize_stream(stream: Stream, tokenizer, columns: Columns, encoder, data_a
     problem_type = encoder.labels.problem_type if encoder is not None else None
     features = output_features(tokenizer, data_args.pad_to_max_length, problem_type, segments(stream, columns))
     label_source = columns.label if encoder is not None else None
-    encode = row_encoder(
-        tokenizer,
-        columns,
-        features,
+    encoding = Encoding(
         long_docs.max_length,
         data_args.pad_to_max_length,
-        label_source,
-        encoder,
-        check_ids=True,
         head_tail=long_docs.strategy == "head_tail",
         stride=long_docs.stride if long_docs.strategy == "chunk" else None,
-        split=stream.source,
     )
+    encode = row_encoder(tokenizer, columns, features, encoding, label_source, encoder, True, stream.source)
     strategy = training_args.train_sampling_strategy
     seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
     rows = stream.rows

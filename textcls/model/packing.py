@@ -111,6 +111,7 @@ def pad_tokens(packed: torch.Tensor, index: torch.Tensor, rows: int, max_length:
     return full.index_copy(0, index, packed).view(rows, max_length, *packed.shape[1:])
 
 
+# The signature of transformers' AttentionInterface functions (sdpa_attention_forward's), which call it by keyword.
 def packed_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
     """AttentionInterface function. query/key/value: (1, heads, tokens, head_dim) for a packed batch. Returns
     (1, tokens, heads, head_dim), the layout transformers' attention functions return."""
