@@ -1,7 +1,7 @@
 """A guard for the transformers internals ClassificationTrainer relies on (requirements allow any transformers 5.x):
 every Trainer method it overrides must still exist, take what Trainer passes it, and be called when a run trains,
-evaluates and saves; every private attribute it reads must still be there at the point it reads it. A transformers upgrade that
-renames, re-signs or stops calling one breaks this test, naming the method, not a user's run."""
+evaluates and saves; every private attribute it reads must still be there at the point it reads it. A transformers
+upgrade that renames, re-signs or stops calling one breaks this test, naming the method, not a user's run."""
 
 import inspect
 
