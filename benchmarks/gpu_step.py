@@ -10,7 +10,7 @@ packed and packed_compile on the same batches laid end to end (textcls/model/pac
     python3 benchmarks/gpu_step.py --data_dir .gpu_bench/data/SST-2 --tokenizer .gpu_bench/tokenizer \\
         --out $OUT/gpu-step-h200.json            (or: bash benchmarks/gpu_run.sh $OUT step)
 
-On a CPU only with --tiny --allow_cpu (tests/test_benchmarks.py): the numbers then mean nothing.
+On a CPU only with --tiny --allow_cpu (tests/launch/test_benchmarks.py): the numbers then mean nothing.
 """
 
 import argparse

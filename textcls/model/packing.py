@@ -24,7 +24,7 @@ How it plugs in, without touching a model's code:
   still runs ordinary padded batches.
 
 Supported: models whose attention goes through AttentionInterface (ENCODERS and DECODERS below; each is checked
-against its padded self in tests/test_packing.py). Everything else trains padded.
+against its padded self in tests/pipeline/test_packing.py). Everything else trains padded.
 """
 
 from typing import NamedTuple
@@ -33,7 +33,7 @@ import torch
 
 PACKED_ATTENTION = "textcls_packed_sdpa"
 
-# The one list of supported models: --padding_free's help and README name these (tests/test_packing.py checks both).
+# The one list of supported models: --padding_free's help and README name these (tests/pipeline/test_packing.py checks both).
 # Encoders: model_type -> (its name for people, the base model's submodule whose output is the last hidden state,
 # before pooler and head).
 ENCODERS = {

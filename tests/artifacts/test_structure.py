@@ -1,0 +1,155 @@
+"""The entry point stays the thin pipeline it promises: main() calls exactly the steps textcls/__init__.py's table
+lists, in that order, each one a function of the module the table names; nothing in textcls/ reaches back up into
+the script."""
+
+import ast
+import importlib
+import pathlib
+import re
+
+import textcls
+from tests import helpers
+
+ROOT = pathlib.Path(helpers.ROOT)
+SCRIPT = ROOT / "run_classification.py"
+
+
+def table_steps():
+    return re.findall(r"^\| [^|]+ \| (\w+\.\w+)\.(\w+) \|$", textcls.__doc__, flags=re.M)
+
+
+def main_calls():
+    """(module, function) of every call in main() and the run() it ends in, in source order, resolved through the
+    script's imports; a step called again (a finished run's flags parsed again) counts once."""
+    tree = ast.parse(SCRIPT.read_text())
+    imported = {}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("textcls"):
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                if (ROOT / node.module.replace(".", "/")).is_dir():
+                    # from textcls.data import load as D: a module (folder.module)
+                    imported[alias.asname or alias.name] = (full.removeprefix("textcls."), None)
+                else:  # from textcls.config.args import parse_args: a function of a module
+                    imported[alias.asname or alias.name] = (node.module.removeprefix("textcls."), alias.name)
+    main = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main")
+    run = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "run")
+    calls = []
+    for node in [*ast.walk(main), *ast.walk(run)]:
+        if not isinstance(node, ast.Call):
+            continue
+        f = node.func
+        if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id in imported:
+            calls.append((node.lineno, imported[f.value.id][0], f.attr))
+        elif isinstance(f, ast.Name) and f.id in imported and imported[f.id][1] is not None:
+            calls.append((node.lineno, *imported[f.id]))
+    ordered = [(module, name) for _, module, name in sorted(calls)]
+    return list(dict.fromkeys(ordered)), main
+
+
+def test_main_calls_the_table_steps_in_order():
+    steps = table_steps()
+    assert len(steps) >= 15
+    for module, name in steps:
+        assert callable(getattr(importlib.import_module(f"textcls.{module}"), name)), f"{module}.{name}"
+    calls, _ = main_calls()
+    pipeline = [c for c in calls if c in steps]  # the constructors of carried state (RunData) are not steps
+    assert pipeline == steps
+    others = {c for c in calls if c not in steps}
+    assert others == {
+        ("data.load", "RunData"),
+        ("evaluation.results", "git_state"),
+        ("evaluation.results", "record_from_output_dir"),
+        ("train.run_folder", "finished_results"),
+    }
+
+
+def test_main_fits_on_a_screen_and_the_script_stays_thin():
+    _, main = main_calls()
+    assert main.end_lineno - main.lineno + 1 <= 60
+    assert len(SCRIPT.read_text().splitlines()) < 200
+
+
+def test_nothing_in_textcls_imports_the_script():
+    for path in (ROOT / "textcls").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                assert all(a.name != "run_classification" for a in node.names), path
+            if isinstance(node, ast.ImportFrom):
+                assert node.module != "run_classification", path
+
+
+# the names the parsed arguments go by in textcls/ and the script (RunArgs and its four groups)
+PARSED = {"args", "data_args", "training_args", "model_args", "lora_args", "training"}
+
+
+def _parsed_target(node) -> bool:
+    """args.x, data_args.x, args.data.x, training.accelerator_config.x ... : an attribute of the parsed arguments."""
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return isinstance(node, ast.Name) and node.id in PARSED
+
+
+def test_nothing_writes_to_the_parsed_arguments_after_parsing():
+    """Settings are decided once and passed on as frozen objects (textcls/__init__.py's second table): outside
+    config/args.py no assignment, augmented assignment or setattr targets the parsed arguments."""
+    found = []
+    for path in [SCRIPT, *(ROOT / "textcls").rglob("*.py")]:
+        if path == ROOT / "textcls" / "config" / "args.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.Assign):
+                targets = node.targets
+            elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+                targets = [node.target]
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "setattr":
+                targets = [node.args[0]] if node.args else []
+            for target in targets:
+                for t in target.elts if isinstance(target, ast.Tuple) else [target]:
+                    if (isinstance(t, ast.Attribute) or node.__class__ is ast.Call) and _parsed_target(t):
+                        found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not found, found
+
+
+# Signatures that mirror a transformers API, which calls them by keyword (a comment above each says so).
+MIRRORS_AN_API = {"packed_sdpa"}
+
+
+def test_no_function_takes_more_than_eight_parameters():
+    """A wide signature is a sign of settings that belong in an object (Encoding, EvaluatedSplit, LongDocuments)."""
+    wide = []
+    for path in [SCRIPT, *(ROOT / "textcls").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name not in MIRRORS_AN_API:
+                a = node.args
+                names = [x.arg for x in (*a.posonlyargs, *a.args, *a.kwonlyargs)] + [
+                    x.arg for x in (a.vararg, a.kwarg) if x
+                ]
+                count = len([n for n in names if n not in ("self", "cls")])
+                if count > 8:
+                    wide.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({count})")
+    assert not wide, wide
+
+
+def test_no_test_file_imports_another():
+    """What tests share lives in tests/helpers.py (and fixtures in conftest.py): a test file importing another would
+    run that file's module code, and its tests would be collected twice under another name."""
+    found = []
+    for path in (ROOT / "tests").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            found += [f"{path.relative_to(ROOT)}: {n}" for n in names if re.search(r"(^|\.)(test_\w+|conftest)$", n)]
+    assert not found, found
+
+
+def test_the_unit_tier_runs_no_pipeline():
+    """tests/unit holds pure functions only: nothing there calls main() or cli(), or starts a process."""
+    found = []
+    for path in (ROOT / "tests" / "unit").rglob("*.py"):
+        text = path.read_text()
+        found += [
+            f"{path.relative_to(ROOT)}: {w}" for w in ("R.main(", "R.cli(", "subprocess", "run_main(") if w in text
+        ]
+    assert not found, found

@@ -1,0 +1,207 @@
+"""The GPU and packing benchmarks' code paths, end to end on tiny configs on the CPU. No timing is asserted: speed
+targets live in the benchmarks' output, not in tests."""
+
+import json
+
+import pytest
+
+from tests.helpers import write_sst2
+
+
+def test_gpu_script_on_cpu_with_a_tiny_config(tiny_bert, tmp_path, capsys):
+    """benchmarks/gpu.py cannot be run here without a GPU; its whole path runs on a tiny config instead (in this
+    process; its runs are subprocesses as always). LoRA's mode is left out: the same code path as ours, 15 s more."""
+    from benchmarks import gpu
+
+    data = write_sst2(tmp_path / "SST-2")
+    out = tmp_path / "gpu.json"
+    argv = ["--tiny", "--allow_cpu", "--data_dir", data, "--tokenizer", tiny_bert, "--train_rows", "16"]
+    argv += ["--max_seq_length", "64", "--repeats", "1", "--peak_tflops", "1", "--modes", "hf_default", "ours"]
+    # bf16: the flags the GPU run passes; the sweep: one larger-batch run of our defaults, over 2 epochs
+    argv += ["--precision", "bf16", "--sweep", "8:--logging_steps 3", "--sweep_rows", "24", "--sweep_epochs", "2"]
+    assert gpu.cli([*argv, "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    record = json.loads(out.read_text())
+    assert list(record["medians"]) == ["hf_default", "ours"]
+    arch = record["architecture"]
+    assert arch["layers"] == 2 and arch["hidden"] == 32 and 0 < arch["non_embedding_params"] < arch["total_params"]
+    for mode, value in record["mfu_real_tokens"].items():  # flops / train time / (1 TFLOP/s)
+        assert value == pytest.approx(record["useful_flops_per_epoch"] / record["medians"][mode]["train_s"] / 1e12)
+    assert "--bf16 true --use_cpu true" in record["runs"]["ours"][0]["command"]
+    assert "MFU on real tokens, ours:" in stdout
+    (sweep,) = record["sweep"]
+    assert (sweep["batch_size"], sweep["flags"], sweep["epochs"], sweep["train_rows"]) == (
+        8,
+        "--logging_steps 3",
+        2,
+        24,
+    )
+    assert sweep["mfu_real_tokens"] == pytest.approx(2 * sweep["useful_flops_per_epoch"] / sweep["train_s"] / 1e12)
+    assert sweep["useful_flops_per_epoch"] > record["useful_flops_per_epoch"]  # 24 rows vs 16
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from scripts import make_results_readme as make
+
+    (tmp_path / "results" / "speed").mkdir(parents=True)
+    (tmp_path / "results" / "speed" / "gpu-h200.json").write_text(json.dumps(record))
+    text = make.render(str(tmp_path / "results"), {}, plt=plt)
+    assert "### gpu-h200" in text and "MFU on real tokens (cpu, measured peak 1 TFLOP/s): hf_default" in text
+    assert "| 8 | --logging_steps 3 | 24 x 2 |" in text  # the sweep's row
+    assert (tmp_path / "results" / "plots" / "speed" / "gpu-h200.png").stat().st_size > 1000
+
+
+def test_gpu_flops_count():
+    from benchmarks import gpu
+
+    arch = {"non_embedding_params": 1000, "layers": 2, "hidden": 8}
+    # dense: 6 x 1000 x (3 + 5) tokens; attention: 12 x 2 layers x 8 x (9 + 25)
+    assert gpu.useful_flops(arch, [3, 5]) == 6 * 1000 * 8 + 12 * 2 * 8 * 34
+
+
+def test_gpu_script_refuses_to_run_without_a_gpu(tmp_path, capsys):
+    import torch
+
+    from benchmarks import gpu
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    assert gpu.cli(["--data_dir", str(tmp_path), "--tokenizer", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+    assert "no GPU is visible" in capsys.readouterr().err
+
+
+def test_gpu_step_script_on_cpu_with_a_tiny_config(tiny_bert, tmp_path):
+    """benchmarks/gpu_step.py's whole path (grouped batches, timed and profiled steps, the record) on a CPU."""
+    from benchmarks import gpu_step
+
+    data = write_sst2(tmp_path / "SST-2")
+    out = tmp_path / "step.json"
+    argv = ["--data_dir", data, "--tokenizer", tiny_bert, "--tiny", "--allow_cpu", "--peak_tflops", "1"]
+    argv += ["--batch_sizes", "2", "4", "--modes", "eager", "packed", "--steps", "2", "--warmup", "1"]
+    argv += ["--out", str(out)]
+    assert gpu_step.cli(argv) == 0
+    record = json.loads(out.read_text())
+    runs = [(r["batch_size"], r["mode"]) for r in record["results"]]
+    assert runs == [(2, "eager"), (2, "packed"), (4, "eager"), (4, "packed")]
+    for r in record["results"]:
+        assert "error" not in r, r
+        assert r["samples_per_second"] == pytest.approx(r["batch_size"] * 1000 / r["ms_per_step"])
+        assert 0 < r["real_tokens_per_step"] <= r["padded_tokens_per_step"] and r["top_kernels"]
+    # a folder without train.tsv: one clear error, exit 2, nothing written
+    bad = ["--data_dir", str(tmp_path), *argv[2:-1], str(tmp_path / "x.json")]
+    assert gpu_step.cli(bad) == 2 and not (tmp_path / "x.json").exists()
+
+
+def test_packing_script_on_a_tiny_config(tiny_bert, tmp_path):
+    """benchmarks/packing.py's whole path (both orders, every architecture it knows, both modes, the record)."""
+    from benchmarks import packing
+
+    data = write_sst2(tmp_path / "SST-2", n_train=24)
+    out = tmp_path / "packing.json"
+    base = ["--data_dir", data, "--tokenizer", tiny_bert, "--tiny", "--rows", "24", "--batch_size", "4"]
+    argv = [*base, "--repeats", "2", "--architectures", *sorted(packing.CONFIGS), "--out", str(out)]
+    assert packing.cli(argv) == 0
+    record = json.loads(out.read_text())
+    assert [(r["architecture"], r["order"]) for r in record["results"]] == [
+        (a, o) for a in sorted(packing.CONFIGS) for o in ("grouped", "random")
+    ]
+    for r in record["results"]:
+        assert r["steps"] == 6 and 0 < r["real_tokens"] <= r["positions"]
+        assert all(len(t) == 2 and min(t) > 0 for t in r["ms_per_step"].values())
+    assert record["command"].startswith("python benchmarks/packing.py") and record["environment"]
+    # results/README.md's generator renders it beside the speed records
+    from scripts import make_results_readme as make
+
+    (tmp_path / "results" / "speed").mkdir(parents=True)
+    (tmp_path / "results" / "speed" / "packing-cpu-2026-01-01.json").write_text(json.dumps(record))
+    text = make.render(str(tmp_path / "results"), {}, plt=None)
+    first = record["results"][0]
+    assert "### packing-cpu-2026-01-01" in text and f"`{record['command']}`" in text
+    assert f"| {first['architecture']} | grouped | {100 * first['padding']:.1f}% |" in text
+    # bf16 autocast (the GPU run's setting) takes the same path
+    bf16 = [*base, "--architectures", "llama", "--repeats", "1", "--bf16", "--out", str(tmp_path / "bf16.json")]
+    assert packing.cli(bf16) == 0
+    assert json.loads((tmp_path / "bf16.json").read_text())["settings"]["bf16"] is True
+    assert packing.cli(["--data_dir", str(tmp_path), "--tiny", "--out", str(tmp_path / "x.json")]) == 2
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_scale_script_on_tiny_files(tiny_bert, tmp_path):
+    """benchmarks/scale.py's path (cold and warm training runs, a prediction run, the record, its table) on a tiny
+    model and 40-row files; the HF reference's runs are left out here (the same runner, 15 s more)."""
+    from benchmarks import scale
+    from scripts import make_results_readme as make
+    from tests.helpers import sentiment_rows, write_rows
+
+    data = tmp_path / "scale"
+    data.mkdir()
+    write_rows(data / "train-40.csv", [{"sentence": r["sentence"], "label": r["label"]} for r in sentiment_rows(40)])
+    write_rows(data / "test.csv", [{"sentence": r["sentence"], "label": r["label"]} for r in sentiment_rows(12, 1)])
+    out = tmp_path / "scale.json"
+    argv = ["--data_dir", str(data), "--model", tiny_bert, "--rows", "40", "--max_seq_length", "32"]
+    argv += ["--modes", "ours_cold", "ours_warm", "ours_stream", "--predict_modes", "ours", "--predict_rows", "10"]
+    argv += ["--out", str(out)]
+    assert scale.main(argv) == 0
+    record = json.loads(out.read_text())
+    runs = record["runs"]["40"]
+    assert list(runs) == ["ours_cold", "ours_warm", "ours_stream", "ours_predict"]
+    assert "--streaming true" in runs["ours_stream"]["command"] and "--streaming" not in runs["ours_cold"]["command"]
+    for mode in ("ours_cold", "ours_warm", "ours_stream"):
+        assert 0 < runs[mode]["first_step_s"] < runs[mode]["wall_s"] and runs[mode]["train_samples_per_second"] > 0
+        assert runs[mode]["peak_rss_bytes"] > 10 * 2**20 and "--max_steps 20" in runs[mode]["command"]
+    assert runs["ours_predict"]["predict_rows"] == 10 and runs["ours_predict"]["predict_samples_per_second"] > 0
+    assert record["benchmark"] == "scale" and record["git_sha"] and record["environment"]["packages"]["datasets"]
+    (tmp_path / "results" / "speed").mkdir(parents=True)
+    (tmp_path / "results" / "speed" / "scale-cpu-x.json").write_text(json.dumps(record))
+    text = make.render(str(tmp_path / "results"), {}, plt=None)
+    assert "### scale-cpu-x" in text and f"`{record['command']}`" in text
+    assert f"| 40 | ours_warm | {runs['ours_warm']['peak_rss_bytes'] / 1e9:.2f} |" in text
+    # a folder without the files: one clear error, nothing written
+    assert scale.main(["--data_dir", str(tmp_path), "--rows", "7", "--out", str(tmp_path / "x.json")]) == 2
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_scale_targets():
+    from benchmarks import scale
+
+    def run(rss_gb, first, sps):
+        return {"peak_rss_bytes": rss_gb * 1e9, "first_step_s": first, "train_samples_per_second": sps}
+
+    runs = {
+        "100": {"ours_cold": run(2.5, 10, 12.0)},
+        "1000": {
+            **{"ours_cold": run(3.0, 40, 11.0), "ours_warm": run(2.9, 15, 12.0), "hf_cold": run(3.1, 100, 12.0)},
+            "ours_stream": run(2.0, 8, 10.0),
+        },
+    }
+    targets = scale.ratios(runs, [100, 1000])
+    assert targets["peak_rss_vs_hf_at_1000"]["value"] == pytest.approx(3.0 / 3.1)
+    assert targets["peak_rss_vs_hf_at_1000"]["met"]
+    assert targets["peak_rss_above_100_at_1000_gb"]["value"] == pytest.approx(0.5)
+    assert targets["first_step_cold_vs_hf_at_1000"]["value"] == pytest.approx(0.4)
+    assert targets["first_step_warm_vs_hf_at_1000"]["met"]  # 15 / 100 <= 0.2
+    assert not targets["train_throughput_1000_vs_100"]["met"]  # 11 / 12 < 0.95
+    assert targets["first_step_stream_vs_hf_at_1000"]["value"] == pytest.approx(0.08)
+    assert targets["peak_rss_stream_vs_hf_at_1000"]["met"]
+    assert targets["train_throughput_stream_vs_cached_at_1000"]["value"] == pytest.approx(10 / 11)
+
+
+def test_balanced_sampling_benchmark_draws_the_classes_evenly_and_reproducibly():
+    import numpy as np
+
+    from benchmarks.balanced_sampling import BalancedSampler
+
+    labels = np.array([0] * 90 + [1] * 10)
+    epoch = [0]
+    sampler = BalancedSampler(labels, seed=3, epoch=lambda: epoch[0])
+    first = list(sampler)
+    assert len(first) == 100 and first == list(sampler)  # the same epoch draws the same rows
+    drawn = []
+    for epoch[0] in range(1, 51):
+        drawn += list(sampler)
+    assert list(sampler) != first
+    share = np.mean(labels[drawn])  # the 10% class is drawn about half the time
+    assert 0.45 < share < 0.55

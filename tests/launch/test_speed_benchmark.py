@@ -1,0 +1,150 @@
+"""The speed benchmark's code path, end to end on the tiny model: every mode runs, the record and the table hold what
+the README and the issue promise. No timing is asserted: speed targets live in the benchmark's output, not in tests."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks import speed
+from tests.helpers import write_sst2
+
+
+@pytest.fixture(scope="module")
+def speed_record(tiny_bert, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("speed")
+    data = write_sst2(tmp / "SST-2")
+    out = tmp / "cpu.json"
+    command = [
+        sys.executable,
+        "benchmarks/speed.py",
+        "--data_dir",
+        data,
+        "--model",
+        tiny_bert,
+        "--train_rows",
+        "32",
+        "--max_seq_length",
+        "64",
+        "--repeats",
+        "1",
+        "--scaling",
+        "--scaling_rows",
+        "16",
+        "--scaling_lengths",
+        "16",
+        "64",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(out.read_text()), proc.stdout
+
+
+def test_every_default_mode_is_measured(speed_record):
+    record, _ = speed_record
+    assert list(record["medians"]) == list(speed.DEFAULT_MODES)
+    for runs in record["runs"].values():
+        assert len(runs) == 1
+        run = runs[0]
+        assert run["wall_s"] > run["train_s"] > 0
+        assert run["peak_rss_bytes"] > 10 * 2**20  # a Python process with torch loaded: its own RSS, not 0
+        assert 0 <= run["eval_accuracy"] <= 1
+        assert "--max_train_samples 32" in run["command"]
+    # the slow mode really pads and samples at random; hf_best is the reference pipeline with grouped batches
+    assert "--pad_to_max_length true --train_sampling_strategy random" in record["runs"]["slow"][0]["command"]
+    assert record["runs"]["hf_best"][0]["command"].startswith("python benchmarks/hf_reference.py")
+    assert "--use_lora true" in record["runs"]["ours_lora"][0]["command"]
+
+
+def test_record_has_ratios_scaling_and_provenance(speed_record):
+    record, stdout = speed_record
+    assert set(record["targets"]) == {name for name, *_ in speed.TARGETS}
+    m = record["medians"]
+    assert record["targets"]["lora_step_time_vs_full"]["value"] == pytest.approx(
+        m["ours_lora"]["train_s"] / m["ours"]["train_s"]
+    )
+    assert record["targets"]["end_to_end_vs_hf_best"]["value"] == pytest.approx(
+        m["hf_best"]["wall_s"] / m["ours"]["wall_s"]
+    )
+    assert record["real_tokens"] > 32  # [CLS] and [SEP] at least, per row
+    assert m["ours"]["real_tokens_per_second"] == pytest.approx(record["real_tokens"] / m["ours"]["train_s"])
+    assert [s["train_rows"] for s in record["scaling"]["rows"]] == [16]
+    lengths = record["scaling"]["max_seq_length"]
+    assert [s["max_seq_length"] for s in lengths] == [16, 64]
+    assert lengths[1]["command"] == record["runs"]["slow"][0]["command"]  # the slow mode's run, not a second one
+    assert "--max_seq_length 16" in lengths[0]["command"]
+    assert record["command"].startswith("python benchmarks/speed.py --data_dir")
+    assert record["git_sha"] and record["environment"]["packages"]["torch"]
+    assert "| ours |" in stdout and "lora_step_time_vs_full" in stdout
+
+
+def test_ratios_against_targets():
+    medians = {
+        "slow": {"train_samples_per_second": 10.0, "eval_accuracy": 0.80, "wall_s": 100.0, "train_s": 50.0},
+        "hf_best": {"train_samples_per_second": 60.0, "eval_accuracy": 0.80, "wall_s": 30.0, "train_s": 10.0},
+        "ours": {"train_samples_per_second": 120.0, "eval_accuracy": 0.806, "wall_s": 15.0, "train_s": 5.0},
+        "ours_lora": {"train_samples_per_second": 150.0, "eval_accuracy": 0.7, "wall_s": 14.0, "train_s": 4.0},
+    }
+    checks = speed.ratios(medians)
+    assert checks["train_throughput_vs_slow"]["value"] == pytest.approx(12)
+    assert checks["train_throughput_vs_slow"]["met"]
+    assert checks["end_to_end_vs_hf_best"]["value"] == pytest.approx(2) and checks["end_to_end_vs_hf_best"]["met"]
+    assert checks["accuracy_vs_slow_points"]["value"] == pytest.approx(0.6)
+    assert not checks["accuracy_vs_slow_points"]["met"]
+    assert checks["lora_step_time_vs_full"]["value"] == pytest.approx(0.8)
+    assert not checks["lora_step_time_vs_full"]["met"]
+
+
+def test_missing_data_dir_is_one_clear_error(tmp_path, capsys):
+    assert speed.cli(["--data_dir", str(tmp_path)]) == 2
+    assert "has no train.tsv" in capsys.readouterr().err
+
+
+def test_results_readme_shows_the_speed_record(speed_record, tmp_path):
+    """The README generator reads what the benchmark writes (a format drift between the two fails here)."""
+    from scripts import make_results_readme as make
+
+    record, _ = speed_record
+    (tmp_path / "speed").mkdir()
+    (tmp_path / "speed" / "cpu-2026-01-01.json").write_text(json.dumps(record))
+    text = make.render(str(tmp_path), {}, plt=None)
+    assert "## Speed" in text and "### cpu-2026-01-01" in text
+    assert f"`{record['command']}`" in text
+    ours = record["medians"]["ours"]
+    assert f"| ours | {ours['train_samples_per_second']:.1f} |" in text
+    for name in record["targets"]:
+        assert f"| {name} |" in text
+    assert "| ours | 16 |" in text and "| slow | 16 |" in text  # the scaling rows
+    assert "## glue" not in text  # a speed record is not a GLUE result
+    assert f"each a fresh process. {record['environment']['cpu']} (" in text
+    assert "| \\|x\\| <= 0.5 |" in text  # escaped: a bare | would split the cell
+
+
+def test_speed_plot(speed_record, tmp_path):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from scripts import make_results_readme as make
+
+    record, _ = speed_record
+    (tmp_path / "speed").mkdir()
+    (tmp_path / "speed" / "cpu-x.json").write_text(json.dumps(record))
+    text = make.render(str(tmp_path), {}, plt=plt)
+    assert "![speed cpu-x](plots/speed/cpu-x.png)" in text
+    assert (tmp_path / "plots" / "speed" / "cpu-x.png").stat().st_size > 1000
+
+
+def test_a_failing_run_is_one_error_and_no_record(tmp_path, capsys):
+    data = write_sst2(tmp_path / "SST-2")
+    out = tmp_path / "speed.json"
+    argv = ["--data_dir", data, "--model", str(tmp_path / "no-model"), "--modes", "ours", "--repeats", "1"]
+    assert speed.cli([*argv, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "exited with 2" in err and "no-model" in err
+    assert not out.exists()
