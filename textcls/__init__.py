@@ -44,8 +44,8 @@ order main() runs them:
 | all_results.json, merged model, model card | evaluation.outputs.write_run_summary |
 
 Where a flag's value is decided: every flag once, by config.args.parse_args (defaults < recipe < command line), and
-nothing writes to the parsed arguments after it (tests/artifacts/test_structure.py greps for it). The values decided later,
-from the model, the data or the task, are each decided by one function and passed on as a frozen object:
+nothing writes to the parsed arguments after it (tests/artifacts/test_structure.py checks it). The values decided
+later, from the model, the data or the task, are each decided by one function and passed on as a frozen object:
 
 | flags | decided by, passed on as |
 |---|---|

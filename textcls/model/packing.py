@@ -33,7 +33,8 @@ import torch
 
 PACKED_ATTENTION = "textcls_packed_sdpa"
 
-# The one list of supported models: --padding_free's help and README name these (tests/pipeline/test_packing.py checks both).
+# The one list of supported models: --padding_free's help and README name these (tests/pipeline/test_packing.py
+# checks both).
 # Encoders: model_type -> (its name for people, the base model's submodule whose output is the last hidden state,
 # before pooler and head).
 ENCODERS = {
