@@ -1,6 +1,6 @@
 """Run by tests/pipeline/test_streaming.py under `accelerate launch`: run_classification.py's main, recording the token
-ids of every row this process trained on, to <output_dir>/rows_<process index>.json. (Batches must be padded, not laid end
-to end: pass --padding_free false.)"""
+ids of every row this process trained on, to <output_dir>/rows_<process index>.json. (Batches must be padded, not laid
+end to end: pass --padding_free false.)"""
 
 import json
 import os
