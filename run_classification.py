@@ -26,6 +26,7 @@ from textcls.evaluation import metrics
 from textcls.evaluation import outputs as O
 from textcls.evaluation.predict import evaluate_and_predict
 from textcls.evaluation.results import git_state, record_from_output_dir
+from textcls.io import is_disk_full
 from textcls.model import build as M
 from textcls.train import run_folder as RF
 from textcls.train import search
@@ -127,7 +128,7 @@ def cli(argv=None) -> int:
         print(e, file=sys.stderr)
         return e.exit_code
     except (OSError, RuntimeError) as e:
-        if not RF.is_disk_full(e):
+        if not is_disk_full(e):
             raise
         where = getattr(e, "filename", None) or "a file this run writes"
         print(

@@ -34,3 +34,7 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, advice: str):
         super().__init__(advice)
         self.advice = advice
+
+
+class DiskFull(UserError):
+    """A write ran out of space: the message names the folder, what it needed, and what is kept."""

@@ -1,7 +1,10 @@
-"""Atomic writes: a crash leaves either the previous file or the complete new one, never half of one."""
+"""Atomic writes (a crash leaves either the previous file or the complete new one, never half of one), and what a full
+disk looks like."""
 
+import errno
 import json
 import os
+import shutil
 import uuid
 
 
@@ -41,3 +44,28 @@ def write_json_atomic(path: str, obj) -> None:
 
 def write_jsonl_atomic(path: str, rows) -> None:
     write_lines_atomic(path, (json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """ENOSPC or a quota, as an OSError, or as torch's zip writer reports it (a RuntimeError: 'unexpected pos' or
+    'file write failed', its errno lost)."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(e)
+    return isinstance(e, RuntimeError) and any(
+        s in text for s in ("No space left", "unexpected pos", "file write failed")
+    )
+
+
+def free_bytes(path: str) -> int:
+    while path and not os.path.exists(path):
+        path = os.path.dirname(path)
+    return shutil.disk_usage(path or ".").free
+
+
+def size_text(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"

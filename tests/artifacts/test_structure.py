@@ -7,6 +7,8 @@ import importlib
 import pathlib
 import re
 
+import pytest
+
 import textcls
 from tests import helpers
 
@@ -153,3 +155,54 @@ def test_the_unit_tier_runs_no_pipeline():
             f"{path.relative_to(ROOT)}: {w}" for w in ("R.main(", "R.cli(", "subprocess", "run_main(") if w in text
         ]
     assert not found, found
+
+
+# Imported inside the function that needs them, with a comment or docstring saying why: heavy, optional to most runs.
+LOCAL_IMPORTS = {"optuna", "peft", "matplotlib", "evaluate"}
+
+
+def _textcls_modules():
+    for path in sorted((ROOT / "textcls").rglob("*.py")):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        yield name, ast.parse(path.read_text())
+
+
+def test_imports_sit_at_the_top_of_each_module_unless_heavy_and_optional():
+    local = []
+    for name, tree in _textcls_modules():
+        for fn in ast.walk(tree):
+            if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                for node in ast.walk(fn):
+                    if isinstance(node, ast.Import | ast.ImportFrom):
+                        module = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
+                        if module.split(".")[0] not in LOCAL_IMPORTS:
+                            local.append(f"{name}.{fn.name}: {module}")
+    assert not local, local
+
+
+def test_the_import_graph_of_textcls_has_no_cycle():
+    graph = {}
+    for name, tree in _textcls_modules():
+        edges = set()
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("textcls"):
+                for alias in node.names:  # from textcls.data import load: the module textcls.data.load
+                    full = f"{node.module}.{alias.name}"
+                    edges.add(full if (ROOT / (full.replace(".", "/") + ".py")).is_file() else node.module)
+            elif isinstance(node, ast.Import):
+                edges.update(a.name for a in node.names if a.name.startswith("textcls"))
+        graph[name] = {e for e in edges if e != name and not name.startswith(e + ".")}
+    state = {}
+
+    def visit(node, path):
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                pytest.fail("import cycle: " + " -> ".join(path[path.index(nxt) :] + [nxt]))
+            if nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])

@@ -15,6 +15,7 @@ from transformers import HfArgumentParser, TrainingArguments
 from transformers.hf_argparser import string_to_bool
 
 from textcls.errors import UserError, suggest
+from textcls.io import write_json_atomic
 from textcls.model.packing import supported_names
 
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
@@ -454,7 +455,6 @@ def _text_or_bool(words: tuple[str, ...]):
 
 def build_parser() -> HfArgumentParser:
     parser = _Parser(DATACLASSES, allow_abbrev=False)
-    from transformers.hf_argparser import string_to_bool
 
     for action in parser._actions:
         if action.dest in TEXT_OR_BOOL:
@@ -578,7 +578,6 @@ def parse_args(argv: list[str] | None = None) -> RunArgs:
 
 def write_recipe(resolved: dict, output_dir: str, name: str = "recipe.json") -> str:
     """The resolved flags, replayable with `python run_classification.py OUTPUT_DIR/recipe.json`."""
-    from textcls.io import write_json_atomic
 
     path = os.path.join(output_dir, name)
     write_json_atomic(path, {k: v for k, v in resolved.items() if v is not None})

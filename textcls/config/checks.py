@@ -12,10 +12,17 @@ import dataclasses
 import logging
 import os
 
+import torch
+from transformers import Trainer
+from transformers.optimization import get_scheduler
+from transformers.utils.import_utils import is_liger_kernel_available
+
+from textcls.data.labels import class_weights
 from textcls.data.load import split_suffix
 from textcls.errors import UserError
 from textcls.evaluation.metrics import metric_names
 from textcls.train.distributed import check_launch, check_threads
+from textcls.train.search import parse_space
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +68,6 @@ def check_flags(args) -> None:
 def check_search_flags(training) -> None:
     """--hp_trials and --hp_space come together, with training and an evaluation to score; the space is checked
     whole (textcls.train.search.parse_space) before any data is read."""
-    from textcls.train.search import parse_space
 
     if not training.hp_trials or not training.hp_space:
         missing = "--hp_space" if training.hp_trials else "--hp_trials N"
@@ -314,8 +320,6 @@ def check_label_flags(args, labels, config=None) -> Thresholds:
     training_args = args.training
     thresholds = check_threshold(args.data, training_args, labels, config)
     if training_args.do_train and training_args.class_weights not in (None, "balanced"):
-        from textcls.data.labels import class_weights
-
         class_weights(training_args.class_weights, labels, None)  # a bad map fails here, before any tokenizing
     smoothing = training_args.label_smoothing_factor
     if training_args.do_train and smoothing and labels.problem_type != "single_label_classification":
@@ -365,10 +369,6 @@ def check_threshold(data_args, training_args, labels, config=None) -> Thresholds
 def check_optimizer_and_scheduler(training_args, model) -> None:
     """Trainer builds the optimizer and the scheduler when training starts, after the data and the model are loaded
     and the output folder is begun: a package or a setting they lack should stop the run before all that."""
-    import torch
-    from transformers import Trainer
-    from transformers.optimization import get_scheduler
-    from transformers.utils.import_utils import is_liger_kernel_available
 
     if not training_args.do_train:
         return

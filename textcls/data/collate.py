@@ -6,6 +6,7 @@ import datasets
 import numpy as np
 import pyarrow as pa
 import torch
+from transformers import DataCollatorWithPadding, default_data_collator
 
 
 class ArrowRows(torch.utils.data.Dataset):
@@ -72,7 +73,6 @@ class FastPaddingCollator:
     def __init__(self, tokenizer, pad_to_multiple_of: int | None = None, first_position: int | None = None):
         """first_position: lay the rows end to end instead (textcls.model.packing), numbering each row's positions from
         this id. None: pad."""
-        from transformers import DataCollatorWithPadding
 
         self.stock = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
         self.multiple = pad_to_multiple_of
@@ -177,7 +177,6 @@ def make_collator(tokenizer, pad_to_max_length: bool, mixed_precision: bool, fir
     """Rows already padded to max_seq_length are stacked as they are. Otherwise, with `first_position` set (the
     model takes padding-free batches, textcls.model.packing) the rows are laid end to end; else each batch is padded to
     its longest row, to a multiple of 8 under mixed precision (tensor-core friendly shapes on GPUs)."""
-    from transformers import default_data_collator
 
     if pad_to_max_length:
         return default_data_collator

@@ -1,13 +1,16 @@
 """Labels: what the head predicts (problem type), the class names in output-id order (the label map), and the
 encoding of each split's raw labels into model targets."""
 
+import json
 import logging
 import math
 from dataclasses import dataclass
 
 import datasets
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from sklearn.utils.class_weight import compute_class_weight
 
 from textcls.data.load import arrow_column
 from textcls.errors import UserError
@@ -128,9 +131,6 @@ def class_weights(spec: str | None, labels: Labels, train_rows) -> dict[str, flo
     """--class_weights -> {class name: weight} in output-id order (None: unweighted). 'balanced' counts the encoded
     training targets from Arrow: scikit-learn's compute_class_weight for single-label; for multi-label each label's
     negatives / positives (the pos_weight of BCEWithLogitsLoss, which weighs a label's positive rows)."""
-    import json
-
-    import numpy as np
 
     if spec is None:
         return None
@@ -150,8 +150,6 @@ def class_weights(spec: str | None, labels: Labels, train_rows) -> dict[str, flo
             absent = [n for n, p in zip(names, positives, strict=True) if p == 0]
             weights = (len(train_rows) - positives) / np.maximum(positives, 1)
         else:
-            from sklearn.utils.class_weight import compute_class_weight
-
             ids = targets.to_numpy()
             absent = [n for i, n in enumerate(names) if not (ids == i).any()]
             if not absent:

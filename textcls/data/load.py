@@ -2,6 +2,7 @@
 
 Every function here is pure or touches only the files it is given, so each is unit-tested on its own."""
 
+import csv
 import glob
 import json
 import logging
@@ -9,9 +10,11 @@ import os
 from dataclasses import dataclass, field
 
 import datasets
+import pyarrow.parquet as pq
 
-from textcls.errors import UserError, suggest
-from textcls.train.run_folder import DiskFull, free_bytes, is_disk_full, size_text
+from textcls.data.glue import load_glue_dir
+from textcls.errors import DiskFull, UserError, suggest
+from textcls.io import free_bytes, is_disk_full, size_text
 
 logger = logging.getLogger(__name__)
 
@@ -233,14 +236,10 @@ def header_columns(path: str) -> list[str] | None:
     """A local file's column names, read from its first line (csv, tsv, jsonl) or its schema (parquet) without
     reading the rows; None where that cannot be told cheaply (a .json list, an unreadable file: load_local_file
     then says what is wrong)."""
-    import csv
-    import json
 
     ext = os.path.splitext(path)[1].lower()
     try:
         if ext == ".parquet":
-            import pyarrow.parquet as pq
-
             return pq.read_schema(path).names
         with open(path, encoding="utf-8-sig", newline="") as f:
             first = f.readline()
@@ -283,7 +282,6 @@ def load_raw_datasets(data_args, model_args, task=None) -> datasets.DatasetDict:
             raise UserError(
                 "--data_dir reads an original GLUE task folder and needs --task_name (e.g. --task_name rte)."
             )
-        from textcls.data.glue import load_glue_dir
 
         return load_glue_dir(task.name, data_args.data_dir)
     if any(files.values()):

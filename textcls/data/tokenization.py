@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from datasets.fingerprint import Hasher
+from transformers.tokenization_utils_base import PaddingStrategy, TruncationStrategy
 
 from textcls.data.labels import LabelEncoder
 from textcls.data.load import TOKEN_IDS, Columns, Stream, arrow_column
@@ -221,7 +222,6 @@ def batch_encoder(tokenizer, max_seq_length: int, pad_to_max_length: bool, strid
     stride (--long_document_strategy chunk): every window of each text instead, as tokenizer(...,
     return_overflowing_tokens=True, stride=stride) gives them (of a pair, the second text's windows, each with the
     whole first text), plus 'window_of': the input row of each window."""
-    from transformers.tokenization_utils_base import PaddingStrategy, TruncationStrategy
 
     backend = getattr(tokenizer, "_tokenizer", None)
     if (

@@ -9,7 +9,16 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 from scipy.stats import pearsonr, spearmanr
-from sklearn.metrics import confusion_matrix, f1_score, matthews_corrcoef, precision_recall_fscore_support
+from sklearn.metrics import (
+    average_precision_score,
+    confusion_matrix,
+    f1_score,
+    log_loss,
+    matthews_corrcoef,
+    precision_recall_curve,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
 
 from textcls.errors import UserError
 
@@ -218,7 +227,6 @@ def probability_metrics(predictions, label_ids, problem_type: str) -> Probabilit
       macro, and says so); log loss is the mean binary cross-entropy over every (row, label);
     - ece: of the top class's probability against being right (multi-label: each label's decision);
     - regression: none (no probabilities)."""
-    from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 
     if problem_type == "regression":
         return ProbabilityMetrics({}, {}, {"roc_auc": "regression has no class probabilities"})
@@ -403,7 +411,6 @@ def tune_thresholds(logits: np.ndarray, label_ids: np.ndarray, start) -> tuple[n
     tiny model's sigmoid by 1e-9, which flipped 2 of 30 rows' labels with the threshold on a score. A label without a
     positive row here keeps its `start` threshold (its F1 is 0 whatever the threshold); their indices are returned
     too. Unlabelled rows (-1, -100, NaN) are left out."""
-    from sklearn.metrics import precision_recall_curve
 
     logits = np.asarray(logits, dtype=float)
     label_ids = np.asarray(label_ids, dtype=float)

@@ -4,16 +4,11 @@ summary of results, the model card."""
 import logging
 import os
 
-from textcls.io import write_json_atomic, write_text_atomic
+from textcls.config.args import write_recipe
+from textcls.errors import DiskFull
+from textcls.io import free_bytes, is_disk_full, size_text, write_json_atomic, write_text_atomic
 from textcls.model.pooling import mark_folder
-from textcls.train.run_folder import (
-    DiskFull,
-    checkpoint_bytes,
-    free_bytes,
-    is_disk_full,
-    last_complete_checkpoint,
-    size_text,
-)
+from textcls.train.run_folder import checkpoint_bytes, last_complete_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +88,6 @@ def pictures(out: str) -> str:
 def write_run_recipe(trainer, resolved: dict) -> str:
     """recipe.json: every resolved flag, so that the folder replays the run. An evaluation or prediction run into a
     trained model's folder writes recipe_eval.json and keeps that folder's training recipe. Returns the name."""
-    from textcls.config.args import write_recipe
 
     out = trainer.args.output_dir
     name = "recipe.json"

@@ -11,8 +11,16 @@ from textcls.data.labels import gold_name
 from textcls.data.load import split_suffix
 from textcls.data.tokenization import unsort
 from textcls.errors import UserError
-from textcls.evaluation.metrics import classification_report, probabilities, probability_metrics
+from textcls.evaluation.metrics import (
+    PROBABILITY_METRICS,
+    classification_report,
+    compute_metrics,
+    probabilities,
+    probability_metrics,
+    tune_thresholds,
+)
 from textcls.evaluation.report import EvaluatedSplit, training_curves, write_report
+from textcls.evaluation.submission import write_glue_submission, zip_submission
 from textcls.io import write_json_atomic, write_jsonl_atomic
 
 logger = logging.getLogger(__name__)
@@ -115,7 +123,6 @@ def use_tuned_thresholds(trainer, labels, predictions, gold, start, prefix: str)
     the model's config (multi_label_thresholds; the main process rewrites config.json where training saved the
     model), so that the folder predicts with them. start: the thresholds tuning starts from. Returns the thresholds and
     this split's metrics at them, under <prefix>_tuned_: optimistic, since they were chosen on these very rows."""
-    from textcls.evaluation.metrics import PROBABILITY_METRICS, compute_metrics, tune_thresholds
 
     thresholds, untuned = tune_thresholds(predictions, gold, start)
     if hasattr(trainer.compute_metrics, "threshold"):
@@ -140,7 +147,6 @@ def use_tuned_thresholds(trainer, labels, predictions, gold, start, prefix: str)
 def write_submission(task_name, split, rows, folder, total: int):
     """The GLUE server's file for this test split, and the zip of every file written so far. A model whose labels
     are not the task's, or predictions for part of the split, cannot be submitted: warn, since the run succeeded."""
-    from textcls.evaluation.submission import write_glue_submission, zip_submission
 
     if len(rows) < total:
         logger.warning(

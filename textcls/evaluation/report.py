@@ -11,6 +11,7 @@ import logging
 import os
 
 import numpy as np
+from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 
 from textcls.evaluation.metrics import ECE_BINS, confidence_and_correct, confidence_bins, labelled_probabilities
 from textcls.io import write_text_atomic
@@ -26,7 +27,9 @@ SCATTER_POINTS = 20_000  # regression: at most this many rows drawn (a seeded sa
 DPI = 110
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (files only, no display). Imported here, when a picture is drawn: it is
+    heavy, and a run with --plots false never needs it."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -35,7 +38,7 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str) -> str:
+def save_figure(fig, path: str) -> str:
     """Written to a temporary name and renamed: a picture is whole or absent."""
     tmp = f"{path}.tmp.png"
     fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
@@ -45,7 +48,7 @@ def _save(fig, path: str) -> str:
 
 def _drawn(name: str, draw, *args) -> str | None:
     """One picture: its path, or None (and a warning) if drawing it failed."""
-    plt = _pyplot()
+    plt = pyplot()
     try:
         return draw(*args)
     except Exception as e:  # a picture is never worth a failed run
@@ -66,7 +69,7 @@ def _short(name: str, width: int = 24) -> str:
 def confusion_matrix_plot(matrix: np.ndarray, names: list[str], path: str) -> str:
     """Counts and row-normalised (each gold class's share), side by side; class names on both axes. Cells are
     annotated up to 25 classes; the figure grows with the classes so that names stay readable at 20 and more."""
-    plt = _pyplot()
+    plt = pyplot()
     matrix = np.asarray(matrix)
     n = len(names)
     side = min(max(4.5, 0.38 * n + 2), 24)
@@ -99,7 +102,7 @@ def confusion_matrix_plot(matrix: np.ndarray, names: list[str], path: str) -> st
                         fontsize=font,
                         color="white" if top and values[i, j] > top / 2 else "black",
                     )
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _shown_classes(hot: np.ndarray, binary: bool) -> list[int]:
@@ -116,9 +119,8 @@ def curves_plot(
 ) -> str:
     """ROC (kind 'roc') or precision-recall ('pr') curves, one per shown class (_shown_classes), each with its area
     in the legend; `summary` (the macro values over every class) in the title."""
-    from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     shown = _shown_classes(hot, binary)
     for j in shown:
@@ -144,13 +146,13 @@ def curves_plot(
     if shown or kind == "roc":
         ax.legend(fontsize=8, loc="lower right" if kind == "roc" else "lower left")
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def reliability_plot(confidence: np.ndarray, correct: np.ndarray, ece: float, path: str) -> str:
     """Accuracy against mean confidence in ECE_BINS equal-width bins (the diagonal is perfect calibration), with
     the rows per bin below."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 6.5), height_ratios=[3, 1], sharex=True)
     which = confidence_bins(confidence)
     centers = (np.arange(ECE_BINS) + 0.5) / ECE_BINS
@@ -166,11 +168,11 @@ def reliability_plot(confidence: np.ndarray, correct: np.ndarray, ece: float, pa
     bottom.set_xlabel("confidence (probability of the predicted class)")
     bottom.set_ylabel("rows")
     bottom.set_xlim(0, 1)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def scatter_plot(predicted: np.ndarray, gold: np.ndarray, path: str) -> str:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 5.5))
     rows = np.arange(len(gold))
     if len(rows) > SCATTER_POINTS:
@@ -181,7 +183,7 @@ def scatter_plot(predicted: np.ndarray, gold: np.ndarray, path: str) -> str:
     ax.set_xlabel("gold")
     ax.set_ylabel("predicted")
     ax.set_title(f"predicted vs gold ({len(rows)} of {len(gold)} rows)", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def training_curves(out: str) -> str | None:
@@ -194,7 +196,7 @@ def training_curves(out: str) -> str | None:
         history = json.load(f).get("log_history", [])
 
     def draw():
-        plt = _pyplot()
+        plt = pyplot()
         train = [(h["step"], h["loss"]) for h in history if "loss" in h and "step" in h]
         evals = [h for h in history if "eval_loss" in h and "step" in h]
         if not train and not evals:
@@ -232,7 +234,7 @@ def training_curves(out: str) -> str | None:
             right.legend(fontsize=8)
             right.grid(alpha=0.3)
         os.makedirs(os.path.join(out, PLOTS), exist_ok=True)
-        return _save(fig, os.path.join(out, PLOTS, "training_curves.png"))
+        return save_figure(fig, os.path.join(out, PLOTS, "training_curves.png"))
 
     return _drawn("the training curves", draw)
 

@@ -7,9 +7,13 @@ import logging
 import os
 from types import SimpleNamespace
 
+import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers.trainer_utils import enable_full_determinism, set_seed
 
 from textcls.errors import UserError, suggest
+from textcls.model import packing
+from textcls.model.pooling import CONFIG_KEY, ENCODER_MODULES, install, load_pooled_config
 from textcls.train.run_folder import model_folder_problem
 
 logger = logging.getLogger(__name__)
@@ -99,7 +103,6 @@ def load_config_and_tokenizer(model_args):
 def build_classifier(args, config, tokenizer, labels):
     """The model to train or evaluate: the sequence-classification model with the run's label map, under the LoRA
     adapter of an adapter folder or a new one with --use_lora. Returns (model, parameter counts)."""
-    from transformers.trainer_utils import enable_full_determinism, set_seed
 
     # Seeded here, not only by Trainer later: a new classification head and LoRA's matrices are drawn when built.
     if args.training.full_determinism:
@@ -122,8 +125,6 @@ def build_classifier(args, config, tokenizer, labels):
         logger.info("pooling: cls under LoRA (the folder's %s pooling is not supported with LoRA yet)", how)
         how = resolve_pooling(SimpleNamespace(pooling="cls", model_name_or_path=None), model.config)
     if how != "cls":
-        from textcls.model.pooling import install
-
         install(model, how)
         logger.info("pooling: the head reads the %s of each row's tokens (--pooling %s)", how, args.model.pooling)
     params = count_parameters(model)
@@ -163,7 +164,6 @@ def load_config(model_args):
         else:
             logger.warning("%s has no config.json: using the base model's config; labels come from the data", name)
             name = base
-    from textcls.model.pooling import load_pooled_config
 
     pooled = load_pooled_config(name) if os.path.isdir(name) else None
     if pooled is not None:  # a folder trained with --pooling mean|max: read here, its code copy is not run
@@ -295,7 +295,6 @@ def head_modules(model) -> list[str]:
 
 def _adaptable_layers(model) -> dict[str, str]:
     """Full name -> last part of the name, for every layer LoRA can adapt (linear, GPT-2's Conv1D, embeddings)."""
-    import torch
 
     kinds = (torch.nn.Linear, torch.nn.Embedding, torch.nn.Conv1d, torch.nn.Conv2d)
     return {
@@ -306,6 +305,7 @@ def _adaptable_layers(model) -> dict[str, str]:
 
 
 def lora_targets(model, requested: list[str] | None) -> list[str]:
+    # peft: imported for LoRA only (heavy)
     from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as DEFAULTS
 
     layers = _adaptable_layers(model)
@@ -341,6 +341,7 @@ def _missing_modules(model, wanted: list[str]) -> list[str]:
 
 
 def apply_lora(model, lora_args):
+    # peft: imported for LoRA only (heavy)
     from peft import LoraConfig, TaskType, get_peft_model
 
     modules_to_save = list(lora_args.lora_modules_to_save or head_modules(model))
@@ -373,6 +374,7 @@ def init_adapter_from(model, folder: str) -> None:
     """--lora_init_from: the new adapter's LoRA matrices from `folder`'s adapter (every one: they must match in
     name and shape), and its saved head modules where their shapes fit (an MNLI head of 3 classes does not fit a
     2-class task: that head stays new, and the log says so)."""
+    # peft: imported for LoRA only (heavy)
     from peft.utils import load_peft_weights, set_peft_model_state_dict
 
     if not os.path.isfile(os.path.join(folder, "adapter_config.json")):
@@ -405,6 +407,7 @@ def init_adapter_from(model, folder: str) -> None:
 
 
 def load_adapter(model, adapter_dir: str, is_trainable: bool):
+    # peft: imported for LoRA only (heavy)
     from peft import PeftModel
     from peft.utils import ModulesToSaveWrapper
 
@@ -426,7 +429,6 @@ def setup_padding_free(model, setting: str, pad_to_max_length: bool) -> int | No
     """Switch the model to padding-free batches (textcls.model.packing) as --padding_free asks. Returns the position id
     the collator numbers each row from when it is to lay the rows end to end (encoders), or None for padded batches
     (decoders lay them end to end inside the model; everything unsupported or switched off stays padded)."""
-    from textcls.model import packing
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     if setting == "false":
@@ -464,7 +466,6 @@ def count_parameters(model) -> dict[str, float]:
 def transformer_blocks(model) -> tuple[str, int]:
     """(module path, count) of the model's stack of transformer layers: the ModuleList of identical blocks holding
     the most parameters (bert.encoder.layer, distilbert.transformer.layer, model.layers, transformer.h, ...)."""
-    import torch
 
     best, size = None, 0
     for name, module in model.named_modules():
@@ -517,7 +518,6 @@ def resolve_pooling(model_args, config) -> str:
     """--pooling auto -> the folder's own: a model trained here with mean|max (config.textcls_pooling), a
     sentence-transformers folder's 1_Pooling/config.json (mean or max tokens), else cls. mean|max on a model type
     without an encoder hook (textcls.model.pooling.ENCODER_MODULES: decoder LMs among them) is an error."""
-    from textcls.model.pooling import CONFIG_KEY, ENCODER_MODULES
 
     how = model_args.pooling
     path = model_args.model_name_or_path

@@ -30,6 +30,9 @@ against its padded self in tests/pipeline/test_packing.py). Everything else trai
 from typing import NamedTuple
 
 import torch
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward, use_gqa_in_sdpa
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
 
 PACKED_ATTENTION = "textcls_packed_sdpa"
 
@@ -118,8 +121,6 @@ def packed_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=
     (1, tokens, heads, head_dim), the layout transformers' attention functions return."""
     index = kwargs.get("packed_index")
     if index is None:
-        from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs
         )
@@ -140,8 +141,6 @@ def packed_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=
         attn_mask = None
     gqa = False
     if k.shape[1] != q.shape[1]:  # grouped-query attention: each key/value head serves several query heads
-        from transformers.integrations.sdpa_attention import repeat_kv, use_gqa_in_sdpa
-
         # SDPA takes the grouped heads as they are where its kernels can (transformers' rule); else copies
         gqa = use_gqa_in_sdpa(attn_mask, k, v)
         if not gqa:
@@ -214,8 +213,6 @@ def _unpack_output(module, args, kwargs, output):
 
 def enable_packing(model) -> None:
     """Make `model` (a transformers model, not a peft wrapper) take packed batches; padded batches still work."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
 
     unsupported = unsupported_reason(model)
     if unsupported:

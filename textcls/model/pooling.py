@@ -21,6 +21,7 @@ import os
 import shutil
 
 import torch
+from transformers import CONFIG_MAPPING
 
 POOLINGS = ("mean", "max")
 CONFIG_KEY = "textcls_pooling"  # the config attribute that says how this model pools
@@ -154,7 +155,6 @@ def load_pooled_config(folder: str):
         saved = json.load(f)
     if not str(saved.get("model_type", "")).startswith(TYPE_PREFIX):
         return None
-    from transformers import CONFIG_MAPPING
 
     saved = {k: v for k, v in saved.items() if k != "auto_map"}
     base_type = saved.pop("model_type").removeprefix(TYPE_PREFIX)

@@ -8,6 +8,7 @@ import logging
 import os
 
 import torch
+import torch.distributed as dist
 
 from textcls.errors import UserError
 
@@ -54,7 +55,6 @@ def release_process_group() -> None:
     dies of SIGABRT ("terminate called without an active exception") after all its work is done: seen once in CI, on
     process 1 of a 2-process search that had finished its trials (pytorch PR #179291 describes the race, and was
     abandoned). The call is local: it waits for no other process, so a process that failed early does not hang."""
-    import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

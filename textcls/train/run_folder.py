@@ -21,7 +21,6 @@ weights, so a resume costs no more time than before; they also catch a file dama
 """
 
 import dataclasses
-import errno
 import fcntl
 import glob
 import hashlib
@@ -35,10 +34,12 @@ import struct
 import time
 import zipfile
 
+import torch.distributed as dist
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from textcls.errors import Interrupted, TrainingStopped, UserError
-from textcls.io import write_json_atomic
+from textcls.data.load import local_files
+from textcls.errors import DiskFull, Interrupted, TrainingStopped, UserError
+from textcls.io import free_bytes, size_text, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -67,35 +68,6 @@ SAFE_TO_CHANGE = (
 )  # fmt: skip
 # Safe too when the run evaluates only at its end (--eval_strategy no): then evaluation cannot touch training.
 SAFE_WITHOUT_EVAL_DURING_TRAINING = ("do_eval", "validation_file", "max_eval_samples")
-
-
-class DiskFull(UserError):
-    """A write ran out of space: the message names the folder, what it needed, and what is kept."""
-
-
-def is_disk_full(e: BaseException) -> bool:
-    """ENOSPC or a quota, as an OSError, or as torch's zip writer reports it (a RuntimeError: 'unexpected pos' or
-    'file write failed', its errno lost)."""
-    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    text = str(e)
-    return isinstance(e, RuntimeError) and any(
-        s in text for s in ("No space left", "unexpected pos", "file write failed")
-    )
-
-
-def free_bytes(path: str) -> int:
-    while path and not os.path.exists(path):
-        path = os.path.dirname(path)
-    return shutil.disk_usage(path or ".").free
-
-
-def size_text(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints
@@ -235,7 +207,6 @@ def file_fingerprint(path: str) -> str:
 def training_data_files(data_args, task=None) -> list[str]:
     """The files the training rows are read from: --train_file (a glob: its shards), or a GLUE folder's train file.
     A hub dataset is named by --dataset_name, its config and revision, which the settings hold already."""
-    from textcls.data.load import local_files
 
     if data_args.train_file:
         return local_files(data_args.train_file)
@@ -557,8 +528,6 @@ class _OutputDir:
             except UserError as e:
                 error = e
         if args.world_size > 1:
-            import torch.distributed as dist
-
             shared = [plan, str(error) if error else None]
             dist.broadcast_object_list(shared, src=0)
             plan, message = shared

@@ -30,8 +30,14 @@ import logging
 import os
 import shlex
 
+import torch.distributed as dist
+
+from textcls.config.args import write_recipe
 from textcls.errors import UserError
+from textcls.evaluation.report import pyplot, save_figure
+from textcls.evaluation.results import environment, git_state
 from textcls.io import write_json_atomic
+from textcls.train.run_folder import SEARCH_FILES
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +108,6 @@ SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 def study_storage(training):
     """(where, storage): the study's file or URL as the log names it, and what optuna takes. A journal path gets its
     storage object only in open_storage, since building one creates the file."""
-    from textcls.train.run_folder import SEARCH_FILES
 
     spec = training.hp_storage or os.path.join(training.output_dir, SEARCH_FILES[0])
     if "://" in spec:
@@ -115,6 +120,7 @@ def study_storage(training):
 
 def open_storage(training, create: bool):
     """The optuna storage of this search, or None when create is False and there is no study to open yet."""
+    # optuna: imported by a search only (heavy, optional to every other run)
     import optuna
 
     where, storage = study_storage(training)
@@ -123,6 +129,7 @@ def open_storage(training, create: bool):
             return None
         os.makedirs(os.path.dirname(where), exist_ok=True)
     if storage is None:
+        # optuna: imported by a search only (heavy, optional to every other run)
         from optuna.storages.journal import JournalFileBackend
 
         storage = optuna.storages.JournalStorage(JournalFileBackend(where))
@@ -137,6 +144,7 @@ def _objective(metric: str, greater: bool) -> tuple[str, str]:
 def check_study(args, best) -> None:
     """A search's study, when it continues one, must be of this space and objective: trials of another would not
     compare. One error, before the data is tokenized or a trial runs; --overwrite_output_dir (a new study) skips it."""
+    # optuna: imported by a search only (heavy, optional to every other run)
     import optuna
 
     training = args.training
@@ -165,6 +173,7 @@ def check_study(args, best) -> None:
 def run_search(trainer, args, argv: list[str]) -> dict:
     """Run (or continue) the search; write hp_trials.json (with the command line `argv` and the code's commit, to
     reproduce it), hp_trials.png and best_recipe.json. Returns the best trial's {objective, params}."""
+    # optuna: imported by a search only (heavy, optional to every other run)
     import optuna
 
     training = args.training
@@ -253,7 +262,6 @@ def run_search(trainer, args, argv: list[str]) -> dict:
     if not complete:
         raise UserError("the hyperparameter search finished no trial: see the log of each trial above.")
     best = study.best_trial
-    from textcls.evaluation.results import environment, git_state
 
     record = {
         "command": shlex.join(["python", "run_classification.py", *argv]),
@@ -283,7 +291,6 @@ def run_search(trainer, args, argv: list[str]) -> dict:
 
 def _from_main_process(value, world_size: int):
     """Process 0's value on every process (under DDP; the value itself otherwise)."""
-    import torch.distributed as dist
 
     if world_size <= 1 or not (dist.is_available() and dist.is_initialized()):
         return value
@@ -293,7 +300,6 @@ def _from_main_process(value, world_size: int):
 
 
 def write_best_recipe(args, best, space, trials: int, out: str) -> str:
-    from textcls.config.args import write_recipe
 
     recipe = copy.deepcopy(args.resolved)
     recipe.update(best.params)
@@ -311,9 +317,7 @@ def write_best_recipe(args, best, space, trials: int, out: str) -> str:
 def plot_trials(trials, key, direction, path) -> None:
     """Each trial's objective and the best so far; a drawing failure is a warning."""
     try:
-        from textcls.evaluation.report import _pyplot, _save
-
-        plt = _pyplot()
+        plt = pyplot()
         done = [(t["number"], t[key]) for t in trials if t[key] is not None]
         fig, ax = plt.subplots(figsize=(6, 4))
         numbers, values = zip(*done, strict=True) if done else ((), ())
@@ -325,7 +329,7 @@ def plot_trials(trials, key, direction, path) -> None:
         ax.set_ylabel(key)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-        _save(fig, path)
+        save_figure(fig, path)
         plt.close(fig)
     except Exception as e:  # a picture is never worth a failed search
         logger.warning("could not draw the trials (%s: %s)", type(e).__name__, e)

@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import threading
+import time
 
 import datasets
 import torch
@@ -35,21 +36,12 @@ from textcls.data.collate import ArrowRows, FastPaddingCollator, make_collator
 from textcls.data.labels import class_weights
 from textcls.data.load import arrow_column, split_suffix
 from textcls.data.tokenization import DOCUMENT, join_windows
-from textcls.errors import TrainingStopped
+from textcls.errors import DiskFull, TrainingStopped
 from textcls.evaluation.metrics import make_compute_metrics, primary_metric
-from textcls.io import write_json_atomic, write_text_atomic
+from textcls.io import free_bytes, is_disk_full, size_text, write_json_atomic, write_text_atomic
 from textcls.model.build import parameter_depths, setup_padding_free
 from textcls.model.pooling import mark_folder
-from textcls.train.run_folder import (
-    SETTINGS,
-    DiskFull,
-    checkpoint_bytes,
-    free_bytes,
-    is_disk_full,
-    last_complete_checkpoint,
-    size_text,
-    write_manifest,
-)
+from textcls.train.run_folder import SETTINGS, checkpoint_bytes, last_complete_checkpoint, write_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -432,7 +424,6 @@ class PredictionProgress(TrainerCallback):
         self.start = self.last = None
 
     def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
-        import time
 
         now = time.monotonic()
         if self.start is None:
