@@ -13,7 +13,7 @@ from pathlib import Path
 from datasets import ClassLabel, Features, Value
 
 import run_classification as R
-from textcls.train.trainer import GracefulStop
+from textcls.train.resume import GracefulStop
 
 WORDS = (
     "good great fine nice happy love best fun bad awful poor sad hate worst boring dull movie film plot actor "

@@ -3,7 +3,8 @@
     config/      the flags and recipes (args), and every up-front check of them (checks)
     data/        files to model inputs: loading and splits (load), GLUE (glue), labels, tokenization, batches (collate)
     model/       the classifier: building it with LoRA (build), pooling, padding-free attention (packing)
-    train/       the Trainer (trainer), the output folder and resume (run_folder), search, launches (distributed)
+    train/       the Trainer (trainer), its loss (loss), signals and exact resumes (resume), the output folder
+                 (run_folder), search, launches (distributed)
     evaluation/  metrics, predictions (predict), the report and pictures (report), GLUE submission files,
                  the saved model, recipe and model card (outputs), results files (results)
     errors.py, io.py   UserError and the interruption exceptions; atomic writes

@@ -29,8 +29,8 @@ from textcls.data import labels as L
 from textcls.data import tokenization as T
 from textcls.errors import UserError
 from textcls.io import write_text_atomic
+from textcls.train.resume import GracefulStop
 from textcls.train.run_folder import checkpoint_problem, last_complete_checkpoint, plan_output_dir, write_manifest
-from textcls.train.trainer import GracefulStop
 
 STEPS_PER_EPOCH = 8
 TOTAL_STEPS = 24

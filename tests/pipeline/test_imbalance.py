@@ -16,7 +16,7 @@ import run_classification as R
 from tests.helpers import TRAIN_FLAGS, run_main, sentence, sentiment_rows, write_rows
 from textcls.data.labels import Labels, class_weights
 from textcls.errors import UserError
-from textcls.train.trainer import _loss_over_step
+from textcls.train.loss import loss_over_step
 
 SINGLE = Labels("single_label_classification", ["a", "b", "c"], None)
 
@@ -65,11 +65,11 @@ def test_the_weighted_loss_over_an_accumulated_step_is_the_weighted_sum_over_its
     logits, labels, w = torch.randn(6, 3), torch.tensor([0, 1, 2, 2, 0, 1]), [0.5, 2.0, 1.0]
     kwargs = {"problem_type": "single_label_classification", "smoothing": 0.0, "weights": w}
     # two micro-batches of 4 and 2 rows, the step counting 6
-    parts = [_loss_over_step({"logits": logits[s]}, labels[s], 6, **kwargs) for s in (slice(0, 4), slice(4, 6))]
+    parts = [loss_over_step({"logits": logits[s]}, labels[s], 6, **kwargs) for s in (slice(0, 4), slice(4, 6))]
     expected = (torch.tensor(w)[labels] * F.cross_entropy(logits, labels, reduction="none")).sum() / 6
     assert sum(parts) == pytest.approx(expected.item())
     # evaluation (no count): the plain mean, unweighted
-    assert _loss_over_step({"logits": logits}, labels, None, **kwargs) == pytest.approx(
+    assert loss_over_step({"logits": logits}, labels, None, **kwargs) == pytest.approx(
         F.cross_entropy(logits, labels).item()
     )
 

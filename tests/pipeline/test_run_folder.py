@@ -23,7 +23,7 @@ import run_classification as R
 from tests.helpers import ROOT, sentiment_rows, write_rows
 from textcls.errors import UserError
 from textcls.train import run_folder as RF
-from textcls.train.trainer import GracefulStop
+from textcls.train.resume import GracefulStop
 
 STEPS = 8
 

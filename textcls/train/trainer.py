@@ -1,4 +1,5 @@
-"""Trainer with fixes for classification and for runs that get interrupted.
+"""Trainer with fixes for classification and for runs that get interrupted (its loss: train/loss.py; its signal
+handling and exact resumes: train/resume.py).
 
 1. Length-grouped training batches read the lengths computed at tokenization. Stock Trainer drops the 'length'
    column before building the sampler and then re-measures every row, which costs seconds per 10k rows.
@@ -20,16 +21,12 @@ import json
 import logging
 import os
 import shutil
-import signal
-import threading
 import time
 
 import datasets
-import torch
-import torch.nn.functional as F
 from torch.utils.data import SequentialSampler
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
-from transformers.trainer_pt_utils import LengthGroupedSampler, nested_gather
+from transformers.trainer_pt_utils import nested_gather
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalLoopOutput, EvalPrediction, denumpify_detensorize
 
 from textcls.data.collate import ArrowRows, FastPaddingCollator, make_collator
@@ -41,6 +38,8 @@ from textcls.evaluation.metrics import make_compute_metrics, primary_metric
 from textcls.io import free_bytes, is_disk_full, size_text, write_json_atomic, write_text_atomic
 from textcls.model.build import parameter_depths, setup_padding_free
 from textcls.model.pooling import mark_folder
+from textcls.train.loss import exact_loss, loss_over_step
+from textcls.train.resume import GracefulStop, RestoreLoss, SeededLengthGroupedSampler
 from textcls.train.run_folder import SETTINGS, checkpoint_bytes, last_complete_checkpoint, write_manifest
 
 logger = logging.getLogger(__name__)
@@ -179,7 +178,7 @@ class ClassificationTrainer(Trainer):
         # ours: the heads' own loss summed over the micro-batch and divided by the label count of the whole step.
         self.model_accepts_loss_kwargs = False  # the model gets no labels and no count
         self.compute_loss_func = functools.partial(
-            _loss_over_step,
+            loss_over_step,
             problem_type=self.model.config.problem_type,
             smoothing=self.args.label_smoothing_factor,
             weights=None if class_weights is None else list(class_weights.values()),
@@ -192,7 +191,7 @@ class ClassificationTrainer(Trainer):
             self.add_callback(EarlyStoppingCallback(patience, self.args.early_stopping_threshold))
         if self.args.disable_tqdm:  # no progress bar (a log file, a batch job): a line every few seconds instead
             self.add_callback(PredictionProgress())
-        self.add_callback(_RestoreLoss(self))
+        self.add_callback(RestoreLoss(self))
         self._resume_dir = None
         self._whole_run_loss = False
 
@@ -333,7 +332,7 @@ class ClassificationTrainer(Trainer):
 
     def _save_checkpoint(self, model, trial):
         # Trainer keeps the running training loss in memory only, so a resumed run would report the mean loss of
-        # its own steps: saved here, and restored by _RestoreLoss. Every process writes its own, as Trainer's RNG
+        # its own steps: saved here, and restored by RestoreLoss. Every process writes its own, as Trainer's RNG
         # states. Then Trainer's files, and last the manifest (run_folder.write_manifest): only from then on does the
         # checkpoint count, so a kill or a full disk during the save leaves one that a resume skips.
         folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
@@ -387,32 +386,6 @@ class ClassificationTrainer(Trainer):
             write_text_atomic(os.path.join(self.args.output_dir, TRAINER_STATE), text)
 
 
-class _RestoreLoss(TrainerCallback):
-    """On resume, puts back the running loss that ClassificationTrainer saved in the checkpoint. It runs at
-    on_train_begin, right after Trainer has reset its loss accumulators and before the first step."""
-
-    def __init__(self, trainer: ClassificationTrainer):
-        self.trainer = trainer
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        t = self.trainer
-        t._whole_run_loss = False
-        if t._resume_dir is None:
-            return
-        path = os.path.join(t._resume_dir, t._loss_state_file())
-        if not os.path.isfile(path):
-            logger.info("%s has no saved loss: train_loss will average the resumed steps only", t._resume_dir)
-            return
-        with open(path, encoding="utf-8") as f:
-            saved = json.load(f)
-        if saved["global_step"] != state.global_step:
-            return
-        t._total_loss_scalar = saved["total_loss"]
-        t._tr_loss = torch.tensor(saved["pending_loss"], dtype=t._tr_loss.dtype, device=t._tr_loss.device)
-        t._globalstep_last_logged = saved["last_logged_step"]
-        t._whole_run_loss = True
-
-
 class PredictionProgress(TrainerCallback):
     """Evaluating or predicting a large split without a progress bar: a log line every PROGRESS_SECONDS with the
     batches done, the rate and the time left (Trainer calls on_prediction_step after each batch)."""
@@ -444,139 +417,3 @@ class PredictionProgress(TrainerCallback):
                 rate,
                 (total - self.done) / rate,
             )
-
-
-class GracefulStop(TrainerCallback):
-    """SIGTERM or SIGINT (Ctrl-C) during training: finish the optimizer step under way, save a checkpoint, stop.
-
-    A second signal acts as if the first had not been caught (SIGINT raises KeyboardInterrupt, SIGTERM kills), for
-    a user who does not want to wait for the checkpoint.
-
-    It also holds back any checkpoint due at an epoch's last step (a signal's, or --save_steps landing there) until
-    that epoch's evaluation and logging have run. Trainer saves at the step's end, before them, so the checkpoint
-    lacked the epoch's evaluation in its log history, and its RNG state predated the draws the evaluation makes (its
-    DataLoader seeds itself from the global RNG): a run resumed from it started the next epoch with other dropout
-    masks and did not end as the uninterrupted run did."""
-
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-    def __init__(self):
-        self.signum = None
-        self._previous = {}
-        self.saved_step = None
-        self.held_save = False
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.signum = self.saved_step = None
-        self.held_save = False
-        # Python lets only the main thread install handlers; elsewhere the signals keep their usual effect.
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
-
-    def release(self) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, signal.SIG_DFL if handler is None else handler)  # None: not set from Python
-        self._previous = {}
-
-    def _handle(self, signum, frame):
-        if self.signum is not None:
-            self.release()
-            signal.raise_signal(signum)
-            return
-        self.signum = signum
-        logger.warning(
-            "%s received: saving a checkpoint at the end of this step, then stopping (send it again to stop now).",
-            signal.Signals(signum).name,
-        )
-
-    def _requested(self, args) -> bool:
-        if args.world_size <= 1:
-            return self.signum is not None
-        # Processes get the signal at slightly different moments; one stopping a step before the others would leave
-        # them waiting for it in the next gradient all-reduce forever. So all of them stop when any of them is asked.
-        flag = torch.tensor(self.signum or 0, device=args.device)
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-        self.signum = self.signum or int(flag.item()) or None
-        return self.signum is not None
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if self._requested(args):
-            control.should_save = True
-            control.should_training_stop = True
-        # state.epoch is epoch + steps done / steps in the epoch: a whole number after an epoch's last step only.
-        if control.should_save and float(state.epoch).is_integer() and state.global_step < state.max_steps:
-            control.should_save, self.held_save = False, True
-
-    def on_save(self, args, state, control, **kwargs):
-        self.saved_step = state.global_step
-
-    def on_epoch_end(self, args, state, control, **kwargs):
-        if self.held_save:
-            control.should_save, self.held_save = True, False
-        if self.signum is None:
-            return
-        if state.global_step < state.max_steps and not float(state.epoch).is_integer():
-            # Stopped inside the epoch: its end-of-epoch evaluation and logging belong to the resumed run.
-            control.should_evaluate = control.should_log = False
-        control.should_save = self.saved_step != state.global_step  # not twice (--save_strategy epoch)
-
-    def owes_checkpoint(self, state, control) -> bool:
-        """Stopping on a signal, and the stopping step has no checkpoint once Trainer has logged, evaluated and saved:
-        with --save_strategy best its evaluation decides the save itself, and may have declined."""
-        stopping = self.signum is not None and control.should_training_stop
-        return stopping and not self.held_save and self.saved_step != state.global_step
-
-
-class SeededLengthGroupedSampler(LengthGroupedSampler):
-    """Shuffles from (seed, epoch) alone. The stock sampler draws from the global torch RNG, whose state when an epoch
-    starts depends on everything run before it, so a run resumed in a later epoch saw its batches in another order."""
-
-    def __init__(self, batch_size: int, lengths: list[int], seed: int, epoch):
-        super().__init__(batch_size, lengths=lengths)
-        self.seed = seed
-        # A callable: the Trainer's epoch when iteration starts, which a resumed run restores from its checkpoint.
-        # (set_epoch does not reach a sampler under both accelerate's shard and skip wrappers.)
-        self.epoch = epoch
-
-    def __iter__(self):
-        self.generator = torch.Generator().manual_seed(self.seed + self.epoch())
-        return super().__iter__()
-
-
-def classification_loss(
-    logits, labels, problem_type: str, smoothing: float = 0.0, reduction: str = "mean", weights=None
-):
-    """The ...ForSequenceClassification heads' loss: cross-entropy (with Trainer's label smoothing), MSE for
-    regression, binary cross-entropy per label for multi-label. Computed in float32, as the heads do under autocast.
-    weights (--class_weights, one per class): cross-entropy's class weights, or binary cross-entropy's pos_weight."""
-    logits = logits.float()
-    if weights is not None:
-        weights = torch.as_tensor(weights, dtype=torch.float32, device=logits.device)
-    if problem_type == "regression":
-        return F.mse_loss(logits.squeeze(-1), labels.float().view(-1), reduction=reduction)
-    if problem_type == "multi_label_classification":
-        return F.binary_cross_entropy_with_logits(logits, labels.float(), reduction=reduction, pos_weight=weights)
-    labels = labels.long().view(-1)
-    return F.cross_entropy(
-        logits.view(labels.numel(), -1), labels, weight=weights, reduction=reduction, label_smoothing=smoothing
-    )
-
-
-def _loss_over_step(outputs, labels, num_items_in_batch=None, *, problem_type: str, smoothing: float, weights=None):
-    """Trainer's compute_loss_func. num_items_in_batch counts the label entries of the whole optimizer step (rows;
-    rows x labels for multi-label), so the micro-batches' sums add up to the mean over the step. Evaluation passes
-    none: the batch mean, unweighted (so that the evaluation loss of runs with and without --class_weights compare).
-    Training divides the weighted sum by the rows, not by the sum of their weights as cross-entropy's own 'mean'
-    does: that sum differs between micro-batches, which would weigh rows unequally under accumulation."""
-    logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
-    if num_items_in_batch is None:
-        return classification_loss(logits, labels, problem_type, smoothing)
-    loss = classification_loss(logits, labels, problem_type, smoothing, reduction="sum", weights=weights)
-    return loss / num_items_in_batch
-
-
-def exact_loss(logits, labels, problem_type: str, smoothing: float = 0.0) -> float | None:
-    """The loss over exactly these rows (mean), or None without labels."""
-    if labels is None:
-        return None
-    return classification_loss(torch.as_tensor(logits), torch.as_tensor(labels), problem_type, smoothing).item()
