@@ -70,11 +70,13 @@ def run(args, argv, resume_from, settings, timing) -> dict:
     shown = names[:20] + ([f"and {len(names) - 20} more"] if len(names) > 20 else [])
     logger.info("problem_type=%s labels=%s columns=%s", labels.problem_type, shown, columns)
     thresholds = checks.check_label_flags(args, labels, config)  # and the multi-label threshold
+    calibration = checks.resolve_calibration(args.data, args.training, labels, config)  # temperature scaling
     best = T.resolve_best_metric(args.training, labels.problem_type, task, list(splits["eval"]))
     search.check_study(args, best)  # a search continued: same space and objective?
     tokenized = tokenize_splits(splits, columns, tokenizer, labels, args.data, long_docs, args.training)
     sizes = {name: len(raw[name]) for name in splits["test"]}
-    data = D.RunData(task, splits["test"], sizes, columns, labels, tokenized, splits["eval"], long_docs, thresholds)
+    evals, tests = splits["eval"], splits["test"]
+    data = D.RunData(task, tests, sizes, columns, labels, tokenized, evals, long_docs, thresholds, calibration)
     del raw, splits  # their memory-mapped text: the rest of the run needs the tokens (and the test rows, kept above)
 
     # ---- model (+LoRA) and Trainer

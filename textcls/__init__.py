@@ -29,6 +29,7 @@ order main() runs them:
 | the window; long texts truncated, cut head and tail, or windowed | config.checks.resolve_long_documents |
 | problem type and label map | data.labels.resolve_labels |
 | check the label-dependent flags; the multi-label threshold | config.checks.check_label_flags |
+| temperature scaling: fit one, or the folder's own | config.checks.resolve_calibration |
 | the metric that picks the best checkpoint | train.trainer.resolve_best_metric |
 | a search continued: the same space and objective? | train.search.check_study |
 | tokenize (and encode the labels of) every split | data.tokenization.tokenize_splits |
@@ -54,6 +55,7 @@ later, from the model, the data or the task, are each decided by one function an
 | --max_seq_length, --long_document_strategy | config.checks.resolve_long_documents: LongDocuments (RunData) |
 | --doc_stride, --chunk_aggregation | config.checks.resolve_long_documents: LongDocuments (RunData) |
 | --multi_label_threshold | config.checks.check_label_flags: Thresholds (in RunData); tuned: evaluation.predict |
+| --calibrate (and the fitted temperature) | config.checks.resolve_calibration: Calibration (RunData) |
 | --metric_for_best_model, --greater_is_better | train.trainer.resolve_best_metric: BestMetric |
 | the Trainer's arguments (jit checkpoints, a stream, a search) | train.trainer.trainer_arguments: a copy |
 | what a folder's training does: resume, refuse, finish | train.run_folder.plan_output_dir: FolderPlan |

@@ -373,6 +373,22 @@ BAD_INPUTS += [
 ]
 BAD_INPUTS += [
     (
+        "calibration without a validation split",
+        _training_with("--calibrate", "temperature"),
+        ["--calibrate temperature is fitted on the validation split", "--do_eval"],
+    ),
+    (
+        "calibrating a regression",
+        lambda d, m, f: [
+            "--train_file",
+            _write(d, "r.csv", "text,label\ngood,0.5\nbad,1.5\nok,1.25\n"),
+            "--do_train",
+            "--calibrate",
+            "temperature",
+        ],
+        ["--calibrate temperature scales class probabilities", "regression"],
+    ),
+    (
         "a tsv saved as .csv, commas in its texts",
         lambda d, m, f: [
             "--train_file",

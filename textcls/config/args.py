@@ -209,7 +209,16 @@ class DataArguments:
             "the model folder saved, else 0.5."
         },
     )
-    # Filled from --multi_label_threshold by checks.check_label_flags: tune the thresholds on the validation split.
+    calibrate: str = field(
+        default="none",
+        metadata={
+            "help": "'temperature': after training, fit one temperature (multi-label: one per label) that divides the "
+            "logits, minimising the log loss on the validation split (Guo et al. 2017), save it in the model's config "
+            "and predict with it: probabilities that mean what they say, the same decisions. The metrics show ECE "
+            "and log loss before and after. A model folder calibrated earlier predicts with its temperature.",
+            "choices": ("none", "temperature"),
+        },
+    )
     overwrite_output_dir: bool = field(
         default=False,
         metadata={

@@ -366,6 +366,34 @@ def check_threshold(data_args, training_args, labels, config=None) -> Thresholds
     return Thresholds(number, tune)
 
 
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+    """The temperature the logits are divided by before any probability is taken, decided once (resolve_calibration):
+    a model folder's saved one (its config's calibration_temperature), or none; fit: fit it on the first validation
+    split (--calibrate temperature, evaluation.predict)."""
+
+    temperature: float | list | None = None
+    fit: bool = False
+
+
+def resolve_calibration(data_args, training_args, labels, config) -> Calibration:
+    """--calibrate temperature needs a labelled validation split and class probabilities; unset, a folder calibrated
+    earlier keeps its temperature (when its classes are this run's: a new head is not calibrated)."""
+    fit = data_args.calibrate == "temperature"
+    if fit and labels.problem_type == "regression":
+        raise UserError("--calibrate temperature scales class probabilities; a regression has none. Drop the flag.")
+    if fit and not training_args.do_eval:
+        raise UserError(
+            "--calibrate temperature is fitted on the validation split: pass --do_eval (and a validation split)."
+        )
+    saved = getattr(config, "calibration_temperature", None)
+    names = [config.id2label[i] for i in range(len(config.id2label))] if getattr(config, "id2label", None) else None
+    if saved is not None and not training_args.do_train and names == labels.names:
+        logger.info("calibration: the model's own temperature %s (its config's calibration_temperature)", saved)
+        return Calibration(saved, fit)
+    return Calibration(None, fit)
+
+
 def check_optimizer_and_scheduler(training_args, model) -> None:
     """Trainer builds the optimizer and the scheduler when training starts, after the data and the model are loaded
     and the output folder is begun: a package or a setting they lack should stop the run before all that."""

@@ -543,6 +543,7 @@ class RunData:
     eval_rows: dict = field(default_factory=dict)  # eval split name -> its rows, for the report's mistakes (a few)
     long_documents: object = None  # config.checks.LongDocuments: the window and how a long text fits it
     thresholds: object = None  # config.checks.Thresholds: the multi-label decision threshold
+    calibration: object = None  # config.checks.Calibration: the temperature probabilities are taken at
 
     @property
     def task_name(self) -> str | None:

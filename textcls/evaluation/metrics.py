@@ -21,6 +21,7 @@ from sklearn.metrics import (
 )
 
 from textcls.errors import UserError
+from textcls.evaluation.calibration import scale
 
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
 
@@ -382,23 +383,21 @@ def compute_hub_metric(
     return _flatten(metric.compute(predictions=pred.tolist(), references=gold.tolist()))
 
 
-def make_compute_metrics(labels, task_name, threshold, hub_metric=None):
+def make_compute_metrics(labels, task_name, threshold, hub_metric=None, temperature=None):
     """Trainer's compute_metrics: the built-in metrics of this problem (and task), plus the hub metric if asked.
-    Multi-label: `fn.threshold` (one value, or one per label) is read at each call, so thresholds tuned after
-    training (--multi_label_threshold tune) apply to the splits predicted after them."""
+    `fn.threshold` (multi-label: one value, or one per label) and `fn.temperature` (the logits are divided by it:
+    evaluation.calibration) are read at each call, so the thresholds tuned and the temperature fitted after training
+    apply to the splits predicted after them."""
 
     def fn(eval_pred):
         t = fn.threshold
-        metrics = compute_metrics(
-            eval_pred.predictions, eval_pred.label_ids, labels.problem_type, task_name, labels.names, t
-        )
+        logits = scale(eval_pred.predictions, fn.temperature)
+        metrics = compute_metrics(logits, eval_pred.label_ids, labels.problem_type, task_name, labels.names, t)
         if hub_metric is not None and metrics:
-            metrics.update(
-                compute_hub_metric(hub_metric, eval_pred.predictions, eval_pred.label_ids, labels.problem_type, t)
-            )
+            metrics.update(compute_hub_metric(hub_metric, logits, eval_pred.label_ids, labels.problem_type, t))
         return metrics
 
-    fn.threshold = threshold
+    fn.threshold, fn.temperature = threshold, temperature
     return fn
 
 

@@ -11,6 +11,7 @@ from textcls.data.labels import gold_name
 from textcls.data.load import split_suffix
 from textcls.data.tokenization import unsort
 from textcls.errors import UserError
+from textcls.evaluation.calibration import fit_temperature, scale
 from textcls.evaluation.metrics import (
     PROBABILITY_METRICS,
     classification_report,
@@ -35,6 +36,7 @@ def evaluate_and_predict(trainer, data, data_args) -> dict:
     results = {}
     tuned = False
     threshold = data.thresholds.value  # tuned on the first evaluation split with --multi_label_threshold tune
+    temperature, fitted = data.calibration.temperature, False  # fitted on the first one with --calibrate temperature
     for role in ("eval", "test"):
         for name in data.names(role):
             tok, order = data.tokenized[(role, name)]
@@ -50,6 +52,13 @@ def evaluate_and_predict(trainer, data, data_args) -> dict:
                 restore = (lambda values: values) if order is None else functools.partial(unsort, order=order)
                 predictions = restore(out_pred.predictions)
                 gold = restore(out_pred.label_ids) if out_pred.label_ids is not None else None
+            raw = predictions
+            if role == "eval" and data.calibration.fit and gold is not None and not fitted:
+                temperature, calibrated = fit_and_use_temperature(trainer, labels, predictions, gold, prefix)
+                metrics |= calibrated
+                fitted = True
+            if predictions is not None and labels.problem_type != "regression":
+                predictions = scale(predictions, temperature)  # every probability below is the calibrated one
             tuning = role == "eval" and data.thresholds.tune and gold is not None and not tuned
             if tuning:  # on the first evaluation split; the test splits after it are predicted with them
                 threshold, tuned_metrics = use_tuned_thresholds(trainer, labels, predictions, gold, threshold, prefix)
@@ -77,7 +86,8 @@ def evaluate_and_predict(trainer, data, data_args) -> dict:
                     report["thresholds_tuned_on_this_split"] = tuning
                 write_json_atomic(os.path.join(out, f"{prefix}_classification_report.json"), report)
             if role == "eval":
-                evaluated = EvaluatedSplit(name, prefix, predictions, gold, report, metrics, threshold)
+                uncalibrated = raw if fitted and raw is not predictions else None
+                evaluated = EvaluatedSplit(name, prefix, predictions, gold, report, metrics, threshold, uncalibrated)
                 write_eval_report(trainer, data, evaluated, data_args.plots)
             if role == "test":
                 rows = functools.partial(
@@ -115,6 +125,33 @@ def write_eval_report(trainer, data, evaluated: EvaluatedSplit, plots: bool) -> 
             type(e).__name__,
             e,
         )
+
+
+def fit_and_use_temperature(trainer, labels, predictions, gold, prefix: str) -> tuple:
+    """--calibrate temperature, on this evaluation split's logits: the temperature that minimises their log loss
+    (evaluation.calibration) becomes the run's, for its report, for the splits predicted after it, and in the model's
+    config (calibration_temperature; the main process rewrites config.json where training saved the model), so that
+    the folder predicts with it. Returns it and this split's metrics that it changes: <prefix>_temperature,
+    <prefix>_calibrated_ece and <prefix>_calibrated_log_loss (beside <prefix>_ece and <prefix>_log_loss, before)."""
+    temperature = fit_temperature(predictions, gold, labels.problem_type)
+    after = probability_metrics(scale(predictions, temperature), gold, labels.problem_type).metrics
+    shown = ", ".join(f"{t:.3f}" for t in np.atleast_1d(temperature))
+    logger.info(
+        "calibration on %s: temperature %s; ECE %.4f, log loss %.4f after",
+        prefix,
+        shown,
+        after.get("ece", float("nan")),
+        after.get("log_loss", float("nan")),
+    )
+    if hasattr(trainer.compute_metrics, "temperature"):
+        trainer.compute_metrics.temperature = temperature
+    trainer.model.config.calibration_temperature = temperature  # a merged model written later carries it too
+    config = os.path.join(trainer.args.output_dir, "config.json")
+    if trainer.is_world_process_zero() and trainer.args.do_train and os.path.isfile(config):
+        trainer.model.config.save_pretrained(trainer.args.output_dir)
+    metrics = {f"{prefix}_temperature": temperature}
+    metrics |= {f"{prefix}_calibrated_{k}": after[k] for k in ("ece", "log_loss") if k in after}
+    return temperature, metrics
 
 
 def use_tuned_thresholds(trainer, labels, predictions, gold, start, prefix: str) -> tuple[list, dict]:

@@ -27,6 +27,20 @@ SCATTER_POINTS = 20_000  # regression: at most this many rows drawn (a seeded sa
 DPI = 110
 
 
+@dataclasses.dataclass(frozen=True)
+class EvaluatedSplit:
+    """One evaluated split, as the report reads it."""
+
+    name: str  # the split (validation, validation_matched...)
+    prefix: str  # its metrics' prefix (eval, eval_matched)
+    predictions: object  # logits, in the split's order
+    gold: object  # the gold labels, in the split's order
+    report: dict  # metrics.classification_report, with the probability metrics per class
+    metrics: dict  # the split's metrics, as written to <prefix>_results.json
+    threshold: object = 0.5  # the multi-label threshold it was scored at
+    uncalibrated: object = None  # the logits before the temperature fitted on this split (--calibrate temperature)
+
+
 def pyplot():
     """matplotlib's pyplot on the Agg backend (files only, no display). Imported here, when a picture is drawn: it is
     heavy, and a run with --plots false never needs it."""
@@ -149,9 +163,10 @@ def curves_plot(
     return save_figure(fig, path)
 
 
-def reliability_plot(confidence: np.ndarray, correct: np.ndarray, ece: float, path: str) -> str:
+def reliability_plot(confidence: np.ndarray, correct: np.ndarray, ece: float, path: str, before=None) -> str:
     """Accuracy against mean confidence in ECE_BINS equal-width bins (the diagonal is perfect calibration), with
-    the rows per bin below."""
+    the rows per bin below. before: (confidence, correct, ece) of the same rows before temperature scaling, drawn as
+    a line over the bars."""
     plt = pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 6.5), height_ratios=[3, 1], sharex=True)
     which = confidence_bins(confidence)
@@ -160,9 +175,17 @@ def reliability_plot(confidence: np.ndarray, correct: np.ndarray, ece: float, pa
     accuracy = np.array([correct[which == b].mean() if counts[b] else 0.0 for b in range(ECE_BINS)])
     top.bar(centers, accuracy, width=1 / ECE_BINS, edgecolor="black", alpha=0.7, label="accuracy in the bin")
     top.plot([0, 1], [0, 1], ls="--", color="grey", label="perfectly calibrated")
+    title = f"reliability: expected calibration error {ece:.3f} ({ECE_BINS} bins)"
+    if before is not None:
+        was = confidence_bins(before[0])
+        per_bin = [before[1][was == b].mean() if (was == b).any() else np.nan for b in range(ECE_BINS)]
+        top.step(
+            centers, per_bin, where="mid", color="tab:red", label=f"before temperature scaling (ECE {before[2]:.3f})"
+        )
+        title = f"reliability after temperature scaling: ECE {ece:.3f} (before: {before[2]:.3f}; {ECE_BINS} bins)"
     top.set_ylabel("accuracy")
     top.set_ylim(0, 1)
-    top.set_title(f"reliability: expected calibration error {ece:.3f} ({ECE_BINS} bins)", fontsize=10)
+    top.set_title(title, fontsize=10)
     top.legend(fontsize=8, loc="upper left")
     bottom.bar(centers, counts, width=1 / ECE_BINS, edgecolor="black", color="grey")
     bottom.set_xlabel("confidence (probability of the predicted class)")
@@ -239,8 +262,10 @@ def training_curves(out: str) -> str | None:
     return _drawn("the training curves", draw)
 
 
-def split_plots(out, prefix, predictions, gold, labels, report: dict, metrics: dict) -> dict:
+def split_plots(out, evaluated: EvaluatedSplit, labels) -> dict:
     """The pictures of one evaluated split: {what: path}, for those that were drawn."""
+    prefix, predictions, gold, metrics = evaluated.prefix, evaluated.predictions, evaluated.gold, evaluated.metrics
+    report = evaluated.report
     os.makedirs(os.path.join(out, PLOTS), exist_ok=True)
     path = lambda what: os.path.join(out, PLOTS, f"{prefix}_{what}.png")  # noqa: E731
     key = lambda name: metrics.get(f"{prefix}_{name}")  # noqa: E731
@@ -277,8 +302,13 @@ def split_plots(out, prefix, predictions, gold, labels, report: dict, metrics: d
                 summary = "macro " + summary
             drawn[title] = _drawn(title, curves_plot, kind, probs, hot, labels.names, path(kind), summary, binary)
         confidence, correct = confidence_and_correct(probs, hot, labels.problem_type)
+        before = None
+        if evaluated.uncalibrated is not None:  # calibrated on this split: its ECE before, beside the one after
+            raw, raw_hot, _ = labelled_probabilities(evaluated.uncalibrated, gold, labels.problem_type)
+            before = (*confidence_and_correct(raw, raw_hot, labels.problem_type), key("ece") or 0.0)
+        ece = key("calibrated_ece") if before else key("ece")
         drawn["reliability diagram"] = _drawn(
-            "the reliability diagram", reliability_plot, confidence, correct, key("ece") or 0.0, path("reliability")
+            "the reliability diagram", reliability_plot, confidence, correct, ece or 0.0, path("reliability"), before
         )
     return {k: v for k, v in drawn.items() if v}
 
@@ -358,25 +388,12 @@ def _cell(text) -> str:
     return text if len(text) <= 300 else text[:299] + "…"
 
 
-@dataclasses.dataclass(frozen=True)
-class EvaluatedSplit:
-    """One evaluated split, as the report reads it."""
-
-    name: str  # the split (validation, validation_matched...)
-    prefix: str  # its metrics' prefix (eval, eval_matched)
-    predictions: object  # logits, in the split's order
-    gold: object  # the gold labels, in the split's order
-    report: dict  # metrics.classification_report, with the probability metrics per class
-    metrics: dict  # the split's metrics, as written to <prefix>_results.json
-    threshold: object = 0.5  # the multi-label threshold it was scored at
-
-
 def write_report(out, evaluated: EvaluatedSplit, labels, columns, rows, plots=True) -> str:
     """output_dir/<prefix>_report.md for one evaluated split (and its pictures when `plots`); rows: the split's rows,
     for the texts of its mistakes. Returns its path."""
     split, prefix, predictions, gold = evaluated.name, evaluated.prefix, evaluated.predictions, evaluated.gold
     report, metrics, threshold = evaluated.report, evaluated.metrics, evaluated.threshold
-    drawn = split_plots(out, prefix, predictions, gold, labels, report, metrics) if plots else {}
+    drawn = split_plots(out, evaluated, labels) if plots else {}
     headline = {
         k[len(prefix) + 1 :]: v
         for k, v in metrics.items()

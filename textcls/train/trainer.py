@@ -131,7 +131,9 @@ def build_trainer(model, args, tokenizer, data, best, hub_metric=None, run_setti
         eval_dataset=(eval_sets.get("") if list(eval_sets) == [""] else eval_sets) or None,
         processing_class=tokenizer,
         data_collator=collator,
-        compute_metrics=make_compute_metrics(data.labels, data.task_name, data.thresholds.value, hub_metric),
+        compute_metrics=make_compute_metrics(
+            data.labels, data.task_name, data.thresholds.value, hub_metric, data.calibration.temperature
+        ),
         train_lengths=None if train_rows is None or streamed else lengths_of(train_rows),
         class_weights=weights,
         chunk_aggregation=long_docs.aggregation,
