@@ -26,6 +26,7 @@ from textcls.evaluation import metrics
 from textcls.evaluation import outputs as O
 from textcls.evaluation.predict import evaluate_and_predict
 from textcls.evaluation.results import git_state, record_from_output_dir
+from textcls.export import onnx as X
 from textcls.io import is_disk_full
 from textcls.model import build as M
 from textcls.train import run_folder as RF
@@ -95,6 +96,7 @@ def run(args, argv, resume_from, settings, timing) -> dict:
         train_result = trainer.train(resume_from_checkpoint=resume_from)
         results |= O.save_training(trainer, train_result, params, resume_from)
     results |= evaluate_and_predict(trainer, data, args.data)
+    results |= X.export_model(trainer, data, args.data)  # --export onnx: fp32 and int8 graphs, checked
     O.write_run_summary(trainer, args, data, results)
     if args.data.results_file and trainer.is_world_process_zero():
         out, (start, code_version) = args.training.output_dir, timing

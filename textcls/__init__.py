@@ -7,6 +7,7 @@
                  (run_folder), search, launches (distributed)
     evaluation/  metrics, predictions (predict), the report and pictures (report), GLUE submission files,
                  the saved model, recipe and model card (outputs), results files (results)
+    export/      what ships: the ONNX graph and its int8 copy, checked (onnx)
     errors.py, io.py   UserError and the interruption exceptions; atomic writes
 
 Each step of main() is a function of the module named for the data it works on, tested on its own. The steps, in the
@@ -43,6 +44,7 @@ order main() runs them:
 | train (Trainer.train, resuming from a checkpoint) | |
 | save the trained model and its results | evaluation.outputs.save_training |
 | evaluate, predict, GLUE submission files | evaluation.predict.evaluate_and_predict |
+| --export onnx: fp32 and int8 graphs, checked against PyTorch | export.onnx.export_model |
 | all_results.json, merged model, model card | evaluation.outputs.write_run_summary |
 
 Where a flag's value is decided: every flag once, by config.args.parse_args (defaults < recipe < command line), and

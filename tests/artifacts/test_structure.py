@@ -158,7 +158,7 @@ def test_the_unit_tier_runs_no_pipeline():
 
 
 # Imported inside the function that needs them, with a comment or docstring saying why: heavy, optional to most runs.
-LOCAL_IMPORTS = {"optuna", "peft", "matplotlib", "evaluate"}
+LOCAL_IMPORTS = {"optuna", "peft", "matplotlib", "evaluate", "onnxruntime"}
 
 
 def _textcls_modules():

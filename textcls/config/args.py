@@ -209,6 +209,23 @@ class DataArguments:
             "the model folder saved, else 0.5."
         },
     )
+    export: str = field(
+        default="none",
+        metadata={
+            "help": "'onnx': write output_dir/onnx/: the model as an ONNX graph (token ids in, logits out: pooling, "
+            "head and calibration temperature inside), its dynamic-int8 copy, the tokenizer and config, and "
+            "export_report.json: each graph's largest logit difference from PyTorch, metrics, changed predictions, "
+            "rows/s and size, on the validation split (else the training split).",
+            "choices": ("none", "onnx"),
+        },
+    )
+    export_int8_tolerance: float = field(
+        default=1.0,
+        metadata={
+            "help": "--export onnx: points of the task's primary metric the int8 graph may lose against PyTorch "
+            "before the run warns to deploy the fp32 graph instead."
+        },
+    )
     calibrate: str = field(
         default="none",
         metadata={

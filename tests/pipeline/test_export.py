@@ -1,0 +1,104 @@
+"""--export onnx: the graph holds everything from token ids to logits (pooling, head, temperature), its logits match
+PyTorch's, the folder predicts with bare onnxruntime and a tokenizer, and the export says what int8 changed."""
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from scipy.special import softmax
+from transformers import AutoTokenizer
+
+from tests.helpers import run_main, sentiment_rows, write_rows
+
+
+def files_for(folder, label_fn=None):
+    kwargs = {} if label_fn is None else {"label_fn": label_fn}
+    return {
+        s: write_rows(folder / f"{s}.csv", sentiment_rows(n, i, **kwargs))
+        for i, (s, n) in enumerate((("train", 32), ("dev", 20), ("test", 7)))
+    }
+
+
+def export_run(model, folder, *flags, label_fn=None):
+    files = files_for(folder, label_fn)
+    argv = ["--train_file", files["train"], "--validation_file", files["dev"], "--test_file", files["test"]]
+    argv += ["--do_train", "--do_eval", "--do_predict", "--export", "onnx", *flags]
+    results = run_main(model, folder / "out", *argv)
+    report = json.loads((folder / "out" / "onnx" / "export_report.json").read_text())
+    return results, report
+
+
+@pytest.fixture(scope="module")
+def pooled(tiny_bert, tmp_path_factory):
+    """One export shared by the tests that read its folder: mean pooling and a temperature, both inside the graph."""
+    folder = tmp_path_factory.mktemp("export-pooled")
+    results, report = export_run(tiny_bert, folder, "--pooling", "mean", "--calibrate", "temperature")
+    return folder, results, report
+
+
+def test_pooling_and_temperature_are_inside_the_graph(pooled):
+    _, results, report = pooled
+    assert report["max_abs_logit_difference"]["onnx_fp32"] < 1e-4
+    assert report["temperature_in_graph"] == pytest.approx(results["eval_temperature"], rel=1e-6)  # (float32)
+
+
+@pytest.mark.parametrize(
+    "case, flags", [("cls", ["--pooling", "cls"]), ("lora merged", ["--use_lora", "--learning_rate", "1e-2"])]
+)
+def test_the_fp32_graph_gives_pytorchs_logits(tiny_bert, tmp_path, case, flags):
+    results, report = export_run(tiny_bert, tmp_path, *flags)
+    assert report["max_abs_logit_difference"]["onnx_fp32"] < 1e-4
+    assert results["export_fp32_max_abs_logit_difference"] < 1e-4
+    assert report["rows"] == 20 and report["split"] == "validation"
+    assert set(report["metrics"]) == {"pytorch", "onnx_fp32", "onnx_int8"}
+    assert report["file_bytes"]["model_int8.onnx"] < report["file_bytes"]["model.onnx"]
+
+
+@pytest.mark.parametrize(
+    "problem, label_fn",
+    [("regression", lambda pos: 0.25 + 0.5 * pos), ("multi_label_classification", lambda pos: ["pos"] if pos else [])],
+)
+def test_regression_and_multi_label_export_too(tiny_bert, tmp_path, problem, label_fn):
+    if problem == "multi_label_classification":
+        rows = {s: [{**r, "label": label_fn(r["label"])} for r in sentiment_rows(n, i)] for i, (s, n) in enumerate(
+            (("train", 32), ("dev", 20), ("test", 7))
+        )}  # fmt: skip
+        files = {s: write_rows(tmp_path / f"{s}.jsonl", r) for s, r in rows.items()}
+        argv = ["--train_file", files["train"], "--validation_file", files["dev"], "--test_file", files["test"]]
+        run_main(tiny_bert, tmp_path / "out", *argv, "--do_train", "--do_eval", "--do_predict", "--export", "onnx")
+        report = json.loads((tmp_path / "out" / "onnx" / "export_report.json").read_text())
+    else:
+        _, report = export_run(tiny_bert, tmp_path, label_fn=label_fn)
+    assert report["max_abs_logit_difference"]["onnx_fp32"] < 1e-4
+
+
+def test_the_folder_predicts_with_bare_onnxruntime_and_a_tokenizer(pooled):
+    """The 10 lines the README shows: the same probabilities as the PyTorch run's predictions.jsonl."""
+    tmp_path = pooled[0]
+    folder = tmp_path / "out" / "onnx"
+    session = ort.InferenceSession(str(folder / "model.onnx"))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    id2label = json.loads((folder / "config.json").read_text())["id2label"]
+    rows = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    batch = tokenizer([r["text"] for r in rows], padding=True, truncation=True, return_tensors="np")
+    names = [i.name for i in session.get_inputs()]
+    logits = session.run(["logits"], {k: batch[k].astype(np.int64) for k in names})[0]
+    probabilities = softmax(logits, axis=1)
+    for row, p in zip(rows, probabilities, strict=True):
+        assert [row["probabilities"][id2label[str(i)]] for i in range(len(p))] == pytest.approx(p, abs=2e-6)
+        assert row["label"] == id2label[str(int(p.argmax()))]
+
+
+def test_an_int8_model_that_loses_too_much_is_named_with_a_warning(tiny_bert, tmp_path, capsys):
+    """A tolerance below zero: any int8 graph 'loses too much', as a degraded one would."""
+    results, report = export_run(tiny_bert, tmp_path, "--export_int8_tolerance", "-1")
+    assert report["summary"]["int8_within_tolerance"] is False and results["export_int8_within_tolerance"] is False
+    assert "deploy model.onnx, not model_int8.onnx" in capsys.readouterr().out
+
+
+def test_each_graph_is_one_file_and_int8_is_the_smaller(pooled):
+    tmp_path, _, report = pooled
+    folder = tmp_path / "out" / "onnx"
+    assert sorted(p.name for p in folder.glob("model*")) == ["model.onnx", "model_int8.onnx"]  # no external data
+    assert report["summary"]["int8_size_share"] < 1
