@@ -71,7 +71,7 @@ def run(args, argv, resume_from, settings, timing) -> dict:
     shown = names[:20] + ([f"and {len(names) - 20} more"] if len(names) > 20 else [])
     logger.info("problem_type=%s labels=%s columns=%s", labels.problem_type, shown, columns)
     thresholds = checks.check_label_flags(args, labels, config)  # and the multi-label threshold
-    calibration = checks.resolve_calibration(args.data, args.training, labels, config)  # temperature scaling
+    calibration = checks.resolve_calibration(args, labels, config)  # temperature scaling
     best = T.resolve_best_metric(args.training, labels.problem_type, task, list(splits["eval"]))
     search.check_study(args, best)  # a search continued: same space and objective?
     tokenized = tokenize_splits(splits, columns, tokenizer, labels, args.data, long_docs, args.training)
@@ -80,12 +80,15 @@ def run(args, argv, resume_from, settings, timing) -> dict:
     data = D.RunData(task, tests, sizes, columns, labels, tokenized, evals, long_docs, thresholds, calibration)
     del raw, splits  # their memory-mapped text: the rest of the run needs the tokens (and the test rows, kept above)
 
-    # ---- model (+LoRA) and Trainer
-    model, params = M.build_classifier(args, config, tokenizer, labels)
-    checks.check_optimizer_and_scheduler(args.training, model)
-    checks.check_best_metric(args.training, labels, data.task_name, data.names("eval"), hub_metric)
-    RF.check_disk_space(args.training, model)  # room for the model and a checkpoint, before hours of training
-    trainer = T.build_trainer(model, args, tokenizer, data, best, hub_metric, settings)
+    # ---- model (+LoRA) and Trainer; an exported ONNX folder predicts with onnxruntime instead
+    if X.onnx_file(args.model.model_name_or_path):
+        trainer = X.onnx_predictor(args, tokenizer, data, config, hub_metric)
+    else:
+        model, params = M.build_classifier(args, config, tokenizer, labels)
+        checks.check_optimizer_and_scheduler(args.training, model)
+        checks.check_best_metric(args.training, labels, data.task_name, data.names("eval"), hub_metric)
+        RF.check_disk_space(args.training, model)  # room for the model and a checkpoint, before hours of training
+        trainer = T.build_trainer(model, args, tokenizer, data, best, hub_metric, settings)
     recipe_name = O.write_run_recipe(trainer, args.resolved)
 
     # ---- train, evaluate, predict, write

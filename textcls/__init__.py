@@ -34,6 +34,7 @@ order main() runs them:
 | the metric that picks the best checkpoint | train.trainer.resolve_best_metric |
 | a search continued: the same space and objective? | train.search.check_study |
 | tokenize (and encode the labels of) every split | data.tokenization.tokenize_splits |
+| or an exported ONNX folder: predict with onnxruntime | export.onnx.onnx_predictor |
 | build the model, with LoRA | model.build.build_classifier |
 | check the optimizer and scheduler | config.checks.check_optimizer_and_scheduler |
 | check --metric_for_best_model | config.checks.check_best_metric |

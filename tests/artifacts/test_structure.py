@@ -63,6 +63,7 @@ def test_main_calls_the_table_steps_in_order():
         ("evaluation.results", "git_state"),
         ("evaluation.results", "record_from_output_dir"),
         ("train.run_folder", "finished_results"),
+        ("export.onnx", "onnx_file"),  # the branch between the PyTorch model and an exported graph
     }
 
 

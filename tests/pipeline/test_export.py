@@ -102,3 +102,39 @@ def test_each_graph_is_one_file_and_int8_is_the_smaller(pooled):
     folder = tmp_path / "out" / "onnx"
     assert sorted(p.name for p in folder.glob("model*")) == ["model.onnx", "model_int8.onnx"]  # no external data
     assert report["summary"]["int8_size_share"] < 1
+
+
+def test_model_onnx_folder_predicts_what_the_pytorch_run_predicted(tiny_bert, tmp_path):
+    """--model OUT/onnx --do_predict: onnxruntime, the same predictions.jsonl and metrics (the fp32 graph here: the
+    int8 one is set aside when its check fails, as a tolerance below zero makes it)."""
+    results, _ = export_run(tiny_bert, tmp_path, "--pooling", "mean", "--export_int8_tolerance", "-1")
+    files = {s: str(tmp_path / f"{s}.csv") for s in ("dev", "test")}
+    onnx = tmp_path / "out" / "onnx"
+    argv = ["--validation_file", files["dev"], "--test_file", files["test"], "--do_eval", "--do_predict"]
+    again = run_main(onnx, tmp_path / "pred", *argv, "--do_train", "false")
+    assert again["eval_accuracy"] == results["eval_accuracy"]
+    assert again["eval_loss"] == pytest.approx(results["eval_loss"], abs=1e-5)
+    ours = [json.loads(x) for x in (tmp_path / "pred" / "predictions.jsonl").read_text().splitlines()]
+    theirs = [json.loads(x) for x in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    assert [r["label"] for r in ours] == [r["label"] for r in theirs]
+    for a, b in zip(ours, theirs, strict=True):
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-5)
+    assert (tmp_path / "pred" / "eval_report.md").is_file()
+
+
+def test_an_onnx_folder_only_evaluates_and_predicts_and_needs_its_config(pooled, capsys):
+    import run_classification as R
+
+    folder = pooled[0]
+    onnx = folder / "out" / "onnx"
+    argv = ["--model", str(onnx), "--train_file", str(folder / "train.csv"), "--do_train", "--output_dir"]
+    assert R.cli([*argv, str(folder / "t")]) == 2
+    assert "is an exported ONNX folder: it evaluates and predicts" in capsys.readouterr().err
+    broken = folder / "no-config"
+    broken.mkdir()
+    for name in ("model.onnx", "tokenizer.json", "tokenizer_config.json"):
+        (broken / name).symlink_to(onnx / name)
+    argv = ["--model", str(broken), "--test_file", str(folder / "test.csv"), "--do_predict", "--output_dir"]
+    assert R.cli([*argv, str(folder / "p")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err

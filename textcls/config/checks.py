@@ -21,6 +21,7 @@ from textcls.data.labels import class_weights
 from textcls.data.load import split_suffix
 from textcls.errors import UserError
 from textcls.evaluation.metrics import metric_names
+from textcls.export.onnx import check_onnx_flags, onnx_file
 from textcls.train.distributed import check_launch, check_threads
 from textcls.train.search import parse_space
 
@@ -37,6 +38,7 @@ def check_flags(args) -> None:
         raise UserError("nothing to do: pass --do_train, --do_eval and/or --do_predict.")
     check_training_flags(training)
     check_numbers(args)
+    check_onnx_flags(args)  # an exported ONNX folder as --model: evaluate and predict only
     check_launch(training)
     check_threads(training)
     if args.model.model_name_or_path is None:
@@ -376,9 +378,10 @@ class Calibration:
     fit: bool = False
 
 
-def resolve_calibration(data_args, training_args, labels, config) -> Calibration:
+def resolve_calibration(args, labels, config) -> Calibration:
     """--calibrate temperature needs a labelled validation split and class probabilities; unset, a folder calibrated
     earlier keeps its temperature (when its classes are this run's: a new head is not calibrated)."""
+    data_args, training_args = args.data, args.training
     fit = data_args.calibrate == "temperature"
     if fit and labels.problem_type == "regression":
         raise UserError("--calibrate temperature scales class probabilities; a regression has none. Drop the flag.")
@@ -387,6 +390,8 @@ def resolve_calibration(data_args, training_args, labels, config) -> Calibration
             "--calibrate temperature is fitted on the validation split: pass --do_eval (and a validation split)."
         )
     saved = getattr(config, "calibration_temperature", None)
+    if onnx_file(args.model.model_name_or_path) is not None:
+        return Calibration(None, fit)  # an exported graph divides its logits by it already
     names = [config.id2label[i] for i in range(len(config.id2label))] if getattr(config, "id2label", None) else None
     if saved is not None and not training_args.do_train and names == labels.names:
         logger.info("calibration: the model's own temperature %s (its config's calibration_temperature)", saved)

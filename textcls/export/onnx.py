@@ -17,10 +17,14 @@ import time
 
 import numpy as np
 import torch
+from transformers.trainer_pt_utils import log_metrics
+from transformers.trainer_utils import EvalPrediction, PredictionOutput
 
+from textcls.data.collate import FastPaddingCollator
 from textcls.errors import UserError
-from textcls.evaluation.metrics import compute_metrics, primary_metric
+from textcls.evaluation.metrics import compute_metrics, make_compute_metrics, primary_metric
 from textcls.io import write_json_atomic
+from textcls.train.loss import exact_loss
 
 logger = logging.getLogger(__name__)
 
@@ -214,3 +218,110 @@ def _changed(decisions, reference) -> float:
     """The share of rows whose prediction differs from the reference's."""
     differ = decisions != reference
     return float(np.mean(differ.any(axis=-1) if differ.ndim > 1 else differ))
+
+
+# ------------------------------------------------------------------------------------------------ predicting
+
+
+def onnx_file(folder: str) -> str | None:
+    """The graph a folder written by --export onnx predicts with: the int8 one when its export check found it within
+    tolerance, else the fp32 one; None for a folder that holds neither."""
+    report = os.path.join(folder, "export_report.json")
+    within = None
+    if os.path.isfile(report):
+        with open(report, encoding="utf-8") as f:
+            within = json.load(f).get("summary", {}).get("int8_within_tolerance")
+    for name in (INT8, FP32) if within is not False else (FP32,):
+        if os.path.isfile(os.path.join(folder, name)):
+            return os.path.join(folder, name)
+    return None
+
+
+class OnnxPredictor:
+    """What evaluation.predict asks of a Trainer, answered by onnxruntime: predict(split) -> logits, labels and
+    metrics, in the split's order. Batches of --per_device_eval_batch_size rows, taken in the order the split was
+    sorted (by length: each batch pads little), padded by the collator the Trainer uses; every core's threads (the
+    session's default). Memory: one batch's inputs and the split's logits."""
+
+    def __init__(self, path: str, args, tokenizer, compute_metrics, config):
+        import onnxruntime as ort  # optional: only an export or an ONNX run needs it
+
+        self.path, self.args, self.processing_class = path, args, tokenizer
+        self.compute_metrics, self.model = compute_metrics, _ConfigOnly(config)
+        self.session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.collate = FastPaddingCollator(tokenizer)
+        logger.info("predicting with onnxruntime: %s (inputs %s)", path, ", ".join(self.inputs))
+
+    def is_world_process_zero(self) -> bool:
+        return True
+
+    def log_metrics(self, split, metrics):
+        log_metrics(self, split, metrics)
+
+    def predict(self, dataset, metric_key_prefix: str = "test"):
+        started = time.monotonic()
+        size = self.args.per_device_eval_batch_size
+        arrow = dataset.with_format("arrow")
+        logits, labels = [], []
+        for i in range(0, len(dataset), size):
+            batch = self.collate(arrow[i : i + size])
+            feed = {k: np.asarray(batch[k], dtype=np.int64) for k in self.inputs}
+            logits.append(self.session.run(["logits"], feed)[0])
+            if "labels" in batch:
+                labels.append(np.asarray(batch["labels"]))
+        logits = np.concatenate(logits) if logits else np.zeros((0, len(self.model.config.id2label)))
+        gold = np.concatenate(labels) if labels else None
+        seconds = time.monotonic() - started
+        metrics = {}
+        if gold is not None:
+            problem_type = self.model.config.problem_type
+            loss = exact_loss(logits, gold, problem_type)
+            if loss is not None:
+                metrics["loss"] = loss
+            metrics |= self.compute_metrics(EvalPrediction(logits, gold))
+        metrics |= {"runtime": round(seconds, 4), "samples_per_second": round(len(dataset) / max(seconds, 1e-9), 3)}
+        metrics = {f"{metric_key_prefix}_{k}": v for k, v in metrics.items()}
+        return PredictionOutput(predictions=logits, label_ids=gold, metrics=metrics)
+
+
+class _ConfigOnly:
+    """Stands for the model where evaluation.predict reads model.config (thresholds, temperature)."""
+
+    def __init__(self, config):
+        self.config = config
+
+
+def onnx_predictor(args, tokenizer, data, config, hub_metric=None) -> OnnxPredictor:
+    """The predictor of a run whose --model is a folder written by --export onnx. The graph's logits include the
+    calibration temperature, so none is applied again (config.checks.resolve_calibration)."""
+    if data.long_documents.strategy == "chunk":
+        raise UserError(
+            "an exported ONNX folder does not join a text's windows yet (--long_document_strategy chunk): predict "
+            "with the PyTorch model folder it was exported from."
+        )
+    compute = make_compute_metrics(data.labels, data.task_name, data.thresholds.value, hub_metric, None)
+    return OnnxPredictor(onnx_file(args.model.model_name_or_path), args.training, tokenizer, compute, config)
+
+
+def check_onnx_flags(args) -> None:
+    """What a run with an exported ONNX folder as --model cannot do: train it, export it, or fit a temperature on it
+    (its logits are calibrated already, when it was)."""
+    if onnx_file(args.model.model_name_or_path) is None:
+        return
+    asked = [
+        flag
+        for flag, on in (
+            ("--do_train", args.training.do_train),
+            ("--export onnx", args.data.export == "onnx"),
+            ("--calibrate temperature", args.data.calibrate == "temperature"),
+            ("--use_lora", args.lora.use_lora),
+        )
+        if on
+    ]
+    if asked:
+        raise UserError(
+            f"{args.model.model_name_or_path} is an exported ONNX folder: it evaluates and predicts (--do_eval, "
+            f"--do_predict), nothing else. Drop {', '.join(asked)}, or pass the PyTorch model folder it was "
+            "exported from."
+        )

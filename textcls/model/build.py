@@ -140,6 +140,14 @@ def build_classifier(args, config, tokenizer, labels):
 def _load(loader, name: str, what: str, **kwargs):
     try:
         return loader(name, **kwargs)
+    except ValueError as e:
+        if not (os.path.isdir(name) and "Unrecognized model" in str(e)):
+            raise
+        raise UserError(
+            f"cannot load the {what} from {name}: it has no config.json naming its model type (a model folder, or "
+            "an exported onnx/ folder, carries the config.json the run wrote). Copy that file in, or point --model "
+            "at the folder the run wrote."
+        ) from None
     except OSError as e:
         if os.path.isdir(name):
             raise UserError(f"cannot load the {what} from {name}: {e}") from None
