@@ -205,3 +205,26 @@ def test_balanced_sampling_benchmark_draws_the_classes_evenly_and_reproducibly()
     assert list(sampler) != first
     share = np.mean(labels[drawn])  # the 10% class is drawn about half the time
     assert 0.45 < share < 0.55
+
+
+def test_inference_script_on_a_tiny_model(tiny_bert, tmp_path):
+    """benchmarks/inference.py exports the model, runs each mode in a process of its own, and records the targets."""
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT, run_main, sentiment_rows, write_rows
+
+    files = {s: write_rows(tmp_path / f"{s}.csv", sentiment_rows(n, i)) for i, (s, n) in enumerate(
+        (("train", 16), ("dev", 8), ("rows", 12))
+    )}  # fmt: skip
+    run_main(tiny_bert, tmp_path / "model", "--train_file", files["train"], "--do_train", "--max_steps", "1")
+    record = tmp_path / "record.json"
+    command = [sys.executable, "benchmarks/inference.py", "--model", str(tmp_path / "model"), "--dev", files["dev"]]
+    command += ["--rows_file", files["rows"], "--rows", "10", "--output", str(record)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(record.read_text())
+    assert set(result["runs"]) == {"pytorch", "onnx_fp32", "onnx_int8"}
+    assert all(r["predict_rows_per_second"] > 0 and r["peak_rss_bytes"] > 0 for r in result["runs"].values())
+    assert set(result["met"]) == set(result["targets"]) and result["measured"]["fp32_max_abs_logit_difference"] < 1e-4
+    assert "<tmp>" in result["runs"]["onnx_int8"]["command"]  # no temporary path in the record
