@@ -56,7 +56,7 @@ def cpu_flags() -> list[str]:
 
 def graph_folder(onnx: str, graph: str, parent: str) -> str:
     """A folder holding one graph of the export (as model.onnx or model_int8.onnx) and what it needs beside it."""
-    folder = os.path.join(parent, graph.split(".")[0])
+    onnx, folder = os.path.abspath(onnx), os.path.join(parent, graph.split(".")[0])
     os.makedirs(folder)
     for name in (graph, *SHARED):
         if os.path.isfile(os.path.join(onnx, name)):

@@ -6,9 +6,9 @@ import os
 
 from textcls.config.args import write_recipe
 from textcls.errors import DiskFull
-from textcls.io import free_bytes, is_disk_full, size_text, write_json_atomic, write_text_atomic
+from textcls.io import is_disk_full, write_json_atomic, write_text_atomic
 from textcls.model.pooling import mark_folder
-from textcls.train.run_folder import checkpoint_bytes, last_complete_checkpoint
+from textcls.train.run_folder import checkpoint_bytes, disk_full_message, last_complete_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -126,8 +126,7 @@ def _final_save_failed(trainer, error: BaseException) -> DiskFull:
     kept = last_complete_checkpoint(out)
     needed = checkpoint_bytes(trainer.model, optimizer=False)
     return DiskFull(
-        f"the disk holding {out} is full: saving the trained model needs about {size_text(needed)} and "
-        f"{size_text(free_bytes(out))} is free ({type(error).__name__}: {str(error)[:100]}). "
+        disk_full_message(out, "the trained model", needed, error)
         + (
             f"Kept: {kept}, complete. Free some space, then run the same command: it resumes from there and saves "
             "the model."

@@ -473,6 +473,14 @@ def rerun_advice(out: str, overwrite: bool) -> str:
     return "Run the same command again: no training step was saved, so it starts from the beginning."
 
 
+def disk_full_message(out: str, what: str, needed: int, error: BaseException) -> str:
+    """The first sentence of every full-disk error of a save: where, what it needed, what is free, what failed."""
+    return (
+        f"the disk holding {out} is full: saving {what} needs about {size_text(needed)} and "
+        f"{size_text(free_bytes(out))} is free ({type(error).__name__}: {str(error)[:100]}). "
+    )
+
+
 def checkpoint_bytes(model, optimizer: bool) -> int:
     """About what saving this model takes: the weights a save writes (a LoRA adapter: its trainable weights only),
     plus, for a checkpoint, AdamW's two moments per trainable weight in float32."""

@@ -35,12 +35,18 @@ from textcls.data.load import arrow_column, split_suffix
 from textcls.data.tokenization import DOCUMENT, join_windows
 from textcls.errors import DiskFull, TrainingStopped
 from textcls.evaluation.metrics import make_compute_metrics, primary_metric
-from textcls.io import free_bytes, is_disk_full, size_text, write_json_atomic, write_text_atomic
+from textcls.io import is_disk_full, write_json_atomic, write_text_atomic
 from textcls.model.build import parameter_depths, setup_padding_free
 from textcls.model.pooling import mark_folder
 from textcls.train.loss import exact_loss, loss_over_step
 from textcls.train.resume import GracefulStop, RestoreLoss, SeededLengthGroupedSampler
-from textcls.train.run_folder import SETTINGS, checkpoint_bytes, last_complete_checkpoint, write_manifest
+from textcls.train.run_folder import (
+    SETTINGS,
+    checkpoint_bytes,
+    disk_full_message,
+    last_complete_checkpoint,
+    write_manifest,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -368,8 +374,7 @@ class ClassificationTrainer(Trainer):
         kept = last_complete_checkpoint(out)
         needed = checkpoint_bytes(self.model, optimizer=True)
         return DiskFull(
-            f"the disk holding {out} is full: saving {os.path.basename(folder)} needs about {size_text(needed)} and "
-            f"{size_text(free_bytes(out))} is free ({error.__class__.__name__}: {str(error)[:100]}). "
+            disk_full_message(out, os.path.basename(folder), needed, error)
             + (f"Kept: {kept}, complete. " if kept else "No complete checkpoint is kept. ")
             + "Free some space (or keep fewer checkpoints with --save_total_limit N: the disk then holds N + 1 of "
             "them while the next is written; or choose an --output_dir on a disk with room), then run the same "
