@@ -7,7 +7,6 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from scipy.special import softmax
-from transformers import AutoTokenizer
 
 from tests.helpers import run_main, sentiment_rows, write_rows
 
@@ -74,17 +73,22 @@ def test_regression_and_multi_label_export_too(tiny_bert, tmp_path, problem, lab
 
 
 def test_the_folder_predicts_with_bare_onnxruntime_and_a_tokenizer(pooled):
-    """The 10 lines the README shows: the same probabilities as the PyTorch run's predictions.jsonl."""
+    """The lines the README shows (onnxruntime and the tokenizers library only): the same probabilities as the
+    PyTorch run's predictions.jsonl."""
+    from tokenizers import Tokenizer
+
     tmp_path = pooled[0]
     folder = tmp_path / "out" / "onnx"
     session = ort.InferenceSession(str(folder / "model.onnx"))
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tokenizer.enable_padding(pad_id=0)
+    tokenizer.enable_truncation(64)
     id2label = json.loads((folder / "config.json").read_text())["id2label"]
     rows = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
-    batch = tokenizer([r["text"] for r in rows], padding=True, truncation=True, return_tensors="np")
-    names = [i.name for i in session.get_inputs()]
-    logits = session.run(["logits"], {k: batch[k].astype(np.int64) for k in names})[0]
-    probabilities = softmax(logits, axis=1)
+    enc = tokenizer.encode_batch([r["text"] for r in rows])
+    columns = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
+    feed = {i.name: np.array([getattr(e, columns[i.name]) for e in enc], dtype=np.int64) for i in session.get_inputs()}
+    probabilities = softmax(session.run(["logits"], feed)[0], axis=1)
     for row, p in zip(rows, probabilities, strict=True):
         assert [row["probabilities"][id2label[str(i)]] for i in range(len(p))] == pytest.approx(p, abs=2e-6)
         assert row["label"] == id2label[str(int(p.argmax()))]
