@@ -52,11 +52,11 @@ def evaluate_and_predict(trainer, data, data_args) -> dict:
                 restore = (lambda values: values) if order is None else functools.partial(unsort, order=order)
                 predictions = restore(out_pred.predictions)
                 gold = restore(out_pred.label_ids) if out_pred.label_ids is not None else None
-            raw = predictions
+            raw, fitted_here = predictions, False
             if role == "eval" and data.calibration.fit and gold is not None and not fitted:
                 temperature, calibrated = fit_and_use_temperature(trainer, labels, predictions, gold, prefix)
                 metrics |= calibrated
-                fitted = True
+                fitted = fitted_here = True
             if predictions is not None and labels.problem_type != "regression":
                 predictions = scale(predictions, temperature)  # every probability below is the calibrated one
             tuning = role == "eval" and data.thresholds.tune and gold is not None and not tuned
@@ -86,7 +86,7 @@ def evaluate_and_predict(trainer, data, data_args) -> dict:
                     report["thresholds_tuned_on_this_split"] = tuning
                 write_json_atomic(os.path.join(out, f"{prefix}_classification_report.json"), report)
             if role == "eval":
-                uncalibrated = raw if fitted and raw is not predictions else None
+                uncalibrated = raw if fitted_here else None  # its diagram shows before and after
                 evaluated = EvaluatedSplit(name, prefix, predictions, gold, report, metrics, threshold, uncalibrated)
                 write_eval_report(trainer, data, evaluated, data_args.plots)
             if role == "test":

@@ -59,10 +59,10 @@ def export_model(trainer, data, data_args) -> dict:
     model = _plain_copy(trainer.model)
     tokenizer = trainer.processing_class
     rows = _check_rows(data)
-    names = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in _batches(tokenizer, rows[:2])[0]]
+    example = _batches(tokenizer, rows[:2])[0]
+    names = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in example]
     temperature = getattr(model.config, "calibration_temperature", None)
     graph = _Logits(model, names, temperature).eval()
-    example = _batches(tokenizer, rows[:2])[0]
     fp32, int8 = os.path.join(out, FP32), os.path.join(out, INT8)
     started = time.monotonic()
     _export(graph, example, names, fp32)

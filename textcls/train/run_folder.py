@@ -145,21 +145,22 @@ def checkpoints(folder: str) -> list[tuple[int, str]]:
     return sorted(((s, p) for s, p in found if os.path.isdir(p)), reverse=True)
 
 
-def last_complete_checkpoint(folder: str) -> str | None:
-    """The newest checkpoint that is complete, or None. (transformers' get_last_checkpoint takes the newest by name,
-    and a kill while saving leaves that one half-written: the resume then fails, or silently restarts.)"""
-    return next((path for step, path in checkpoints(folder) if checkpoint_problem(path, step) is None), None)
-
-
-def damaged_checkpoints(folder: str) -> list[tuple[str, str]]:
-    """(path, why) of the checkpoints newer than the newest complete one."""
+def scan_checkpoints(folder: str) -> tuple[str | None, list[tuple[str, str]]]:
+    """(the newest complete checkpoint or None, [(path, why) of each damaged one newer than it]): each checkpoint is
+    checked once, newest first, until a complete one."""
     damaged = []
     for step, path in checkpoints(folder):
         problem = checkpoint_problem(path, step)
         if problem is None:
-            break
+            return path, damaged
         damaged.append((path, problem))
-    return damaged
+    return None, damaged
+
+
+def last_complete_checkpoint(folder: str) -> str | None:
+    """The newest checkpoint that is complete, or None. (transformers' get_last_checkpoint takes the newest by name,
+    and a kill while saving leaves that one half-written: the resume then fails, or silently restarts.)"""
+    return scan_checkpoints(folder)[0]
 
 
 def write_manifest(checkpoint: str) -> None:
@@ -204,7 +205,7 @@ def file_fingerprint(path: str) -> str:
     return h.hexdigest()
 
 
-def training_data_files(data_args, task=None) -> list[str]:
+def training_data_files(data_args) -> list[str]:
     """The files the training rows are read from: --train_file (a glob: its shards), or a GLUE folder's train file.
     A hub dataset is named by --dataset_name, its config and revision, which the settings hold already."""
 
@@ -280,7 +281,6 @@ class FolderPlan:
     finished: bool = False  # training finished there earlier: evaluate and predict with its model
     clear: bool = False  # --overwrite_output_dir on a folder of ours: empty it first
     damaged: tuple = ()  # (path, why) of checkpoints to remove: newer than resume_from, or all when starting over
-    search: bool = False  # a hyperparameter search continued (textcls.train.search decides what it holds)
 
 
 def is_ours(out: str) -> bool:
@@ -322,12 +322,12 @@ def plan_output_dir(training_args, overwrite: bool, settings: dict | None) -> Fo
         return FolderPlan()
     if getattr(training_args, "hp_trials", 0) and _is_search(out):
         logger.info("continuing the hyperparameter search in %s (--overwrite_output_dir starts it over)", out)
-        return FolderPlan(search=True)
+        return FolderPlan()
     if is_finished(out):
         _check_same_settings(out, None, settings, "finished training")
         return FolderPlan(finished=True)
-    last = last_complete_checkpoint(out)
-    damaged = tuple(damaged_checkpoints(out))
+    last, damaged = scan_checkpoints(out)
+    damaged = tuple(damaged)
     if last is not None:
         _check_same_settings(out, last, settings, f"checkpoint {os.path.basename(last)}")
         return FolderPlan(resume_from=last, damaged=damaged)
@@ -452,7 +452,7 @@ def claim(out: str, plan: FolderPlan, settings: dict | None) -> None:
     if plan.resume_from:
         logger.info("Resuming from %s (pass --overwrite_output_dir to start over).", plan.resume_from)
     marker = os.path.join(out, MARKER)
-    if settings is not None and not plan.finished or not os.path.isfile(marker):
+    if (settings is not None and not plan.finished) or not os.path.isfile(marker):  # a finished run's stays
         write_json_atomic(marker, {"written_by": "run_classification.py", "settings": settings})
 
 

@@ -42,6 +42,7 @@ from textcls.train.loss import exact_loss, loss_over_step
 from textcls.train.resume import GracefulStop, RestoreLoss, SeededLengthGroupedSampler
 from textcls.train.run_folder import (
     SETTINGS,
+    TRAINER_STATE,
     checkpoint_bytes,
     disk_full_message,
     last_complete_checkpoint,
@@ -49,8 +50,6 @@ from textcls.train.run_folder import (
 )
 
 logger = logging.getLogger(__name__)
-
-TRAINER_STATE = "trainer_state.json"
 
 
 @dataclasses.dataclass(frozen=True)
