@@ -582,6 +582,42 @@ def scale_table(name: str, record: dict) -> list[str]:
     return lines + [""]
 
 
+def inference_table(name: str, record: dict) -> list[str]:
+    """A results/speed/inference-*.json written by benchmarks/inference.py: PyTorch vs ONNX fp32 vs ONNX int8
+    prediction, each a fresh process, and issue 37's targets met or missed."""
+    env = record.get("environment") or {}
+    packages = env.get("packages") or {}
+    vnni = "AVX-512 VNNI" if "avx512_vnni" in (record.get("cpu_flags") or []) else "no AVX-512 VNNI"
+    lines = [
+        f"### {name}",
+        "",
+        f"{record['model']}; {record['rows']:,} rows predicted; {hardware({'environment': env})} ({vnni}), "
+        f"torch {packages.get('torch')}, onnxruntime {packages.get('onnxruntime', '?')}, {record['date']}, "
+        f"commit {(record.get('git_sha') or '?')[:8]}{' (uncommitted changes)' if record.get('git_dirty') else ''}.",
+        "",
+        f"`{record['command']}`",
+        "",
+        "| mode | predict rows/s | dev rows/s | dev accuracy | peak RSS GB | wall s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for mode, r in record["runs"].items():
+        lines.append(
+            f"| {mode} | {r['predict_rows_per_second']:.1f} | {r['eval_rows_per_second']:.0f} | "
+            f"{100 * r['dev_accuracy']:.2f} | {r['peak_rss_bytes'] / 1e9:.2f} | {r['wall_s']:.0f} |"
+        )
+    sizes = ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in (record.get("file_bytes") or {}).items())
+    if sizes:
+        lines += ["", f"Files: {sizes}."]
+    lines += ["", "| target | measured | bound | met |", "|---|---|---|---|"]
+    for target, bound in record["targets"].items():
+        direction = ">=" if target == "int8_speedup" else "<="
+        met = "yes" if record["met"][target] else "**no**"
+        lines.append(f"| {target} | {record['measured'][target]:.3g} | {direction} {bound:.3g} | {met} |")
+    if record.get("notes"):
+        lines += [""] + [f"- {note}" for note in record["notes"]]
+    return lines + [""]
+
+
 def speed_section(results_dir: str, plots_dir: str, plt) -> list[str]:
     """One table per results/speed/*.json written by benchmarks/speed.py or gpu.py (medians per mode, ratios vs
     targets), or by benchmarks/packing.py or scale.py."""
@@ -598,6 +634,9 @@ def speed_section(results_dir: str, plots_dir: str, plt) -> list[str]:
             continue
         if record.get("benchmark") == "scale":
             lines += scale_table(name, record)
+            continue
+        if record.get("benchmark") == "inference":
+            lines += inference_table(name, record)
             continue
         env = record.get("environment") or {}
         packages = env.get("packages") or {}

@@ -6,6 +6,7 @@ import json
 import os
 import statistics
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -631,3 +632,17 @@ def test_rows_recorded_with_another_version_of_the_recipe_say_so():
         "No average yet: the runs of RTE are of an earlier version of the recipe." in text
         and "average of these" not in text
     )
+
+
+def test_every_committed_record_renders(tmp_path):
+    """The generator reads every record results/ holds today (it crashed on the first inference record), and each
+    speed record gets its own table."""
+    make = load_script("make_results_readme")
+    results = Path(ROOT) / "results"
+    text = make.render(str(results), {}, plt=None)
+    for path in (results / "speed").glob("*.json"):
+        assert f"### {path.stem}" in text, path.name
+    inference = sorted((results / "speed").glob("inference-*.json"))
+    if inference:
+        table = text[text.index(f"### {inference[0].stem}") :]
+        assert "| int8_speedup |" in table and "| onnx_int8 |" in table

@@ -4,11 +4,12 @@ PyTorch's, the folder predicts with bare onnxruntime and a tokenizer, and the ex
 import json
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 from scipy.special import softmax
 
-from tests.helpers import run_main, sentiment_rows, write_rows
+from tests.helpers import TRAIN_FLAGS, run_main, sentiment_rows, write_rows
 
 
 def files_for(folder, label_fn=None):
@@ -40,6 +41,52 @@ def test_pooling_and_temperature_are_inside_the_graph(pooled):
     _, results, report = pooled
     assert report["max_abs_logit_difference"]["onnx_fp32"] < 1e-4
     assert report["temperature_in_graph"] == pytest.approx(results["eval_temperature"], rel=1e-6)  # (float32)
+
+
+def test_both_graphs_run_onnxruntimes_fused_operators(pooled):
+    """Attention, skip layer norm and bias-GELU fused (the speed of the export), the logits still PyTorch's."""
+    folder, _, report = pooled
+    fused = report["fused_operators"]
+    assert fused["model.onnx"]["attention"] == 2 and fused["model.onnx"]["skip_layer_normalization"] >= 2
+    assert fused["model_int8.onnx"]["bias_gelu"] == 2
+    operators = {n.op_type for n in onnx.load(str(folder / "out" / "onnx" / "model.onnx")).graph.node}
+    assert {"Attention", "SkipLayerNormalization", "BiasGelu"} <= operators and "Softmax" not in operators
+    assert report["max_abs_logit_difference"]["onnx_int8"] < 0.5  # fused int8 of a tiny model: near, not equal
+    assert not (folder / "out" / "onnx.incomplete").exists()
+
+
+@pytest.mark.parametrize("decoder", ["tiny_gpt2", "tiny_llama"])
+def test_decoder_lms_export_without_their_cache_or_packing(decoder, request, tmp_path):
+    """A decoder trains padding-free (a hook torch.export cannot trace) and has a KV cache: the graph has neither.
+    GPT-2's fused graph is one onnxruntime refuses (Gemm on a rank-3 input): the unfused one is kept."""
+    results, report = export_run(request.getfixturevalue(decoder), tmp_path)
+    assert report["max_abs_logit_difference"]["onnx_fp32"] < 1e-4
+    assert [o.name for o in ort.InferenceSession(str(tmp_path / "out" / "onnx" / "model.onnx")).get_outputs()] == [
+        "logits"
+    ]
+    assert results["export_int8_within_tolerance"] in (True, False)
+
+
+def test_a_failed_export_is_one_error_and_leaves_no_onnx_folder(tiny_bert, tmp_path, monkeypatch, capsys):
+    """The exporter's message (ANSI colours and all) becomes one plain line; the trained model stays; neither onnx/
+    nor the staging folder is left behind, so no half-written folder passes for an export."""
+    import torch
+
+    import run_classification as R
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("\x1b[1mFailed to export\x1b[0m the model with torch.export.\nmore lines")
+
+    monkeypatch.setattr(torch.onnx, "export", refuse)
+    files = files_for(tmp_path)
+    argv = ["--model_name_or_path", str(tiny_bert), "--output_dir", str(tmp_path / "out"), *TRAIN_FLAGS]
+    argv += ["--train_file", files["train"], "--validation_file", files["dev"], "--do_train", "--export", "onnx"]
+    assert R.cli(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\x1b" not in err
+    assert "could not export this bert model (RuntimeError: Failed to export the model" in err
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+    assert not (tmp_path / "out" / "onnx").exists() and not (tmp_path / "out" / "onnx.incomplete").exists()
 
 
 @pytest.mark.parametrize(

@@ -230,6 +230,19 @@ def enable_packing(model) -> None:
         hooked._textcls_packing_hook = True
 
 
+def disable_packing(model) -> None:
+    """Undo enable_packing on `model` (a copy of a trained one, say): its hooks off, plain SDPA attention. The ONNX
+    exporter (torch.export) cannot trace _pack_inputs, which asks the data whether a batch is right-padded."""
+    for module in model.modules():
+        if getattr(module, "_textcls_packing_hook", False):
+            for hooks in (module._forward_pre_hooks, module._forward_hooks):
+                for key in [k for k, f in hooks.items() if f in (_pack_inputs, _unpack_output)]:
+                    del hooks[key]
+            module._textcls_packing_hook = False
+    if getattr(model.config, "_attn_implementation", None) == PACKED_ATTENTION:
+        model.set_attn_implementation("sdpa")
+
+
 def pack_padded(batch: dict, first_position_id: int = 0) -> dict:
     """A padded, right-padded batch (input_ids, attention_mask, ...) -> the packed batch. For tests and for callers
     holding tensors; the collator builds packed batches directly from the rows."""
