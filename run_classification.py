@@ -17,6 +17,7 @@ import time
 
 from textcls.config import checks
 from textcls.config.args import parse_args
+from textcls.data import folds as F
 from textcls.data import labels as L
 from textcls.data import load as D
 from textcls.data.glue import get_glue_task
@@ -29,6 +30,7 @@ from textcls.evaluation.results import git_state, record_from_output_dir
 from textcls.export import onnx as X
 from textcls.io import is_disk_full
 from textcls.model import build as M
+from textcls.train import cross_validation as CV
 from textcls.train import run_folder as RF
 from textcls.train import search
 from textcls.train import trainer as T
@@ -44,6 +46,11 @@ def main(argv: list[str] | None = None) -> dict:
     setup_logging(args.training.disable_tqdm)
     checks.check_flags(args)  # everything the flags alone can get wrong, before any work
     code_version = git_state() if args.data.results_file else None  # the code that runs now, not at the end
+    if CV.drives(args):  # --cross_validate K: K ordinary runs of this command, one a fold, then what they found
+        with CV.hold_folder(args):
+            for fold_argv in CV.fold_commands(argv, args):
+                main(fold_argv)
+            return CV.summarise(args)
     training = args.training
     settings = RF.training_settings(args.resolved, args.data, training.world_size) if training.do_train else None
     with RF.hold_output_dir(training, args.data.overwrite_output_dir, settings) as folder:  # locked; the plan
@@ -67,6 +74,7 @@ def run(args, argv, resume_from, settings, timing) -> dict:
     config, tokenizer = M.load_config_and_tokenizer(args.model)
     long_docs = checks.resolve_long_documents(args.data, config, tokenizer, columns)  # window; truncate, chunk...
     labels = L.resolve_labels(raw, columns, args.data, config, args.training.do_train)
+    splits, rows = F.select_training_rows(raw, splits, columns, labels, args.data, args.training.seed)  # folds...
     names = labels.names or []  # (regression: none) 3,000 of them made one log line of 30 KB
     shown = names[:20] + ([f"and {len(names) - 20} more"] if len(names) > 20 else [])
     logger.info("problem_type=%s labels=%s columns=%s", labels.problem_type, shown, columns)
@@ -75,9 +83,9 @@ def run(args, argv, resume_from, settings, timing) -> dict:
     best = T.resolve_best_metric(args.training, labels.problem_type, task, list(splits["eval"]))
     search.check_study(args, best)  # a search continued: same space and objective?
     tokenized = tokenize_splits(splits, columns, tokenizer, labels, args.data, long_docs, args.training)
-    sizes = {name: len(raw[name]) for name in splits["test"]}
+    sizes = {name: len(raw[name] if name in raw else rows) for name, rows in splits["test"].items()}
     evals, tests = splits["eval"], splits["test"]
-    data = D.RunData(task, tests, sizes, columns, labels, tokenized, evals, long_docs, thresholds, calibration)
+    data = D.RunData(task, tests, sizes, columns, labels, tokenized, evals, long_docs, thresholds, calibration, rows)
     del raw, splits  # their memory-mapped text: the rest of the run needs the tokens (and the test rows, kept above)
 
     # ---- model (+LoRA) and Trainer; an exported ONNX folder predicts with onnxruntime instead
@@ -99,6 +107,7 @@ def run(args, argv, resume_from, settings, timing) -> dict:
         train_result = trainer.train(resume_from_checkpoint=resume_from)
         results |= O.save_training(trainer, train_result, params, resume_from)
     results |= evaluate_and_predict(trainer, data, args.data)
+    results |= F.write_selection(trainer, data.rows)  # a fold's held-out rows; what --exclude_rows dropped
     results |= X.export_model(trainer, data, args.data)  # --export onnx: fp32 and int8 graphs, checked
     O.write_run_summary(trainer, args, data, results)
     if args.data.results_file and trainer.is_world_process_zero():

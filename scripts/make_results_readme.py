@@ -141,7 +141,7 @@ def collect(results_dir: str) -> dict:
     for path in sorted(glob.glob(os.path.join(results_dir, "**", "*.json"), recursive=True)):
         rel = os.path.relpath(path, results_dir).split(os.sep)
         # speed records have their own section; baselines and searches are not runs of a recipe
-        if rel[0] in ("plots", "speed", "baselines", "hp_search"):
+        if rel[0] in ("plots", "speed", "baselines", "hp_search", "label-noise"):
             continue
         data = load_results(path)
         if not data["runs"]:
@@ -618,6 +618,46 @@ def inference_table(name: str, record: dict) -> list[str]:
     return lines + [""]
 
 
+def label_noise_section(results_dir: str) -> list[str]:
+    """results/label-noise/*.json written by benchmarks/label_noise.py: labels flipped at known rows, what
+    --find_label_issues flagged, and the dev metric trained on noisy, noisy-without-flagged and clean labels."""
+    paths = sorted(glob.glob(os.path.join(results_dir, "label-noise", "*-noise*.json")))
+    if not paths:
+        return []
+    records = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            records.append(json.load(f))
+    first = records[0]
+    env = first.get("environment") or {}
+    lines = [
+        "## Label issues on corrupted labels",
+        "",
+        f"{first['model']}; {first['train_rows']:,} training rows drawn from each task's train.tsv, a share of their "
+        f"labels flipped at known rows (seeded; the rows are in the record), {first['folds']}-fold "
+        "`--cross_validate --find_label_issues --cross_validate_refit`, then a run with `--exclude_rows` of every "
+        f"flagged row; each task's whole dev set. {hardware({'environment': env})}, {first['date']}, commit "
+        f"{(first.get('git_sha') or '?')[:8]}. Accuracy records: wall times measured beside other work.",
+        "",
+        f"`{first['command']}`",
+        "",
+        "| task | flipped | flagged | precision | recall | precision in top k | cv metric (noisy) | dev: noisy | "
+        "dev: without flagged | dev: clean |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        metric = r["metric"]
+        cv = r["cv"].get(f"predict_cv_heldout_{metric}") or {}
+        spread = f"{100 * cv['mean']:.2f} ± {100 * (cv.get('std') or 0):.2f}" if cv else "-"
+        dev = r["dev"]
+        lines.append(
+            f"| {r['task']} ({metric}) | {100 * r['noise']:.0f}% ({len(r['flipped_rows'])}) | {r['flagged']} | "
+            f"{100 * r['precision']:.1f}% | {100 * r['recall']:.1f}% | {100 * r['precision_top_k']:.1f}% | {spread} | "
+            f"{100 * dev['noisy']:.2f} | {100 * dev['noisy_without_flagged']:.2f} | {100 * dev['clean']:.2f} |"
+        )
+    return lines + [""]
+
+
 def speed_section(results_dir: str, plots_dir: str, plt) -> list[str]:
     """One table per results/speed/*.json written by benchmarks/speed.py or gpu.py (medians per mode, ratios vs
     targets), or by benchmarks/packing.py or scale.py."""
@@ -765,6 +805,7 @@ def render(results_dir: str, sources: dict, plt) -> str:
             for name in published_only:
                 lines += published_only_table(name, sources)
                 used.add(reference_for(name, sources)[0])
+    lines += label_noise_section(results_dir)
     lines += speed_section(results_dir, plots_dir, plt)
     if used:
         lines += ["## Sources", ""]

@@ -1,11 +1,12 @@
 """Building blocks of run_classification.py, in a folder for each stage of the pipeline:
 
     config/      the flags and recipes (args), and every up-front check of them (checks)
-    data/        files to model inputs: loading and splits (load), GLUE (glue), labels, tokenization, batches (collate)
+    data/        files to model inputs: loading and splits (load), GLUE (glue), labels, the training rows and folds
+                 (folds), tokenization, batches (collate)
     model/       the classifier: building it with LoRA (build), pooling, padding-free attention (packing)
     train/       the Trainer (trainer), its loss (loss), signals and exact resumes (resume), the output folder
-                 (run_folder), search, launches (distributed)
-    evaluation/  metrics, predictions (predict), the report and pictures (report), GLUE submission files,
+                 (run_folder), search, launches (distributed), K-fold runs (cross_validation)
+    evaluation/  metrics, predictions (predict), the report and pictures (report), label issues, GLUE submission files,
                  the saved model, recipe and model card (outputs), results files (results)
     export/      what ships: the ONNX graph and its int8 copy, checked (onnx)
     errors.py, io.py   UserError and the interruption exceptions; atomic writes
@@ -17,6 +18,10 @@ order main() runs them:
 |---|---|
 | parse flags (defaults < recipe < command line) | config.args.parse_args |
 | check the flags alone | config.checks.check_flags |
+| --cross_validate K: is this command a cross-validation (not one of its folds)? | train.cross_validation.drives |
+| lock its output_dir; refuse a folder of someone else's files | train.cross_validation.hold_folder |
+| each fold's command (and the refit's): run by main() itself | train.cross_validation.fold_commands |
+| merge out-of-fold predictions, cv_results.json, label issues | train.cross_validation.summarise |
 | the training settings a checkpoint must match | train.run_folder.training_settings |
 | lock output_dir; refuse, resume, finish or start over there | train.run_folder.hold_output_dir |
 | a finished training asked again: evaluate its saved model | train.run_folder.evaluate_saved_model |
@@ -29,6 +34,7 @@ order main() runs them:
 | load the model config and tokenizer | model.build.load_config_and_tokenizer |
 | the window; long texts truncated, cut head and tail, or windowed | config.checks.resolve_long_documents |
 | problem type and label map | data.labels.resolve_labels |
+| the training rows: less --exclude_rows, a fold's (its held-out rows a test split) | data.folds.select_training_rows |
 | check the label-dependent flags; the multi-label threshold | config.checks.check_label_flags |
 | temperature scaling: fit one, or the folder's own | config.checks.resolve_calibration |
 | the metric that picks the best checkpoint | train.trainer.resolve_best_metric |
@@ -45,6 +51,7 @@ order main() runs them:
 | train (Trainer.train, resuming from a checkpoint) | |
 | save the trained model and its results | evaluation.outputs.save_training |
 | evaluate, predict, GLUE submission files | evaluation.predict.evaluate_and_predict |
+| a fold's held-out rows (cv_fold.json); the excluded rows' count | data.folds.write_selection |
 | --export onnx: fp32 and int8 graphs, checked against PyTorch | export.onnx.export_model |
 | all_results.json, merged model, model card | evaluation.outputs.write_run_summary |
 
@@ -62,4 +69,5 @@ later, from the model, the data or the task, are each decided by one function an
 | --metric_for_best_model, --greater_is_better | train.trainer.resolve_best_metric: BestMetric |
 | the Trainer's arguments (jit checkpoints, a stream, a search) | train.trainer.trainer_arguments: a copy |
 | what a folder's training does: resume, refuse, finish | train.run_folder.plan_output_dir: FolderPlan |
+| --exclude_rows, --cross_validate (a fold's rows) | data.folds.select_training_rows: RowSelection (RunData) |
 """

@@ -1,12 +1,13 @@
 """The GPU and packing benchmarks' code paths, end to end on tiny configs on the CPU. No timing is asserted: speed
 targets live in the benchmarks' output, not in tests."""
 
+import importlib.util
 import json
 import os
 
 import pytest
 
-from tests.helpers import write_sst2
+from tests.helpers import ROOT, write_sst2
 
 
 def test_gpu_script_on_cpu_with_a_tiny_config(tiny_bert, tmp_path, capsys):
@@ -230,3 +231,45 @@ def test_inference_script_on_a_tiny_model(tiny_bert, tmp_path):
     assert all(r["predict_rows_per_second"] > 0 and r["peak_rss_bytes"] > 0 for r in result["runs"].values())
     assert set(result["met"]) == set(result["targets"]) and result["measured"]["fp32_max_abs_logit_difference"] < 1e-4
     assert "<tmp>" in result["runs"]["onnx_int8"]["command"]  # no temporary path in the record
+
+
+def test_label_noise_benchmark_on_a_tiny_model(tiny_bert, tmp_path):
+    """benchmarks/label_noise.py end to end on a tiny SST-2 folder: the flips are the record's, the flagged rows are
+    the run's label_issues.jsonl, precision and recall are computed against the flips, and a rerun skips the point."""
+    from benchmarks import label_noise
+
+    glue = tmp_path / "glue"
+    glue.mkdir()
+    write_sst2(glue / "SST-2", n_train=40)
+    out, work = tmp_path / "results" / "label-noise", tmp_path / "work"
+    argv = ["--glue_dir", str(glue), "--tasks", "sst2", "--noise", "0.1", "--model", tiny_bert, "--train_rows", "30"]
+    argv += ["--folds", "2", "--work", str(work), "--out", str(out)]
+    assert label_noise.main(argv) == 0
+    record = json.loads((out / "sst2-noise10.json").read_text())
+    assert len(record["flipped_rows"]) == 3 and record["folds"] == 2
+    issues = [
+        json.loads(x) for x in (work / "sst2" / "noise10" / "cv" / "label_issues.jsonl").read_text().splitlines()
+    ]
+    hits = {r["row"] for r in issues} & set(record["flipped_rows"])
+    assert record["flagged"] == len(issues) and record["recall"] == len(hits) / 3
+    assert set(record["dev"]) == {"noisy", "noisy_without_flagged", "clean"}
+    noisy = (work / "sst2" / "noise10" / "train.csv").read_text().splitlines()[1:]
+    clean = (work / "sst2" / "train.csv").read_text().splitlines()[1:]
+    assert [i for i, (a, b) in enumerate(zip(noisy, clean, strict=True)) if a != b] == record["flipped_rows"]
+    stamp = (out / "sst2-noise10.json").stat().st_mtime_ns
+    assert label_noise.main(argv) == 0 and (out / "sst2-noise10.json").stat().st_mtime_ns == stamp
+    spec = importlib.util.spec_from_file_location("mk", os.path.join(ROOT, "scripts", "make_results_readme.py"))
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    text = make.render(str(tmp_path / "results"), {}, plt=None)
+    assert "## Label issues on corrupted labels" in text
+    assert f"| sst2 (accuracy) | 10% (3) | {record['flagged']} | {100 * record['precision']:.1f}% |" in text
+
+
+def test_label_flips_are_seeded_and_change_each_chosen_label():
+    from benchmarks import label_noise
+
+    rows = [{"sentence": str(i), "label": "positive" if i % 3 else "negative"} for i in range(100)]
+    noisy, flipped = label_noise.flip(rows, 0.1, ["negative", "positive"], seed=1)
+    assert len(flipped) == 10 and label_noise.flip(rows, 0.1, ["negative", "positive"], seed=1)[1] == flipped
+    assert [i for i in range(100) if noisy[i]["label"] != rows[i]["label"]] == flipped

@@ -189,3 +189,23 @@ def test_an_onnx_folder_only_evaluates_and_predicts_and_needs_its_config(pooled,
     assert R.cli([*argv, str(folder / "p")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "within, int8_speed, chosen",
+    [(True, 120.0, "model_int8.onnx"), (True, 80.0, "model.onnx"), (False, 120.0, "model.onnx")],
+)
+def test_the_folder_predicts_with_int8_only_when_it_was_within_tolerance_and_faster(
+    tmp_path, within, int8_speed, chosen
+):
+    """On a CPU without int8 dot products (AVX2 only) int8 was slower than fp32: the check's speeds decide."""
+    from textcls.export.onnx import onnx_file
+
+    for name in ("model.onnx", "model_int8.onnx"):
+        (tmp_path / name).write_bytes(b"")
+    report = {
+        "summary": {"int8_within_tolerance": within},
+        "rows_per_second": {"onnx_fp32": 100.0, "onnx_int8": int8_speed},
+    }
+    (tmp_path / "export_report.json").write_text(json.dumps(report))
+    assert onnx_file(str(tmp_path)) == str(tmp_path / chosen)

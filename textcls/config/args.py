@@ -236,6 +236,44 @@ class DataArguments:
             "choices": ("none", "temperature"),
         },
     )
+    cross_validate: int = field(
+        default=0,
+        metadata={
+            "help": "K >= 2: K-fold cross-validation of the training split. Each fold is an ordinary run of this "
+            "command in output_dir/folds/fold-k/ (resumable), trained on the other folds' rows and predicting its "
+            "own held-out rows; then cv_results.json (each fold's metrics, mean, std, min, max), cv_report.md and "
+            "oof_predictions.jsonl (every training row's out-of-fold prediction, input order). Folds: stratified "
+            "by label (scikit-learn), plain K-fold for regression and multi-label; shuffled with --seed."
+        },
+    )
+    cross_validate_refit: bool = field(
+        default=False,
+        metadata={
+            "help": "--cross_validate: then train a model on all the training rows into output_dir/refit/ (it "
+            "evaluates and predicts the test split). Without it each fold predicts the test split in its folder."
+        },
+    )
+    find_label_issues: bool = field(
+        default=False,
+        metadata={
+            "help": "From the out-of-fold probabilities of --cross_validate (this run's, or those already in "
+            "output_dir: no training), rank the training rows whose given label is most likely wrong, with cleanlab "
+            "(confident learning): label_issues.jsonl (rank, id, text, given, suggested, label quality, fold), "
+            "label_issues_summary.json and the report's top 20 with each class's estimated share of wrong labels."
+        },
+    )
+    exclude_rows: str | None = field(
+        default=None,
+        metadata={
+            "help": "A file of training row ids to leave out (a JSON list, one id per line, or JSON lines with an "
+            "'id', e.g. a reviewed label_issues.jsonl). Ids are the id column's values, else 0-based row positions "
+            "in the training file."
+        },
+    )
+    cv_fold: int | None = field(
+        default=None,
+        metadata={"help": "Set by --cross_validate for each fold's run (0-based); not a flag to pass yourself."},
+    )
     overwrite_output_dir: bool = field(
         default=False,
         metadata={

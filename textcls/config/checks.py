@@ -34,8 +34,9 @@ EVALUATE_ORGS = ("evaluate-metric", "evaluate-measurement", "evaluate-comparison
 def check_flags(args) -> None:
     """What the flags alone say is wrong, before a file is read or a model loaded."""
     training = args.training
-    if not (training.do_train or training.do_eval or training.do_predict):
+    if not (training.do_train or training.do_eval or training.do_predict or args.data.find_label_issues):
         raise UserError("nothing to do: pass --do_train, --do_eval and/or --do_predict.")
+    check_cross_validation_flags(args)
     check_training_flags(training)
     check_numbers(args)
     check_onnx_flags(args)  # an exported ONNX folder as --model: evaluate and predict only
@@ -65,6 +66,42 @@ def check_flags(args) -> None:
         )
     if training.hp_trials or training.hp_space:
         check_search_flags(training)
+
+
+def check_cross_validation_flags(args) -> None:
+    """--cross_validate, --cross_validate_refit, --find_label_issues, --exclude_rows: what they need of the other
+    flags (the data's own checks, e.g. K above the smallest class, run in data.folds once it is read)."""
+    data, training = args.data, args.training
+    k = data.cross_validate
+    if k == 1 or k < 0:
+        raise UserError(f"--cross_validate {k}: cross-validation needs at least 2 folds. Pass --cross_validate 5.")
+    if data.exclude_rows and not os.path.isfile(data.exclude_rows):
+        raise UserError(f"--exclude_rows {data.exclude_rows}: no such file. Pass a file of training row ids.")
+    if data.exclude_rows and not training.do_train and data.cv_fold is None:
+        raise UserError("--exclude_rows leaves training rows out: add --do_train.")
+    if data.cv_fold is not None and not 0 <= data.cv_fold < max(k, 1):
+        raise UserError("--cv_fold is set by --cross_validate for each fold's run: drop it.")
+    if not k:
+        if data.cross_validate_refit:
+            raise UserError("--cross_validate_refit refits after a cross-validation: add --cross_validate 5.")
+        if data.find_label_issues and training.do_train:
+            raise UserError(
+                "--find_label_issues ranks out-of-fold probabilities, which --cross_validate K produces: add "
+                "--cross_validate 5 (or drop --do_train to re-rank those of an earlier cross-validation in "
+                "output_dir)."
+            )
+        return
+    if data.cv_fold is None and not training.do_train:
+        raise UserError(f"--cross_validate {k} trains {k} models: add --do_train.")
+    if training.hp_trials:
+        raise UserError("--cross_validate with --hp_trials is not supported: search first, then cross-validate.")
+    if data.streaming:
+        raise UserError("--cross_validate reads the training split whole: drop --streaming.")
+    if data.results_file:
+        raise UserError(
+            "--results_file records one run; a cross-validation is K of them (cv_results.json has them all). Drop "
+            "it, or record a single run."
+        )
 
 
 def check_search_flags(training) -> None:

@@ -544,6 +544,7 @@ class RunData:
     long_documents: object = None  # config.checks.LongDocuments: the window and how a long text fits it
     thresholds: object = None  # config.checks.Thresholds: the multi-label decision threshold
     calibration: object = None  # config.checks.Calibration: the temperature probabilities are taken at
+    rows: object = None  # data.folds.RowSelection: the training rows --exclude_rows dropped, and the fold
 
     @property
     def task_name(self) -> str | None:

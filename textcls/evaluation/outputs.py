@@ -41,6 +41,11 @@ def write_model_card(trainer, args, data, results: dict) -> None:
     if class_weights:
         pairs = ", ".join(f"{k} {v:.3g}" for k, v in class_weights.items())
         weighted = f"\nThe training loss weighed the classes ({training_args.class_weights}): {pairs}."
+    if results.get("train_excluded_rows"):
+        weighted += (
+            f"\n{results['train_excluded_rows']} training rows were left out: those "
+            f"`{results['train_excluded_rows_file']}` names (--exclude_rows)."
+        )
     if pooling:
         weighted += (
             f"\nThe head reads the {pooling} of each text's tokens: load this folder with "

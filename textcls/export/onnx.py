@@ -85,7 +85,8 @@ def export_model(trainer, data, data_args) -> dict:
     started = time.monotonic()
     _export(graph, example, names, fp32)
     _quantize(fp32, int8)
-    fused = {os.path.basename(p): _fuse(p, example, names) for p in (fp32, int8)}
+    fused = {FP32: _fuse(fp32, example, names)}
+    fused[INT8] = _fuse(int8, example, names, reference=_logits(fp32, example, names))
     logger.info("ONNX export: %s and %s in %.1f s", fp32, int8, time.monotonic() - started)
     report = check_export(graph, rows, tokenizer, data, (fp32, int8), data_args.export_int8_tolerance)
     report["fused_operators"] = fused
@@ -182,28 +183,41 @@ def _quantize(fp32: str, int8: str) -> None:
     quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8, per_channel=True)
 
 
-def _fuse(path: str, example: dict, names: list[str]) -> dict:
+def _logits(path: str, example: dict, names: list[str]) -> np.ndarray:
+    import onnxruntime as ort  # optional: only an export or an ONNX run needs it
+
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return session.run(["logits"], {k: example[k] for k in names})[0]
+
+
+def _fuse(path: str, example: dict, names: list[str], reference: np.ndarray | None = None) -> dict:
     """Rewrite the graph at `path` with onnxruntime's fused transformer operators (see the module's docstring) and
-    keep the rewrite only if onnxruntime loads it and it gives the same logits on `example` within FUSION_TOLERANCE.
-    Returns the count of each fusion applied ({} when the unfused graph was kept)."""
+    keep the rewrite only if onnxruntime loads it and its logits on `example` are the unfused graph's within
+    FUSION_TOLERANCE. For the int8 graph (`reference`: the fp32 graph's logits) fusing changes which activations are
+    quantized together, so the fused graph must instead be no further from fp32 than the unfused one (twice its
+    distance at most; measured on the quickstart model: 0.33 against 0.35); check_export then scores it against
+    PyTorch on the whole check split. Returns the count of each fusion applied ({} when the unfused graph was kept)."""
     import onnx_ir as ir  # optional: only an export needs the ONNX rewriting tools
-    import onnxruntime as ort
     from onnxscript.rewriter.ort_fusions import optimize_for_ort
 
-    feed = {k: example[k] for k in names}
-    before = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(["logits"], feed)[0]
+    before = _logits(path, example, names)
     fused_path = path + ".fused"
     try:
         model, counts = optimize_for_ort(ir.load(path))
         ir.save(model, fused_path)
-        session = ort.InferenceSession(fused_path, providers=["CPUExecutionProvider"])
-        difference = float(np.abs(session.run(["logits"], feed)[0] - before).max())
+        after = _logits(fused_path, example, names)
     except Exception as e:  # onnxruntime refusing a fused graph (e.g. a decoder's Gemm on a rank-3 input)
         logger.warning("ONNX export: %s stays unfused: onnxruntime refused the fused graph (%s)", path, e)
-        counts, difference = {}, None
-    if difference is None or difference > FUSION_TOLERANCE:
-        if difference is not None:
-            logger.warning("ONNX export: %s stays unfused: fusion moved a logit by %.2g", path, difference)
+        counts, after = {}, None
+    if reference is None:
+        moved, allowed = (None if after is None else float(np.abs(after - before).max())), FUSION_TOLERANCE
+    else:
+        moved = None if after is None else float(np.abs(after - reference).max())
+        allowed = 2 * float(np.abs(before - reference).max()) + FUSION_TOLERANCE
+    if moved is None or moved > allowed:
+        if moved is not None:
+            logger.warning("ONNX export: %s stays unfused: fusion moved a logit by %.2g (allowed %.2g)", path, moved,
+                           allowed)  # fmt: skip
         if os.path.exists(fused_path):
             os.remove(fused_path)
         return {}
@@ -291,13 +305,18 @@ def _changed(decisions, reference) -> float:
 
 def onnx_file(folder: str) -> str | None:
     """The graph a folder written by --export onnx predicts with: the int8 one when its export check found it within
-    tolerance, else the fp32 one; None for a folder that holds neither."""
+    tolerance and faster than the fp32 one, else the fp32 one; None for a folder that holds neither. Faster is the
+    check's measurement on the exporting machine: int8 pays on CPUs with int8 dot products (AVX-512 VNNI, AVX-VNNI,
+    AMX), and on one with AVX2 only it was slower than fp32 (README, Export)."""
     report = os.path.join(folder, "export_report.json")
-    within = None
+    use_int8 = True
     if os.path.isfile(report):
         with open(report, encoding="utf-8") as f:
-            within = json.load(f).get("summary", {}).get("int8_within_tolerance")
-    for name in (INT8, FP32) if within is not False else (FP32,):
+            checked = json.load(f)
+        speed = checked.get("rows_per_second", {})
+        within = checked.get("summary", {}).get("int8_within_tolerance")
+        use_int8 = within is not False and speed.get("onnx_int8", 1) >= speed.get("onnx_fp32", 0)
+    for name in (INT8, FP32) if use_int8 else (FP32,):
         if os.path.isfile(os.path.join(folder, name)):
             return os.path.join(folder, name)
     return None

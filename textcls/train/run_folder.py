@@ -63,7 +63,8 @@ SAFE_TO_CHANGE = (
     "dataloader_multiprocessing_context", "cache_dir", "use_cpu", "skip_memory_metrics", "push_to_hub",
     "hub_model_id", "hub_strategy", "hub_token", "hub_private_repo", "hub_always_push", "hub_revision",
     "ddp_timeout", "ddp_backend", "ddp_bucket_cap_mb", "torch_empty_cache_steps", "include_num_input_tokens_seen",
-    "metric_name", "trust_remote_code", "local_rank", "debug", "hp_storage",
+    "metric_name", "trust_remote_code", "local_rank", "debug", "hp_storage", "find_label_issues",
+    "cross_validate_refit",
     "train_file",  # its content is compared instead (train_data), so a moved or renamed file still resumes
 )  # fmt: skip
 # Safe too when the run evaluates only at its end (--eval_strategy no): then evaluation cannot touch training.
@@ -209,11 +210,12 @@ def training_data_files(data_args) -> list[str]:
     """The files the training rows are read from: --train_file (a glob: its shards), or a GLUE folder's train file.
     A hub dataset is named by --dataset_name, its config and revision, which the settings hold already."""
 
+    excluded = [data_args.exclude_rows] if getattr(data_args, "exclude_rows", None) else []  # its ids: its content
     if data_args.train_file:
-        return local_files(data_args.train_file)
+        return local_files(data_args.train_file) + excluded
     if data_args.data_dir:
-        return sorted(glob.glob(os.path.join(data_args.data_dir, "train.*")))
-    return []
+        return sorted(glob.glob(os.path.join(data_args.data_dir, "train.*"))) + excluded
+    return excluded
 
 
 def training_settings(resolved: dict, data_args, world_size: int) -> dict:
