@@ -30,6 +30,7 @@ from textcls.evaluation.results import git_state, record_from_output_dir
 from textcls.export import onnx as X
 from textcls.io import is_disk_full
 from textcls.model import build as M
+from textcls.train import contrastive as SF
 from textcls.train import cross_validation as CV
 from textcls.train import run_folder as RF
 from textcls.train import search
@@ -82,8 +83,11 @@ def run(args, argv, resume_from, settings, timing) -> dict:
     calibration = checks.resolve_calibration(args, labels, config)  # temperature scaling
     best = T.resolve_best_metric(args.training, labels.problem_type, task, list(splits["eval"]))
     search.check_study(args, best)  # a search continued: same space and objective?
+    SF.check_setfit(args.data.method, columns, labels, args.training.do_train)  # pairs, regression: refused
     tokenized = tokenize_splits(splits, columns, tokenizer, labels, args.data, long_docs, args.training)
-    sizes = {name: len(raw[name] if name in raw else rows) for name, rows in splits["test"].items()}
+    train = splits["train"].get("train")
+    args = args._replace(model=SF.setfit_body(args, train, columns, labels, long_docs.max_length))  # --method setfit
+    sizes = {name: len(raw[name] if name in raw else ds) for name, ds in splits["test"].items()}
     evals, tests = splits["eval"], splits["test"]
     data = D.RunData(task, tests, sizes, columns, labels, tokenized, evals, long_docs, thresholds, calibration, rows)
     del raw, splits  # their memory-mapped text: the rest of the run needs the tokens (and the test rows, kept above)

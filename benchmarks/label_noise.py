@@ -38,7 +38,7 @@ FOLDS = 5
 # The quickstart's settings (recipes/quickstart), 2 epochs: a fold trains on 1,600 rows.
 SETTINGS = ["--learning_rate", "1e-4", "--num_train_epochs", "2", "--per_device_train_batch_size", "32",
             "--per_device_eval_batch_size", "64", "--warmup_steps", "0.06", "--weight_decay", "0.01",
-            "--max_seq_length", "128", "--save_strategy", "no", "--logging_steps", "50", "--disable_tqdm", "true",
+            "--save_strategy", "no", "--logging_steps", "50", "--disable_tqdm", "true",
             "--plots", "false"]  # fmt: skip
 METRIC = {"sst2": "accuracy", "cola": "matthews_correlation", "mrpc": "accuracy"}
 
@@ -105,7 +105,7 @@ def base_record(args, task: str) -> dict:
         "model": args.model,
         "train_rows": args.train_rows,
         "folds": args.folds,
-        "settings": SETTINGS,
+        "settings": [*SETTINGS, "--max_seq_length", str(args.max_seq_length)],
         "seed": args.seed,
         "date": datetime.date.today().isoformat(),
         "command": "python benchmarks/label_noise.py " + " ".join(sys.argv[1:]),
@@ -124,11 +124,22 @@ def main(argv=None) -> int:
     p.add_argument("--model", default=MODEL)
     p.add_argument("--train_rows", type=int, default=TRAIN_ROWS)
     p.add_argument("--folds", type=int, default=FOLDS)
+    p.add_argument("--max_seq_length", type=int, default=128)
     p.add_argument("--work", default=os.path.join(ROOT, "outputs", "label-noise"), help="run folders (kept: resume)")
     p.add_argument("--out", default=os.path.join(ROOT, "results", "label-noise"))
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
-    flags = ["--model", args.model, *SETTINGS, "--seed", str(args.seed), "--do_train", "--do_eval"]
+    flags = [
+        "--model",
+        args.model,
+        *SETTINGS,
+        "--max_seq_length",
+        str(args.max_seq_length),
+        "--seed",
+        str(args.seed),
+        "--do_train",
+        "--do_eval",
+    ]
     for task in args.tasks:
         metric, names = METRIC[task], GLUE_TASKS[task].label_names
         folder = os.path.join(args.work, task)

@@ -5,7 +5,8 @@
                  (folds), tokenization, batches (collate)
     model/       the classifier: building it with LoRA (build), pooling, padding-free attention (packing)
     train/       the Trainer (trainer), its loss (loss), signals and exact resumes (resume), the output folder
-                 (run_folder), search, launches (distributed), K-fold runs (cross_validation)
+                 (run_folder), search, launches (distributed), K-fold runs (cross_validation), SetFit's
+                 contrastive phase (contrastive)
     evaluation/  metrics, predictions (predict), the report and pictures (report), label issues, GLUE submission files,
                  the saved model, recipe and model card (outputs), results files (results)
     export/      what ships: the ONNX graph and its int8 copy, checked (onnx)
@@ -39,7 +40,9 @@ order main() runs them:
 | temperature scaling: fit one, or the folder's own | config.checks.resolve_calibration |
 | the metric that picks the best checkpoint | train.trainer.resolve_best_metric |
 | a search continued: the same space and objective? | train.search.check_study |
+| --method setfit: refuse pairs, regression, token ids | train.contrastive.check_setfit |
 | tokenize (and encode the labels of) every split | data.tokenization.tokenize_splits |
+| --method setfit: the contrastive phase (setfit), the encoder the run trains from | train.contrastive.setfit_body |
 | or an exported ONNX folder: predict with onnxruntime | export.onnx.onnx_predictor |
 | build the model, with LoRA | model.build.build_classifier |
 | check the optimizer and scheduler | config.checks.check_optimizer_and_scheduler |
@@ -70,4 +73,5 @@ later, from the model, the data or the task, are each decided by one function an
 | the Trainer's arguments (jit checkpoints, a stream, a search) | train.trainer.trainer_arguments: a copy |
 | what a folder's training does: resume, refuse, finish | train.run_folder.plan_output_dir: FolderPlan |
 | --exclude_rows, --cross_validate (a fold's rows) | data.folds.select_training_rows: RowSelection (RunData) |
+| --method setfit (the model the run trains from) | train.contrastive.setfit_body: a new ModelArguments |
 """

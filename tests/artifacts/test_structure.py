@@ -159,7 +159,11 @@ def test_the_unit_tier_runs_no_pipeline():
 
 
 # Imported inside the function that needs them, with a comment or docstring saying why: heavy, optional to most runs.
-LOCAL_IMPORTS = {"optuna", "peft", "matplotlib", "evaluate", "onnxruntime"}
+LOCAL_IMPORTS = {
+    "optuna", "peft", "matplotlib", "evaluate",  # search, LoRA, pictures, hub metrics
+    "onnxruntime", "onnx_ir", "onnxscript",  # --export onnx
+    "cleanlab", "setfit", "sentence_transformers",  # --find_label_issues, --method setfit
+}  # fmt: skip
 
 
 def _textcls_modules():

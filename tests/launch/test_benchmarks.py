@@ -243,7 +243,7 @@ def test_label_noise_benchmark_on_a_tiny_model(tiny_bert, tmp_path):
     write_sst2(glue / "SST-2", n_train=40)
     out, work = tmp_path / "results" / "label-noise", tmp_path / "work"
     argv = ["--glue_dir", str(glue), "--tasks", "sst2", "--noise", "0.1", "--model", tiny_bert, "--train_rows", "30"]
-    argv += ["--folds", "2", "--work", str(work), "--out", str(out)]
+    argv += ["--folds", "2", "--max_seq_length", "64", "--work", str(work), "--out", str(out)]
     assert label_noise.main(argv) == 0
     record = json.loads((out / "sst2-noise10.json").read_text())
     assert len(record["flipped_rows"]) == 3 and record["folds"] == 2

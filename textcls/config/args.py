@@ -236,6 +236,29 @@ class DataArguments:
             "choices": ("none", "temperature"),
         },
     )
+    method: str = field(
+        default="finetune",
+        metadata={
+            "help": "'finetune': train the model on the labelled rows (the default). 'setfit': first SetFit's "
+            "contrastive phase (the setfit library: the encoder fine-tuned on same/different-class pairs of the "
+            "training texts, into output_dir/setfit_body/), then the ordinary run from that encoder (add "
+            "--train_layers head for SetFit's frozen body and trained head). For a few labelled rows per class; "
+            "single texts, single- or multi-label.",
+            "choices": ("finetune", "setfit"),
+        },
+    )
+    setfit_epochs: int = field(default=1, metadata={"help": "--method setfit: epochs over the pairs (setfit's 1)."})
+    setfit_learning_rate: float = field(
+        default=2e-5, metadata={"help": "--method setfit: the encoder's learning rate on the pairs (setfit's 2e-5)."}
+    )
+    setfit_batch_size: int = field(default=16, metadata={"help": "--method setfit: pairs per step (setfit's 16)."})
+    setfit_num_iterations: int | None = field(
+        default=None,
+        metadata={
+            "help": "--method setfit: pairs drawn per training text (setfit's num_iterations); default: setfit's "
+            "oversampling (every text in as many pairs as the largest class needs)."
+        },
+    )
     cross_validate: int = field(
         default=0,
         metadata={

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import datasets
 import numpy as np
+from sklearn.model_selection import KFold, StratifiedKFold
 
 from textcls.data.load import Stream, arrow_column
 from textcls.errors import UserError
@@ -81,8 +82,6 @@ def row_ids(ds: datasets.Dataset, id_column: str | None) -> list[str]:
 
 def fold_positions(labels: list, problem_type: str, k: int, seed: int) -> list[np.ndarray]:
     """The held-out positions of each of k folds (sorted): disjoint, and together every position once."""
-    from sklearn.model_selection import KFold, StratifiedKFold
-
     n = len(labels)
     if problem_type == "single_label_classification":
         splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)

@@ -25,6 +25,7 @@ import copy
 import json
 import logging
 import os
+import re
 import shutil
 import time
 
@@ -171,8 +172,6 @@ def _export(graph, example: dict, names: list[str], path: str) -> None:
 
 def _plain_text(text: str) -> str:
     """The exporter's message without the terminal colour codes it writes into it."""
-    import re
-
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
 

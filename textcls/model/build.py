@@ -550,6 +550,9 @@ def sentence_transformers_pooling(path: str | None) -> str | None:
         return None
     with open(file, encoding="utf-8") as f:
         modes = json.load(f)
+    mode = modes.get("pooling_mode")  # sentence-transformers 6 writes one key: "pooling_mode": "mean"
+    if mode in ("mean", "max"):
+        return mode
     if modes.get("pooling_mode_mean_tokens"):
         return "mean"
     if modes.get("pooling_mode_max_tokens"):

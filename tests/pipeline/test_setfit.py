@@ -1,0 +1,96 @@
+"""--method setfit on a tiny BERT: the setfit library's contrastive phase writes output_dir/setfit_body/, the ordinary
+run trains from it and writes, reloads and predicts as any run; a resumed or repeated run reuses the body; pairs and
+regression are refused with one line before any training."""
+
+import json
+import os
+
+import pytest
+
+import run_classification as R
+from tests.helpers import TRAIN_FLAGS, sentiment_rows, write_rows
+
+pytest.importorskip("setfit")
+
+
+def setfit_argv(model, folder, *flags, rows=None):
+    train = write_rows(folder / "train.csv", rows if rows is not None else sentiment_rows(16, 0))
+    dev = write_rows(folder / "dev.csv", sentiment_rows(12, 1))
+    test = write_rows(folder / "test.csv", sentiment_rows(5, 2))
+    argv = ["--model_name_or_path", str(model), "--output_dir", str(folder / "out"), *TRAIN_FLAGS]
+    argv += ["--train_file", train, "--validation_file", dev, "--test_file", test]
+    return argv + [
+        "--do_train",
+        "--do_eval",
+        "--do_predict",
+        "--method",
+        "setfit",
+        "--setfit_num_iterations",
+        "2",
+        *flags,
+    ]
+
+
+@pytest.fixture(scope="module")
+def setfit_run(tiny_bert, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("setfit")
+    argv = setfit_argv(tiny_bert, folder)
+    return folder, argv, R.main(argv)
+
+
+def test_the_contrastive_phase_moves_the_encoder_and_the_run_trains_from_it(setfit_run, tiny_bert):
+    from safetensors.numpy import load_file
+
+    folder, _, results = setfit_run
+    body = folder / "out" / "setfit_body"
+    marker = json.loads((body / "textcls_setfit.json").read_text())
+    assert marker["model"] == str(tiny_bert) and marker["num_iterations"] == 2 and marker["seed"] == 0
+    before = load_file(os.path.join(tiny_bert, "model.safetensors"))
+    after = load_file(str(body / "model.safetensors"))
+    key = next(k for k in after if k.endswith("encoder.layer.0.attention.self.query.weight"))
+    original = next(v for k, v in before.items() if k.endswith("encoder.layer.0.attention.self.query.weight"))
+    assert abs(after[key] - original).max() > 0  # the pairs trained it
+    assert "eval_accuracy" in results and (folder / "out" / "model.safetensors").is_file()
+    rows = [json.loads(x) for x in (folder / "out" / "predictions.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == list(range(5))
+
+
+def test_the_run_reloads_and_a_repeated_command_reuses_the_body(setfit_run):
+    folder, argv, results = setfit_run
+    stamp = (folder / "out" / "setfit_body" / "model.safetensors").stat().st_mtime_ns
+    again = R.main(argv)  # finished: evaluates its saved model, trains nothing
+    assert again["eval_accuracy"] == results["eval_accuracy"]
+    assert (folder / "out" / "setfit_body" / "model.safetensors").stat().st_mtime_ns == stamp
+    reloaded = R.main(["--model", str(folder / "out"), "--test_file", str(folder / "test.csv"), "--do_predict",
+                       "--output_dir", str(folder / "pred")])  # fmt: skip
+    assert (folder / "pred" / "predictions.jsonl").read_text() == (folder / "out" / "predictions.jsonl").read_text()
+    assert "predict_samples" in reloaded
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [("pairs", "this data has text pairs"), ("regression", "these labels are a regression")],
+)
+def test_pairs_and_regression_are_refused_before_training(tiny_bert, tmp_path, capsys, case, message):
+    rows = sentiment_rows(16, 0)
+    flags = []
+    if case == "pairs":
+        rows = [{**r, "sentence2": r["sentence"]} for r in rows]
+        flags = ["--text_column", "sentence", "--text_pair_column", "sentence2"]
+    else:
+        rows = [{**r, "label": 0.25 + 0.5 * r["label"]} for r in rows]
+    argv = setfit_argv(tiny_bert, tmp_path, *flags, rows=rows)
+    argv = [a for a in argv if a not in ("--validation_file", "--test_file", "--do_eval", "--do_predict")]
+    argv = [a for a in argv if not a.endswith(("dev.csv", "test.csv"))]
+    assert R.cli(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --method setfit") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "out" / "setfit_body").exists()
+
+
+def test_sentence_transformers_6_pooling_key_is_read(tmp_path):
+    from textcls.model.build import sentence_transformers_pooling
+
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode": "mean"}))
+    assert sentence_transformers_pooling(str(tmp_path)) == "mean"
