@@ -98,6 +98,12 @@ def dev_metric(folder: str, metric: str) -> float:
     return read_json(os.path.join(folder, "all_results.json"))[f"eval_{metric}"]
 
 
+def command_line(argv: list[str]) -> str:
+    """The command as run from the repository root, paths relative to it (a record names no path of one machine)."""
+    shown = [os.path.relpath(a, ROOT) if os.path.isabs(a) and os.path.exists(a) else a for a in argv]
+    return "python benchmarks/label_noise.py " + " ".join(shown)
+
+
 def base_record(args, task: str) -> dict:
     return {
         "benchmark": "label-noise",
@@ -108,7 +114,7 @@ def base_record(args, task: str) -> dict:
         "settings": [*SETTINGS, "--max_seq_length", str(args.max_seq_length)],
         "seed": args.seed,
         "date": datetime.date.today().isoformat(),
-        "command": "python benchmarks/label_noise.py " + " ".join(sys.argv[1:]),
+        "command": command_line(sys.argv[1:]),
         "environment": environment(),
         **git_state(),
         "note": "an accuracy record: wall seconds are whole-process, measured beside other work",

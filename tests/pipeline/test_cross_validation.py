@@ -164,3 +164,16 @@ def test_a_class_with_fewer_rows_than_folds_names_the_class(tiny_bert, tmp_path,
         r["label"] = 2  # two rows of a third class
     assert R.cli(cv_argv(tiny_bert, tmp_path, "--cross_validate", "3", rows=rows)) == 2
     assert "class '2' has 2 training rows, fewer than the folds" in capsys.readouterr().err
+
+
+def test_multi_label_folds_and_label_issues_go_through_cleanlabs_multi_label_path(tiny_bert, tmp_path):
+    rows = [{**r, "label": (["pos"] if r["label"] else []) + (["x"] if r["id"] % 3 == 0 else [])}
+            for r in sentiment_rows(30, 0)]  # fmt: skip
+    argv = cv_argv(tiny_bert, tmp_path, "--cross_validate", "3", "--find_label_issues", rows=rows)
+    argv = [a for a in argv if a not in ("--do_eval", "--validation_file") and not a.endswith("dev.csv")]
+    results = R.main(argv)
+    assert "cv_subset_accuracy" in results and results["label_issues"] > 0
+    issues = read_jsonl(tmp_path / "out" / "label_issues.jsonl")
+    assert all(isinstance(r["given"], list) and isinstance(r["suggested"], list) for r in issues)
+    summary = json.loads((tmp_path / "out" / "label_issues_summary.json").read_text())
+    assert set(summary["per_class"]) == {"pos", "x"} and summary["label_issues"] == len(issues)
