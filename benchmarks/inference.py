@@ -45,6 +45,18 @@ TARGETS = {
 }
 
 
+def _environment() -> dict:
+    """The run's environment, with the onnxruntime that ran the graphs."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    env = environment()
+    try:
+        env["packages"]["onnxruntime"] = version("onnxruntime")
+    except PackageNotFoundError:
+        pass
+    return env
+
+
 def cpu_flags() -> list[str]:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -127,7 +139,7 @@ def main(argv=None) -> int:
         "measured": measured,
         "met": met,
         "cpu_flags": cpu_flags(),
-        "environment": environment(),
+        "environment": _environment(),
         **git_state(),
     }
     write_json_atomic(output, record)

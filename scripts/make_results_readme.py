@@ -592,7 +592,9 @@ def inference_table(name: str, record: dict) -> list[str]:
         f"### {name}",
         "",
         f"{record['model']}; {record['rows']:,} rows predicted; {hardware({'environment': env})} ({vnni}), "
-        f"torch {packages.get('torch')}, onnxruntime {packages.get('onnxruntime', '?')}, {record['date']}, "
+        f"torch {packages.get('torch')}, "
+        + (f"onnxruntime {packages['onnxruntime']}, " if packages.get("onnxruntime") else "")
+        + f"{record['date']}, "
         f"commit {(record.get('git_sha') or '?')[:8]}{' (uncommitted changes)' if record.get('git_dirty') else ''}.",
         "",
         f"`{record['command']}`",
