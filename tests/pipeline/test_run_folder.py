@@ -334,6 +334,10 @@ def test_ctrl_c_while_evaluating_after_training_says_the_rerun_evaluates_and_it_
     out = tmp_path / "out"
     argv = done.argv(out, "--save_strategy", "no")
     real = evaluation.evaluate_and_predict
+    # Python's own Ctrl-C handler, as a fresh process has it: an earlier in-process test on this worker can leave
+    # another one installed (seen once in a fresh clone's suite: the SIGINT was swallowed and evaluation went on).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request_restore = lambda: signal.signal(signal.SIGINT, previous)  # noqa: E731
     monkeypatch.setattr(R, "evaluate_and_predict", lambda *a, **k: signal.raise_signal(signal.SIGINT))
     assert R.cli(argv) == 130
     err = capsys.readouterr().err
@@ -342,6 +346,7 @@ def test_ctrl_c_while_evaluating_after_training_says_the_rerun_evaluates_and_it_
     before = (out / "model.safetensors").read_bytes()
     assert "eval_accuracy" in R.main(argv)
     assert (out / "model.safetensors").read_bytes() == before and (out / "predictions.jsonl").is_file()
+    request_restore()
 
 
 def test_ctrl_c_under_overwrite_says_the_rerun_starts_over_and_how_to_resume_instead(
