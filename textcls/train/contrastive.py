@@ -64,12 +64,12 @@ def setfit_body(args, train, columns, labels, max_length: int):
     )  # fmt: skip
     folder = os.path.join(training.output_dir, BODY)
     source = args.model.model_name_or_path
+    # Process 0 goes first and writes the body; the others then find its marker and reuse it.
     with training.main_process_first(desc="setfit contrastive phase"):
         if _done_settings(folder) != {"model": source, **settings.__dict__}:
-            if training.process_index == 0 or not os.path.isdir(folder):
-                texts = arrow_column(train, columns.text).to_pylist()
-                targets = _targets(arrow_column(train, columns.label).to_pylist(), labels)
-                train_body(source, texts, targets, settings, folder)
+            texts = arrow_column(train, columns.text).to_pylist()
+            targets = _targets(arrow_column(train, columns.label).to_pylist(), labels)
+            train_body(source, texts, targets, settings, folder)
         else:
             logger.info("--method setfit: reusing the contrastive phase's encoder in %s", folder)
     return dataclasses.replace(args.model, model_name_or_path=folder, tokenizer_name=None)
