@@ -148,13 +148,15 @@ def main(argv=None) -> int:
     ]
     for task in args.tasks:
         metric, names = METRIC[task], GLUE_TASKS[task].label_names
+        # --task_name adds the task's own metric (CoLA's Matthews correlation, MRPC's F1) to a run on csv files
+        run_flags = [*flags, *(["--task_name", task] if metric != "accuracy" else [])]
         folder = os.path.join(args.work, task)
         train, dev, rows = write_task_files(task, args.glue_dir, folder, args.seed, args.train_rows)
         log = os.path.join(folder, "runs.log")
         clean_record = os.path.join(args.out, f"{task}-clean.json")
         if not os.path.isfile(clean_record):
             out = os.path.join(folder, "clean")
-            wall = run([*flags, "--train_file", train, "--validation_file", dev, "--output_dir", out], log)
+            wall = run([*run_flags, "--train_file", train, "--validation_file", dev, "--output_dir", out], log)
             write_json_atomic(clean_record, {**base_record(args, task), "dev": {metric: dev_metric(out, metric)},
                                              "wall_s": wall})  # fmt: skip
             print(f"{task} clean: dev {metric} {dev_metric(out, metric):.4f}", flush=True)
@@ -170,14 +172,14 @@ def main(argv=None) -> int:
             cv = os.path.join(point, "cv")
             data = ["--train_file", noisy_train, "--validation_file", dev]
             cv_flags = ["--cross_validate", str(args.folds), "--find_label_issues", "--cross_validate_refit"]
-            wall_cv = run([*flags, *data, *cv_flags, "--output_dir", cv], log)
+            wall_cv = run([*run_flags, *data, *cv_flags, "--output_dir", cv], log)
             issues = [json.loads(line) for line in open(os.path.join(cv, "label_issues.jsonl"), encoding="utf-8")]
             flagged = [r["row"] for r in issues]
             found = set(flagged) & set(flipped)
             top = set(flagged[: len(flipped)]) & set(flipped)
             dropped = os.path.join(point, "without-flagged")
             exclude = ["--exclude_rows", os.path.join(cv, "label_issues.jsonl"), "--output_dir", dropped]
-            wall_drop = run([*flags, *data, *exclude], log)
+            wall_drop = run([*run_flags, *data, *exclude], log)
             cv_results = read_json(os.path.join(cv, "cv_results.json"))
             record = {
                 **base_record(args, task),
