@@ -121,6 +121,38 @@ def base_record(args, task: str) -> dict:
     }
 
 
+def with_seed(flags: list[str], seed: int) -> list[str]:
+    at = flags.index("--seed")
+    return [*flags[:at], "--seed", str(seed), *flags[at + 2 :]]
+
+
+def cv_spread(args, task: str, metric: str, flags: list[str], train: str, dev: str, folder: str, log: str) -> None:
+    """Is a cross-validated score steadier than one split's? On the clean training rows, --cross_validate K once
+    per seed in --cv_seeds (the seed shuffles the folds and seeds the training). Each fold is what a user holding
+    out one random 1/K of the rows would have measured: its held-out score is a single-split estimate, and the same
+    model's score on the task's dev set is the reference it estimates. Written after each seed to
+    <task>-cv-spread.json; a seed already in it is skipped."""
+    path = os.path.join(args.out, f"{task}-cv-spread.json")
+    record = read_json(path) if os.path.isfile(path) else {**base_record(args, task), "metric": metric, "seeds": {}}
+    for seed in args.cv_seeds:
+        if str(seed) in record["seeds"]:
+            continue
+        out = os.path.join(folder, f"cv-seed{seed}")
+        wall = run([*with_seed(flags, seed), "--train_file", train, "--validation_file", dev,
+                    "--cross_validate", str(args.folds), "--output_dir", out], log)  # fmt: skip
+        folds = read_json(os.path.join(out, "cv_results.json"))["folds"]
+        heldout = [f[f"predict_cv_heldout_{metric}"] for f in folds]
+        record["seeds"][str(seed)] = {
+            "heldout": heldout,  # per fold: the single-split estimate
+            "dev": [f[f"eval_{metric}"] for f in folds],  # per fold: the same model on the whole dev set
+            "cv": sum(heldout) / len(heldout),
+            "wall_s": wall,
+        }
+        record["command"] = command_line(sys.argv[1:])
+        write_json_atomic(path, record)
+        print(f"{task} cross-validation seed {seed}: {metric} {record['seeds'][str(seed)]['cv']:.4f}", flush=True)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--glue_dir", required=True, help="the GLUE root (../shared/data/glue)")
@@ -131,6 +163,7 @@ def main(argv=None) -> int:
     p.add_argument("--train_rows", type=int, default=TRAIN_ROWS)
     p.add_argument("--folds", type=int, default=FOLDS)
     p.add_argument("--max_seq_length", type=int, default=128)
+    p.add_argument("--cv_seeds", nargs="*", type=int, default=[], help="also: the clean rows cross-validated per seed")
     p.add_argument("--work", default=os.path.join(ROOT, "outputs", "label-noise"), help="run folders (kept: resume)")
     p.add_argument("--out", default=os.path.join(ROOT, "results", "label-noise"))
     args = p.parse_args(argv)
@@ -160,6 +193,8 @@ def main(argv=None) -> int:
             write_json_atomic(clean_record, {**base_record(args, task), "dev": {metric: dev_metric(out, metric)},
                                              "wall_s": wall})  # fmt: skip
             print(f"{task} clean: dev {metric} {dev_metric(out, metric):.4f}", flush=True)
+        if args.cv_seeds:
+            cv_spread(args, task, metric, run_flags, train, dev, folder, log)
         for share in args.noise:
             record_path = os.path.join(args.out, f"{task}-noise{round(100 * share):02d}.json")
             if os.path.isfile(record_path):

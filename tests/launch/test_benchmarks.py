@@ -243,8 +243,15 @@ def test_label_noise_benchmark_on_a_tiny_model(tiny_bert, tmp_path):
     write_sst2(glue / "SST-2", n_train=40)
     out, work = tmp_path / "results" / "label-noise", tmp_path / "work"
     argv = ["--glue_dir", str(glue), "--tasks", "sst2", "--noise", "0.1", "--model", tiny_bert, "--train_rows", "30"]
-    argv += ["--folds", "2", "--max_seq_length", "64", "--work", str(work), "--out", str(out)]
+    argv += ["--folds", "2", "--max_seq_length", "64", "--work", str(work), "--out", str(out), "--cv_seeds", "3"]
     assert label_noise.main(argv) == 0
+    spread = json.loads((out / "sst2-cv-spread.json").read_text())
+    folds = json.loads((work / "sst2" / "cv-seed3" / "cv_results.json").read_text())["folds"]
+    assert spread["seeds"]["3"]["heldout"] == [f["predict_cv_heldout_accuracy"] for f in folds]
+    assert (
+        spread["seeds"]["3"]["cv"] == sum(spread["seeds"]["3"]["heldout"]) / 2
+        and len(spread["seeds"]["3"]["dev"]) == 2
+    )
     record = json.loads((out / "sst2-noise10.json").read_text())
     assert len(record["flipped_rows"]) == 3 and record["folds"] == 2
     issues = [
@@ -263,6 +270,7 @@ def test_label_noise_benchmark_on_a_tiny_model(tiny_bert, tmp_path):
     spec.loader.exec_module(make)
     text = make.render(str(tmp_path / "results"), {}, plt=None)
     assert "## Label issues on corrupted labels" in text
+    assert "| sst2 (accuracy) | 1 × 2 |" in text  # the spread table
     assert f"| sst2 (accuracy) | 10% (3) | {record['flagged']} | {100 * record['precision']:.1f}% |" in text
 
 
@@ -273,3 +281,50 @@ def test_label_flips_are_seeded_and_change_each_chosen_label():
     noisy, flipped = label_noise.flip(rows, 0.1, ["negative", "positive"], seed=1)
     assert len(flipped) == 10 and label_noise.flip(rows, 0.1, ["negative", "positive"], seed=1)[1] == flipped
     assert [i for i in range(100) if noisy[i]["label"] != rows[i]["label"]] == flipped
+
+
+def test_learning_curve_benchmark_runs_ours_and_the_setfit_library_on_one_draw_and_resumes(tiny_bert, tmp_path):
+    """benchmarks/learning_curve.py end to end on a tiny SST-2 folder: our script and the setfit library each train
+    on the same drawn rows and are scored on the same dev set; the record names the rows; a rerun adds nothing."""
+    from benchmarks import learning_curve
+
+    glue = tmp_path / "glue"
+    glue.mkdir()
+    write_sst2(glue / "SST-2", n_train=40)
+    out, work = tmp_path / "results" / "small-data", tmp_path / "work"
+    argv = ["--glue_dir", str(glue), "--tasks", "sst2", "--per_class", "3", "--draws", "1", "--model", tiny_bert]
+    argv += [
+        "--methods",
+        "finetune",
+        "setfit-library",
+        "--max_seq_length",
+        "32",
+        "--work",
+        str(work),
+        "--out",
+        str(out),
+    ]
+    assert learning_curve.main(argv) == 0
+    record = json.loads((out / "sst2.json").read_text())
+    rows = record["draws"]["3"]["1"]
+    assert len(rows) == 6 and record["validation_rows"] == 12
+    assert [(r["method"], r["train_rows"]) for r in record["runs"]] == [("finetune", 6), ("setfit-library", 6)]
+    assert all(0 <= r["accuracy"] <= 1 and r["wall_s"] > 0 for r in record["runs"])
+    finetune = json.loads((work / "sst2" / "finetune-3-1" / "all_results.json").read_text())
+    assert record["runs"][0]["accuracy"] == finetune["eval_accuracy"]
+    assert (work / "sst2" / "train-3-1.csv").read_text().count("\n") == 7  # the header and the 6 drawn rows
+    stamp = (out / "sst2.json").stat().st_mtime_ns
+    assert learning_curve.main(argv) == 0 and (out / "sst2.json").stat().st_mtime_ns == stamp
+    assert not os.path.exists(os.path.join(ROOT, "checkpoints"))  # the setfit library's default folder, not here
+
+
+def test_learning_curve_draws_are_balanced_seeded_and_nested():
+    from benchmarks import learning_curve
+
+    labels = ["a" if i % 4 else "b" for i in range(200)]  # 150 a, 50 b
+    eight = learning_curve.draw(labels, 8, seed=1)
+    assert sorted(labels[i] for i in eight) == ["a"] * 8 + ["b"] * 8
+    assert learning_curve.draw(labels, 8, seed=1) == eight != learning_curve.draw(labels, 8, seed=2)
+    assert set(eight) < set(learning_curve.draw(labels, 16, seed=1))  # a draw's smaller set is inside its larger
+    assert len(learning_curve.draw(labels, 64, seed=1)) == 64 + 50  # a class with fewer rows gives all it has
+    assert learning_curve.training_steps(16) == learning_curve.MIN_STEPS and learning_curve.training_steps(800) == 300

@@ -1,0 +1,245 @@
+#!/usr/bin/env python
+"""Which method wins at which training-set size: a learning curve per task, every method of this repository and the
+setfit library itself side by side on the same draws (issue 39).
+
+    python benchmarks/learning_curve.py --glue_dir ../shared/data/glue --tasks sst2 cola \\
+        --per_class 8 16 32 64 256 1024 --draws 5
+
+Per task: training sets of N rows per class drawn from the task's train.tsv (draw d takes the first N of each class
+in an order seeded by d, so a draw's smaller sets are inside its larger ones; the rows are in the record), the task's
+whole dev set for every point. Per point and draw, each method is one process, timed whole (load, train, evaluate):
+
+- finetune: run_classification.py with its defaults (HF's: lr 5e-5, 3 epochs, batch 8, no warm-up);
+- finetune-small: full fine-tuning set for small data: lr 1e-4, warm-up 10%, at least MIN_STEPS steps;
+- head: the frozen encoder and a linear head (`--train_layers head`), lr 2e-3, the same steps;
+- lora: `--use_lora` (r 8), lr 5e-4, the same steps;
+- setfit: `--method setfit` (setfit's contrastive phase with its defaults), then the head as `head` trains it;
+- setfit-library: the setfit library with every default (SetFitModel.from_pretrained, Trainer.train), the peer.
+
+Records: results/small-data/<task>.json, rewritten after every run, so a stopped benchmark resumes at the next run
+missing from it (a run is keyed by size, draw and method). Each run records its commit, its CPU and the machine's
+1-minute load when it started: wall times compare only between runs of one machine with the same load."""
+
+import argparse
+import csv
+import datetime
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks.inference import cpu_flags  # noqa: E402  (the repository root is on the path above)
+from textcls.data.glue import GLUE_TASKS, load_glue_dir  # noqa: E402
+from textcls.evaluation.results import environment, git_state  # noqa: E402
+from textcls.io import write_json_atomic  # noqa: E402
+
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+METRIC = {"sst2": "accuracy", "cola": "matthews_correlation"}
+MIN_STEPS = 100  # the small-data methods' floor: at 8 rows per class an epoch is one or two steps
+COMMON = ["--save_strategy", "no", "--plots", "false", "--disable_tqdm", "true", "--logging_steps", "25",
+          "--per_device_eval_batch_size", "64", "--do_train", "--do_eval"]  # fmt: skip
+SMALL = ["--per_device_train_batch_size", "8", "--warmup_steps", "0.1"]
+METHODS = {
+    "finetune": [],
+    "finetune-small": [*SMALL, "--learning_rate", "1e-4"],
+    "head": [*SMALL, "--train_layers", "head", "--learning_rate", "2e-3"],
+    "lora": [*SMALL, "--use_lora", "--learning_rate", "5e-4"],
+    "setfit": [*SMALL, "--method", "setfit", "--train_layers", "head", "--learning_rate", "2e-3"],
+    "setfit-library": None,  # not this repository's script: setfit_library() below, in its own process
+}
+STEPS_FROM = {"finetune-small", "head", "lora", "setfit"}  # the methods whose length is max(MIN_STEPS, 3 epochs)
+
+
+def training_steps(rows: int, batch: int = 8, epochs: int = 3) -> int:
+    return max(MIN_STEPS, math.ceil(epochs * rows / batch))
+
+
+def draw(labels: list[str], per_class: int, seed: int) -> list[int]:
+    """Row positions of `per_class` rows of each class (all of a class that has fewer), in input order. The order
+    within a class is seeded by (seed, class) alone, so draw `seed` at N is the first N of draw `seed` at 2N."""
+    chosen = []
+    for name in sorted(set(labels)):
+        rows = [i for i, label in enumerate(labels) if label == name]
+        random.Random(f"{seed}-{name}").shuffle(rows)
+        chosen += rows[:per_class]
+    return sorted(chosen)
+
+
+def task_rows(task: str, glue_dir: str) -> tuple[list[dict], list[dict]]:
+    """(training rows, dev rows) of a GLUE task as {"sentence", "label"} with the label's name."""
+    spec = GLUE_TASKS[task]
+    raw = load_glue_dir(task, os.path.join(glue_dir, spec.dir_name))
+    names = spec.label_names
+    return tuple(
+        [{"sentence": r[spec.text_column], "label": names[int(r["label"])]} for r in raw[split]]
+        for split in ("train", "validation")
+    )
+
+
+def write_csv(path: str, rows: list[dict]) -> str:
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def read_csv(path: str) -> list[dict]:
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def score(metric: str, gold: list, predicted: list) -> float:
+    from sklearn.metrics import accuracy_score, matthews_corrcoef
+
+    return float((accuracy_score if metric == "accuracy" else matthews_corrcoef)(gold, predicted))
+
+
+def setfit_library(model: str, train: str, dev: str, metric: str, seed: int, out: str) -> None:
+    """The peer: the setfit library with its defaults, nothing of this repository in the way. Writes {metric} to
+    out/setfit_library.json. Its checkpoints go under out (its default is ./checkpoints, wherever it is started)."""
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    train_rows, dev_rows = read_csv(train), read_csv(dev)
+    data = Dataset.from_dict({"text": [r["sentence"] for r in train_rows], "label": [r["label"] for r in train_rows]})
+    trainer = Trainer(
+        model=SetFitModel.from_pretrained(model),
+        args=TrainingArguments(
+            output_dir=os.path.join(out, "checkpoints"), seed=seed, show_progress_bar=False, report_to="none"
+        ),  # fmt: skip
+        train_dataset=data,
+    )
+    trainer.train()
+    predicted = [str(p) for p in trainer.model.predict([r["sentence"] for r in dev_rows], batch_size=64)]
+    value = score(metric, [r["label"] for r in dev_rows], predicted)
+    write_json_atomic(os.path.join(out, "setfit_library.json"), {metric: value})
+
+
+def method_argv(method: str, model: str, train: str, dev: str, out: str, rows: int, seed: int, length: int,
+                metric: str) -> list:  # fmt: skip
+    if METHODS[method] is None:
+        peer = [os.path.abspath(__file__), "setfit-library", model, train, dev]
+        return [*peer, "--metric", metric, "--seed", str(seed), "--out", out]
+    steps = ["--max_steps", str(training_steps(rows))] if method in STEPS_FROM else []
+    data = ["--train_file", train, "--validation_file", dev, "--output_dir", out, "--seed", str(seed)]
+    if metric != "accuracy":  # --task_name adds the task's own metric (CoLA's Matthews correlation) on csv files
+        data += ["--task_name", {v: k for k, v in METRIC.items()}[metric]]
+    return [os.path.join(ROOT, "run_classification.py"), "--model", model, *data, "--max_seq_length", str(length),
+            *COMMON, *METHODS[method], *steps]  # fmt: skip
+
+
+def run_one(argv: list[str], log: str) -> float:
+    started = time.monotonic()
+    with open(log, "a", encoding="utf-8") as f:
+        f.write(f"\n$ {' '.join(argv)}\n")
+        f.flush()
+        done = subprocess.run([sys.executable, *argv], stdout=f, stderr=f)
+    if done.returncode != 0:
+        raise SystemExit(f"run failed ({done.returncode}); see {log}")
+    return time.monotonic() - started
+
+
+def dev_value(method: str, out: str, metric: str) -> float:
+    name = "setfit_library.json" if METHODS[method] is None else "all_results.json"
+    with open(os.path.join(out, name), encoding="utf-8") as f:
+        values = json.load(f)
+    return values[metric] if METHODS[method] is None else values[f"eval_{metric}"]
+
+
+def command_line(argv: list[str]) -> str:
+    """The command as run from the repository root, paths relative to it."""
+    shown = [os.path.relpath(a, ROOT) if os.path.isabs(a) and os.path.exists(a) else a for a in argv]
+    return "python benchmarks/learning_curve.py " + " ".join(shown)
+
+
+def load_record(path: str, fresh: dict) -> dict:
+    if not os.path.isfile(path):
+        return fresh
+    with open(path, encoding="utf-8") as f:
+        record = json.load(f)
+    if record["model"] != fresh["model"] or record["validation_rows"] != fresh["validation_rows"]:
+        raise SystemExit(f"{path} holds another model or dev set; move it away or pass another --out")
+    return record
+
+
+def curve(args) -> int:
+    os.makedirs(args.out, exist_ok=True)
+    for task in args.tasks:
+        metric = METRIC[task]
+        train_rows, dev_rows = task_rows(task, args.glue_dir)
+        labels = [r["label"] for r in train_rows]
+        folder = os.path.join(args.work, task)
+        os.makedirs(folder, exist_ok=True)
+        dev = write_csv(os.path.join(folder, "dev.csv"), dev_rows)
+        path = os.path.join(args.out, f"{task}.json")
+        record = load_record(path, {
+            "benchmark": "learning-curve", "task": task, "model": args.model, "metric": metric,
+            "validation_rows": len(dev_rows), "max_seq_length": args.max_seq_length, "min_steps": MIN_STEPS,
+            "methods": {m: ("setfit library defaults" if f is None else " ".join(f)) for m, f in METHODS.items()},
+            "common_flags": " ".join(COMMON), "draws": {}, "runs": [],
+        })  # fmt: skip
+        record["command"] = command_line(sys.argv[1:])
+        done = {(r["per_class"], r["draw"], r["method"]) for r in record["runs"]}
+        for per_class in args.per_class:
+            for d in range(1, args.draws + 1):
+                rows = draw(labels, per_class, d)
+                record["draws"].setdefault(str(per_class), {})[str(d)] = rows
+                train = write_csv(os.path.join(folder, f"train-{per_class}-{d}.csv"), [train_rows[i] for i in rows])
+                for method in args.methods:
+                    if (per_class, d, method) in done:
+                        continue
+                    out = os.path.join(folder, f"{method}-{per_class}-{d}")
+                    argv = method_argv(method, args.model, train, dev, out, len(rows), d, args.max_seq_length, metric)
+                    load = os.getloadavg()[0]
+                    wall = run_one(argv, os.path.join(folder, "runs.log"))
+                    value = dev_value(method, out, metric)
+                    record["runs"].append({
+                        "per_class": per_class, "draw": d, "method": method, "train_rows": len(rows), metric: value,
+                        "wall_s": round(wall, 1), "load_1m_at_start": round(load, 2),
+                        "date": datetime.date.today().isoformat(), "cpu_flags": cpu_flags(), **git_state(),
+                    })  # fmt: skip
+                    record["environment"] = environment()
+                    write_json_atomic(path, record)
+                    done.add((per_class, d, method))
+                    print(
+                        f"{task} {per_class}/class draw {d} {method}: {metric} {value:.4f} ({wall:.0f} s)", flush=True
+                    )
+    return 0
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["setfit-library"]:
+        p = argparse.ArgumentParser(prog="learning_curve.py setfit-library")
+        p.add_argument("model")
+        p.add_argument("train")
+        p.add_argument("dev")
+        p.add_argument("--metric", choices=sorted(set(METRIC.values())), required=True)
+        p.add_argument("--seed", type=int, default=1)
+        p.add_argument("--out", required=True)
+        a = p.parse_args(argv[1:])
+        os.makedirs(a.out, exist_ok=True)
+        setfit_library(a.model, a.train, a.dev, a.metric, a.seed, a.out)
+        return 0
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--glue_dir", required=True, help="the GLUE root (../shared/data/glue)")
+    p.add_argument("--tasks", nargs="+", default=["sst2", "cola"], choices=sorted(METRIC))
+    p.add_argument("--per_class", nargs="+", type=int, default=[8, 16, 32, 64, 256, 1024])
+    p.add_argument("--draws", type=int, default=5)
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    p.add_argument("--model", default=MODEL)
+    p.add_argument("--max_seq_length", type=int, default=128)
+    p.add_argument("--work", default=os.path.join(ROOT, "outputs", "learning-curve"), help="run folders")
+    p.add_argument("--out", default=os.path.join(ROOT, "results", "small-data"))
+    return curve(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
