@@ -18,7 +18,9 @@ whole dev set for every point. Per point and draw, each method is one process, t
 
 Records: results/small-data/<task>.json, rewritten after every run, so a stopped benchmark resumes at the next run
 missing from it (a run is keyed by size, draw and method). Each run records its commit, its CPU and the machine's
-1-minute load when it started: wall times compare only between runs of one machine with the same load."""
+1-minute load when it started and OMP_NUM_THREADS: wall times compare only between runs of one machine with the same
+load and threads. Beside another busy process, give each OMP_NUM_THREADS=1 (two processes of two threads each on
+two cores trained at 0.2 steps/s against 4.4 with one thread each: finetune-small at 8 rows per class, AVX2 EPYC)."""
 
 import argparse
 import csv
@@ -107,10 +109,12 @@ def setfit_library(model: str, train: str, dev: str, metric: str, seed: int, out
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
 
+    from textcls.model.build import resolve_model_path  # a packaged hub id -> its installed folder (offline)
+
     train_rows, dev_rows = read_csv(train), read_csv(dev)
     data = Dataset.from_dict({"text": [r["sentence"] for r in train_rows], "label": [r["label"] for r in train_rows]})
     trainer = Trainer(
-        model=SetFitModel.from_pretrained(model),
+        model=SetFitModel.from_pretrained(resolve_model_path(model)),
         args=TrainingArguments(
             output_dir=os.path.join(out, "checkpoints"), seed=seed, show_progress_bar=False, report_to="none"
         ),  # fmt: skip
@@ -203,6 +207,7 @@ def curve(args) -> int:
                     record["runs"].append({
                         "per_class": per_class, "draw": d, "method": method, "train_rows": len(rows), metric: value,
                         "wall_s": round(wall, 1), "load_1m_at_start": round(load, 2),
+                        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
                         "date": datetime.date.today().isoformat(), "cpu_flags": cpu_flags(), **git_state(),
                     })  # fmt: skip
                     record["environment"] = environment()
