@@ -40,7 +40,7 @@ order main() runs them:
 | temperature scaling: fit one, or the folder's own | config.checks.resolve_calibration |
 | the metric that picks the best checkpoint | train.trainer.resolve_best_metric |
 | a search continued: the same space and objective? | train.search.check_study |
-| --method setfit: refuse pairs, regression, token ids | train.contrastive.check_setfit |
+| --method setfit: refuse pairs, regression, token ids, a set too large to pair | train.contrastive.check_setfit |
 | tokenize (and encode the labels of) every split | data.tokenization.tokenize_splits |
 | --method setfit: the contrastive phase (setfit), the encoder the run trains from | train.contrastive.setfit_body |
 | or an exported ONNX folder: predict with onnxruntime | export.onnx.onnx_predictor |

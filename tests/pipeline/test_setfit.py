@@ -94,3 +94,44 @@ def test_sentence_transformers_6_pooling_key_is_read(tmp_path):
     (tmp_path / "1_Pooling").mkdir()
     (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode": "mean"}))
     assert sentence_transformers_pooling(str(tmp_path)) == "mean"
+
+
+@pytest.mark.parametrize("kind", ["single", "multi"])
+def test_the_pair_count_is_setfits_where_small_and_bounded_where_not(kind):
+    """contrastive_pairs is the length of setfit's own sampler (oversampling) on few texts, and PAIRS_PER_TEXT pairs of
+    each kind per text from 79 texts on, where setfit's would grow as n² (and its memory with it)."""
+    import random
+
+    from setfit.sampler import ContrastiveDataset
+
+    from textcls.train.contrastive import PAIRS_PER_TEXT, contrastive_pairs
+
+    rng = random.Random(0)
+    for n in (2, 7, 16, 40, 78):
+        if kind == "single":
+            targets = [rng.randrange(3) for _ in range(n)]
+        else:
+            targets = [[rng.randrange(2) for _ in range(3)] for _ in range(n)]
+        library = ContrastiveDataset([str(i) for i in range(n)], targets, kind == "multi", None, "oversampling")
+        assert contrastive_pairs(targets, None) == len(library), n
+    assert contrastive_pairs([i % 2 for i in range(79)], None) == 2 * PAIRS_PER_TEXT * 79
+    assert contrastive_pairs([i % 2 for i in range(2000)], None) == 80_000  # setfit's own: 2,002,000
+    assert contrastive_pairs([0, 1, 1], 5) == 30  # --setfit_num_iterations: setfit's 2 x it x texts
+
+
+def test_a_training_set_too_large_to_pair_is_refused_before_training(tiny_bert, tmp_path, capsys, monkeypatch):
+    from textcls.train import contrastive
+
+    monkeypatch.setattr(contrastive, "MAX_ROWS", 10)
+    argv = setfit_argv(tiny_bert, tmp_path)  # 16 training rows
+    assert R.cli(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --method setfit on 16 training rows") and "--max_train_samples 10" in err
+    assert err.count("\n") == 1 and not (tmp_path / "out" / "setfit_body").exists()
+
+
+def test_a_streamed_training_set_is_refused_before_training(tiny_bert, tmp_path, capsys):
+    argv = setfit_argv(tiny_bert, tmp_path, "--streaming", "true", "--max_steps", "4")
+    assert R.cli(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --method setfit pairs every training text") and err.count("\n") == 1

@@ -256,7 +256,8 @@ class DataArguments:
         default=None,
         metadata={
             "help": "--method setfit: pairs drawn per training text (setfit's num_iterations); default: setfit's "
-            "oversampling (every text in as many pairs as the largest class needs)."
+            "oversampling (every pair of texts), bounded at 20 pairs of each kind per text (the SetFit paper's) "
+            "where that is fewer."
         },
     )
     cross_validate: int = field(
