@@ -141,7 +141,7 @@ def collect(results_dir: str) -> dict:
     for path in sorted(glob.glob(os.path.join(results_dir, "**", "*.json"), recursive=True)):
         rel = os.path.relpath(path, results_dir).split(os.sep)
         # speed records have their own section; baselines and searches are not runs of a recipe
-        if rel[0] in ("plots", "speed", "baselines", "hp_search", "label-noise"):
+        if rel[0] in ("plots", "speed", "baselines", "hp_search", "label-noise", "small-data"):
             continue
         data = load_results(path)
         if not data["runs"]:

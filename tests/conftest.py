@@ -3,6 +3,7 @@ data files, built in tmp dirs by tests/helpers.py. No hub access is needed anywh
 
 import os
 import signal
+import warnings
 
 import pytest
 
@@ -33,14 +34,16 @@ FRESH_HANDLERS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: sig
 def fresh_signal_handlers():
     """Every test starts and ends with a fresh process's SIGINT and SIGTERM handlers. A run in this process installs
     its own while it trains (GracefulStop) or tokenizes with workers (tokenization.interruptible_workers); one left
-    behind swallows a later test's Ctrl-C (a fresh clone's suite once failed that way, far from the leak). A handler
-    found at the start was left by a fixture or an earlier test: the failure names it (its qualified name says whose)
-    and the handlers are reset, so only the first test after the leak fails."""
+    behind swallows a later test's Ctrl-C (a fresh clone's suite once failed that way, far from the leak). A test that
+    leaves one fails. One found at the start was left by a fixture (set up before this fixture, so not caught above):
+    it is reset, and a warning in the summary names it (its qualified name says whose) without failing a test that
+    did nothing wrong."""
     found = {s: signal.getsignal(s) for s in FRESH_HANDLERS}
     for s, handler in FRESH_HANDLERS.items():
         signal.signal(s, handler)
     stale = {signal.Signals(s).name: _name(h) for s, h in found.items() if h is not FRESH_HANDLERS[s]}
-    assert not stale, f"signal handlers left by a fixture or an earlier test: {stale}"
+    if stale:
+        warnings.warn(f"signal handlers left by a fixture or an earlier test, reset: {stale}", stacklevel=1)
     yield
     left = {s: signal.getsignal(s) for s in FRESH_HANDLERS}
     leaked = {signal.Signals(s).name: _name(h) for s, h in left.items() if h is not FRESH_HANDLERS[s]}

@@ -316,6 +316,13 @@ def test_learning_curve_benchmark_runs_ours_and_the_setfit_library_on_one_draw_a
     stamp = (out / "sst2.json").stat().st_mtime_ns
     assert learning_curve.main(argv) == 0 and (out / "sst2.json").stat().st_mtime_ns == stamp
     assert not os.path.exists(os.path.join(ROOT, "checkpoints"))  # the setfit library's default folder, not here
+    spec = importlib.util.spec_from_file_location("mk", os.path.join(ROOT, "scripts", "make_results_readme.py"))
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    text = make.render(str(tmp_path / "results"), {}, plt=None)  # the record is not taken for a recipe's results
+    value = 100 * record["runs"][1]["accuracy"]
+    assert "## Few labels: learning curves" in text and f"| 3 | {100 * record['runs'][0]['accuracy']:.1f} (" in text
+    assert f"{value:.1f} ({value:.1f}-{value:.1f}) ×1 |" in text
 
 
 def test_learning_curve_draws_are_balanced_seeded_and_nested():

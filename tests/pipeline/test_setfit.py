@@ -135,3 +135,23 @@ def test_a_streamed_training_set_is_refused_before_training(tiny_bert, tmp_path,
     assert R.cli(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --method setfit pairs every training text") and err.count("\n") == 1
+
+
+def test_a_run_killed_in_the_contrastive_phase_resumes_with_the_same_command(tiny_bert, tmp_path, monkeypatch):
+    """Killed while setfit trains the encoder (its work folder half written, no checkpoint yet), the same command
+    trains the body again and finishes, as the README promises; it does not ask for --overwrite_output_dir."""
+    from textcls.train import contrastive
+
+    argv = setfit_argv(tiny_bert, tmp_path)
+    real = contrastive.train_body
+
+    def killed(source, texts, targets, settings, folder):
+        os.makedirs(folder + ".work")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(contrastive, "train_body", killed)
+    assert R.cli(argv) == 130
+    assert (tmp_path / "out" / "setfit_body.work").is_dir()
+    monkeypatch.setattr(contrastive, "train_body", real)
+    assert "eval_accuracy" in R.main(argv)
+    assert (tmp_path / "out" / "setfit_body" / contrastive.DONE).is_file()

@@ -40,6 +40,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from textcls.data.load import local_files
 from textcls.errors import DiskFull, Interrupted, TrainingStopped, UserError
 from textcls.io import free_bytes, size_text, write_json_atomic
+from textcls.train.contrastive import BODY
 
 logger = logging.getLogger(__name__)
 
@@ -333,7 +334,10 @@ def plan_output_dir(training_args, overwrite: bool, settings: dict | None) -> Fo
     if last is not None:
         _check_same_settings(out, last, settings, f"checkpoint {os.path.basename(last)}")
         return FolderPlan(resume_from=last, damaged=damaged)
-    leftovers = [n for n in _our_entries(out) if n not in ("recipe.json", "runs") and not _CHECKPOINT.match(n)]
+    # Written before the first checkpoint and redone or reused by the run itself: --method setfit's contrastive phase
+    # (a finished body is reused, a partial one, killed mid-phase, trained again: textcls.train.contrastive).
+    before_training = ("recipe.json", "runs", BODY, BODY + ".work")
+    leftovers = [n for n in _our_entries(out) if n not in before_training and not _CHECKPOINT.match(n)]
     if leftovers:
         raise UserError(
             f"output_dir {out} holds an earlier run's outputs ({', '.join(sorted(leftovers)[:5])}) but no finished "
