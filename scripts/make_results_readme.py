@@ -667,7 +667,7 @@ def _sd(values: list[float]) -> float:
 
 def cv_spread_lines(results_dir: str) -> list[str]:
     """results/label-noise/<task>-cv-spread.json (benchmarks/label_noise.py --cv_seeds): how far one held-out split's
-    score and a cross-validated score move, and how far each is from the same models' scores on the dev set."""
+    score and a cross-validated score move over folds and seeds, beside how far the models themselves differ."""
     paths = sorted(glob.glob(os.path.join(results_dir, "label-noise", "*-cv-spread.json")))
     if not paths:
         return []
@@ -675,25 +675,27 @@ def cv_spread_lines(results_dir: str) -> list[str]:
         "### Is a cross-validated score steadier than one split's?",
         "",
         "The clean training rows, `--cross_validate` once per seed (the seed shuffles the folds and seeds training).",
-        "A fold's held-out score is what one random held-out split would have told a user; the same model's score on",
-        "the task's dev set is the reference it estimates. Error: |estimate - dev score| (a cross-validated score",
-        "against the mean dev score of its folds' models).",
+        "A fold's held-out score is what one random held-out split would have told a user; the cross-validated score",
+        "is the mean over a seed's folds. The same fold models scored on the task's whole dev set show how much of a",
+        "split's spread is the models' own and how much the split's sampling (sd: sample standard deviation, x100).",
         "",
-        "| task | seeds × folds | single split: sd | cross-validated: sd over seeds | single split: mean error | "
-        "cross-validated: mean error | command |",
-        "|---|---|---|---|---|---|---|",
+        "| task | seeds × folds | one split: sd (range) | cross-validated: sd over seeds (range) | "
+        "the fold models on the dev set: sd (range) | command |",
+        "|---|---|---|---|---|---|",
     ]
+
+    def spread(values):
+        return f"{100 * _sd(values):.2f} ({100 * min(values):.1f}-{100 * max(values):.1f})"
+
     for path in paths:
         with open(path, encoding="utf-8") as f:
             r = json.load(f)
         seeds = list(r["seeds"].values())
         single = [v for s in seeds for v in s["heldout"]]
-        single_error = [abs(h - d) for s in seeds for h, d in zip(s["heldout"], s["dev"], strict=True)]
-        cv_error = [abs(s["cv"] - sum(s["dev"]) / len(s["dev"])) for s in seeds]
+        dev = [v for s in seeds for v in s["dev"]]
         lines.append(
-            f"| {r['task']} ({r['metric']}) | {len(seeds)} × {len(seeds[0]['heldout'])} | {100 * _sd(single):.2f} | "
-            f"{100 * _sd([s['cv'] for s in seeds]):.2f} | {100 * sum(single_error) / len(single_error):.2f} | "
-            f"{100 * sum(cv_error) / len(cv_error):.2f} | `{r['command']}` |"
+            f"| {r['task']} ({r['metric']}) | {len(seeds)} × {len(seeds[0]['heldout'])} | {spread(single)} | "
+            f"{spread([s['cv'] for s in seeds])} | {spread(dev)} | `{r['command']}` |"
         )
     return lines + [""]
 

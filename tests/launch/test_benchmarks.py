@@ -270,7 +270,8 @@ def test_label_noise_benchmark_on_a_tiny_model(tiny_bert, tmp_path):
     spec.loader.exec_module(make)
     text = make.render(str(tmp_path / "results"), {}, plt=None)
     assert "## Label issues on corrupted labels" in text
-    assert "| sst2 (accuracy) | 1 × 2 |" in text  # the spread table
+    single = [100 * v for v in spread["seeds"]["3"]["heldout"]]
+    assert f"| sst2 (accuracy) | 1 × 2 | {make._sd(single):.2f} ({min(single):.1f}-{max(single):.1f}) |" in text
     assert f"| sst2 (accuracy) | 10% (3) | {record['flagged']} | {100 * record['precision']:.1f}% |" in text
 
 
