@@ -83,9 +83,9 @@ def run(args, argv, resume_from, settings, timing) -> dict:
     calibration = checks.resolve_calibration(args, labels, config)  # temperature scaling
     best = T.resolve_best_metric(args.training, labels.problem_type, task, list(splits["eval"]))
     search.check_study(args, best)  # a search continued: same space and objective?
-    SF.check_setfit(args.data.method, columns, labels, args.training.do_train, splits["train"].get("train"))
-    tokenized = tokenize_splits(splits, columns, tokenizer, labels, args.data, long_docs, args.training)
     train = splits["train"].get("train")
+    SF.check_setfit(args.data.method, columns, labels, args.training.do_train, train)  # pairs, too many rows...
+    tokenized = tokenize_splits(splits, columns, tokenizer, labels, args.data, long_docs, args.training)
     args = args._replace(model=SF.setfit_body(args, train, columns, labels, long_docs.max_length))  # --method setfit
     sizes = {name: len(raw[name] if name in raw else ds) for name, ds in splits["test"].items()}
     evals, tests = splits["eval"], splits["test"]

@@ -38,18 +38,19 @@ def fresh_signal_handlers():
     leaves one fails. One found at the start was left by a fixture (set up before this fixture, so not caught above):
     it is reset, and a warning in the summary names it (its qualified name says whose) without failing a test that
     did nothing wrong."""
-    found = {s: signal.getsignal(s) for s in FRESH_HANDLERS}
-    for s, handler in FRESH_HANDLERS.items():
-        signal.signal(s, handler)
+    found = _reset_signal_handlers()
     stale = {signal.Signals(s).name: _name(h) for s, h in found.items() if h is not FRESH_HANDLERS[s]}
     if stale:
         warnings.warn(f"signal handlers left by a fixture or an earlier test, reset: {stale}", stacklevel=1)
     yield
-    left = {s: signal.getsignal(s) for s in FRESH_HANDLERS}
+    left = _reset_signal_handlers()
     leaked = {signal.Signals(s).name: _name(h) for s, h in left.items() if h is not FRESH_HANDLERS[s]}
-    for s, handler in FRESH_HANDLERS.items():
-        signal.signal(s, handler)
     assert not leaked, f"this test left signal handlers installed: {leaked}"
+
+
+def _reset_signal_handlers() -> dict:
+    """A fresh process's handlers installed; returns the ones they replaced."""
+    return {s: signal.signal(s, handler) for s, handler in FRESH_HANDLERS.items()}
 
 
 def _name(handler) -> str:
