@@ -336,3 +336,34 @@ def test_learning_curve_draws_are_balanced_seeded_and_nested():
     assert set(eight) < set(learning_curve.draw(labels, 16, seed=1))  # a draw's smaller set is inside its larger
     assert len(learning_curve.draw(labels, 64, seed=1)) == 64 + 50  # a class with fewer rows gives all it has
     assert learning_curve.training_steps(16) == learning_curve.MIN_STEPS and learning_curve.training_steps(800) == 300
+
+
+def test_learning_curve_stsb_source_task_labels_sentences_by_their_corpus_and_keeps_dev_unseen(tmp_path):
+    """stsb-source: the first sentence of each STS-B pair from four sources, labelled with its source file; other
+    sources left out; a dev sentence also in train (any case) or repeated is left out."""
+    from benchmarks import learning_curve
+
+    header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore"
+    rows = {
+        "train": [("headlines", "Explosion hits pipeline"), ("MSRvid", "A man is playing a flute."),
+                  ("images", "A cat under a chair."), ("MSRpar", "The company said on Monday."),
+                  ("deft-forum", "Then the captain was gone."), ("headlines", "Explosion hits pipeline")],
+        "dev": [("headlines", "Drug lord captured"), ("MSRvid", "a man is playing a flute."),
+                ("answers-forums", "How about it?"), ("images", "Two trains."), ("images", "Two trains.")],
+    }  # fmt: skip
+    folder = tmp_path / "STS-B"
+    folder.mkdir()
+    for split, items in rows.items():
+        lines = [header] + [f"{i}\tg\t{src}\t2012\t{i}\tnone\tnone\t{text}\tother\t1.0" for i, (src, text) in
+                            enumerate(items)]  # fmt: skip
+        (folder / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    train, dev = learning_curve.task_rows("stsb-source", str(tmp_path))
+    assert [(r["label"], r["sentence"]) for r in train] == [
+        ("headlines", "Explosion hits pipeline"), ("MSRvid", "A man is playing a flute."),
+        ("images", "A cat under a chair."), ("MSRpar", "The company said on Monday."),
+    ]  # fmt: skip
+    assert [(r["label"], r["sentence"]) for r in dev] == [
+        ("headlines", "Drug lord captured"),
+        ("images", "Two trains."),
+    ]
+    assert learning_curve.METRIC["stsb-source"] == "accuracy"
