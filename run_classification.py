@@ -16,7 +16,7 @@ import sys
 import time
 
 from textcls.config import checks
-from textcls.config.args import parse_args
+from textcls.config.args import given_flags, parse_args
 from textcls.data import folds as F
 from textcls.data import labels as L
 from textcls.data import load as D
@@ -32,8 +32,8 @@ from textcls.io import is_disk_full
 from textcls.model import build as M
 from textcls.train import contrastive as SF
 from textcls.train import cross_validation as CV
+from textcls.train import method, search
 from textcls.train import run_folder as RF
-from textcls.train import search
 from textcls.train import trainer as T
 from textcls.train.distributed import release_process_group
 
@@ -84,6 +84,8 @@ def run(args, argv, resume_from, settings, timing) -> dict:
     best = T.resolve_best_metric(args.training, labels.problem_type, task, list(splits["eval"]))
     search.check_study(args, best)  # a search continued: same space and objective?
     train = splits["train"].get("train")
+    choice = method.choose(args, given_flags(argv), train, columns, labels)  # --method auto: SetFit or fine-tuning
+    args = method.apply(args, choice)
     SF.check_setfit(args.data.method, columns, labels, args.training.do_train, train)  # pairs, too many rows...
     tokenized = tokenize_splits(splits, columns, tokenizer, labels, args.data, long_docs, args.training)
     args = args._replace(model=SF.setfit_body(args, train, columns, labels, long_docs.max_length))  # --method setfit

@@ -25,6 +25,7 @@ sys.path.insert(0, ROOT)
 from textcls.data.glue import GLUE_TASKS  # noqa: E402
 from textcls.errors import UserError  # noqa: E402  (the repository root is put on the path just above)
 from textcls.evaluation.results import load_results  # noqa: E402
+from textcls.train.method import pick  # noqa: E402
 
 DEFAULT_PUBLISHED = os.path.join(ROOT, "..", "shared", "reference", "glue_published.json")
 
@@ -719,6 +720,8 @@ def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
         "record), scored on the task's whole dev set; the median over the draws with (lowest-highest) and the number",
         "of draws. Methods are defined in benchmarks/learning_curve.py; `setfit-library` is the setfit library with",
         "its defaults on the same weights. Wall time: one whole process (load, train, evaluate), median over draws.",
+        "`--method auto` is the method it picks at that size (textcls/train/method.py, whose thresholds are the",
+        "crossovers of these records: benchmarks/learning_curve.py crossovers()), so its column repeats that run.",
         "",
     ]
     for path in paths:
@@ -738,8 +741,8 @@ def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
             f"`{record['command']}`; {hardware({'environment': env})}, CPU flags {', '.join(flags) or '?'}; "
             f"commits {', '.join(sorted({(r.get('git_sha') or '?')[:8] for r in runs}))}.",
             "",
-            "| rows per class | " + " | ".join(methods) + " |",
-            "|---|" + "---|" * len(methods),
+            "| rows per class | " + " | ".join(methods) + " | --method auto |",
+            "|---|" + "---|" * (len(methods) + 1),
         ]
         for n in sizes:
             row = []
@@ -748,6 +751,8 @@ def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
                 row.append(
                     f"{_median(values):.1f} ({min(values):.1f}-{max(values):.1f}) ×{len(values)}" if values else "-"
                 )
+            chosen = [100 * r[metric] for r in cell.get((n, pick(n)), [])]  # auto is that method's run at this size
+            row.append(f"{_median(chosen):.1f} ({pick(n)})" if chosen else f"- ({pick(n)})")
             lines.append(f"| {n} | " + " | ".join(row) + " |")
         lines += ["", "| wall s per run | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
         for n in sizes:

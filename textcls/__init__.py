@@ -40,6 +40,9 @@ order main() runs them:
 | temperature scaling: fit one, or the folder's own | config.checks.resolve_calibration |
 | the metric that picks the best checkpoint | train.trainer.resolve_best_metric |
 | a search continued: the same space and objective? | train.search.check_study |
+| the flags the user set (--method auto leaves them as they are) | config.args.given_flags |
+| --method auto: SetFit or fine-tuning, by the training set's smallest class | train.method.choose |
+| --method auto: its settings in place (and in the recipe written below) | train.method.apply |
 | --method setfit: refuse pairs, regression, token ids, a set too large to pair | train.contrastive.check_setfit |
 | tokenize (and encode the labels of) every split | data.tokenization.tokenize_splits |
 | --method setfit: the contrastive phase (setfit), the encoder the run trains from | train.contrastive.setfit_body |
@@ -74,4 +77,5 @@ later, from the model, the data or the task, are each decided by one function an
 | what a folder's training does: resume, refuse, finish | train.run_folder.plan_output_dir: FolderPlan |
 | --exclude_rows, --cross_validate (a fold's rows) | data.folds.select_training_rows: RowSelection (RunData) |
 | --method setfit (the model the run trains from) | train.contrastive.setfit_body: a new ModelArguments |
+| --method auto (lr, steps, warm-up, batch, layers it fills in) | train.method.apply: new groups, resolved |
 """

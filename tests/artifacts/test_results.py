@@ -646,3 +646,14 @@ def test_every_committed_record_renders(tmp_path):
     if inference:
         table = text[text.index(f"### {inference[0].stem}") :]
         assert "| int8_speedup |" in table and "| onnx_int8 |" in table
+
+
+def test_method_auto_switches_where_the_measured_learning_curves_cross():
+    """textcls/train/method.py's thresholds are benchmarks/learning_curve.py's crossovers of the committed records:
+    a new measurement that moves a crossover fails here until the code follows it."""
+    from benchmarks.learning_curve import crossovers
+    from textcls.train import method
+
+    records = [json.loads(p.read_text()) for p in sorted(Path(ROOT, "results", "small-data").glob("*.json"))]
+    found = crossovers(records)
+    assert (method.SETFIT_UP_TO, method.SMALL_DATA_UP_TO) == (found["setfit_up_to"], found["small_data_up_to"])

@@ -243,8 +243,11 @@ class DataArguments:
             "contrastive phase (the setfit library: the encoder fine-tuned on same/different-class pairs of the "
             "training texts, into output_dir/setfit_body/), then the ordinary run from that encoder (add "
             "--train_layers head for SetFit's frozen body and trained head). For a few labelled rows per class; "
-            "single texts, single- or multi-label.",
-            "choices": ("finetune", "setfit"),
+            "single texts, single- or multi-label. 'auto': chosen by the training set's smallest class, at the sizes "
+            "the learning curve measured (results/small-data/): SetFit with the head alone, or fine-tuning on a "
+            "small-data schedule (lr 1e-4, 10%% warm-up, at least 100 steps), or plain fine-tuning; flags you set "
+            "are kept; the log says what it chose and why.",
+            "choices": ("finetune", "setfit", "auto"),
         },
     )
     setfit_epochs: int = field(default=1, metadata={"help": "--method setfit: epochs over the pairs (setfit's 1)."})
@@ -662,6 +665,17 @@ def parse_args(argv: list[str] | None = None) -> RunArgs:
     model_args, data_args, lora_args, training_args = outputs
     data_args.label_names, training_args.label_names = training_args.label_names, None
     return RunArgs(model_args, data_args, lora_args, training_args, resolved)
+
+
+def given_flags(argv: list[str]) -> frozenset:
+    """The flags a command line (and its recipe) set, by destination (--no_x counts as x): the others are defaults.
+    argv as parse_args takes it, already parsed by it (so valid)."""
+    parser, tokens = build_parser(), list(argv)
+    if tokens and not tokens[0].startswith("-") and tokens[0].endswith(".json"):
+        path = tokens.pop(0)
+        tokens = recipe_to_tokens(load_recipe(path), parser, f"recipe {path}") + tokens
+    actions = parser._option_string_actions  # the parser takes no abbreviations: a flag is its exact spelling
+    return frozenset(actions[t.split("=")[0]].dest for t in tokens if t.split("=")[0] in actions)
 
 
 def write_recipe(resolved: dict, output_dir: str, name: str = "recipe.json") -> str:

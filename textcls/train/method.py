@@ -1,0 +1,107 @@
+"""--method auto: SetFit or fine-tuning, and the small-data settings, chosen by the training set's rows per class.
+
+The thresholds are where the learning curve (benchmarks/learning_curve.py, results/small-data/, all-MiniLM-L6-v2,
+5 draws a point) measured one method overtaking another; tests/train/test_method.py recomputes them from those
+records, so this table cannot drift from what was measured. Between measured sizes the choice follows the nearer
+measured point below.
+
+- up to SETFIT_UP_TO rows per class: SetFit's two phases (`--method setfit`: the contrastive phase, then the head
+  alone on the frozen encoder, `--train_layers head`, lr 2e-3), on the small-data schedule;
+- up to SMALL_DATA_UP_TO: full fine-tuning on the small-data schedule (lr 1e-4);
+- above: full fine-tuning with the flags' own defaults.
+
+The small-data schedule: batch 8, 10% warm-up and at least MIN_STEPS optimizer steps (3 epochs where that is more):
+at 8 rows per class our defaults (3 epochs of batch 8, no warm-up) take 6 steps and scored 58.5 on SST-2 against
+64.8 for the same model trained 100 steps at lr 1e-4 (medians of 5 draws).
+
+A flag the user set (on the command line or in the recipe) is never changed; the choice fills in the others. The
+choice is logged with its reason, and the run's recipe records the chosen settings, so a replay is the same run."""
+
+import dataclasses
+import logging
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+from textcls.data.load import arrow_column
+
+logger = logging.getLogger(__name__)
+
+SETFIT_UP_TO = 0  # rows per class (the smallest class): see the module docstring
+SMALL_DATA_UP_TO = 8
+MIN_STEPS = 100
+SCHEDULE = {"per_device_train_batch_size": 8, "warmup_steps": 0.1}
+SETTINGS = {
+    "setfit": {"method": "setfit", "train_layers": "head", "learning_rate": 2e-3, **SCHEDULE},
+    "finetune-small": {"method": "finetune", "learning_rate": 1e-4, **SCHEDULE},
+    "finetune": {"method": "finetune"},
+}
+
+
+@dataclass(frozen=True)
+class Choice:
+    name: str  # a key of SETTINGS
+    settings: dict  # flag -> value, the ones the user did not set
+    reason: str
+
+
+def pick(per_class: int) -> str:
+    """The SETTINGS key --method auto takes for single texts with this many rows in the smallest class."""
+    if per_class <= SETFIT_UP_TO:
+        return "setfit"
+    return "finetune-small" if per_class <= SMALL_DATA_UP_TO else "finetune"
+
+
+def rows_per_class(train, columns, labels) -> int | None:
+    """The smallest class's row count in the training set (multi-label: rows carrying the label); None where it
+    cannot be counted (a stream, a regression)."""
+    if train is None or not hasattr(train, "__len__") or labels.problem_type == "regression":
+        return None
+    values = arrow_column(train, columns.label).to_pylist()
+    if labels.problem_type == "multi_label_classification":
+        counts = Counter(str(x) for v in values for x in (v or []))
+    else:
+        counts = Counter(str(v) for v in values)
+    return min(counts.values()) if counts else None
+
+
+def choose(args, given: frozenset, train, columns, labels) -> Choice | None:
+    """--method auto's pick for this training set; None for any other --method, or without a training set.
+    given: the flags the user set (textcls.config.args.given_flags), which the pick leaves as they are."""
+    if args.data.method != "auto" or train is None:
+        return None
+    per_class = rows_per_class(train, columns, labels)
+    single_text = columns.text_pair is None and not columns.token_ids and not args.lora.use_lora
+    if per_class is None:
+        name, why = "finetune", "the training set cannot be counted by class (a stream, or a regression)"
+    elif pick(per_class) == "setfit" and single_text:
+        name, why = "setfit", f"{per_class} rows in the smallest class (SetFit up to {SETFIT_UP_TO})"
+    elif per_class <= SMALL_DATA_UP_TO:
+        name, why = "finetune-small", f"{per_class} rows in the smallest class (small-data fine-tuning up to "
+        why += f"{SMALL_DATA_UP_TO}" + ("" if single_text else "; SetFit: single texts without LoRA only") + ")"
+    else:
+        name, why = "finetune", f"{per_class} rows in the smallest class, more than {SMALL_DATA_UP_TO}"
+    given = given - {"method"}  # --method auto itself is the flag being resolved
+    settings = {k: v for k, v in SETTINGS[name].items() if k not in given}
+    if name != "finetune" and not given & {"max_steps", "num_train_epochs"}:
+        t = args.training
+        batch = t.per_device_train_batch_size if "per_device_train_batch_size" in given else settings[
+            "per_device_train_batch_size"]  # fmt: skip
+        step = batch * t.world_size * t.gradient_accumulation_steps  # rows an optimizer step averages over
+        settings["max_steps"] = max(MIN_STEPS, math.ceil(3 * len(train) / step))
+    return Choice(name, settings, why)
+
+
+def apply(args, choice: Choice | None):
+    """The run's arguments with the choice's settings in place (and in `resolved`, so the recipe replays it)."""
+    if choice is None:
+        return args
+    logger.info("--method auto chose %s: %s; settings %s", choice.name, choice.reason, choice.settings)
+    groups = {"model": args.model, "data": args.data, "training": args.training}  # where each flag lives
+    changed = {}
+    for group, values in groups.items():
+        names = {f.name for f in dataclasses.fields(values)}
+        mine = {k: v for k, v in choice.settings.items() if k in names}
+        changed[group] = dataclasses.replace(values, **mine) if mine else values
+    resolved = {**args.resolved, **choice.settings}
+    return args._replace(**changed, resolved=resolved)
