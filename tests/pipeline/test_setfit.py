@@ -145,7 +145,7 @@ def test_a_run_killed_in_the_contrastive_phase_resumes_with_the_same_command(tin
     argv = setfit_argv(tiny_bert, tmp_path)
     real = contrastive.train_body
 
-    def killed(source, texts, targets, settings, folder):
+    def killed(source, texts, targets, settings, folder, **_):
         os.makedirs(folder + ".work")
         raise KeyboardInterrupt
 

@@ -93,7 +93,7 @@ def setfit_body(args, train, columns, labels, max_length: int):
         if _done_settings(folder) != {"model": source, **settings.__dict__}:
             texts = arrow_column(train, columns.text).to_pylist()
             targets = _targets(arrow_column(train, columns.label).to_pylist(), labels)
-            train_body(source, texts, targets, settings, folder)
+            train_body(source, texts, targets, settings, folder, quiet=bool(training.disable_tqdm))
         else:
             logger.info("--method setfit: reusing the contrastive phase's encoder in %s", folder)
     return dataclasses.replace(args.model, model_name_or_path=folder, tokenizer_name=None)
@@ -128,9 +128,11 @@ def contrastive_pairs(targets: list, num_iterations: int | None) -> int:
     return 2 * max(same, n * (n + 1) // 2 - same)
 
 
-def train_body(source: str, texts: list[str], targets: list, settings: ContrastiveSettings, folder: str) -> None:
+def train_body(source: str, texts: list[str], targets: list, settings: ContrastiveSettings, folder: str,
+               quiet: bool = False) -> None:  # fmt: skip
     """setfit's contrastive phase on (texts, targets) from the encoder at `source`, saved to `folder` with its
-    marker last."""
+    marker last. quiet (--disable_tqdm): the loss as log lines, no progress bar (setfit's show_progress_bar does not
+    reach the sentence-transformers trainer it runs, whose bar filled run logs with a line per step)."""
     # optional: only --method setfit needs setfit (and sentence-transformers, which it brings)
     from sentence_transformers import SentenceTransformer
     from setfit import SetFitModel, Trainer, TrainingArguments
@@ -157,6 +159,11 @@ def train_body(source: str, texts: list[str], targets: list, settings: Contrasti
         logging_steps=50,
     )
     trainer = Trainer(model=model, args=setfit_args)
+    if quiet:
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        trainer.st_trainer.remove_callback(ProgressCallback)
+        trainer.st_trainer.add_callback(PrinterCallback)
     logger.info("--method setfit: contrastive phase on %d texts, %d pairs an epoch, %d steps (%s)", len(texts), pairs,
                 steps, settings)  # fmt: skip
     trainer.train_embeddings(texts, targets, args=setfit_args)
