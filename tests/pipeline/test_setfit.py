@@ -155,3 +155,27 @@ def test_a_run_killed_in_the_contrastive_phase_resumes_with_the_same_command(tin
     monkeypatch.setattr(contrastive, "train_body", real)
     assert "eval_accuracy" in R.main(argv)
     assert (tmp_path / "out" / "setfit_body" / contrastive.DONE).is_file()
+
+
+def test_the_bounded_pairs_are_half_same_class_spread_over_the_classes_and_the_same_each_time():
+    """The pairs the phase trains on (setfit's sampler, given our bound as max_pairs, as max_steps x batch makes it):
+    as many same-class as other-class pairs, the same-class ones spread over the classes, and the same pairs on every
+    call (setfit shuffles with its own fixed seed: --seed changes their order in training, not which they are)."""
+    from collections import Counter
+
+    from setfit.sampler import ContrastiveDataset
+
+    from textcls.train.contrastive import contrastive_pairs
+
+    texts, targets = [f"t{i}" for i in range(120)], [i % 3 for i in range(120)]
+    bound = contrastive_pairs(targets, None)
+
+    def sample():
+        pairs = ContrastiveDataset(texts, targets, False, None, "oversampling", max_pairs=bound)
+        return [(p["sentence_1"], p["sentence_2"], p["label"]) for p in pairs]
+
+    first = sample()
+    assert len(first) == bound == 2 * 20 * 120 and sum(label for *_, label in first) == bound / 2
+    same = Counter(targets[int(a[1:])] for a, b, label in first if label == 1.0)
+    assert all(0.25 < n / (bound / 2) < 0.42 for n in same.values()) and len(same) == 3
+    assert sample() == first
