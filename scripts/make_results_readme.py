@@ -142,7 +142,7 @@ def collect(results_dir: str) -> dict:
     for path in sorted(glob.glob(os.path.join(results_dir, "**", "*.json"), recursive=True)):
         rel = os.path.relpath(path, results_dir).split(os.sep)
         # speed records have their own section; baselines and searches are not runs of a recipe
-        if rel[0] in ("plots", "speed", "baselines", "hp_search", "label-noise", "small-data"):
+        if rel[0] in ("plots", "speed", "baselines", "hp_search", "label-noise", "small-data", "sampler-order"):
             continue
         data = load_results(path)
         if not data["runs"]:
@@ -707,6 +707,49 @@ def _median(values: list[float]) -> float:
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
+def sampler_order_section(results_dir: str) -> list[str]:
+    """results/sampler-order/<task>.json written by benchmarks/sampler_order.py: per task, the real run_glue.py, our
+    script in random order and in our default grouping: the primary metric's median (range) over seeds, and the
+    median training and whole-process seconds."""
+    paths = sorted(glob.glob(os.path.join(results_dir, "sampler-order", "*.json")))
+    if not paths:
+        return []
+    lines = [
+        "## Batch order: the real run_glue.py, our random order, our length grouping",
+        "",
+        "HF README hyperparameters (the task's all-MiniLM-L6-v2_hf-readme recipe, stock [CLS] head), one process per",
+        "run; median (lowest-highest) over the seeds and their number; seconds are medians of one run's training",
+        "(train_runtime) and whole process, comparable only within a table's machine and load (in the record).",
+        "",
+    ]
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+        metric = record["primary_metric"]
+        flags = sorted({f for r in record["runs"] for f in r.get("cpu_flags") or []})
+        lines += [
+            f"### {record['task']} ({metric})",
+            "",
+            f"`{record['command']}`; CPU flags {', '.join(flags) or '?'}.",
+            "",
+        ]
+        lines += [f"| order | rows | seeds | {metric} | train s | wall s |", "|---|---|---|---|---|---|"]
+        groups: dict[tuple, list[dict]] = {}
+        for r in record["runs"]:
+            groups.setdefault((r["variant"], r.get("max_train_samples") or "all"), []).append(r)
+        for (variant, rows), runs in groups.items():
+            values = [100 * r["metrics"][f"eval_{metric}"] for r in runs]
+            train = [r["train_runtime_s"] for r in runs if r.get("train_runtime_s") is not None]
+            lines.append(
+                f"| {variant} | {rows} | {len(runs)} | {_median(values):.2f} ({min(values):.2f}-{max(values):.2f}) "
+                f"| {_median(train):.0f} | {_median([r['wall_s'] for r in runs]):.0f} |"
+                if train
+                else f"| {variant} | {rows} | {len(runs)} | {_median(values):.2f} | - | - |"
+            )
+        lines.append("")
+    return lines
+
+
 def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
     """results/small-data/<task>.json written by benchmarks/learning_curve.py: per training-set size and method, the
     dev metric's median and range over the draws, and the median wall time of one run; a picture per task."""
@@ -932,6 +975,7 @@ def render(results_dir: str, sources: dict, plt) -> str:
                 used.add(reference_for(name, sources)[0])
     lines += label_noise_section(results_dir)
     lines += learning_curve_section(results_dir, plots_dir, plt)
+    lines += sampler_order_section(results_dir)
     lines += speed_section(results_dir, plots_dir, plt)
     if used:
         lines += ["## Sources", ""]

@@ -1,9 +1,11 @@
 """The GPU and packing benchmarks' code paths, end to end on tiny configs on the CPU. No timing is asserted: speed
 targets live in the benchmarks' output, not in tests."""
 
+import argparse
 import importlib.util
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -389,3 +391,56 @@ def test_learning_curve_crossovers_pick_the_cheapest_method_within_the_tie_and_s
     b = record("matthews_correlation", {8: {"setfit": [0] * 3, "finetune-small": [10] * 3, "finetune": [0] * 3}})
     both = lc.crossovers([a, b])  # at 8: setfit (70 + 0) / 2 = 35 against finetune-small (61 + 10) / 2 = 35.5
     assert both["winners"][8] == "finetune-small" and both["setfit_up_to"] == 0 and both["small_data_up_to"] == 64
+
+
+FAKE_PEER = """import json, os, sys
+argv = sys.argv[1:]
+out = argv[argv.index("--output_dir") + 1]
+os.makedirs(out, exist_ok=True)
+rows = sum(1 for _ in open(argv[argv.index("--train_file") + 1])) - 1
+results = {"eval_accuracy": 0.25, "train_runtime": 1.5, "argv": argv, "rows": rows}
+json.dump(results, open(os.path.join(out, "all_results.json"), "w"))
+"""
+
+
+def test_sampler_order_benchmark_runs_the_peer_and_ours_on_the_recipes_settings_and_resumes(tiny_bert, tmp_path):
+    """benchmarks/sampler_order.py on a tiny SST-2 folder: the peer (a stand-in here: tests do not need ../shared) gets
+    the HF README recipe's hyperparameters and a CSV copy of the task; ours runs the recipe itself; a rerun adds
+    nothing; random order is our flag for it."""
+    from benchmarks import sampler_order
+
+    glue = tmp_path / "glue"
+    glue.mkdir()
+    write_sst2(glue / "SST-2", n_train=20)
+    peer = tmp_path / "peer.py"
+    peer.write_text(FAKE_PEER)
+    out, work = tmp_path / "results" / "sampler-order", tmp_path / "work"
+    argv = ["--glue_dir", str(glue), "--tasks", "sst2", "--seeds", "3", "--variants", "peer", "group", "--model",
+            tiny_bert, "--max_train_samples", "16", "--max_seq_length", "32", "--peer", str(peer), "--work",
+            str(work), "--out", str(out)]  # fmt: skip
+    assert sampler_order.main(argv) == 0
+    record = json.loads((out / "sst2.json").read_text())
+    assert [(r["variant"], r["seed"]) for r in record["runs"]] == [("peer", 3), ("group", 3)]
+    recipe = json.loads((Path(ROOT) / record["recipe"]).read_text())
+    seen = json.loads((work / "sst2" / "peer-3" / "all_results.json").read_text())
+    flags = {a: seen["argv"][i + 1] for i, a in enumerate(seen["argv"][:-1]) if a.startswith("--")}
+    assert seen["rows"] == 20 and flags["--metric_task"] == "sst2" and flags["--seed"] == "3"
+    assert float(flags["--learning_rate"]) == recipe["learning_rate"]
+    assert int(flags["--num_train_epochs"]) == recipe["num_train_epochs"]
+    assert flags["--per_device_train_batch_size"] == str(recipe["per_device_train_batch_size"])
+    ours = json.loads((work / "sst2" / "group-3" / "all_results.json").read_text())
+    assert record["runs"][1]["metrics"]["eval_accuracy"] == ours["eval_accuracy"] and ours["train_samples"] == 16
+    stamp = (out / "sst2.json").stat().st_mtime_ns
+    assert sampler_order.main(argv) == 0 and (out / "sst2.json").stat().st_mtime_ns == stamp
+    args = argparse.Namespace(glue_dir=str(glue), model=tiny_bert, max_train_samples=None, peer=str(peer),
+                              max_seq_length=None)  # fmt: skip
+    random_order = sampler_order.variant_argv("random", "sst2", args, 1, "o", ("", ""))
+    assert random_order[random_order.index("--train_sampling_strategy") + 1] == "random"
+    assert "--train_sampling_strategy" not in sampler_order.variant_argv("group", "sst2", args, 1, "o", ("", ""))
+    spec = importlib.util.spec_from_file_location("mk", os.path.join(ROOT, "scripts", "make_results_readme.py"))
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    text = make.render(str(tmp_path / "results"), {}, plt=None)
+    assert "## Batch order: the real run_glue.py" in text and "| peer | 16 | 1 | 25.00 (25.00-25.00) | 2 |" in text
+    value = 100 * ours["eval_accuracy"]
+    assert f"| group | 16 | 1 | {value:.2f} ({value:.2f}-{value:.2f}) |" in text

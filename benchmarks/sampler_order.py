@@ -1,0 +1,164 @@
+#!/usr/bin/env python
+"""Does our length-grouped batch order cost accuracy? The real run_glue.py against our script in random order and in
+our default grouping, several seeds per GLUE task, on the HF README hyperparameters (issue 40).
+
+    python benchmarks/sampler_order.py --glue_dir ../shared/data/glue --tasks sst2 cola mrpc rte --seeds 1 2 3 4 5
+
+Per task and seed, one process each (timed whole):
+
+- peer: ../shared/peers/run_glue.py (HF's script, patched only to run offline), the hyperparameters of our
+  recipes/glue/<task>/all-MiniLM-L6-v2_hf-readme.json (its README's: lr 2e-5, batch 32, 3 epochs, 5 for MRPC, max
+  length 128), its random order, `--pad_to_max_length false` (the same batches' numbers, less padding: no effect on
+  what it learns) on CSV copies of the task's TSVs, scored with its --metric_task (the task's GLUE metric);
+- random: run_classification.py with that recipe and `--train_sampling_strategy random`;
+- group: the same recipe as it is, our default order (group_by_length).
+
+The recipe's stock [CLS] pooler head (--pooling cls) is the peer's, so random vs the peer compares the two scripts
+on one model and order, and group vs random our ordering alone. Records: results/sampler-order/<task>.json, every
+run's eval metrics, train_runtime and wall seconds, rewritten after each run: a stopped benchmark resumes at the next
+missing run. The training seconds compare only between runs of one machine alone on it (the record keeps the CPU,
+its 1-minute load at each start and OMP_NUM_THREADS).
+
+CPU cost on 2 cores (all-MiniLM-L6-v2): a full SST-2 run is ~45 min, so the whole table is many hours, spread over
+sessions run by run."""
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks.inference import cpu_flags  # noqa: E402  (the repository root is on the path above)
+from textcls.data.glue import GLUE_TASKS, load_glue_dir  # noqa: E402
+from textcls.evaluation.results import environment, git_state  # noqa: E402
+from textcls.io import write_json_atomic  # noqa: E402
+from textcls.model.build import resolve_model_path  # noqa: E402
+
+PEER = os.path.join(os.path.dirname(ROOT), "shared", "peers", "run_glue.py")
+VARIANTS = ("peer", "random", "group")
+PRIMARY = {"sst2": "accuracy", "cola": "matthews_correlation", "mrpc": "f1", "rte": "accuracy", "wnli": "accuracy",
+           "qnli": "accuracy", "stsb": "pearson"}  # fmt: skip
+
+
+def recipe_path(task: str) -> str:
+    return os.path.join(ROOT, "recipes", "glue", task, "all-MiniLM-L6-v2_hf-readme.json")
+
+
+def peer_csvs(task: str, glue_dir: str, folder: str) -> tuple[str, str]:
+    """train.csv and dev.csv for the peer (it reads csv/json only): the task's text column(s) and the label id."""
+    spec = GLUE_TASKS[task]
+    data = load_glue_dir(task, os.path.join(glue_dir, spec.dir_name))
+    columns = [spec.text_column] + ([spec.text_pair_column] if spec.text_pair_column else [])
+    names = ["sentence"] if len(columns) == 1 else ["sentence1", "sentence2"]
+    paths = []
+    for split, name in (("train", "train.csv"), (spec.eval_splits[0], "dev.csv")):
+        path = os.path.join(folder, name)
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow([*names, "label"])
+            for row in data[split]:
+                writer.writerow([*(row[c] for c in columns), row["label"]])
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def variant_argv(variant: str, task: str, args, seed: int, out: str, csvs: tuple[str, str]) -> list[str]:
+    with open(recipe_path(task), encoding="utf-8") as f:
+        recipe = json.load(f)
+    model = args.model or recipe["model_name_or_path"]
+    rows = ["--max_train_samples", str(args.max_train_samples)] if args.max_train_samples else []
+    length = str(args.max_seq_length or recipe["max_seq_length"])
+    if variant == "peer":
+        return [args.peer, "--model_name_or_path", resolve_model_path(model), "--train_file", csvs[0],
+                "--validation_file", csvs[1], "--metric_task", task, "--do_train", "--do_eval",
+                "--max_seq_length", length, "--learning_rate", str(recipe["learning_rate"]),
+                "--per_device_train_batch_size", str(recipe["per_device_train_batch_size"]),
+                "--per_device_eval_batch_size", str(recipe["per_device_eval_batch_size"]),
+                "--num_train_epochs", str(recipe["num_train_epochs"]), "--seed", str(seed), "--output_dir", out,
+                "--pad_to_max_length", "false", "--use_cpu", "--report_to", "none", "--overwrite_output_dir",
+                "--disable_tqdm", "true", *rows]  # fmt: skip
+    order = ["--train_sampling_strategy", "random"] if variant == "random" else []
+    data = ["--data_dir", os.path.join(args.glue_dir, GLUE_TASKS[task].dir_name)]
+    flags = ["--seed", str(seed), "--output_dir", out, "--save_strategy", "no", "--max_seq_length", length]
+    script = os.path.join(ROOT, "run_classification.py")
+    return [script, recipe_path(task), "--model", model, *data, *flags, "--disable_tqdm", "true", *order, *rows]
+
+
+def run_one(argv: list[str], log: str) -> float:
+    started = time.monotonic()
+    with open(log, "a", encoding="utf-8") as f:
+        f.write(f"\n$ {' '.join(argv)}\n")
+        f.flush()
+        done = subprocess.run([sys.executable, *argv], stdout=f, stderr=f)
+    if done.returncode != 0:
+        raise SystemExit(f"run failed ({done.returncode}); see {log}")
+    return time.monotonic() - started
+
+
+def command_line(argv: list[str]) -> str:
+    shown = [os.path.relpath(a, ROOT) if os.path.isabs(a) and os.path.exists(a) else a for a in argv]
+    return "python benchmarks/sampler_order.py " + " ".join(shown)
+
+
+def benchmark(args) -> int:
+    os.makedirs(args.out, exist_ok=True)
+    if "peer" in args.variants and not os.path.isfile(args.peer):
+        raise SystemExit(f"the peer script is not at {args.peer}: pass --peer PATH (../shared/peers/run_glue.py)")
+    for task in args.tasks:
+        folder = os.path.join(args.work, task)
+        os.makedirs(folder, exist_ok=True)
+        csvs = peer_csvs(task, args.glue_dir, folder) if "peer" in args.variants else ("", "")
+        path = os.path.join(args.out, f"{task}.json")
+        record = {"benchmark": "sampler-order", "task": task, "primary_metric": PRIMARY[task], "runs": []}
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                record = json.load(f)
+        record["recipe"] = os.path.relpath(recipe_path(task), ROOT)
+        record["command"] = command_line(sys.argv[1:])
+        done = {(r["variant"], r["seed"], r.get("max_train_samples")) for r in record["runs"]}
+        for seed in args.seeds:
+            for variant in args.variants:
+                if (variant, seed, args.max_train_samples) in done:
+                    continue
+                out = os.path.join(folder, f"{variant}-{seed}")
+                load = os.getloadavg()[0]
+                wall = run_one(variant_argv(variant, task, args, seed, out, csvs), os.path.join(folder, "runs.log"))
+                with open(os.path.join(out, "all_results.json"), encoding="utf-8") as f:
+                    results = json.load(f)
+                record["runs"].append({
+                    "variant": variant, "seed": seed, "max_train_samples": args.max_train_samples,
+                    "metrics": {k: v for k, v in results.items() if k.startswith("eval_")},
+                    "train_runtime_s": results.get("train_runtime"), "wall_s": round(wall, 1),
+                    "load_1m_at_start": round(load, 2), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+                    "date": datetime.date.today().isoformat(), "cpu_flags": cpu_flags(), **git_state(),
+                })  # fmt: skip
+                record["environment"] = environment()
+                write_json_atomic(path, record)
+                value = results.get(f"eval_{PRIMARY[task]}")
+                print(f"{task} seed {seed} {variant}: {PRIMARY[task]} {value} ({wall:.0f} s)", flush=True)
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--glue_dir", required=True, help="the GLUE root (../shared/data/glue)")
+    p.add_argument("--tasks", nargs="+", default=["sst2", "cola", "mrpc", "rte"], choices=sorted(PRIMARY))
+    p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3, 4, 5])
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    p.add_argument("--model", help="instead of the recipe's model (a folder or a packaged hub id)")
+    p.add_argument("--max_seq_length", type=int, help="instead of the recipe's (both scripts)")
+    p.add_argument("--max_train_samples", type=int, help="the first N training rows, both scripts (a quick look)")
+    p.add_argument("--peer", default=PEER, help="run_glue.py (default: ../shared/peers/run_glue.py)")
+    p.add_argument("--work", default=os.path.join(ROOT, "outputs", "sampler-order"), help="run folders")
+    p.add_argument("--out", default=os.path.join(ROOT, "results", "sampler-order"))
+    return benchmark(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
