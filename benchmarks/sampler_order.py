@@ -11,7 +11,10 @@ Per task and seed, one process each (timed whole):
   length 128), its random order, `--pad_to_max_length false` (the same batches' numbers, less padding: no effect on
   what it learns) on CSV copies of the task's TSVs, scored with its --metric_task (the task's GLUE metric);
 - random: run_classification.py with that recipe and `--train_sampling_strategy random`;
-- group: the same recipe as it is, our default order (group_by_length).
+- group: the same recipe, our default order (group_by_length).
+
+Both of ours run the recipe with `--eval_strategy no --save_strategy no`: evaluated once at the end, as the peer is
+(the recipe's evaluation each epoch would count in our train_runtime, not in the peer's), no checkpoints.
 
 The recipe's stock [CLS] pooler head (--pooling cls) is the peer's, so random vs the peer compares the two scripts
 on one model and order, and group vs random our ordering alone. Records: results/sampler-order/<task>.json, every
@@ -85,7 +88,9 @@ def variant_argv(variant: str, task: str, args, seed: int, out: str, csvs: tuple
                 "--disable_tqdm", "true", *rows]  # fmt: skip
     order = ["--train_sampling_strategy", "random"] if variant == "random" else []
     data = ["--data_dir", os.path.join(args.glue_dir, GLUE_TASKS[task].dir_name)]
-    flags = ["--seed", str(seed), "--output_dir", out, "--save_strategy", "no", "--max_seq_length", length]
+    # evaluated once, at the end, as the peer is: the recipe's evaluation each epoch would count in train_runtime
+    flags = ["--seed", str(seed), "--output_dir", out, "--save_strategy", "no", "--eval_strategy", "no"]
+    flags += ["--max_seq_length", length]
     script = os.path.join(ROOT, "run_classification.py")
     return [script, recipe_path(task), "--model", model, *data, *flags, "--disable_tqdm", "true", *order, *rows]
 
