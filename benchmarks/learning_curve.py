@@ -70,13 +70,10 @@ MIN_DRAWS = 3  # a size counts for the crossover once every candidate has this m
 
 
 def crossovers(records: list[dict]) -> dict:
-    """Where --method auto switches, from learning-curve records: at each size measured by every candidate (at least
-    MIN_DRAWS draws) on every task that has the size, each candidate's score is the mean over those tasks of its
-    median over the draws (x100); the winner is the best, unless a cheaper candidate is within TIE of it. Returns
-    {"winners": {size: method}, "scores": {size: {method: score}}, "setfit_up_to": the largest size up to which
-    setfit won at every counted size (0: none), "small_data_up_to": the same for setfit or finetune-small}. The rule
-    is monotone (setfit, then small-data fine-tuning, then the defaults): a later size's setfit win after a
-    finetune-small one counts as finetune-small's, and nothing above the largest small-data win is extrapolated."""
+    """Which method --method auto takes at each measured size, from learning-curve records: at each size measured by
+    every candidate (at least MIN_DRAWS draws) on every task that has the size, each candidate's score is the mean
+    over those tasks of its median over the draws (x100); the winner is the best, unless a cheaper candidate is
+    within TIE of it. Returns {"winners": {size: method}, "scores": {size: {method: score}}}."""
     import statistics
 
     scores: dict[int, dict[str, list[float]]] = {}
@@ -89,25 +86,12 @@ def crossovers(records: list[dict]) -> dict:
             if all(len(cell.get((size, m), [])) >= MIN_DRAWS for m in AUTO_CANDIDATES):
                 for m in AUTO_CANDIDATES:
                     scores.setdefault(size, {}).setdefault(m, []).append(statistics.median(cell[(size, m)]))
-    counted = {size: {m: statistics.mean(v) for m, v in by.items()} for size, by in scores.items()}
-    if any(len({len(v) for v in scores[size].values()}) > 1 for size in scores):
-        raise ValueError("a size with an uneven number of tasks per method")
+    counted = {size: {m: statistics.mean(v) for m, v in by.items()} for size, by in sorted(scores.items())}
     winners = {}
-    for size, by in sorted(counted.items()):
+    for size, by in counted.items():
         best = max(by.values())
         winners[size] = next(m for m in AUTO_CANDIDATES if by[m] >= best - TIE)
-    setfit_up_to = small_up_to = 0
-    for size, winner in sorted(winners.items()):
-        if winner != "setfit":
-            break
-        setfit_up_to = small_up_to = size
-    for size, winner in sorted(winners.items()):
-        if size <= small_up_to:
-            continue
-        if winner == "finetune":
-            break
-        small_up_to = size
-    return {"winners": winners, "scores": counted, "setfit_up_to": setfit_up_to, "small_data_up_to": small_up_to}
+    return {"winners": winners, "scores": counted}
 
 
 def training_steps(rows: int, batch: int = 8, epochs: int = 3) -> int:

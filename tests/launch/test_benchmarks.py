@@ -371,7 +371,7 @@ def test_learning_curve_stsb_source_task_labels_sentences_by_their_corpus_and_ke
     assert learning_curve.METRIC["stsb-source"] == "accuracy"
 
 
-def test_learning_curve_crossovers_pick_the_cheapest_method_within_the_tie_and_stay_monotone():
+def test_learning_curve_crossovers_pick_the_cheapest_method_within_the_tie():
     from benchmarks import learning_curve as lc
 
     def record(metric, table):  # {size: {method: [scores x100 per draw]}}
@@ -383,14 +383,12 @@ def test_learning_curve_crossovers_pick_the_cheapest_method_within_the_tie_and_s
                             64: {"setfit": [80, 80, 80], "finetune-small": [80.2, 79.8, 80.3], "finetune": [70] * 3},
                             256: {"setfit": [90] * 3, "finetune-small": [85] * 3, "finetune": [90.4] * 3},
                             1024: {"setfit": [99] * 2, "finetune-small": [99] * 3, "finetune": [1] * 3}})  # fmt: skip
-    found = lc.crossovers([a])
-    # 64: setfit 80 vs finetune-small 80.2 -> the cheaper within TIE; 256: finetune within TIE of setfit; 1024: too
+    # 64: setfit 80 vs finetune-small 80.2: the cheaper within TIE; 256: finetune within TIE of setfit; 1024: too
     # few setfit draws to count
-    assert found["winners"] == {8: "setfit", 64: "finetune-small", 256: "finetune"}
-    assert (found["setfit_up_to"], found["small_data_up_to"]) == (8, 64)
+    assert lc.crossovers([a])["winners"] == {8: "setfit", 64: "finetune-small", 256: "finetune"}
     b = record("matthews_correlation", {8: {"setfit": [0] * 3, "finetune-small": [10] * 3, "finetune": [0] * 3}})
-    both = lc.crossovers([a, b])  # at 8: setfit (70 + 0) / 2 = 35 against finetune-small (61 + 10) / 2 = 35.5
-    assert both["winners"][8] == "finetune-small" and both["setfit_up_to"] == 0 and both["small_data_up_to"] == 64
+    both = lc.crossovers([a, b])  # at 8: setfit (71 + 0) / 2 = 35.5 against finetune-small (61 + 10) / 2 = 35.5
+    assert both["winners"][8] == "finetune-small" and both["scores"][8]["setfit"] == 35.5
 
 
 FAKE_PEER = """import json, os, sys

@@ -17,8 +17,7 @@ from textcls.train import method
 @pytest.fixture(autouse=True)
 def thresholds(monkeypatch):
     """The mechanism at fixed thresholds; tests/artifacts/test_results.py ties the real ones to the measurements."""
-    monkeypatch.setattr(method, "SETFIT_UP_TO", 16)
-    monkeypatch.setattr(method, "SMALL_DATA_UP_TO", 64)
+    monkeypatch.setattr(method, "MEASURED", {8: "setfit", 64: "finetune-small", 256: "finetune"})
 
 
 SINGLE = Columns(text="sentence", text_pair=None, label="label", id=None)
@@ -32,18 +31,18 @@ def choice(rows_per_class: int, *flags, columns=SINGLE, labels=LABELS, values=No
     return method.choose(parse_args(argv), given_flags(argv), train, columns, labels)
 
 
-def test_auto_picks_by_the_smallest_class_at_the_thresholds():
-    small, mid, large = method.SETFIT_UP_TO, method.SMALL_DATA_UP_TO, method.SMALL_DATA_UP_TO + 1
-    picked = choice(small)
+def test_auto_picks_the_winner_of_the_nearest_measured_size():
+    picked = choice(8)
     assert picked.name == "setfit" and picked.settings["train_layers"] == "head"
     assert picked.settings["learning_rate"] == 2e-3 and picked.settings["warmup_steps"] == 0.1
-    rows = 2 * small + 5
-    assert picked.settings["max_steps"] == max(method.MIN_STEPS, -(-3 * rows // 8))
-    assert f"{small} rows in the smallest class" in picked.reason
-    if mid > small:
-        assert choice(small + 1).name == "finetune-small" and choice(mid).settings["learning_rate"] == 1e-4
-    plain = choice(large)
-    assert plain.name == "finetune" and plain.settings == {"method": "finetune"}
+    assert picked.settings["max_steps"] == max(method.MIN_STEPS, -(-3 * (2 * 8 + 5) // 8))
+    assert "8 rows in the smallest class" in picked.reason and "64: finetune-small" in picked.reason
+    # nearest on a log scale: 22 is nearer 8 (x2.75) than 64 (x2.9); 23 nearer 64; 128 is nearer 64 than 256 on a tie
+    assert [choice(n).name for n in (1, 22, 23, 128)] == ["setfit", "setfit", "finetune-small", "finetune-small"]
+    assert choice(23).settings["learning_rate"] == 1e-4 and "train_layers" not in choice(23).settings
+    assert choice(300).name == "finetune" and choice(300).settings == {"method": "finetune"}
+    beyond = choice(513)  # more than twice the largest measured size: the defaults
+    assert beyond.name == "finetune" and "beyond twice the largest size measured" in beyond.reason
 
 
 def test_the_flags_given_are_read_from_the_command_line_and_its_recipe(tmp_path):

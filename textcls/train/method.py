@@ -1,21 +1,25 @@
 """--method auto: SetFit or fine-tuning, and the small-data settings, chosen by the training set's rows per class.
 
-The thresholds are where the learning curve (benchmarks/learning_curve.py, results/small-data/, all-MiniLM-L6-v2,
-5 draws a point) measured one method overtaking another; tests/train/test_method.py recomputes them from those
-records, so this table cannot drift from what was measured. Between measured sizes the choice follows the nearer
-measured point below.
+MEASURED is, per training-set size (rows per class), the method that won there on the learning curve
+(benchmarks/learning_curve.py crossovers() of results/small-data/: all-MiniLM-L6-v2, the mean over tasks of each
+method's median over draws; a cheaper method within 0.5 points wins). tests/artifacts/test_results.py recomputes it
+from the committed records, so this table cannot drift from what was measured. A training set takes the winner of
+the nearest measured size on a log scale (the smaller on a tie), up to twice the largest measured size; beyond it
+(more rows per class than the curve measured) the flags' own defaults, which the full-data recipes use.
 
-- up to SETFIT_UP_TO rows per class: SetFit's two phases (`--method setfit`: the contrastive phase, then the head
-  alone on the frozen encoder, `--train_layers head`, lr 2e-3), on the small-data schedule;
-- up to SMALL_DATA_UP_TO: full fine-tuning on the small-data schedule (lr 1e-4);
-- above: full fine-tuning with the flags' own defaults.
+The methods:
+- setfit: SetFit's two phases (`--method setfit`: the contrastive phase, then the head alone on the frozen encoder,
+  `--train_layers head`, lr 2e-3), on the small-data schedule;
+- finetune-small: full fine-tuning on the small-data schedule, lr 1e-4;
+- finetune: full fine-tuning with the flags' own defaults.
 
 The small-data schedule: batch 8, 10% warm-up and at least MIN_STEPS optimizer steps (3 epochs where that is more):
 at 8 rows per class our defaults (3 epochs of batch 8, no warm-up) take 6 steps and scored 58.5 on SST-2 against
 64.8 for the same model trained 100 steps at lr 1e-4 (medians of 5 draws).
 
-A flag the user set (on the command line or in the recipe) is never changed; the choice fills in the others. The
-choice is logged with its reason, and the run's recipe records the chosen settings, so a replay is the same run."""
+SetFit compares single texts: for text pairs, token ids or LoRA a setfit pick becomes finetune-small. A flag the
+user set (on the command line or in the recipe) is never changed; the choice fills in the others. The choice is
+logged with its reason, and the run's recipe records the chosen settings, so a replay is the same run."""
 
 import dataclasses
 import logging
@@ -27,8 +31,7 @@ from textcls.data.load import arrow_column
 
 logger = logging.getLogger(__name__)
 
-SETFIT_UP_TO = 0  # rows per class (the smallest class): see the module docstring
-SMALL_DATA_UP_TO = 8
+MEASURED = {8: "finetune-small"}  # rows per class -> the winner there: see the module docstring
 MIN_STEPS = 100
 SCHEDULE = {"per_device_train_batch_size": 8, "warmup_steps": 0.1}
 SETTINGS = {
@@ -47,9 +50,10 @@ class Choice:
 
 def pick(per_class: int) -> str:
     """The SETTINGS key --method auto takes for single texts with this many rows in the smallest class."""
-    if per_class <= SETFIT_UP_TO:
-        return "setfit"
-    return "finetune-small" if per_class <= SMALL_DATA_UP_TO else "finetune"
+    if not MEASURED or per_class > 2 * max(MEASURED):
+        return "finetune"
+    nearest = min(MEASURED, key=lambda size: (abs(math.log(max(per_class, 1) / size)), size))
+    return MEASURED[nearest]
 
 
 def rows_per_class(train, columns, labels) -> int | None:
@@ -74,13 +78,14 @@ def choose(args, given: frozenset, train, columns, labels) -> Choice | None:
     single_text = columns.text_pair is None and not columns.token_ids and not args.lora.use_lora
     if per_class is None:
         name, why = "finetune", "the training set cannot be counted by class (a stream, or a regression)"
-    elif pick(per_class) == "setfit" and single_text:
-        name, why = "setfit", f"{per_class} rows in the smallest class (SetFit up to {SETFIT_UP_TO})"
-    elif per_class <= SMALL_DATA_UP_TO:
-        name, why = "finetune-small", f"{per_class} rows in the smallest class (small-data fine-tuning up to "
-        why += f"{SMALL_DATA_UP_TO}" + ("" if single_text else "; SetFit: single texts without LoRA only") + ")"
     else:
-        name, why = "finetune", f"{per_class} rows in the smallest class, more than {SMALL_DATA_UP_TO}"
+        name = pick(per_class)
+        measured = ", ".join(f"{size}: {m}" for size, m in sorted(MEASURED.items()))
+        why = f"{per_class} rows in the smallest class; the learning curve's winners by rows per class: {measured}"
+        if per_class > 2 * max(MEASURED, default=0):
+            why += "; beyond twice the largest size measured, the defaults"
+        if name == "setfit" and not single_text:
+            name, why = "finetune-small", why + "; SetFit takes single texts without LoRA, so finetune-small"
     given = given - {"method"}  # --method auto itself is the flag being resolved
     settings = {k: v for k, v in SETTINGS[name].items() if k not in given}
     if name != "finetune" and not given & {"max_steps", "num_train_epochs"}:
