@@ -9,6 +9,7 @@ import pytest
 
 import run_classification as R
 from tests.helpers import TRAIN_FLAGS, sentiment_rows, write_rows
+from textcls.data.labels import Labels
 
 pytest.importorskip("setfit")
 
@@ -45,6 +46,7 @@ def test_the_contrastive_phase_moves_the_encoder_and_the_run_trains_from_it(setf
     body = folder / "out" / "setfit_body"
     marker = json.loads((body / "textcls_setfit.json").read_text())
     assert marker["model"] == str(tiny_bert) and marker["num_iterations"] == 2 and marker["seed"] == 0
+    assert marker["pairs"] == 2 * 2 * 16  # setfit's count for num_iterations 2 on 16 texts
     before = load_file(os.path.join(tiny_bert, "model.safetensors"))
     after = load_file(str(body / "model.safetensors"))
     key = next(k for k in after if k.endswith("encoder.layer.0.attention.self.query.weight"))
@@ -179,3 +181,26 @@ def test_the_bounded_pairs_are_half_same_class_spread_over_the_classes_and_the_s
     same = Counter(targets[int(a[1:])] for a, b, label in first if label == 1.0)
     assert all(0.25 < n / (bound / 2) < 0.42 for n in same.values()) and len(same) == 3
     assert sample() == first
+
+
+def test_a_body_whose_marker_lacks_the_pair_count_is_trained_again(tiny_bert, tmp_path, monkeypatch):
+    """A body finished before the pair bound (its marker has no pair count) is not reused for a bounded one."""
+    from textcls.train import contrastive
+
+    argv = setfit_argv(tiny_bert, tmp_path)
+    assert "eval_accuracy" in R.main(argv)
+    done = tmp_path / "out" / "setfit_body" / contrastive.DONE
+    old = json.loads(done.read_text())
+    del old["pairs"]
+    done.write_text(json.dumps(old))
+    calls = []
+    monkeypatch.setattr(contrastive, "train_body", lambda *a, **k: calls.append(a[3]))
+    args = R.parse_args(argv)
+    train = R.D.load_raw_datasets(args.data, args.model, None)["train"]
+    columns = R.D.resolve_split_columns({"train": {"train": train}}, args.data, None, True)
+    labels = Labels("single_label_classification", ["0", "1"], None)
+    contrastive.setfit_body(args, train, columns, labels, old["max_length"])
+    assert len(calls) == 1  # trained again
+    done.write_text(json.dumps({**old, "pairs": 64}))
+    contrastive.setfit_body(args, train, columns, labels, old["max_length"])
+    assert len(calls) == 1  # the same settings and count: reused

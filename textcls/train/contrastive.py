@@ -90,9 +90,10 @@ def setfit_body(args, train, columns, labels, max_length: int):
     source = args.model.model_name_or_path
     # Process 0 goes first and writes the body; the others then find its marker and reuse it.
     with training.main_process_first(desc="setfit contrastive phase"):
-        if _done_settings(folder) != {"model": source, **settings.__dict__}:
+        targets = _targets(arrow_column(train, columns.label).to_pylist(), labels)
+        # the pair count in the marker: a body from before the bound (or of another count) is not taken for this one
+        if _done_settings(folder) != marker(source, settings, contrastive_pairs(targets, settings.num_iterations)):
             texts = arrow_column(train, columns.text).to_pylist()
-            targets = _targets(arrow_column(train, columns.label).to_pylist(), labels)
             train_body(source, texts, targets, settings, folder, quiet=bool(training.disable_tqdm))
         else:
             logger.info("--method setfit: reusing the contrastive phase's encoder in %s", folder)
@@ -169,8 +170,13 @@ def train_body(source: str, texts: list[str], targets: list, settings: Contrasti
     trainer.train_embeddings(texts, targets, args=setfit_args)
     body.save(folder)
     shutil.rmtree(folder + ".work", ignore_errors=True)
-    write_json_atomic(os.path.join(folder, DONE), {"model": source, **settings.__dict__})
+    write_json_atomic(os.path.join(folder, DONE), marker(source, settings, pairs))
     logger.info("--method setfit: the encoder is in %s; training the classifier from it", folder)
+
+
+def marker(source: str, settings: ContrastiveSettings, pairs: int) -> dict:
+    """What a finished body was trained with (written last into it, compared before reusing it)."""
+    return {"model": source, **settings.__dict__, "pairs": pairs}
 
 
 def _done_settings(folder: str) -> dict | None:
