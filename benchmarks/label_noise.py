@@ -16,19 +16,18 @@ Resumable: a point whose record exists is skipped; a point's runs resume as any 
 under --work). Accuracy records: the wall times are whole-process seconds, measured beside whatever else ran."""
 
 import argparse
-import csv
 import datetime
 import json
 import os
 import random
-import subprocess
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from textcls.data.glue import GLUE_TASKS, load_glue_dir  # noqa: E402  (the repository root is on the path above)
+from benchmarks._runs import command_line as shared_command_line  # noqa: E402  (the root is on the path above)
+from benchmarks._runs import run_logged, write_csv  # noqa: E402
+from textcls.data.glue import GLUE_TASKS, load_glue_dir  # noqa: E402
 from textcls.evaluation.results import environment, git_state  # noqa: E402
 from textcls.io import write_json_atomic  # noqa: E402
 
@@ -58,16 +57,9 @@ def write_task_files(task: str, glue_dir: str, folder: str, seed: int, n: int) -
     paths = []
     for name, rows in (("train", train), ("dev", rows_of("validation"))):
         path = os.path.join(folder, f"{name}.csv")
-        _write_csv(path, rows)
+        write_csv(path, rows)
         paths.append(path)
     return paths[0], paths[1], train
-
-
-def _write_csv(path: str, rows: list[dict]) -> None:
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def flip(rows: list[dict], share: float, names: list[str], seed: int) -> tuple[list[dict], list[int]]:
@@ -81,12 +73,7 @@ def flip(rows: list[dict], share: float, names: list[str], seed: int) -> tuple[l
 
 
 def run(argv: list[str], log: str) -> float:
-    started = time.monotonic()
-    with open(log, "a", encoding="utf-8") as f:
-        done = subprocess.run([sys.executable, os.path.join(ROOT, "run_classification.py"), *argv], stdout=f, stderr=f)
-    if done.returncode != 0:
-        raise SystemExit(f"run failed ({done.returncode}); see {log}")
-    return time.monotonic() - started
+    return run_logged([os.path.join(ROOT, "run_classification.py"), *argv], log)
 
 
 def read_json(path):
@@ -99,9 +86,7 @@ def dev_metric(folder: str, metric: str) -> float:
 
 
 def command_line(argv: list[str]) -> str:
-    """The command as run from the repository root, paths relative to it (a record names no path of one machine)."""
-    shown = [os.path.relpath(a, ROOT) if os.path.isabs(a) and os.path.exists(a) else a for a in argv]
-    return "python benchmarks/label_noise.py " + " ".join(shown)
+    return shared_command_line("label_noise.py", argv)
 
 
 def base_record(args, task: str) -> dict:
@@ -203,7 +188,7 @@ def main(argv=None) -> int:
             point = os.path.join(folder, f"noise{round(100 * share):02d}")
             os.makedirs(point, exist_ok=True)
             noisy_train = os.path.join(point, "train.csv")
-            _write_csv(noisy_train, noisy)
+            write_csv(noisy_train, noisy)
             cv = os.path.join(point, "cv")
             data = ["--train_file", noisy_train, "--validation_file", dev]
             cv_flags = ["--cross_validate", str(args.folds), "--find_label_issues", "--cross_validate_refit"]

@@ -29,14 +29,13 @@ import json
 import math
 import os
 import random
-import subprocess
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.inference import cpu_flags  # noqa: E402  (the repository root is on the path above)
+from benchmarks._runs import command_line, run_logged, write_csv  # noqa: E402  (the root is on the path above)
+from benchmarks.inference import cpu_flags  # noqa: E402
 from textcls.data.glue import GLUE_TASKS, load_glue_dir  # noqa: E402
 from textcls.evaluation.results import environment, git_state  # noqa: E402
 from textcls.io import write_json_atomic  # noqa: E402
@@ -143,14 +142,6 @@ def task_rows(task: str, glue_dir: str) -> tuple[list[dict], list[dict]]:
     )
 
 
-def write_csv(path: str, rows: list[dict]) -> str:
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
 def read_csv(path: str) -> list[dict]:
     with open(path, encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f))
@@ -198,28 +189,11 @@ def method_argv(method: str, model: str, train: str, dev: str, out: str, rows: i
             *COMMON, *METHODS[method], *steps]  # fmt: skip
 
 
-def run_one(argv: list[str], log: str) -> float:
-    started = time.monotonic()
-    with open(log, "a", encoding="utf-8") as f:
-        f.write(f"\n$ {' '.join(argv)}\n")
-        f.flush()
-        done = subprocess.run([sys.executable, *argv], stdout=f, stderr=f)
-    if done.returncode != 0:
-        raise SystemExit(f"run failed ({done.returncode}); see {log}")
-    return time.monotonic() - started
-
-
 def dev_value(method: str, out: str, metric: str) -> float:
     name = "setfit_library.json" if METHODS[method] is None else "all_results.json"
     with open(os.path.join(out, name), encoding="utf-8") as f:
         values = json.load(f)
     return values[metric] if METHODS[method] is None else values[f"eval_{metric}"]
-
-
-def command_line(argv: list[str]) -> str:
-    """The command as run from the repository root, paths relative to it."""
-    shown = [os.path.relpath(a, ROOT) if os.path.isabs(a) and os.path.exists(a) else a for a in argv]
-    return "python benchmarks/learning_curve.py " + " ".join(shown)
 
 
 def load_record(path: str, fresh: dict) -> dict:
@@ -248,7 +222,7 @@ def curve(args) -> int:
             "methods": {m: ("setfit library defaults" if f is None else " ".join(f)) for m, f in METHODS.items()},
             "common_flags": " ".join(COMMON), "draws": {}, "runs": [],
         })  # fmt: skip
-        record["command"] = command_line(sys.argv[1:])
+        record["command"] = command_line("learning_curve.py", sys.argv[1:])
         done = {(r["per_class"], r["draw"], r["method"]) for r in record["runs"]}
         for per_class in args.per_class:
             for d in range(1, args.draws + 1):
@@ -261,7 +235,7 @@ def curve(args) -> int:
                     out = os.path.join(folder, f"{method}-{per_class}-{d}")
                     argv = method_argv(method, args.model, train, dev, out, len(rows), d, args.max_seq_length, metric)
                     load = os.getloadavg()[0]
-                    wall = run_one(argv, os.path.join(folder, "runs.log"))
+                    wall = run_logged(argv, os.path.join(folder, "runs.log"))
                     value = dev_value(method, out, metric)
                     record["runs"].append({
                         "per_class": per_class, "draw": d, "method": method, "train_rows": len(rows), metric: value,

@@ -30,14 +30,13 @@ import csv
 import datetime
 import json
 import os
-import subprocess
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.inference import cpu_flags  # noqa: E402  (the repository root is on the path above)
+from benchmarks._runs import command_line, run_logged  # noqa: E402  (the repository root is on the path above)
+from benchmarks.inference import cpu_flags  # noqa: E402
 from textcls.data.glue import GLUE_TASKS, load_glue_dir  # noqa: E402
 from textcls.evaluation.results import environment, git_state  # noqa: E402
 from textcls.io import write_json_atomic  # noqa: E402
@@ -95,22 +94,6 @@ def variant_argv(variant: str, task: str, args, seed: int, out: str, csvs: tuple
     return [script, recipe_path(task), "--model", model, *data, *flags, "--disable_tqdm", "true", *order, *rows]
 
 
-def run_one(argv: list[str], log: str) -> float:
-    started = time.monotonic()
-    with open(log, "a", encoding="utf-8") as f:
-        f.write(f"\n$ {' '.join(argv)}\n")
-        f.flush()
-        done = subprocess.run([sys.executable, *argv], stdout=f, stderr=f)
-    if done.returncode != 0:
-        raise SystemExit(f"run failed ({done.returncode}); see {log}")
-    return time.monotonic() - started
-
-
-def command_line(argv: list[str]) -> str:
-    shown = [os.path.relpath(a, ROOT) if os.path.isabs(a) and os.path.exists(a) else a for a in argv]
-    return "python benchmarks/sampler_order.py " + " ".join(shown)
-
-
 def benchmark(args) -> int:
     os.makedirs(args.out, exist_ok=True)
     if "peer" in args.variants and not os.path.isfile(args.peer):
@@ -125,7 +108,7 @@ def benchmark(args) -> int:
             with open(path, encoding="utf-8") as f:
                 record = json.load(f)
         record["recipe"] = os.path.relpath(recipe_path(task), ROOT)
-        record["command"] = command_line(sys.argv[1:])
+        record["command"] = command_line("sampler_order.py", sys.argv[1:])
         done = {(r["variant"], r["seed"], r.get("max_train_samples")) for r in record["runs"]}
         for seed in args.seeds:
             for variant in args.variants:
@@ -133,7 +116,7 @@ def benchmark(args) -> int:
                     continue
                 out = os.path.join(folder, f"{variant}-{seed}")
                 load = os.getloadavg()[0]
-                wall = run_one(variant_argv(variant, task, args, seed, out, csvs), os.path.join(folder, "runs.log"))
+                wall = run_logged(variant_argv(variant, task, args, seed, out, csvs), os.path.join(folder, "runs.log"))
                 with open(os.path.join(out, "all_results.json"), encoding="utf-8") as f:
                     results = json.load(f)
                 record["runs"].append({

@@ -1,0 +1,37 @@
+"""What the accuracy benchmarks (label_noise.py, learning_curve.py, sampler_order.py) share: CSV files for a run, one
+run as a logged subprocess, and the command line as a record shows it."""
+
+import csv
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def write_csv(path: str, rows: list[dict]) -> str:
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def run_logged(argv: list[str], log: str) -> float:
+    """`python *argv`, its output appended to `log` after the command; its wall seconds. A failed run stops the
+    benchmark (SystemExit naming the log): a record never holds a run that did not finish."""
+    started = time.monotonic()
+    with open(log, "a", encoding="utf-8") as f:
+        f.write(f"\n$ {' '.join(argv)}\n")
+        f.flush()
+        done = subprocess.run([sys.executable, *argv], stdout=f, stderr=f)
+    if done.returncode != 0:
+        raise SystemExit(f"run failed ({done.returncode}); see {log}")
+    return time.monotonic() - started
+
+
+def command_line(script: str, argv: list[str]) -> str:
+    """The command as run from the repository root, paths relative to it (a record names no path of one machine)."""
+    shown = [os.path.relpath(a, ROOT) if os.path.isabs(a) and os.path.exists(a) else a for a in argv]
+    return f"python benchmarks/{script} " + " ".join(shown)
