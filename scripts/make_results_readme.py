@@ -707,12 +707,21 @@ def _median(values: list[float]) -> float:
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
+def _benchmark_records(results_dir: str, folder: str) -> list[dict]:
+    """The records a benchmark wrote into results/<folder>/, one a task, in name order."""
+    records = []
+    for path in sorted(glob.glob(os.path.join(results_dir, folder, "*.json"))):
+        with open(path, encoding="utf-8") as f:
+            records.append(json.load(f))
+    return records
+
+
 def sampler_order_section(results_dir: str) -> list[str]:
     """results/sampler-order/<task>.json written by benchmarks/sampler_order.py: per task, the real run_glue.py, our
     script in random order and in our default grouping: the primary metric's median (range) over seeds, and the
     median training and whole-process seconds."""
-    paths = sorted(glob.glob(os.path.join(results_dir, "sampler-order", "*.json")))
-    if not paths:
+    records = _benchmark_records(results_dir, "sampler-order")
+    if not records:
         return []
     lines = [
         "## Batch order: the real run_glue.py, our random order, our length grouping",
@@ -722,9 +731,7 @@ def sampler_order_section(results_dir: str) -> list[str]:
         "(train_runtime) and whole process, comparable only within a table's machine and load (in the record).",
         "",
     ]
-    for path in paths:
-        with open(path, encoding="utf-8") as f:
-            record = json.load(f)
+    for record in records:
         metric = record["primary_metric"]
         flags = sorted({f for r in record["runs"] for f in r.get("cpu_flags") or []})
         lines += [
@@ -753,8 +760,8 @@ def sampler_order_section(results_dir: str) -> list[str]:
 def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
     """results/small-data/<task>.json written by benchmarks/learning_curve.py: per training-set size and method, the
     dev metric's median and range over the draws, and the median wall time of one run; a picture per task."""
-    paths = sorted(glob.glob(os.path.join(results_dir, "small-data", "*.json")))
-    if not paths:
+    records = _benchmark_records(results_dir, "small-data")
+    if not records:
         return []
     lines = [
         "## Few labels: learning curves",
@@ -763,13 +770,11 @@ def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
         "record), scored on the task's whole dev set; the median over the draws with (lowest-highest) and the number",
         "of draws. Methods are defined in benchmarks/learning_curve.py; `setfit-library` is the setfit library with",
         "its defaults on the same weights. Wall time: one whole process (load, train, evaluate), median over draws.",
-        "`--method auto` is the method it picks at that size (textcls/train/method.py, whose thresholds are the",
-        "crossovers of these records: benchmarks/learning_curve.py crossovers()), so its column repeats that run.",
+        "`--method auto` is the method it picks at that size (textcls/train/method.py: the winner at the nearest size",
+        "measured over all tasks, benchmarks/learning_curve.py crossovers()), so its column repeats that run.",
         "",
     ]
-    for path in paths:
-        with open(path, encoding="utf-8") as f:
-            record = json.load(f)
+    for record in records:
         metric, methods, runs = record["metric"], list(record["methods"]), record["runs"]
         sizes = sorted({r["per_class"] for r in runs})
         methods = [m for m in methods if any(r["method"] == m for r in runs)]
