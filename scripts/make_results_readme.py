@@ -776,8 +776,8 @@ def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
     ]
     for record in records:
         metric, methods, runs = record["metric"], list(record["methods"]), record["runs"]
-        sizes = sorted({r["per_class"] for r in runs})
-        methods = [m for m in methods if any(r["method"] == m for r in runs)]
+        sizes = sorted({r["per_class"] for r in runs + record.get("not_run", [])})
+        methods = [m for m in methods if any(r["method"] == m for r in runs + record.get("not_run", []))]
         cell = {}
         for r in runs:
             cell.setdefault((r["per_class"], r["method"]), []).append(r)
@@ -792,13 +792,14 @@ def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
             "| rows per class | " + " | ".join(methods) + " | --method auto |",
             "|---|" + "---|" * (len(methods) + 1),
         ]
+        skipped = {(r["per_class"], r["method"]): r["steps"] for r in record.get("not_run", [])}
         for n in sizes:
             row = []
             for m in methods:
                 values = [100 * r[metric] for r in cell.get((n, m), [])]
-                row.append(
-                    f"{_median(values):.1f} ({min(values):.1f}-{max(values):.1f}) ×{len(values)}" if values else "-"
-                )
+                blank = f"not run ({skipped[(n, m)]:,} steps)" if (n, m) in skipped else "-"
+                row.append(f"{_median(values):.1f} ({min(values):.1f}-{max(values):.1f}) ×{len(values)}" if values
+                           else blank)  # fmt: skip
             chosen = [100 * r[metric] for r in cell.get((n, pick(n)), [])]  # auto is that method's run at this size
             row.append(f"{_median(chosen):.1f} ({pick(n)})" if chosen else f"- ({pick(n)})")
             lines.append(f"| {n} | " + " | ".join(row) + " |")

@@ -442,3 +442,28 @@ def test_sampler_order_benchmark_runs_the_peer_and_ours_on_the_recipes_settings_
     assert "## Batch order: the real run_glue.py" in text and "| peer | 16 | 1 | 25.00 (25.00-25.00) | 2 |" in text
     value = 100 * ours["eval_accuracy"]
     assert f"| group | 16 | 1 | {value:.2f} ({value:.2f}-{value:.2f}) |" in text
+
+
+def test_learning_curve_counts_the_setfit_librarys_steps_and_records_a_run_too_long_as_not_run(tmp_path, monkeypatch):
+    from setfit.sampler import ContrastiveDataset
+
+    from benchmarks import learning_curve
+
+    for n, k in ((16, 2), (40, 3), (90, 4)):
+        labels = [i % k for i in range(n)]
+        pairs = len(ContrastiveDataset([str(i) for i in range(n)], labels, False, None, "oversampling"))
+        assert learning_curve.library_steps([str(x) for x in labels]) == -(-pairs // 16)
+    glue = tmp_path / "glue"
+    glue.mkdir()
+    write_sst2(glue / "SST-2", n_train=40)
+    monkeypatch.setattr(learning_curve, "LIBRARY_MAX_STEPS", 5)  # 8 rows per class: 16 texts, 9 steps
+    out = tmp_path / "results" / "small-data"
+    argv = ["--glue_dir", str(glue), "--tasks", "sst2", "--per_class", "8", "--draws", "1", "--methods",
+            "setfit-library", "--work", str(tmp_path / "work"), "--out", str(out)]  # fmt: skip
+    assert learning_curve.main(argv) == 0  # nothing trained (the model would not even be needed)
+    record = json.loads((out / "sst2.json").read_text())
+    assert record["runs"] == [] and [(r["per_class"], r["steps"]) for r in record["not_run"]] == [(8, 9)]
+    spec = importlib.util.spec_from_file_location("mk", os.path.join(ROOT, "scripts", "make_results_readme.py"))
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    assert "| 8 | not run (9 steps) |" in make.render(str(tmp_path / "results"), {}, plt=None)
