@@ -656,3 +656,27 @@ def test_method_auto_switches_where_the_measured_learning_curves_cross():
 
     records = [json.loads(p.read_text()) for p in sorted(Path(ROOT, "results", "small-data").glob("*.json"))]
     assert method.MEASURED == crossovers(records)["winners"]
+
+
+def test_the_readme_table_of_method_auto_is_what_the_code_picks():
+    """README's "What it picks" table: one row per run of sizes with the same pick, its range and its method."""
+    from textcls.train import method
+
+    ranges, last = [], max(method.MEASURED) * 2
+    for n in range(1, last + 2):
+        name = method.pick(n)
+        if ranges and ranges[-1][2] == name:
+            ranges[-1][1] = n
+        else:
+            ranges.append([n, n, name])
+    words = {"finetune-small": "small-data fine-tuning", "setfit": "`--method setfit", "finetune": "plain fine-tuning"}
+    readme = Path(ROOT, "README.md").read_text()
+    for i, (low, high, name) in enumerate(ranges):
+        if i == 0:
+            label = f"up to {high}"
+        elif i == len(ranges) - 1:
+            label = f"more than {low - 1}"
+        else:
+            label = f"{low} to {high}"
+        row = next((line for line in readme.splitlines() if line.startswith(f"| {label} | ")), None)
+        assert row is not None and words[name] in row, (label, name)

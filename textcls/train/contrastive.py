@@ -25,6 +25,7 @@ import shutil
 from dataclasses import dataclass
 
 import torch
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from textcls.data.load import arrow_column
 from textcls.errors import UserError
@@ -161,8 +162,6 @@ def train_body(source: str, texts: list[str], targets: list, settings: Contrasti
     )
     trainer = Trainer(model=model, args=setfit_args)
     if quiet:
-        from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
         trainer.st_trainer.remove_callback(ProgressCallback)
         trainer.st_trainer.add_callback(PrinterCallback)
     logger.info("--method setfit: contrastive phase on %d texts, %d pairs an epoch, %d steps (%s)", len(texts), pairs,

@@ -31,7 +31,7 @@ from textcls.data.load import arrow_column
 
 logger = logging.getLogger(__name__)
 
-MEASURED = {8: "finetune-small"}  # rows per class -> the winner there: see the module docstring
+MEASURED = {8: "finetune-small", 64: "setfit"}  # rows per class -> the winner there: see the module docstring
 MIN_STEPS = 100
 SCHEDULE = {"per_device_train_batch_size": 8, "warmup_steps": 0.1}
 SETTINGS = {
