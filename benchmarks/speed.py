@@ -14,6 +14,8 @@ max_seq_length 128):
   hf_default benchmarks/hf_reference.py --pad_to_max_length: run_glue.py's pipeline with its defaults
   ours       run_classification.py with our defaults
   ours_lora  ours + --use_lora true (r 8, query/value): for the LoRA-vs-full step time
+  ours_bf16  ours + --bf16 true (torch's CPU autocast): does mixed precision pay on this CPU? (not in the default set;
+             `--modes ours ours_bf16 --train_rows 8000`; the record keeps the CPU flags: avx512_bf16 / amx_bf16)
 --scaling adds our defaults at 1k / 4k / 16k rows (1 run each) and our padded mode at max_seq_length 32 / 64 / 128
 (every row costs exactly L tokens; 128 is the slow mode's own run): how cost grows with rows and with sequence length.
 
@@ -36,7 +38,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from textcls.errors import UserError  # noqa: E402  (the repository root is put on the path just above)
+from benchmarks.inference import cpu_flags  # noqa: E402  (the repository root is put on the path just above)
+from textcls.errors import UserError  # noqa: E402
 from textcls.evaluation.results import environment, git_state  # noqa: E402
 from textcls.io import write_json_atomic  # noqa: E402
 
@@ -53,6 +56,7 @@ MODES = {
     "hf_default": (HF, ["--pad_to_max_length"]),
     "ours": (OURS, []),
     "ours_lora": (OURS, ["--use_lora", "true"]),
+    "ours_bf16": (OURS, ["--bf16", "true"]),  # torch's CPU autocast; pays where the CPU has bf16 dot products
 }
 DEFAULT_MODES = ("slow", "hf_best", "ours", "ours_lora")
 SCALING_ROWS = (1000, 4000, 16000)
@@ -63,6 +67,9 @@ TARGETS = (
     ("end_to_end_vs_hf_best", "hf_best / ours end-to-end wall", ">= 1.5", lambda v: v >= 1.5),
     ("accuracy_vs_slow_points", "ours - slow dev accuracy, points", "|x| <= 0.5", lambda v: abs(v) <= 0.5),
     ("lora_step_time_vs_full", "ours_lora / ours train time", "<= 0.6", lambda v: v <= 0.6),
+    # issue 40: a default only if it wins by more than noise (10%) at equal accuracy (the points beside it)
+    ("bf16_train_time_vs_fp32", "ours_bf16 / ours train time", "<= 0.9", lambda v: v <= 0.9),
+    ("bf16_accuracy_vs_fp32_points", "ours_bf16 - ours dev accuracy, points", "|x| <= 0.5", lambda v: abs(v) <= 0.5),
 )
 
 
@@ -159,6 +166,11 @@ def ratios(medians: dict) -> dict:
         values["end_to_end_vs_hf_best"] = medians["hf_best"]["wall_s"] / medians["ours"]["wall_s"]
     if "ours" in medians and "ours_lora" in medians:
         values["lora_step_time_vs_full"] = medians["ours_lora"]["train_s"] / medians["ours"]["train_s"]
+    if "ours" in medians and "ours_bf16" in medians:
+        values["bf16_train_time_vs_fp32"] = medians["ours_bf16"]["train_s"] / medians["ours"]["train_s"]
+        values["bf16_accuracy_vs_fp32_points"] = 100 * (
+            medians["ours_bf16"]["eval_accuracy"] - medians["ours"]["eval_accuracy"]
+        )
     return {
         name: {"value": values[name], "how": how, "target": target, "met": bool(test(values[name]))}
         for name, how, target, test in TARGETS
@@ -274,6 +286,7 @@ def main(argv=None) -> int:
         "repeats": args.repeats,
         "slow_repeats": args.slow_repeats,
         "environment": environment(),
+        "cpu_flags": cpu_flags(),  # speed numbers compare only on one CPU: AVX2 / AVX-512 / VNNI / bf16 / AMX
         **git_state(),
         "medians": medians,
         "targets": checks,

@@ -859,8 +859,13 @@ def speed_section(results_dir: str, plots_dir: str, plt) -> list[str]:
             "",
             f"{record['model']}; {record['data']}; settings {json.dumps(record['settings'])}; medians of "
             f"{record['repeats']} runs per mode ({record.get('slow_repeats', record['repeats'])} of the slow mode), "
-            f"each a fresh process. {hardware({'environment': env})}, "
-            f"torch {packages.get('torch')}, transformers {packages.get('transformers')}, "
+            f"each a fresh process. {hardware({'environment': env})}"
+            + (
+                f" (CPU flags {', '.join(record['cpu_flags']) or 'none of AVX2/AVX-512/AMX'})"
+                if "cpu_flags" in record
+                else ""
+            )  # fmt: skip
+            + f", torch {packages.get('torch')}, transformers {packages.get('transformers')}, "
             f"{record['date']}, commit {(record.get('git_sha') or '?')[:8]}"
             f"{' (uncommitted changes)' if record.get('git_dirty') else ''}.",
             "",

@@ -61,7 +61,8 @@ def test_every_default_mode_is_measured(speed_record):
 
 def test_record_has_ratios_scaling_and_provenance(speed_record):
     record, stdout = speed_record
-    assert set(record["targets"]) == {name for name, *_ in speed.TARGETS}
+    # every target of the default modes (bf16 is measured on asking: --modes ours ours_bf16)
+    assert set(record["targets"]) == {name for name, *_ in speed.TARGETS if not name.startswith("bf16_")}
     m = record["medians"]
     assert record["targets"]["lora_step_time_vs_full"]["value"] == pytest.approx(
         m["ours_lora"]["train_s"] / m["ours"]["train_s"]
@@ -77,7 +78,7 @@ def test_record_has_ratios_scaling_and_provenance(speed_record):
     assert lengths[1]["command"] == record["runs"]["slow"][0]["command"]  # the slow mode's run, not a second one
     assert "--max_seq_length 16" in lengths[0]["command"]
     assert record["command"].startswith("python benchmarks/speed.py --data_dir")
-    assert record["git_sha"] and record["environment"]["packages"]["torch"]
+    assert record["git_sha"] and record["environment"]["packages"]["torch"] and "cpu_flags" in record
     assert "| ours |" in stdout and "lora_step_time_vs_full" in stdout
 
 
@@ -87,8 +88,14 @@ def test_ratios_against_targets():
         "hf_best": {"train_samples_per_second": 60.0, "eval_accuracy": 0.80, "wall_s": 30.0, "train_s": 10.0},
         "ours": {"train_samples_per_second": 120.0, "eval_accuracy": 0.806, "wall_s": 15.0, "train_s": 5.0},
         "ours_lora": {"train_samples_per_second": 150.0, "eval_accuracy": 0.7, "wall_s": 14.0, "train_s": 4.0},
+        "ours_bf16": {"train_samples_per_second": 130.0, "eval_accuracy": 0.802, "wall_s": 14.0, "train_s": 4.6},
     }
     checks = speed.ratios(medians)
+    assert checks["bf16_train_time_vs_fp32"]["value"] == pytest.approx(0.92)
+    assert not checks["bf16_train_time_vs_fp32"]["met"]  # 8% faster: within noise, not a default
+    assert checks["bf16_accuracy_vs_fp32_points"]["value"] == pytest.approx(-0.4)
+    assert checks["bf16_accuracy_vs_fp32_points"]["met"]
+    assert speed.MODES["ours_bf16"][1] == ["--bf16", "true"]
     assert checks["train_throughput_vs_slow"]["value"] == pytest.approx(12)
     assert checks["train_throughput_vs_slow"]["met"]
     assert checks["end_to_end_vs_hf_best"]["value"] == pytest.approx(2) and checks["end_to_end_vs_hf_best"]["met"]
@@ -120,6 +127,7 @@ def test_results_readme_shows_the_speed_record(speed_record, tmp_path):
     assert "| ours | 16 |" in text and "| slow | 16 |" in text  # the scaling rows
     assert "## glue" not in text  # a speed record is not a GLUE result
     assert f"each a fresh process. {record['environment']['cpu']} (" in text
+    assert f"(CPU flags {', '.join(record['cpu_flags']) or 'none of AVX2/AVX-512/AMX'})" in text
     assert "| \\|x\\| <= 0.5 |" in text  # escaped: a bare | would split the cell
 
 
