@@ -20,8 +20,8 @@ from textcls.config.args import given_flags, parse_args
 from textcls.data import folds as F
 from textcls.data import labels as L
 from textcls.data import load as D
+from textcls.data import tokenization as TK
 from textcls.data.glue import get_glue_task
-from textcls.data.tokenization import tokenize_splits
 from textcls.errors import TrainingStopped, UserError
 from textcls.evaluation import metrics
 from textcls.evaluation import outputs as O
@@ -87,11 +87,15 @@ def run(args, argv, resume_from, settings, timing) -> dict:
     choice = method.choose(args, given_flags(argv), train, columns, labels)  # --method auto: SetFit or fine-tuning
     args = method.apply(args, choice)
     SF.check_setfit(args.data.method, columns, labels, args.training.do_train, train)  # pairs, too many rows...
-    tokenized = tokenize_splits(splits, columns, tokenizer, labels, args.data, long_docs, args.training)
+    per_batch = TK.resolve_tokenize(args.data, args.training, columns, long_docs, train)  # or all up front
+    tokenized = TK.tokenize_splits(splits, columns, tokenizer, labels, args.data, long_docs, args.training, per_batch)
+    encoder = TK.per_batch_encoder(tokenizer, columns, long_docs) if per_batch else None
     args = args._replace(model=SF.setfit_body(args, train, columns, labels, long_docs.max_length))  # --method setfit
     sizes = {name: len(raw[name] if name in raw else ds) for name, ds in splits["test"].items()}
     evals, tests = splits["eval"], splits["test"]
-    data = D.RunData(task, tests, sizes, columns, labels, tokenized, evals, long_docs, thresholds, calibration, rows)
+    data = D.RunData(
+        task, tests, sizes, columns, labels, tokenized, evals, long_docs, thresholds, calibration, rows, encoder
+    )
     del raw, splits  # their memory-mapped text: the rest of the run needs the tokens (and the test rows, kept above)
 
     # ---- model (+LoRA) and Trainer; an exported ONNX folder predicts with onnxruntime instead

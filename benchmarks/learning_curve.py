@@ -39,6 +39,7 @@ from benchmarks.inference import cpu_flags  # noqa: E402
 from textcls.data.glue import GLUE_TASKS, load_glue_dir  # noqa: E402
 from textcls.evaluation.results import environment, git_state  # noqa: E402
 from textcls.io import write_json_atomic  # noqa: E402
+from textcls.train.method import MIN_STEPS, SCHEDULE, SETTINGS  # noqa: E402
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 METRIC = {"sst2": "accuracy", "cola": "matthews_correlation", "stsb-source": "accuracy"}
@@ -48,16 +49,23 @@ METRIC = {"sst2": "accuracy", "cola": "matthews_correlation", "stsb-source": "ac
 # label is that recorded provenance, not a judgement of ours; the task is style/topic classification, as a user's
 # routing or domain tagger is. Two pairs of the four are close (two news sources, two caption sources).
 STSB_SOURCES = ("headlines", "MSRpar", "MSRvid", "images")
-MIN_STEPS = 100  # the small-data methods' floor: at 8 rows per class an epoch is one or two steps
 COMMON = ["--save_strategy", "no", "--plots", "false", "--disable_tqdm", "true", "--logging_steps", "25",
           "--per_device_eval_batch_size", "64", "--do_train", "--do_eval"]  # fmt: skip
-SMALL = ["--per_device_train_batch_size", "8", "--warmup_steps", "0.1"]
+
+
+def auto_flags(name: str) -> list[str]:
+    """--method auto's settings for SETTINGS[name] as command-line flags: the curve measures exactly what auto runs
+    (MIN_STEPS, the small-data floor, is its too: at 8 rows per class an epoch is one or two steps)."""
+    return [x for flag, value in SETTINGS[name].items() for x in (f"--{flag}", str(value))]
+
+
+SMALL = [x for flag, value in SCHEDULE.items() for x in (f"--{flag}", str(value))]  # head and lora: the same schedule
 METHODS = {
     "finetune": [],
-    "finetune-small": [*SMALL, "--learning_rate", "1e-4"],
+    "finetune-small": auto_flags("finetune-small"),
     "head": [*SMALL, "--train_layers", "head", "--learning_rate", "2e-3"],
     "lora": [*SMALL, "--use_lora", "--learning_rate", "5e-4"],
-    "setfit": [*SMALL, "--method", "setfit", "--train_layers", "head", "--learning_rate", "2e-3"],
+    "setfit": auto_flags("setfit"),
     "setfit-library": None,  # not this repository's script: setfit_library() below, in its own process
 }
 STEPS_FROM = {"finetune-small", "head", "lora", "setfit"}  # the methods whose length is max(MIN_STEPS, 3 epochs)
@@ -106,7 +114,7 @@ def library_steps(labels: list[str], batch: int = 16) -> int:
     return math.ceil(2 * max(same, n * (n + 1) // 2 - same) / batch)
 
 
-def training_steps(rows: int, batch: int = 8, epochs: int = 3) -> int:
+def training_steps(rows: int, batch: int = SCHEDULE["per_device_train_batch_size"], epochs: int = 3) -> int:
     return max(MIN_STEPS, math.ceil(epochs * rows / batch))
 
 

@@ -10,7 +10,9 @@ import socket
 import sys
 from pathlib import Path
 
+import torch
 from datasets import ClassLabel, Features, Value
+from safetensors.torch import load_file
 
 import run_classification as R
 from textcls.train.resume import GracefulStop
@@ -290,3 +292,24 @@ def three_class_rows(n, seed):
 def run_main(model, out, *flags):
     """A short training run of `model` into `out` (TRAIN_FLAGS; later flags override them): main()'s results."""
     return R.main(["--model_name_or_path", str(model), "--output_dir", str(out), *TRAIN_FLAGS, *flags])
+
+
+TIMING = ("runtime", "per_second")
+
+
+def short_run_argv(model, train, dev, out, *extra):
+    return [
+        "--model", model, "--train_file", train, "--validation_file", dev, "--do_train", "--do_eval",
+        "--output_dir", str(out), "--use_cpu", "--seed", "0", "--per_device_train_batch_size", "4",
+        "--learning_rate", "1e-3", "--save_strategy", "no", "--logging_steps", "2", "--disable_tqdm", "true", *extra,
+    ]  # fmt: skip
+
+
+def history(out):
+    logs = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    return [{k: v for k, v in entry.items() if not any(t in k for t in TIMING)} for entry in logs]
+
+
+def same_weights(a, b) -> bool:
+    x, y = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)

@@ -146,14 +146,16 @@ def test_scale_script_on_tiny_files(tiny_bert, tmp_path):
     write_rows(data / "test.csv", [{"sentence": r["sentence"], "label": r["label"]} for r in sentiment_rows(12, 1)])
     out = tmp_path / "scale.json"
     argv = ["--data_dir", str(data), "--model", tiny_bert, "--rows", "40", "--max_seq_length", "32"]
-    argv += ["--modes", "ours_cold", "ours_warm", "ours_stream", "--predict_modes", "ours", "--predict_rows", "10"]
-    argv += ["--out", str(out)]
+    argv += ["--modes", "ours_cold", "ours_warm", "ours_stream", "ours_upfront_cold", "--predict_modes", "ours"]
+    argv += ["--predict_rows", "10", "--out", str(out)]
     assert scale.main(argv) == 0
     record = json.loads(out.read_text())
     runs = record["runs"]["40"]
-    assert list(runs) == ["ours_cold", "ours_warm", "ours_stream", "ours_predict"]
+    assert list(runs) == ["ours_cold", "ours_warm", "ours_stream", "ours_upfront_cold", "ours_predict"]
     assert "--streaming true" in runs["ours_stream"]["command"] and "--streaming" not in runs["ours_cold"]["command"]
-    for mode in ("ours_cold", "ours_warm", "ours_stream"):
+    assert runs["ours_upfront_cold"]["command"].endswith("--tokenize upfront") and "--tokenize" not in runs[
+        "ours_cold"]["command"]  # fmt: skip
+    for mode in ("ours_cold", "ours_warm", "ours_stream", "ours_upfront_cold"):
         assert 0 < runs[mode]["first_step_s"] < runs[mode]["wall_s"] and runs[mode]["train_samples_per_second"] > 0
         assert runs[mode]["peak_rss_bytes"] > 10 * 2**20 and "--max_steps 20" in runs[mode]["command"]
     assert runs["ours_predict"]["predict_rows"] == 10 and runs["ours_predict"]["predict_samples_per_second"] > 0
@@ -191,6 +193,16 @@ def test_scale_targets():
     assert targets["first_step_stream_vs_hf_at_1000"]["value"] == pytest.approx(0.08)
     assert targets["peak_rss_stream_vs_hf_at_1000"]["met"]
     assert targets["train_throughput_stream_vs_cached_at_1000"]["value"] == pytest.approx(10 / 11)
+    runs["1000"] |= {"ours_upfront_cold": run(3.1, 90, 11.5), "peer_cold": run(3.2, 160, 12.0)}
+    targets = scale.ratios(runs, [100, 1000])
+    assert targets["first_step_cold_vs_peer_at_1000"]["value"] == pytest.approx(0.25)
+    assert targets["first_step_cold_vs_upfront_at_1000"]["met"]  # 40 / 90 <= 0.5
+    assert targets["train_throughput_cold_vs_upfront_at_1000"]["value"] == pytest.approx(11 / 11.5)
+    assert targets["peak_rss_cold_vs_peer_at_1000"]["met"]
+    args = scale.parse(["--data_dir", "d", "--peer", "peer.py"])
+    peer = scale.train_command("peer.py", args, 1000, "o")
+    assert "--group_by_length" in peer and peer[peer.index("--pad_to_max_length") + 1] == "false"
+    assert peer[peer.index("--validation_file") + 1] == os.path.join("d", "dev.csv") and "--tokenize" not in peer
 
 
 def test_balanced_sampling_benchmark_draws_the_classes_evenly_and_reproducibly():
@@ -467,3 +479,29 @@ def test_learning_curve_counts_the_setfit_librarys_steps_and_records_a_run_too_l
     make = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make)
     assert "| 8 | not run (9 steps) |" in make.render(str(tmp_path / "results"), {}, plt=None)
+
+
+@pytest.mark.parametrize("name", ["finetune-small", "setfit"])
+def test_learning_curve_measures_exactly_what_method_auto_runs(name, monkeypatch):
+    """The curve's candidate and --method auto's pick of it parse to the same run on a draw of 8 rows per class: the
+    thresholds auto takes from the curve are measurements of the settings it applies."""
+    import datasets
+
+    from benchmarks import learning_curve
+    from textcls.config.args import given_flags, parse_args
+    from textcls.data.labels import Labels
+    from textcls.data.load import Columns
+    from textcls.train import method
+
+    monkeypatch.setattr(method, "MEASURED", {8: name})
+    common = ("m", "train.csv", "dev.csv", "out", 16, 1, 128, "accuracy")
+    curve = parse_args(learning_curve.method_argv(name, *common)[1:])
+    auto_argv = [*learning_curve.method_argv("finetune", *common)[1:], "--method", "auto"]  # our defaults + auto
+    auto = parse_args(auto_argv)
+    train = datasets.Dataset.from_dict({"sentence": ["x"] * 16, "label": ["a"] * 8 + ["b"] * 8})
+    columns = Columns(text="sentence", text_pair=None, label="label", id=None)
+    picked = method.choose(auto, given_flags(auto_argv), train, columns, Labels("single_label_classification",
+                                                                               ["a", "b"], None))  # fmt: skip
+    auto = method.apply(auto, picked)
+    assert picked.name == name
+    assert (auto.training, auto.data, auto.model, auto.lora) == (curve.training, curve.data, curve.model, curve.lora)

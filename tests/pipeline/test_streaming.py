@@ -11,26 +11,25 @@ import sys
 
 import numpy as np
 import pytest
-import torch
-from safetensors.torch import load_file
 
 import run_classification as R
-from tests.helpers import ROOT, sentiment_rows, signal_at_step, two_cpu_processes, write_rows
+from tests.helpers import (
+    ROOT,
+    history,
+    same_weights,
+    sentiment_rows,
+    signal_at_step,
+    two_cpu_processes,
+    write_rows,
+)
+from tests.helpers import (
+    short_run_argv as argv,
+)
 from textcls.config import checks
 from textcls.config.args import parse_args
 from textcls.data.load import STREAM_HEAD_ROWS
 from textcls.data.tokenization import group_by_length_within
 from textcls.errors import UserError
-
-TIMING = ("runtime", "per_second")
-
-
-def argv(model, train, dev, out, *extra):
-    return [
-        "--model", model, "--train_file", train, "--validation_file", dev, "--do_train", "--do_eval",
-        "--output_dir", str(out), "--use_cpu", "--seed", "0", "--per_device_train_batch_size", "4",
-        "--learning_rate", "1e-3", "--save_strategy", "no", "--logging_steps", "2", "--disable_tqdm", "true", *extra,
-    ]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -40,16 +39,6 @@ def files(tmp_path_factory):
         "train": write_rows(folder / "train.csv", sentiment_rows(64, 0)),
         "dev": write_rows(folder / "dev.csv", sentiment_rows(12, 1)),
     }
-
-
-def history(out):
-    logs = json.loads((out / "trainer_state.json").read_text())["log_history"]
-    return [{k: v for k, v in entry.items() if not any(t in k for t in TIMING)} for entry in logs]
-
-
-def same_weights(a, b) -> bool:
-    x, y = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
-    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
 
 
 @pytest.mark.parametrize(

@@ -55,9 +55,25 @@ class ArrowRows(torch.utils.data.Dataset):
         return rows.take(pa.array(inverse))  # back in the order asked for
 
     def __getattr__(self, name):  # column_names, features...: whoever looks at the dataset sees the dataset
-        if name in ("dataset", "batches", "schema", "starts", "indices"):
+        if name in ("dataset", "batches", "schema", "starts", "indices", "encode"):
             raise AttributeError(name)
         return getattr(self.dataset, name)
+
+
+class TokenizingRows(ArrowRows):
+    """ArrowRows of a training split kept as text (--tokenize per_batch): each batch's texts are tokenized as the
+    batch is fetched, by `encode` (textcls.data.tokenization.per_batch_encoder: the row encoder up-front tokenizing
+    uses), into the columns FastPaddingCollator pads, the labels (encoded before training) carried over."""
+
+    def __init__(self, dataset: datasets.Dataset, encode):
+        super().__init__(dataset)
+        self.encode = encode
+
+    def __getitem__(self, index):
+        return self.__getitems__([index]).to_pylist()[0]
+
+    def __getitems__(self, indices) -> pa.Table:
+        return self.encode(super().__getitems__(indices))
 
 
 class FastPaddingCollator:

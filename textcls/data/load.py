@@ -545,6 +545,9 @@ class RunData:
     thresholds: object = None  # config.checks.Thresholds: the multi-label decision threshold
     calibration: object = None  # config.checks.Calibration: the temperature probabilities are taken at
     rows: object = None  # data.folds.RowSelection: the training rows --exclude_rows dropped, and the fold
+    # --tokenize per_batch: the training rows are text, and this makes a fetched batch of them model inputs
+    # (textcls.data.tokenization.per_batch_encoder); None: they are tokenized already
+    train_encoder: object = None
 
     @property
     def task_name(self) -> str | None:

@@ -33,6 +33,7 @@ import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import scipy.stats
 from datasets.fingerprint import Hasher
 from transformers.tokenization_utils_base import PaddingStrategy, TruncationStrategy
 
@@ -62,10 +63,14 @@ class Encoding:
     documents: bool = False  # number each window by its text (a DOCUMENT column), for evaluated splits
 
 
-def tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args, long_docs, training_args=None) -> dict:
+def tokenize_splits(
+    splits, columns: Columns, tokenizer, labels, data_args, long_docs, training_args=None, per_batch: bool = False
+) -> dict:
     """{(role, split): (tokenized rows, order)}: training rows as they are (order None); evaluation and test rows
     sorted by length (big evaluation batches then pad little), with the order that undoes it. A streamed training
-    split (--streaming) becomes a stream of tokenized rows (tokenize_stream).
+    split (--streaming) becomes a stream of tokenized rows (tokenize_stream). per_batch (resolve_tokenize): the
+    training split stays text, with its labels encoded and its lengths estimated (per_batch_rows); training
+    tokenizes each batch as it reads it (per_batch_encoder, textcls.data.collate.TokenizingRows).
 
     Under a distributed launch (training_args.main_process_first), splits read from files are tokenized by each
     node's main process while the others wait, and read back from its cache by them (as run_glue.py does), instead
@@ -73,11 +78,13 @@ def tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args, long
     on_disk = any(ds.cache_files for names in splits.values() for ds in names.values())
     if training_args is not None and on_disk:
         with training_args.main_process_first(local=True, desc="tokenizing"):
-            return _tokenize_splits(splits, columns, tokenizer, labels, data_args, long_docs, training_args)
-    return _tokenize_splits(splits, columns, tokenizer, labels, data_args, long_docs, training_args)
+            return _tokenize_splits(splits, columns, tokenizer, labels, data_args, long_docs, training_args, per_batch)
+    return _tokenize_splits(splits, columns, tokenizer, labels, data_args, long_docs, training_args, per_batch)
 
 
-def _tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args, long_docs, training_args) -> dict:
+def _tokenize_splits(
+    splits, columns: Columns, tokenizer, labels, data_args, long_docs, training_args, per_batch
+) -> dict:
     head_tail = long_docs.strategy == "head_tail"  # (config.checks.resolve_long_documents decided and checked it)
     stride = long_docs.stride if long_docs.strategy == "chunk" else None
     if columns.token_ids and data_args.pad_to_max_length:
@@ -101,6 +108,10 @@ def _tokenize_splits(splits, columns: Columns, tokenizer, labels, data_args, lon
             encoder = encoders[(role, name)]
             if isinstance(ds, Stream):
                 rows = tokenize_stream(ds, tokenizer, columns, encoder, data_args, long_docs, training_args)
+                tokenized[(role, name)] = (rows, None)
+                continue
+            if role == "train" and per_batch:
+                rows = per_batch_rows(ds, columns, tokenizer, long_docs, encoder, name)
                 tokenized[(role, name)] = (rows, None)
                 continue
             documents = stride is not None and role != "train"
@@ -641,3 +652,119 @@ def join_windows(predictions: np.ndarray, label_ids, documents: np.ndarray, how:
         gold = np.empty((texts, *label_ids.shape[1:]), dtype=label_ids.dtype)
         gold[documents] = label_ids
     return joined, gold
+
+
+# ------------------------------------------------------------------------------ per-batch tokenizing (--tokenize)
+
+PER_BATCH_FROM_ROWS = 100_000  # --tokenize auto: a training split this long is tokenized as training reads it
+LENGTH_SAMPLE = 2_000  # rows tokenized up front to measure the data's tokens per character
+
+
+def resolve_tokenize(data_args, training_args, columns: Columns, long_docs, train) -> bool:
+    """--tokenize, decided once: True when the training split is to be tokenized batch by batch as training reads it.
+
+    Why per batch: on a split read from a new file, tokenizing it whole is most of the wait before the first
+    training step (1M rows of ~100 tokens, 2 cores: ~190 s of ~215 s), and the fast tokenizer takes a batch of 32
+    such rows in about a millisecond, against seconds for a CPU training step of the same batch. So 'auto' takes it
+    on CPU from PER_BATCH_FROM_ROWS rows (below, tokenizing whole takes seconds and gives exact lengths for length
+    grouping). Not on a GPU by default: there a small model's step takes a few milliseconds, and tokenizing in the
+    training process would hold it up unless --dataloader_num_workers does it beside it."""
+    if train is None or isinstance(train, Stream) or data_args.tokenize == "upfront":
+        return False
+    cannot = None
+    if columns.token_ids:
+        cannot = f"the data holds token ids ('{TOKEN_IDS}') already"
+    elif data_args.pad_to_max_length:
+        cannot = "--pad_to_max_length pads each row as it is tokenized"
+    elif long_docs.strategy == "chunk":
+        cannot = "--long_document_strategy chunk makes each text as many rows as it has windows"
+    if data_args.tokenize == "per_batch":
+        if cannot:
+            raise UserError(f"--tokenize per_batch cannot work here: {cannot}. Drop the flag (or pass upfront).")
+        logger.info("--tokenize per_batch: the training texts are tokenized batch by batch as training reads them")
+        return True
+    if cannot or len(train) < PER_BATCH_FROM_ROWS:
+        return False
+    if training_args is None or _device_type(training_args) != "cpu":
+        return False
+    logger.info(
+        "--tokenize auto: %d training rows on CPU, tokenized batch by batch as training reads them rather than all "
+        "before it starts (--tokenize upfront to tokenize and cache them first)",
+        len(train),
+    )
+    return True
+
+
+def _device_type(training_args) -> str:
+    return training_args.device.type
+
+
+def per_batch_encoder(tokenizer, columns: Columns, long_docs):
+    """Arrow rows of the text columns (and encoded 'labels') -> the table up-front tokenizing would have stored for
+    them, less 'length' (input_ids, token_type_ids where the tokenizer makes them; the labels carried over): the
+    same row encoder, so a batch's model inputs are the same either way."""
+    encoding = Encoding(long_docs.max_length, False, long_docs.strategy == "head_tail")
+    features = output_features(tokenizer, False, None)
+    encode = row_encoder(tokenizer, columns, features, encoding, None, None)
+    schema = pa.schema([f for f in features.arrow_schema if f.name != "length"])  # (what the model is given)
+    texts = [columns.text] + ([columns.text_pair] if columns.text_pair else [])
+
+    def tokenize(rows: pa.Table) -> pa.Table:
+        out = encode({name: rows.column(name).to_pylist() for name in texts})
+        table = pa.Table.from_pydict({name: out[name] for name in schema.names}, schema=schema)
+        return table.append_column("labels", rows.column("labels")) if "labels" in rows.column_names else table
+
+    return tokenize
+
+
+def text_lengths(ds: datasets.Dataset, columns: Columns) -> np.ndarray:
+    """Each row's characters (of its text and its pair), from Arrow."""
+    total = np.zeros(len(ds), dtype=np.int64)
+    for name in [columns.text] + ([columns.text_pair] if columns.text_pair else []):
+        column = arrow_column(ds, name)
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            column = pc.cast(column, pa.string())
+        total += pc.utf8_length(pc.fill_null(column, "")).to_numpy().astype(np.int64)
+    return total
+
+
+def estimate_lengths(ds: datasets.Dataset, columns: Columns, tokenizer, long_docs, split: str) -> np.ndarray:
+    """Each row's token count as tokenizing would give it, estimated from its characters at the tokens per character
+    of LENGTH_SAMPLE evenly spaced rows tokenized here (capped at max_seq_length): what length-grouped batches sort
+    by. Logged with the rank correlation of estimate and truth on those rows."""
+    chars = text_lengths(ds, columns)
+    sample = np.unique(np.linspace(0, len(ds) - 1, min(LENGTH_SAMPLE, len(ds))).astype(np.int64))
+    rows = ds.select(sample).select_columns([c for c in (columns.text, columns.text_pair) if c])
+    tokens = per_batch_encoder(tokenizer, columns, long_docs)(rows.with_format("arrow")[:]).column("input_ids")
+    exact = tokens.combine_chunks().value_lengths().to_numpy().astype(np.int64)
+    special = tokenizer.num_special_tokens_to_add(pair=columns.text_pair is not None)
+    whole = exact < long_docs.max_length  # rows the window cut say nothing about their tokens per character
+    body, seen = (exact - special)[whole], chars[sample][whole]
+    per_char = body.sum() / max(seen.sum(), 1) if whole.any() else 1.0
+    estimate = np.minimum(special + np.ceil(chars * per_char), long_docs.max_length).astype(np.int32)
+    agreement = scipy.stats.spearmanr(exact, estimate[sample]).statistic if len(sample) > 2 else float("nan")
+    logger.info(
+        "%s split: lengths for length-grouped batches estimated from characters, %.3f tokens a character measured "
+        "on %d rows (rank correlation with their true lengths %.2f)",
+        split,
+        per_char,
+        len(sample),
+        agreement,
+    )
+    return estimate
+
+
+def per_batch_rows(ds: datasets.Dataset, columns: Columns, tokenizer, long_docs, encoder, split: str):
+    """The training split as per-batch tokenizing reads it: its text column(s), 'labels' encoded (and checked) here,
+    and 'length' estimated (estimate_lengths). The texts are checked as up-front tokenizing checks them."""
+    check_inputs(ds, columns, split, tokenizer, long_docs.max_length)
+    rows = ds.select_columns([c for c in (columns.text, columns.text_pair) if c])
+    if encoder is not None:
+        features = output_features(tokenizer, False, encoder.labels.problem_type)
+        values = arrow_column(ds, columns.label)
+        targets = [
+            t for start in range(0, len(ds), 100_000) for t in encoder(values.slice(start, 100_000).to_pylist())
+        ]
+        rows = rows.add_column("labels", targets, feature=features["labels"])
+    lengths = estimate_lengths(ds, columns, tokenizer, long_docs, split)
+    return rows.add_column("length", lengths, feature=datasets.Value("int32"))

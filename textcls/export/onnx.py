@@ -130,6 +130,8 @@ def _check_rows(data) -> list[dict]:
     if source is None:
         raise UserError("--export onnx checks the exported graph on the validation or training split: pass one.")
     source = source.select(range(min(CHECK_ROWS, len(source))))
+    if not names and data.train_encoder is not None:  # training rows kept as text (--tokenize per_batch)
+        return data.train_encoder(source.with_format("arrow")[:]).to_pylist()
     keep = [c for c in ("input_ids", "token_type_ids", "labels") if c in source.column_names]
     return source.select_columns(keep).to_list()
 

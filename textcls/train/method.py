@@ -48,9 +48,14 @@ class Choice:
     reason: str
 
 
+def beyond_measured(per_class: int) -> bool:
+    """More rows per class than the curve can speak for (over twice its largest size): the flags' defaults."""
+    return not MEASURED or per_class > 2 * max(MEASURED)
+
+
 def pick(per_class: int) -> str:
     """The SETTINGS key --method auto takes for single texts with this many rows in the smallest class."""
-    if not MEASURED or per_class > 2 * max(MEASURED):
+    if beyond_measured(per_class):
         return "finetune"
     nearest = min(MEASURED, key=lambda size: (abs(math.log(max(per_class, 1) / size)), size))
     return MEASURED[nearest]
@@ -82,7 +87,7 @@ def choose(args, given: frozenset, train, columns, labels) -> Choice | None:
         name = pick(per_class)
         measured = ", ".join(f"{size}: {m}" for size, m in sorted(MEASURED.items()))
         why = f"{per_class} rows in the smallest class; the learning curve's winners by rows per class: {measured}"
-        if per_class > 2 * max(MEASURED, default=0):
+        if beyond_measured(per_class):
             why += "; beyond twice the largest size measured, the defaults"
         if name == "setfit" and not single_text:
             name, why = "finetune-small", why + "; SetFit takes single texts without LoRA, so finetune-small"

@@ -29,7 +29,7 @@ from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
 from transformers.trainer_pt_utils import nested_gather
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalLoopOutput, EvalPrediction, denumpify_detensorize
 
-from textcls.data.collate import ArrowRows, FastPaddingCollator, make_collator
+from textcls.data.collate import ArrowRows, FastPaddingCollator, TokenizingRows, make_collator
 from textcls.data.labels import class_weights
 from textcls.data.load import arrow_column, split_suffix
 from textcls.data.tokenization import DOCUMENT, join_windows
@@ -143,6 +143,7 @@ def build_trainer(model, args, tokenizer, data, best, hub_metric=None, run_setti
         class_weights=weights,
         chunk_aggregation=long_docs.aggregation,
         run_settings=run_settings,
+        train_encoder=data.train_encoder,
     )
 
 
@@ -171,9 +172,17 @@ def warn_about_shards(training_args, rows) -> None:
 
 class ClassificationTrainer(Trainer):
     def __init__(
-        self, *args, train_lengths=None, class_weights=None, chunk_aggregation="mean", run_settings=None, **kwargs
+        self,
+        *args,
+        train_lengths=None,
+        class_weights=None,
+        chunk_aggregation="mean",
+        run_settings=None,
+        train_encoder=None,
+        **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        self.train_encoder = train_encoder  # --tokenize per_batch: the training rows are text, tokenized as read
         self.run_settings = run_settings  # the training settings, recorded in each checkpoint (run_folder)
         self.chunk_aggregation = chunk_aggregation  # how a text's windows' logits are joined (join_windows)
         # Trainer takes a model whose forward has **kwargs to normalise its loss over the whole accumulated batch
@@ -282,6 +291,8 @@ class ClassificationTrainer(Trainer):
     def _remove_unused_columns(self, dataset, description=None):
         # Trainer calls this on a datasets.Dataset just before building each DataLoader. With our collator, batches
         # are fetched as one Arrow table and padded column-wise: the stock per-row path costs more than a GPU step.
+        if self.train_encoder is not None and dataset is self.train_dataset:  # text: its batches tokenized as read
+            return TokenizingRows(dataset, self.train_encoder)
         dataset = super()._remove_unused_columns(dataset, description)
         return ArrowRows(dataset) if isinstance(self.data_collator, FastPaddingCollator) else dataset
 
