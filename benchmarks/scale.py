@@ -15,7 +15,8 @@ For each N: training runs (--max_steps 20, batch 32, --logging_steps 1) of
              before training starts, as every run did before --tokenize (ours_cold on CPU from 100,000 rows
              tokenizes each batch as training reads it)
   peer_cold  (not by default) the real run_glue.py (../shared/peers/run_glue.py, HF's script patched only to run
-             offline) with its best flags for this (--pad_to_max_length false --group_by_length), empty cache
+             offline) with its best flags for this: --pad_to_max_length false and length grouping (transformers
+             5's --train_sampling_strategy group_by_length, once --group_by_length), empty cache
 and for the first N only, prediction runs on the first --predict_rows rows of test.csv (default 10,000 of its
 100,000: forward passes alone run at about 36 rows/s on 2 cores) with the model the training run saved:
   ours_predict, hf_predict (ours selects the rows before tokenizing; hf_reference.py tokenizes the whole file
@@ -69,8 +70,8 @@ def train_command(script: str, args, rows: int, output_dir: str, streaming: bool
         common += ["--disable_tqdm", "true", "--plots", "false"] + (["--streaming", "true"] if streaming else [])
     elif script == args.peer:  # run_glue.py needs a validation file beside the training file
         common += ["--validation_file", os.path.join(args.data_dir, "dev.csv"), "--do_train", "--save_strategy", "no"]
-        common += ["--pad_to_max_length", "false", "--group_by_length", "--overwrite_output_dir"]
-        common += ["--report_to", "none"]
+        common += ["--pad_to_max_length", "false", "--train_sampling_strategy", "group_by_length"]
+        common += ["--overwrite_output_dir", "--report_to", "none"]
     else:
         common += ["--group_by_length"]
     return [sys.executable, script, *common, *flags]

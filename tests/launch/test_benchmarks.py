@@ -201,7 +201,8 @@ def test_scale_targets():
     assert targets["peak_rss_cold_vs_peer_at_1000"]["met"]
     args = scale.parse(["--data_dir", "d", "--peer", "peer.py"])
     peer = scale.train_command("peer.py", args, 1000, "o")
-    assert "--group_by_length" in peer and peer[peer.index("--pad_to_max_length") + 1] == "false"
+    assert peer[peer.index("--train_sampling_strategy") + 1] == "group_by_length"
+    assert peer[peer.index("--pad_to_max_length") + 1] == "false"
     assert peer[peer.index("--validation_file") + 1] == os.path.join("d", "dev.csv") and "--tokenize" not in peer
 
 
