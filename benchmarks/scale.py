@@ -29,6 +29,7 @@ ratios against the targets of issue 15, the exact command, versions and hardware
 """
 
 import argparse
+import csv
 import datetime
 import json
 import os
@@ -57,11 +58,34 @@ class RunFailed(Exception):
     pass
 
 
+def label_id_copy(path: str, folder: str) -> str:
+    """A copy of a CSV with its class names replaced by their ids in sorted order (run_glue.py's own label map), for
+    the peer: under transformers 5 / datasets 5 it maps class names to ids but its datasets.map writes them back
+    into the string 'label' column as '0' and '1', and its collator then fails on strings (measured 2026-12-06). Made
+    once per file, before and outside the timed run."""
+    out = os.path.join(folder, "ids-" + os.path.basename(path))
+    if os.path.exists(out):
+        return out
+    with open(path, encoding="utf-8", newline="") as f:
+        names = sorted({row["label"] for row in csv.DictReader(f)})
+    ids = {name: str(i) for i, name in enumerate(names)}
+    with open(path, encoding="utf-8", newline="") as f, open(out + ".tmp", "w", encoding="utf-8", newline="") as g:
+        reader = csv.DictReader(f)
+        writer = csv.DictWriter(g, fieldnames=reader.fieldnames)
+        writer.writeheader()
+        for row in reader:
+            writer.writerow({**row, "label": ids[row["label"]]})
+    os.replace(out + ".tmp", out)
+    return out
+
+
 def train_command(script: str, args, rows: int, output_dir: str, streaming: bool = False, flags=()) -> list[str]:
     train = os.path.join(args.data_dir, f"train-{rows}.csv")
     model = args.model
-    if script == args.peer:  # it knows no packaged models: the installed folder of ours
+    if script == args.peer:  # it knows no packaged models (the installed folder of ours) nor class-name labels
         model = resolve_model_path(model)
+        os.makedirs(args.peer_data, exist_ok=True)
+        train = label_id_copy(train, args.peer_data)
     common = ["--model_name_or_path", model, "--train_file", train, "--output_dir", output_dir]
     common += ["--max_steps", str(STEPS), "--per_device_train_batch_size", str(BATCH), "--logging_steps", "1"]
     common += ["--max_seq_length", str(args.max_seq_length), "--learning_rate", "5e-5", "--seed", "42"]
@@ -69,7 +93,8 @@ def train_command(script: str, args, rows: int, output_dir: str, streaming: bool
         common += ["--do_train", "--save_strategy", "no", "--overwrite_output_dir", "true", "--report_to", "none"]
         common += ["--disable_tqdm", "true", "--plots", "false"] + (["--streaming", "true"] if streaming else [])
     elif script == args.peer:  # run_glue.py needs a validation file beside the training file
-        common += ["--validation_file", os.path.join(args.data_dir, "dev.csv"), "--do_train", "--save_strategy", "no"]
+        dev = label_id_copy(os.path.join(args.data_dir, "dev.csv"), args.peer_data)
+        common += ["--validation_file", dev, "--do_train", "--save_strategy", "no"]
         common += ["--pad_to_max_length", "false", "--train_sampling_strategy", "group_by_length"]
         common += ["--overwrite_output_dir", "--report_to", "none"]
     else:
@@ -211,6 +236,7 @@ def main(argv=None) -> int:
     out = args.out or os.path.join(ROOT, "results", "speed", f"scale-cpu-{datetime.date.today().isoformat()}.json")
     work = args.work_dir or tempfile.mkdtemp(prefix="scale-")
     os.makedirs(work, exist_ok=True)
+    args.peer_data = os.path.join(work, "peer-data")
     record = {
         "benchmark": "scale",
         "command": shlex.join(["python", "benchmarks/scale.py", *(argv if argv is not None else sys.argv[1:])]),

@@ -2,6 +2,7 @@
 targets live in the benchmarks' output, not in tests."""
 
 import argparse
+import csv
 import importlib.util
 import json
 import os
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, write_sst2
+from tests.helpers import ROOT, write_rows, write_sst2
 
 
 def test_gpu_script_on_cpu_with_a_tiny_config(tiny_bert, tmp_path, capsys):
@@ -170,7 +171,7 @@ def test_scale_script_on_tiny_files(tiny_bert, tmp_path):
     assert not (tmp_path / "x.json").exists()
 
 
-def test_scale_targets():
+def test_scale_targets(tmp_path):
     from benchmarks import scale
 
     def run(rss_gb, first, sps):
@@ -199,11 +200,21 @@ def test_scale_targets():
     assert targets["first_step_cold_vs_upfront_at_1000"]["met"]  # 40 / 90 <= 0.5
     assert targets["train_throughput_cold_vs_upfront_at_1000"]["value"] == pytest.approx(11 / 11.5)
     assert targets["peak_rss_cold_vs_peer_at_1000"]["met"]
-    args = scale.parse(["--data_dir", "d", "--peer", "peer.py"])
-    peer = scale.train_command("peer.py", args, 1000, "o")
+    # the peer: its best flags, on copies of the files with label ids (it cannot train on class names)
+    data = tmp_path / "d"
+    data.mkdir()
+    rows = [{"sentence": "a, b", "label": "pos"}, {"sentence": "c", "label": "neg"}]
+    write_rows(data / "train-2.csv", rows)
+    write_rows(data / "dev.csv", rows[::-1])
+    args = scale.parse(["--data_dir", str(data), "--peer", "peer.py"])
+    args.peer_data = str(tmp_path / "peer-data")
+    peer = scale.train_command("peer.py", args, 2, "o")
     assert peer[peer.index("--train_sampling_strategy") + 1] == "group_by_length"
-    assert peer[peer.index("--pad_to_max_length") + 1] == "false"
-    assert peer[peer.index("--validation_file") + 1] == os.path.join("d", "dev.csv") and "--tokenize" not in peer
+    assert peer[peer.index("--pad_to_max_length") + 1] == "false" and "--tokenize" not in peer
+    with open(peer[peer.index("--train_file") + 1], newline="") as f:
+        assert list(csv.DictReader(f)) == [{"sentence": "a, b", "label": "1"}, {"sentence": "c", "label": "0"}]
+    with open(peer[peer.index("--validation_file") + 1], newline="") as f:
+        assert [r["label"] for r in csv.DictReader(f)] == ["0", "1"]
 
 
 def test_balanced_sampling_benchmark_draws_the_classes_evenly_and_reproducibly():
