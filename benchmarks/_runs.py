@@ -1,5 +1,6 @@
-"""What the accuracy benchmarks (label_noise.py, learning_curve.py, sampler_order.py) share: CSV files for a run, one
-run as a logged subprocess, and the command line as a record shows it."""
+"""What the benchmarks share: CSV files for a run, one run as a logged subprocess, the command line as a record shows
+it (the accuracy benchmarks: label_noise.py, learning_curve.py, sampler_order.py), and the CPU's flags that every
+timing is recorded with."""
 
 import csv
 import os
@@ -35,3 +36,12 @@ def command_line(script: str, argv: list[str]) -> str:
     """The command as run from the repository root, paths relative to it (a record names no path of one machine)."""
     shown = [os.path.relpath(a, ROOT) if os.path.isabs(a) and os.path.exists(a) else a for a in argv]
     return f"python benchmarks/{script} " + " ".join(shown)
+
+
+def cpu_flags() -> list[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next(line for line in f if line.startswith("flags")).split(":", 1)[1].split()
+    except (OSError, StopIteration):
+        return []
+    return sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2", "avx_vnni")))

@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 from scale import RunFailed, metrics_of, timed_run  # noqa: E402
 
+from benchmarks._runs import cpu_flags  # noqa: E402
 from textcls.evaluation.results import environment, git_state  # noqa: E402
 from textcls.io import write_json_atomic  # noqa: E402  (the repository root is put on the path just above)
 
@@ -55,15 +56,6 @@ def _environment() -> dict:
     except PackageNotFoundError:
         pass
     return env
-
-
-def cpu_flags() -> list[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = next(line for line in f if line.startswith("flags")).split(":", 1)[1].split()
-    except (OSError, StopIteration):
-        return []
-    return sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2", "avx_vnni")))
 
 
 def graph_folder(onnx: str, graph: str, parent: str) -> str:

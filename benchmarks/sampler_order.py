@@ -35,8 +35,11 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks._runs import command_line, run_logged  # noqa: E402  (the repository root is on the path above)
-from benchmarks.inference import cpu_flags  # noqa: E402
+from benchmarks._runs import (  # noqa: E402  (the repository root is on the path above)
+    command_line,
+    cpu_flags,  # noqa: E402
+    run_logged,
+)
 from textcls.data.glue import GLUE_TASKS, load_glue_dir  # noqa: E402
 from textcls.evaluation.results import environment, git_state  # noqa: E402
 from textcls.io import write_json_atomic  # noqa: E402

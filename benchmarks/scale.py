@@ -43,6 +43,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks._runs import cpu_flags  # noqa: E402
 from textcls.evaluation.results import environment, git_state  # noqa: E402
 from textcls.io import write_json_atomic  # noqa: E402  (the repository root is put on the path just above)
 from textcls.model.build import resolve_model_path  # noqa: E402
@@ -248,6 +249,7 @@ def main(argv=None) -> int:
         },
         **git_state(),
         "environment": environment(),
+        "cpu_flags": cpu_flags(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "runs": {},
     }

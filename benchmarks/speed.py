@@ -38,7 +38,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.inference import cpu_flags  # noqa: E402  (the repository root is put on the path just above)
+from benchmarks._runs import cpu_flags  # noqa: E402  (the repository root is put on the path just above)
 from textcls.errors import UserError  # noqa: E402
 from textcls.evaluation.results import environment, git_state  # noqa: E402
 from textcls.io import write_json_atomic  # noqa: E402

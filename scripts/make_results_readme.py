@@ -550,13 +550,17 @@ def scale_table(name: str, record: dict) -> list[str]:
     """A results/speed/scale-*.json written by benchmarks/scale.py: ours vs run_glue.py's pipeline on large CSVs."""
     env = record.get("environment") or {}
     packages = env.get("packages") or {}
+    flags = record.get("cpu_flags")
+    flags = "" if flags is None else f" (CPU flags {', '.join(flags) or 'none of AVX2/AVX-512/AMX'})"
     lines = [
         f"### {name}",
         "",
         f"Training {record['settings']['max_steps']} steps of batch {record['settings']['batch_size']} on N-row CSVs "
         "(scripts/make_scale_data.py: 8 SST-2 sentences a row, about 100 tokens), each run a fresh process, one "
         "at a time; cold: an empty datasets cache, warm: the same command again. Peak RSS is the process's own "
-        f"(wait4). {record['settings']['model']}. {hardware({'environment': env})}, torch {packages.get('torch')}, "
+        f"(wait4). {record['settings']['model']}. {hardware({'environment': env})}"
+        + flags
+        + f", torch {packages.get('torch')}, "
         f"transformers {packages.get('transformers')}, datasets {packages.get('datasets')}, {record['date']}, commit "
         f"{(record.get('git_sha') or '?')[:8]}{' (uncommitted changes)' if record.get('git_dirty') else ''}.",
         "",

@@ -138,8 +138,9 @@ def test_scale_script_on_tiny_files(tiny_bert, tmp_path):
     """benchmarks/scale.py's path (cold and warm training runs, a prediction run, the record, its table) on a tiny
     model and 40-row files; the HF reference's runs are left out here (the same runner, 15 s more)."""
     from benchmarks import scale
+    from benchmarks._runs import cpu_flags
     from scripts import make_results_readme as make
-    from tests.helpers import sentiment_rows, write_rows
+    from tests.helpers import sentiment_rows
 
     data = tmp_path / "scale"
     data.mkdir()
@@ -165,6 +166,8 @@ def test_scale_script_on_tiny_files(tiny_bert, tmp_path):
     (tmp_path / "results" / "speed" / "scale-cpu-x.json").write_text(json.dumps(record))
     text = make.render(str(tmp_path / "results"), {}, plt=None)
     assert "### scale-cpu-x" in text and f"`{record['command']}`" in text
+    shown = ", ".join(cpu_flags()) or "none of AVX2/AVX-512/AMX"
+    assert record["cpu_flags"] == cpu_flags() and f"(CPU flags {shown})" in text
     assert f"| 40 | ours_warm | {runs['ours_warm']['peak_rss_bytes'] / 1e9:.2f} |" in text
     # a folder without the files: one clear error, nothing written
     assert scale.main(["--data_dir", str(tmp_path), "--rows", "7", "--out", str(tmp_path / "x.json")]) == 2

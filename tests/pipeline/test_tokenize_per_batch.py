@@ -1,6 +1,6 @@
 """--tokenize per_batch: the training texts tokenized batch by batch as training reads them, instead of the whole
 split before training starts. The same rows in the same order train exactly as up-front tokenizing does (same token
-ids, labels, batches); lengths for length grouping are estimated from characters and follow the true ones; a stopped
+ids, labels, batches); lengths for length grouping are estimated from text size and follow the true ones; a stopped
 run resumes bit-identical; auto takes it only for a long split on CPU; what it cannot do is refused in one line."""
 
 import signal

@@ -184,8 +184,9 @@ class DataArguments:
         metadata={
             "help": "When the training texts become token ids. 'upfront': the whole split before training starts "
             "(cached beside a file's datasets copy for the next run); 'per_batch': each batch as training reads it "
-            "(the fast tokenizer takes about a millisecond a batch), so training starts without the wait (a 1M-row "
-            "file: minutes on 2 cores); length-grouped batches then group by lengths estimated from characters. "
+            "(the fast tokenizer takes a few milliseconds for 32 rows), so training starts without the wait (a "
+            "new 1M-row file: 24 s to the first step instead of 195 s on 2 cores); length-grouped batches then "
+            "group by lengths estimated from text size. "
             "'auto': per_batch for a training split of 100,000 rows or more on CPU, upfront otherwise.",
             "choices": ("auto", "upfront", "per_batch"),
         },

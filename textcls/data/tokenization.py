@@ -657,18 +657,21 @@ def join_windows(predictions: np.ndarray, label_ids, documents: np.ndarray, how:
 # ------------------------------------------------------------------------------ per-batch tokenizing (--tokenize)
 
 PER_BATCH_FROM_ROWS = 100_000  # --tokenize auto: a training split this long is tokenized as training reads it
-LENGTH_SAMPLE = 2_000  # rows tokenized up front to measure the data's tokens per character
+LENGTH_SAMPLE = 2_000  # rows tokenized up front to measure the data's tokens per byte
 
 
 def resolve_tokenize(data_args, training_args, columns: Columns, long_docs, train) -> bool:
     """--tokenize, decided once: True when the training split is to be tokenized batch by batch as training reads it.
 
     Why per batch: on a split read from a new file, tokenizing it whole is most of the wait before the first
-    training step (1M rows of ~100 tokens, 2 cores: ~190 s of ~215 s), and the fast tokenizer takes a batch of 32
-    such rows in about a millisecond, against seconds for a CPU training step of the same batch. So 'auto' takes it
-    on CPU from PER_BATCH_FROM_ROWS rows (below, tokenizing whole takes seconds and gives exact lengths for length
-    grouping). Not on a GPU by default: there a small model's step takes a few milliseconds, and tokenizing in the
-    training process would hold it up unless --dataloader_num_workers does it beside it."""
+    training step, and the fast tokenizer takes a batch of 32 such rows in 6.6 ms, against 5.4 s for a CPU training
+    step of the same batch (all-MiniLM-L6-v2, 2 cores). Measured (benchmarks/scale.py, results/speed/
+    scale-cpu-2026-12-06.json), a new 1M-row file of ~90-token rows reached its first training step in 24 s, against
+    195 s tokenized up front and 330 s for the real run_glue.py with its best flags, training at the same speed
+    afterwards (5.95 against 5.92 samples/s). At 100k rows: 18 s against 35 s. So 'auto' takes it on CPU from
+    PER_BATCH_FROM_ROWS rows (below, tokenizing whole takes seconds and gives exact lengths for length grouping).
+    Not on a GPU by default: there a small model's step takes a few milliseconds, and tokenizing in the training
+    process would hold it up unless --dataloader_num_workers does it beside it (not measured: no GPU here)."""
     if train is None or isinstance(train, Stream) or data_args.tokenize == "upfront":
         return False
     cannot = None
@@ -718,36 +721,37 @@ def per_batch_encoder(tokenizer, columns: Columns, long_docs):
 
 
 def text_lengths(ds: datasets.Dataset, columns: Columns) -> np.ndarray:
-    """Each row's characters (of its text and its pair), from Arrow."""
+    """Each row's UTF-8 bytes (of its text and its pair), from Arrow's offsets alone: no text is read."""
     total = np.zeros(len(ds), dtype=np.int64)
     for name in [columns.text] + ([columns.text_pair] if columns.text_pair else []):
         column = arrow_column(ds, name)
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
             column = pc.cast(column, pa.string())
-        total += pc.utf8_length(pc.fill_null(column, "")).to_numpy().astype(np.int64)
+        total += pc.fill_null(pc.binary_length(column), 0).to_numpy().astype(np.int64)
     return total
 
 
 def estimate_lengths(ds: datasets.Dataset, columns: Columns, tokenizer, long_docs, split: str) -> np.ndarray:
-    """Each row's token count as tokenizing would give it, estimated from its characters at the tokens per character
-    of LENGTH_SAMPLE evenly spaced rows tokenized here (capped at max_seq_length): what length-grouped batches sort
-    by. Logged with the rank correlation of estimate and truth on those rows."""
-    chars = text_lengths(ds, columns)
+    """Each row's token count as tokenizing would give it, estimated from its bytes at the tokens per byte of
+    LENGTH_SAMPLE evenly spaced rows tokenized here (capped at max_seq_length): what length-grouped batches sort by.
+    (Bytes, not characters: Arrow has them without reading the texts; the ratio measured on the data itself absorbs
+    the bytes per character of its script.) Logged with the rank correlation of estimate and truth on those rows."""
+    size = text_lengths(ds, columns)
     sample = np.unique(np.linspace(0, len(ds) - 1, min(LENGTH_SAMPLE, len(ds))).astype(np.int64))
     rows = ds.select(sample).select_columns([c for c in (columns.text, columns.text_pair) if c])
     tokens = per_batch_encoder(tokenizer, columns, long_docs)(rows.with_format("arrow")[:]).column("input_ids")
     exact = tokens.combine_chunks().value_lengths().to_numpy().astype(np.int64)
     special = tokenizer.num_special_tokens_to_add(pair=columns.text_pair is not None)
-    whole = exact < long_docs.max_length  # rows the window cut say nothing about their tokens per character
-    body, seen = (exact - special)[whole], chars[sample][whole]
-    per_char = body.sum() / max(seen.sum(), 1) if whole.any() else 1.0
-    estimate = np.minimum(special + np.ceil(chars * per_char), long_docs.max_length).astype(np.int32)
+    whole = exact < long_docs.max_length  # rows the window cut say nothing about their tokens per byte
+    body, seen = (exact - special)[whole], size[sample][whole]
+    per_byte = body.sum() / max(seen.sum(), 1) if whole.any() else 1.0
+    estimate = np.minimum(special + np.ceil(size * per_byte), long_docs.max_length).astype(np.int32)
     agreement = scipy.stats.spearmanr(exact, estimate[sample]).statistic if len(sample) > 2 else float("nan")
     logger.info(
-        "%s split: lengths for length-grouped batches estimated from characters, %.3f tokens a character measured "
-        "on %d rows (rank correlation with their true lengths %.2f)",
+        "%s split: lengths for length-grouped batches estimated from bytes, %.3f tokens a byte measured on %d rows "
+        "(rank correlation with their true lengths %.2f)",
         split,
-        per_char,
+        per_byte,
         len(sample),
         agreement,
     )
