@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+from textcls.train.distributed import cpu_flags as all_flags
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -39,9 +41,5 @@ def command_line(script: str, argv: list[str]) -> str:
 
 
 def cpu_flags() -> list[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = next(line for line in f if line.startswith("flags")).split(":", 1)[1].split()
-    except (OSError, StopIteration):
-        return []
-    return sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2", "avx_vnni")))
+    """The CPU's vector and matrix extensions (AVX2, AVX-512, its VNNI and bf16, AMX): what CPU timings depend on."""
+    return sorted(f for f in all_flags() or () if f.startswith(("avx512", "amx", "avx2", "avx_vnni")))

@@ -56,6 +56,25 @@ def test_precision_conflicts(monkeypatch):
     check_launch(args(bf16=True))
 
 
+def test_bf16_on_a_cpu_without_bf16_instructions_warns_what_it_costs(monkeypatch, caplog):
+    from textcls.train import distributed
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    monkeypatch.setattr(distributed, "has_accelerator", lambda: False)
+    for flags, warned in (({"avx2"}, True), ({"avx2", "avx512_bf16"}, False), ({"amx_bf16"}, False), (None, False)):
+        monkeypatch.setattr(distributed, "cpu_flags", lambda flags=flags: flags)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="textcls.train.distributed"):
+            check_launch(args(bf16=True))
+            check_launch(args())  # fp32: nothing to say
+        said = [r.getMessage() for r in caplog.records]
+        assert said == (["--bf16 on a CPU without bf16 instructions (avx512_bf16 or amx_bf16): torch emulates bf16 "
+                         "here, and training measured 12x slower than fp32 (all-MiniLM-L6-v2, 2 AVX2 cores: 4.0 "
+                         "against 48.5 samples/s, the same accuracy). Drop --bf16 to train in fp32."]
+                        if warned else []), flags  # fmt: skip
+
+
 def test_bf16_on_cpu_trains_and_evaluates(tiny_bert, sentiment_files, tmp_path):
     results = R.main(
         [
