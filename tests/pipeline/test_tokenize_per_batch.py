@@ -31,13 +31,15 @@ def files(tmp_path_factory):
     }
 
 
-@pytest.mark.parametrize("order", ["random", "sequential"])
-def test_per_batch_trains_exactly_as_upfront(tiny_bert, files, tmp_path, capsys, order):
-    # Random or sequential order, dropout on: token ids, labels, batches and the RNG's draws must all agree.
+@pytest.mark.parametrize("order, workers", [("random", "0"), ("sequential", "0"), ("random", "2")])
+def test_per_batch_trains_exactly_as_upfront(tiny_bert, files, tmp_path, capsys, order, workers):
+    # Random or sequential order, dropout on: token ids, labels, batches and the RNG's draws must all agree; with
+    # dataloader workers (what a GPU run would use) each worker tokenizes the batches it fetches.
     common = ["--max_steps", "12", "--train_sampling_strategy", order]
     upfront, per_batch = tmp_path / "upfront", tmp_path / "per_batch"
     expected = R.main(argv(tiny_bert, files["train"], files["dev"], upfront, *common, "--tokenize", "upfront"))
-    results = R.main(argv(tiny_bert, files["train"], files["dev"], per_batch, *common, "--tokenize", "per_batch"))
+    results = R.main(argv(tiny_bert, files["train"], files["dev"], per_batch, *common, "--tokenize", "per_batch",
+                          "--dataloader_num_workers", workers))  # fmt: skip
     log = capsys.readouterr().out
     assert "training texts are tokenized batch by batch" in log
     assert same_weights(upfront, per_batch)
