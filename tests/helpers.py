@@ -313,3 +313,16 @@ def history(out):
 def same_weights(a, b) -> bool:
     x, y = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
     return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+
+
+def assert_stop_at_step_7_resumes_bit_identical(model, files, tmp_path, monkeypatch, *flags):
+    """A short run (short_run_argv + flags) stopped by SIGINT at step 7 and run again with the same command ends
+    with the weights and log history of the same run left alone. flags must save checkpoints (before step 7)."""
+    whole, out = tmp_path / "whole", tmp_path / "out"
+    R.main(short_run_argv(model, files["train"], files["dev"], whole, *flags))
+    put_back = signal_at_step(monkeypatch, 7, signal.SIGINT)
+    assert R.cli(short_run_argv(model, files["train"], files["dev"], out, *flags)) == 128 + signal.SIGINT
+    put_back()
+    R.main(short_run_argv(model, files["train"], files["dev"], out, *flags))
+    assert same_weights(whole, out)
+    assert history(out) == history(whole)

@@ -5,7 +5,6 @@ resumes bit-identical; bad rows past the stream's head still stop the run with o
 
 import json
 import os
-import signal
 import subprocess
 import sys
 
@@ -15,10 +14,10 @@ import pytest
 import run_classification as R
 from tests.helpers import (
     ROOT,
+    assert_stop_at_step_7_resumes_bit_identical,
     history,
     same_weights,
     sentiment_rows,
-    signal_at_step,
     two_cpu_processes,
     write_rows,
 )
@@ -90,14 +89,7 @@ def test_a_stopped_stream_resumes_bit_identical(tiny_bert, files, tmp_path, monk
     # Default order (shuffle buffer + length groups), dropout on, 24 steps over a 64-row stream: the run passes
     # the end of the stream (16 batches) and starts it again; the stop at step 7 falls inside the first pass.
     common = ["--max_steps", "24", "--streaming", "true", "--save_strategy", "steps", "--save_steps", "5"]
-    whole, out = tmp_path / "whole", tmp_path / "out"
-    R.main(argv(tiny_bert, files["train"], files["dev"], whole, *common))
-    put_back = signal_at_step(monkeypatch, 7, signal.SIGINT)
-    assert R.cli(argv(tiny_bert, files["train"], files["dev"], out, *common)) == 128 + signal.SIGINT
-    put_back()
-    R.main(argv(tiny_bert, files["train"], files["dev"], out, *common))
-    assert same_weights(whole, out)
-    assert history(out) == history(whole)
+    assert_stop_at_step_7_resumes_bit_identical(tiny_bert, files, tmp_path, monkeypatch, *common)
 
 
 @pytest.mark.parametrize("bad, error", [("unknown", "labels never seen in training: 7"), ("missing", "have no label")])

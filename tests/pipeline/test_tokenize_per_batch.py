@@ -3,14 +3,18 @@ split before training starts. The same rows in the same order train exactly as u
 ids, labels, batches); lengths for length grouping are estimated from text size and follow the true ones; a stopped
 run resumes bit-identical; auto takes it only for a long split on CPU; what it cannot do is refused in one line."""
 
-import signal
-
 import datasets
 import numpy as np
 import pytest
 
 import run_classification as R
-from tests.helpers import history, same_weights, sentiment_rows, signal_at_step, write_rows
+from tests.helpers import (
+    assert_stop_at_step_7_resumes_bit_identical,
+    history,
+    same_weights,
+    sentiment_rows,
+    write_rows,
+)
 from tests.helpers import short_run_argv as argv
 from textcls.config.args import parse_args
 from textcls.config.checks import LongDocuments
@@ -50,14 +54,7 @@ def test_per_batch_trains_exactly_as_upfront(tiny_bert, files, tmp_path, capsys,
 def test_a_stopped_per_batch_run_resumes_bit_identical(tiny_bert, files, tmp_path, monkeypatch):
     # The default order (length groups of the estimated lengths), dropout on, past the end of an epoch (16 batches).
     common = ["--max_steps", "24", "--tokenize", "per_batch", "--save_strategy", "steps", "--save_steps", "5"]
-    whole, out = tmp_path / "whole", tmp_path / "out"
-    R.main(argv(tiny_bert, files["train"], files["dev"], whole, *common))
-    put_back = signal_at_step(monkeypatch, 7, signal.SIGINT)
-    assert R.cli(argv(tiny_bert, files["train"], files["dev"], out, *common)) == 128 + signal.SIGINT
-    put_back()
-    R.main(argv(tiny_bert, files["train"], files["dev"], out, *common))
-    assert same_weights(whole, out)
-    assert history(out) == history(whole)
+    assert_stop_at_step_7_resumes_bit_identical(tiny_bert, files, tmp_path, monkeypatch, *common)
 
 
 def test_estimated_lengths_follow_the_true_ones_and_stop_at_the_window(tiny_bert, monkeypatch):
