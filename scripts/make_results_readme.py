@@ -757,7 +757,7 @@ def sampler_order_section(results_dir: str) -> list[str]:
                 if train
                 else f"| {variant} | {rows} | {len(runs)} | {_median(values):.2f} | - | - |"
             )
-        lines.append("")
+        lines += [""] + [f"- {note}" for note in record.get("notes", [])] + ([""] if record.get("notes") else [])
     return lines
 
 
