@@ -3,6 +3,8 @@ split before training starts. The same rows in the same order train exactly as u
 ids, labels, batches); lengths for length grouping are estimated from text size and follow the true ones; a stopped
 run resumes bit-identical; auto takes it only for a long split on CPU; what it cannot do is refused in one line."""
 
+import signal
+
 import datasets
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from tests.helpers import (
     history,
     same_weights,
     sentiment_rows,
+    signal_at_step,
     write_rows,
 )
 from tests.helpers import short_run_argv as argv
@@ -82,6 +85,25 @@ def test_auto_tokenizes_per_batch_from_the_threshold_on_cpu_only(monkeypatch):
     assert not resolve(50, strategy="chunk")
     monkeypatch.setattr(TK, "_device_type", lambda training_args: "cuda")
     assert not resolve(50)  # on a GPU a small model's step is milliseconds: not by default
+
+
+def test_auto_resumes_as_its_checkpoint_decided_on_another_device(tiny_bert, files, tmp_path, monkeypatch, capsys):
+    # auto decides by the device; a run stopped on CPU (per batch) and resumed where auto would tokenize up front
+    # must go on as it started: up front, the lengths behind the batch order are the true ones, not the estimates.
+    monkeypatch.setattr(TK, "PER_BATCH_FROM_ROWS", 50)
+    monkeypatch.setattr(TK, "_device_type", lambda training_args: "cpu")
+    common = ["--max_steps", "24", "--save_strategy", "steps", "--save_steps", "5"]
+    whole, out = tmp_path / "whole", tmp_path / "out"
+    R.main(argv(tiny_bert, files["train"], files["dev"], whole, *common))
+    put_back = signal_at_step(monkeypatch, 7, signal.SIGINT)
+    assert R.cli(argv(tiny_bert, files["train"], files["dev"], out, *common)) == 128 + signal.SIGINT
+    put_back()
+    capsys.readouterr()
+    monkeypatch.setattr(TK, "_device_type", lambda training_args: "cuda")
+    R.main(argv(tiny_bert, files["train"], files["dev"], out, *common))
+    assert "--tokenize auto: per batch, as the checkpoint it resumes was trained" in capsys.readouterr().out
+    assert same_weights(whole, out)
+    assert history(out) == history(whole)
 
 
 @pytest.mark.parametrize(

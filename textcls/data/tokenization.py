@@ -660,7 +660,7 @@ PER_BATCH_FROM_ROWS = 100_000  # --tokenize auto: a training split this long is 
 LENGTH_SAMPLE = 2_000  # rows tokenized up front to measure the data's tokens per byte
 
 
-def resolve_tokenize(data_args, training_args, columns: Columns, long_docs, train) -> bool:
+def resolve_tokenize(data_args, training_args, columns: Columns, long_docs, train, decided=None) -> bool:
     """--tokenize, decided once: True when the training split is to be tokenized batch by batch as training reads it.
 
     Why per batch: on a split read from a new file, tokenizing it whole is most of the wait before the first
@@ -671,7 +671,10 @@ def resolve_tokenize(data_args, training_args, columns: Columns, long_docs, trai
     afterwards (5.95 against 5.92 samples/s). At 100k rows: 18 s against 35 s. So 'auto' takes it on CPU from
     PER_BATCH_FROM_ROWS rows (below, tokenizing whole takes seconds and gives exact lengths for length grouping).
     Not on a GPU by default: there a small model's step takes a few milliseconds, and tokenizing in the training
-    process would hold it up unless --dataloader_num_workers does it beside it (not measured: no GPU here)."""
+    process would hold it up unless --dataloader_num_workers does it beside it (not measured: no GPU here).
+
+    decided: what auto resolved to in the run a resumed checkpoint belongs to (run_folder.decided): taken again, so
+    a run resumed on another device keeps its batch order (up front, length groups use the true lengths)."""
     if train is None or isinstance(train, Stream) or data_args.tokenize == "upfront":
         return False
     cannot = None
@@ -686,6 +689,10 @@ def resolve_tokenize(data_args, training_args, columns: Columns, long_docs, trai
             raise UserError(f"--tokenize per_batch cannot work here: {cannot}. Drop the flag (or pass upfront).")
         logger.info("--tokenize per_batch: the training texts are tokenized batch by batch as training reads them")
         return True
+    if not cannot and (decided or {}).get("tokenize") in ("per_batch", "upfront"):
+        how = {"per_batch": "per batch", "upfront": "up front"}[decided["tokenize"]]
+        logger.info("--tokenize auto: %s, as the checkpoint it resumes was trained", how)
+        return decided["tokenize"] == "per_batch"
     if cannot or len(train) < PER_BATCH_FROM_ROWS:
         return False
     if training_args is None or _device_type(training_args) != "cpu":

@@ -48,6 +48,7 @@ MARKER = ".textcls_run.json"  # "a run of ours made this folder", and the traini
 LOCK = ".textcls.lock"  # held (flock) while a run writes here; names the holder
 MANIFEST = "checkpoint_manifest.json"  # written last into a checkpoint: every file and its size
 SETTINGS = "run_settings.json"  # in each checkpoint: the training settings it was made with
+DECIDED = "decided"  # in those settings: what 'auto' flags resolved to in that run (with_decided)
 TRAINER_STATE = "trainer_state.json"
 SEARCH_FILES = ("hp_search.db", "hp_trials.json")  # a hyperparameter search's own folder (textcls.train.search)
 
@@ -229,6 +230,24 @@ def training_settings(resolved: dict, data_args, world_size: int) -> dict:
     return json.loads(json.dumps(settings, default=str))  # as it reads back from JSON
 
 
+def with_decided(settings: dict | None, **decided) -> dict | None:
+    """The settings each checkpoint records, with what this run's 'auto' flags resolved to (tokenize='per_batch'):
+    those depend on more than the flags (the device), so a resume reads them back (decided) rather than deciding
+    again where it runs. Not compared: the flags that decide them are."""
+    return None if settings is None else {**settings, DECIDED: decided}
+
+
+def decided(checkpoint: str | None) -> dict:
+    """What the run a checkpoint belongs to resolved its 'auto' flags to ({} for none, or checkpoints of before)."""
+    if not checkpoint:
+        return {}
+    try:
+        with open(os.path.join(checkpoint, SETTINGS), encoding="utf-8") as f:
+            return json.load(f).get(DECIDED) or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
 def settings_differences(saved: dict, now: dict) -> list[str]:
     """'--learning_rate 0.001 (the checkpoint: 5e-05)' for each setting that differs."""
     if saved.get("eval_strategy", "no") == "no" and now.get("eval_strategy", "no") == "no":
@@ -236,7 +255,7 @@ def settings_differences(saved: dict, now: dict) -> list[str]:
     else:
         skip = set()
     differences = []
-    for key in sorted((set(saved) | set(now)) - skip - set(SAFE_TO_CHANGE)):
+    for key in sorted((set(saved) | set(now)) - skip - set(SAFE_TO_CHANGE) - {DECIDED}):
         if saved.get(key) == now.get(key):
             continue
         if key == "train_data":
