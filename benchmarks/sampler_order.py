@@ -13,8 +13,17 @@ Per task and seed, one process each (timed whole):
 - random: run_classification.py with that recipe and `--train_sampling_strategy random`;
 - group: the same recipe, our default order (group_by_length).
 
-Both of ours run the recipe with `--eval_strategy no --save_strategy no`: evaluated once at the end, as the peer is
-(the recipe's evaluation each epoch would count in our train_runtime, not in the peer's), no checkpoints.
+Both of ours run the recipe with `--eval_strategy no`: evaluated once at the end, as the peer is (the recipe's
+evaluation each epoch would count in our train_runtime, not in the peer's). Every run, the peer's too, keeps one
+checkpoint every SAVE_STEPS steps (the peer's own default interval): a full SST-2 run outlives a session, and a
+stopped run goes on from its checkpoint when the benchmark runs again (saving draws no random numbers; ours resumes
+bit-identically, tested). A resumed run's seconds are not a timing: the record marks it ("resumed") and
+results/README.md leaves it out of the medians.
+
+--group_from RESULTS_FILE takes the group runs from our recipe's own results file (results/glue/<task>/
+all-MiniLM-L6-v2_hf-readme.json, written by scripts/run_seeds.py) instead of training them again: the same recipe
+and seeds, which evaluated each epoch (that changes no training: no load-best, no random numbers drawn) and were
+timed then (the record names the file and each run's command). For SST-2 that saves 5 runs of ~40 minutes.
 
 The recipe's stock [CLS] pooler head (--pooling cls) is the peer's, so random vs the peer compares the two scripts
 on one model and order, and group vs random our ordering alone. Records: results/sampler-order/<task>.json, every
@@ -47,6 +56,9 @@ from textcls.model.build import resolve_model_path  # noqa: E402
 
 PEER = os.path.join(os.path.dirname(ROOT), "shared", "peers", "run_glue.py")
 VARIANTS = ("peer", "random", "group")
+SAVE_STEPS = 500  # run_glue.py's default checkpoint interval (Trainer's), ours set alike
+# The only flags a run_seeds.py command of the recipe may add for its runs to stand for this benchmark's group runs.
+SAME_TRAINING_FLAGS = {"--data_dir", "--disable_tqdm", "--plots", "--seed", "--output_dir", "--results_file"}
 PRIMARY = {"sst2": "accuracy", "cola": "matthews_correlation", "mrpc": "f1", "rte": "accuracy", "wnli": "accuracy",
            "qnli": "accuracy", "stsb": "pearson"}  # fmt: skip
 
@@ -73,28 +85,104 @@ def peer_csvs(task: str, glue_dir: str, folder: str) -> tuple[str, str]:
     return paths[0], paths[1]
 
 
-def variant_argv(variant: str, task: str, args, seed: int, out: str, csvs: tuple[str, str]) -> list[str]:
+def variant_argv(variant: str, task: str, args, seed: int, out: str, csvs: tuple[str, str], resume=False) -> list[str]:
     with open(recipe_path(task), encoding="utf-8") as f:
         recipe = json.load(f)
     model = args.model or recipe["model_name_or_path"]
     rows = ["--max_train_samples", str(args.max_train_samples)] if args.max_train_samples else []
     length = str(args.max_seq_length or recipe["max_seq_length"])
     if variant == "peer":
-        return [args.peer, "--model_name_or_path", resolve_model_path(model), "--train_file", csvs[0],
-                "--validation_file", csvs[1], "--metric_task", task, "--do_train", "--do_eval",
-                "--max_seq_length", length, "--learning_rate", str(recipe["learning_rate"]),
-                "--per_device_train_batch_size", str(recipe["per_device_train_batch_size"]),
-                "--per_device_eval_batch_size", str(recipe["per_device_eval_batch_size"]),
-                "--num_train_epochs", str(recipe["num_train_epochs"]), "--seed", str(seed), "--output_dir", out,
-                "--pad_to_max_length", "false", "--use_cpu", "--report_to", "none", "--overwrite_output_dir",
-                "--disable_tqdm", "true", *rows]  # fmt: skip
+        return [
+            args.peer,
+            "--model_name_or_path",
+            resolve_model_path(model),
+            "--train_file",
+            csvs[0],
+            "--validation_file",
+            csvs[1],
+            "--metric_task",
+            task,
+            "--do_train",
+            "--do_eval",
+            "--max_seq_length",
+            length,
+            "--learning_rate",
+            str(recipe["learning_rate"]),
+            "--per_device_train_batch_size",
+            str(recipe["per_device_train_batch_size"]),
+            "--per_device_eval_batch_size",
+            str(recipe["per_device_eval_batch_size"]),
+            "--num_train_epochs",
+            str(recipe["num_train_epochs"]),
+            "--seed",
+            str(seed),
+            "--output_dir",
+            out,
+            "--pad_to_max_length",
+            "false",
+            "--use_cpu",
+            "--report_to",
+            "none",
+            "--save_steps",
+            str(SAVE_STEPS),
+            "--save_total_limit",
+            "1",
+            "--disable_tqdm",
+            "true",
+            *rows,
+            *([] if resume else ["--overwrite_output_dir"]),
+        ]  # fmt: skip  (it resumes from its last checkpoint)
     order = ["--train_sampling_strategy", "random"] if variant == "random" else []
     data = ["--data_dir", os.path.join(args.glue_dir, GLUE_TASKS[task].dir_name)]
     # evaluated once, at the end, as the peer is: the recipe's evaluation each epoch would count in train_runtime
-    flags = ["--seed", str(seed), "--output_dir", out, "--save_strategy", "no", "--eval_strategy", "no"]
+    flags = [
+        "--seed",
+        str(seed),
+        "--output_dir",
+        out,
+        "--eval_strategy",
+        "no",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        str(SAVE_STEPS),
+        "--save_total_limit",
+        "1",
+    ]  # fmt: skip  (the same command resumes)
     flags += ["--max_seq_length", length]
     script = os.path.join(ROOT, "run_classification.py")
     return [script, recipe_path(task), "--model", model, *data, *flags, "--disable_tqdm", "true", *order, *rows]
+
+
+def has_checkpoint(out: str) -> bool:
+    return os.path.isdir(out) and any(name.startswith("checkpoint-") for name in os.listdir(out))
+
+
+def group_runs_from(path: str, task: str, seeds: list[int]) -> list[dict]:
+    """The group runs of `seeds` from a results file of this task's hf-readme recipe (scripts/run_seeds.py), as
+    this benchmark's records; refused where the file is another recipe's or a run added flags that change training."""
+    with open(path, encoding="utf-8") as f:
+        results = json.load(f)
+    recipe = os.path.relpath(recipe_path(task), ROOT)
+    runs = []
+    for run in results["runs"]:
+        words = run["command"].split()
+        if recipe not in words:
+            raise SystemExit(f"--group_from {path}: its run of seed {run['seed']} is not of {recipe}")
+        added = {w for w in words if w.startswith("--")} - SAME_TRAINING_FLAGS
+        if added:
+            raise SystemExit(f"--group_from {path}: its run of seed {run['seed']} adds {sorted(added)} to the recipe")
+        if run["seed"] not in seeds:
+            continue
+        runs.append({
+            "variant": "group", "seed": run["seed"], "max_train_samples": None,
+            "metrics": {k: v for k, v in run["metrics"].items() if k.startswith("eval_")},
+            "train_runtime_s": (run.get("timing") or {}).get("train_runtime"), "wall_s": run.get("wall_time_s"),
+            "date": run["date"][:10], "git_sha": run.get("git_sha"), "git_dirty": run.get("git_dirty"),
+            "source": os.path.relpath(os.path.abspath(path), ROOT), "source_command": run["command"],
+            "torch_threads": (run.get("environment") or {}).get("torch_threads"),
+        })  # fmt: skip
+    return runs
 
 
 def benchmark(args) -> int:
@@ -113,19 +201,26 @@ def benchmark(args) -> int:
         record["recipe"] = os.path.relpath(recipe_path(task), ROOT)
         record["command"] = command_line("sampler_order.py", sys.argv[1:])
         done = {(r["variant"], r["seed"], r.get("max_train_samples")) for r in record["runs"]}
+        if args.group_from and "group" in args.variants:
+            for run in group_runs_from(args.group_from, task, args.seeds):
+                if ("group", run["seed"], None) not in done:
+                    record["runs"].append(run)
+                    done.add(("group", run["seed"], None))
+            write_json_atomic(path, record)
         for seed in args.seeds:
             for variant in args.variants:
                 if (variant, seed, args.max_train_samples) in done:
                     continue
                 out = os.path.join(folder, f"{variant}-{seed}")
-                load = os.getloadavg()[0]
-                wall = run_logged(variant_argv(variant, task, args, seed, out, csvs), os.path.join(folder, "runs.log"))
+                load, resumed = os.getloadavg()[0], has_checkpoint(out)
+                argv = variant_argv(variant, task, args, seed, out, csvs, resume=resumed)
+                wall = run_logged(argv, os.path.join(folder, "runs.log"))
                 with open(os.path.join(out, "all_results.json"), encoding="utf-8") as f:
                     results = json.load(f)
                 record["runs"].append({
                     "variant": variant, "seed": seed, "max_train_samples": args.max_train_samples,
                     "metrics": {k: v for k, v in results.items() if k.startswith("eval_")},
-                    "train_runtime_s": results.get("train_runtime"), "wall_s": round(wall, 1),
+                    "train_runtime_s": results.get("train_runtime"), "wall_s": round(wall, 1), "resumed": resumed,
                     "load_1m_at_start": round(load, 2), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
                     "date": datetime.date.today().isoformat(), "cpu_flags": cpu_flags(), **git_state(),
                 })  # fmt: skip
@@ -145,10 +240,19 @@ def main(argv=None) -> int:
     p.add_argument("--model", help="instead of the recipe's model (a folder or a packaged hub id)")
     p.add_argument("--max_seq_length", type=int, help="instead of the recipe's (both scripts)")
     p.add_argument("--max_train_samples", type=int, help="the first N training rows, both scripts (a quick look)")
+    p.add_argument(
+        "--group_from",
+        help="our recipe's results file (results/glue/<task>/all-MiniLM-L6-v2_hf-readme"
+        ".json): its runs of --seeds are the group runs, not trained again (one task)",
+    )
     p.add_argument("--peer", default=PEER, help="run_glue.py (default: ../shared/peers/run_glue.py)")
     p.add_argument("--work", default=os.path.join(ROOT, "outputs", "sampler-order"), help="run folders")
     p.add_argument("--out", default=os.path.join(ROOT, "results", "sampler-order"))
-    return benchmark(p.parse_args(argv))
+    args = p.parse_args(argv)
+    if args.group_from and (len(args.tasks) != 1 or args.max_train_samples):
+        p.error("--group_from stands for one task's runs on all its training rows: pass one --tasks and no "
+                "--max_train_samples")  # fmt: skip
+    return benchmark(args)
 
 
 if __name__ == "__main__":

@@ -750,14 +750,24 @@ def sampler_order_section(results_dir: str) -> list[str]:
             groups.setdefault((r["variant"], r.get("max_train_samples") or "all"), []).append(r)
         for (variant, rows), runs in groups.items():
             values = [100 * r["metrics"][f"eval_{metric}"] for r in runs]
-            train = [r["train_runtime_s"] for r in runs if r.get("train_runtime_s") is not None]
+            timed = [r for r in runs if not r.get("resumed")]  # a resumed run's seconds are its last part's
+            train = [r["train_runtime_s"] for r in timed if r.get("train_runtime_s") is not None]
+            seconds = f"{_median(train):.0f} | {_median([r['wall_s'] for r in timed]):.0f}" if train else "- | -"
             lines.append(
                 f"| {variant} | {rows} | {len(runs)} | {_median(values):.2f} ({min(values):.2f}-{max(values):.2f}) "
-                f"| {_median(train):.0f} | {_median([r['wall_s'] for r in runs]):.0f} |"
-                if train
-                else f"| {variant} | {rows} | {len(runs)} | {_median(values):.2f} | - | - |"
+                f"| {seconds} |"
             )
-        lines += [""] + [f"- {note}" for note in record.get("notes", [])] + ([""] if record.get("notes") else [])
+        notes = list(record.get("notes", []))
+        for source in sorted({r["source"] for r in record["runs"] if r.get("source")}):
+            seeds = [r["seed"] for r in record["runs"] if r.get("source") == source]
+            notes.append(
+                f"group seeds {', '.join(map(str, seeds))}: the recipe's own runs in {source} (evaluated each epoch, "
+                "which changes no training; timed then)"
+            )
+        resumed = [f"{r['variant']} seed {r['seed']}" for r in record["runs"] if r.get("resumed")]
+        if resumed:
+            notes.append(f"resumed from a checkpoint (seconds left out): {', '.join(resumed)}")
+        lines += [""] + [f"- {note}" for note in notes] + ([""] if notes else [])
     return lines
 
 

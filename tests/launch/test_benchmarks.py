@@ -6,6 +6,7 @@ import csv
 import importlib.util
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -469,6 +470,57 @@ def test_sampler_order_benchmark_runs_the_peer_and_ours_on_the_recipes_settings_
     assert "## Batch order: the real run_glue.py" in text and "| peer | 16 | 1 | 25.00 (25.00-25.00) | 2 |" in text
     value = 100 * ours["eval_accuracy"]
     assert f"| group | 16 | 1 | {value:.2f} ({value:.2f}-{value:.2f}) |" in text
+
+
+def test_sampler_order_resumes_a_stopped_run_and_takes_group_runs_from_the_recipes_results(tmp_path):
+    """A run stopped with a checkpoint goes on from it (the peer without --overwrite_output_dir; its seconds marked as
+    no timing); the group runs can come from the recipe's own results file, which must be that recipe's, unchanged."""
+    from benchmarks import sampler_order
+
+    glue = tmp_path / "glue"
+    glue.mkdir()
+    write_sst2(glue / "SST-2", n_train=20)
+    peer = tmp_path / "peer.py"
+    peer.write_text(FAKE_PEER)
+    out, work = tmp_path / "results" / "sampler-order", tmp_path / "work"
+    (work / "sst2" / "peer-2" / "checkpoint-500").mkdir(parents=True)  # a peer run stopped after step 500
+    recipe = "recipes/glue/sst2/all-MiniLM-L6-v2_hf-readme.json"
+
+    def results_file(name, extra=""):
+        runs = [{"seed": seed, "command": f"python run_classification.py {recipe} --data_dir d --seed {seed} "
+                 f"--output_dir o --results_file r{extra}", "metrics": {"eval_accuracy": 0.5 + seed / 100,
+                 "eval_loss": 1.0}, "timing": {"train_runtime": 100.0 + seed}, "wall_time_s": 120.0 + seed,
+                 "date": "2026-12-03T18:21:32+00:00", "git_sha": "abc", "git_dirty": False}
+                for seed in (1, 2, 3)]  # fmt: skip
+        path = tmp_path / name
+        path.write_text(json.dumps({"runs": runs}))
+        return str(path)
+
+    argv = ["--glue_dir", str(glue), "--tasks", "sst2", "--seeds", "2", "3", "--variants", "peer", "group", "--peer",
+            str(peer), "--work", str(work), "--out", str(out), "--model", "m"]  # fmt: skip
+    with pytest.raises(SystemExit, match=r"seed 1 adds \['--learning_rate'\] to the recipe"):
+        sampler_order.main([*argv, "--group_from", results_file("changed.json", " --learning_rate 1e-4")])
+    assert sampler_order.main([*argv, "--seeds", "2", "--group_from", results_file("same.json")]) == 0
+    record = json.loads((out / "sst2.json").read_text())
+    assert [(r["variant"], r["seed"], r.get("resumed")) for r in record["runs"]] == [("group", 2, None),
+                                                                                     ("peer", 2, True)]  # fmt: skip
+    group = record["runs"][0]
+    assert group["metrics"] == {"eval_accuracy": 0.52, "eval_loss": 1.0} and group["train_runtime_s"] == 102.0
+    seen = json.loads((work / "sst2" / "peer-2" / "all_results.json").read_text())["argv"]
+    assert "--overwrite_output_dir" not in seen and seen[seen.index("--save_steps") + 1] == "500"
+    args = argparse.Namespace(glue_dir=str(glue), model="m", max_train_samples=None, peer=str(peer),
+                              max_seq_length=None)  # fmt: skip
+    assert "--overwrite_output_dir" in sampler_order.variant_argv("peer", "sst2", args, 1, "o", ("a", "b"))
+    ours = sampler_order.variant_argv("random", "sst2", args, 1, "o", ("", ""))
+    assert ours[ours.index("--save_strategy") + 1] == "steps" and ours[ours.index("--save_steps") + 1] == "500"
+    spec = importlib.util.spec_from_file_location("mk", os.path.join(ROOT, "scripts", "make_results_readme.py"))
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    text = make.render(str(tmp_path / "results"), {}, plt=None)
+    assert "| peer | all | 1 | 25.00 (25.00-25.00) | - | - |" in text  # resumed: no timing
+    assert "| group | all | 1 | 52.00 (52.00-52.00) | 102 | 122 |" in text
+    assert "resumed from a checkpoint (seconds left out): peer seed 2" in text
+    assert re.search(r"group seeds 2: the recipe's own runs in \S*same.json \(evaluated each epoch", text)
 
 
 def test_learning_curve_counts_the_setfit_librarys_steps_and_records_a_run_too_long_as_not_run(tmp_path, monkeypatch):
