@@ -1,11 +1,16 @@
 #!/usr/bin/env python
 """Padded vs padding-free batches (textcls/model/packing.py), one training step at a time, per architecture: the same
-model (random init, all-MiniLM-L6-v2's size: 6 layers, hidden 384, feed-forward 1536), the same SST-2 rows in the
-same batches, with length-grouped batches (our default sampler) and with random ones (the HF default). Each step is
-forward, backward, gradient clipping and fused AdamW, as Trainer runs it; each configuration is timed --repeats
-times, padded and padding-free alternating (ABBA), medians kept.
+model (random init, all-MiniLM-L6-v2's size: 6 layers, hidden 384, feed-forward 1536), the same GLUE rows (SST-2's
+sentences, or --task rte's sentence pairs) in the same batches, with length-grouped batches (our default sampler) and
+with random ones (the HF default). Each step is forward, backward, gradient clipping and fused AdamW, as Trainer runs
+it; each configuration is timed --repeats times, the modes in turn (reversed every other repeat), medians kept.
+
+Modes: `padded`; `padding_free` (the rows end to end; on the CPU attention in buckets of rows of like length where
+that saves score cells: packing.attention_buckets); `one_layout` (padding-free with attention on one padded layout
+for the whole batch, as before the buckets).
 
     python benchmarks/packing.py --data_dir ../shared/data/glue/SST-2      # about 15 minutes on 2 CPU cores
+    python benchmarks/packing.py --data_dir ../shared/data/glue/RTE --task rte --architectures bert --rows 512
     bash benchmarks/gpu_run.sh $OUT packing                                 # on the H200: bf16, batch 256
 
 Writes results/speed/packing-<device>-<date>.json (--out): every timing, positions and real tokens per order, the
@@ -23,10 +28,12 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.speed import run_cli  # noqa: E402  (the repository root is put on the path just above)
+from benchmarks._runs import cpu_flags  # noqa: E402  (the repository root is put on the path just above)
+from benchmarks.speed import run_cli  # noqa: E402
 from textcls.errors import UserError  # noqa: E402
 from textcls.evaluation.results import environment, git_state  # noqa: E402
 from textcls.io import write_json_atomic  # noqa: E402
+from textcls.model import packing as P  # noqa: E402
 
 # all-MiniLM-L6-v2's size, in each architecture's own config names; decoders with 64-wide heads (2 key/value heads
 # where the architecture has grouped-query attention)
@@ -38,6 +45,8 @@ CONFIGS = {
     "qwen2": {**SIZE, "num_attention_heads": 6, "num_key_value_heads": 2},
     "gpt2": dict(n_embd=384, n_inner=1536, n_layer=6, n_head=6, n_positions=512, bos_token_id=None, eos_token_id=None),
 }
+MODES = ("padded", "padding_free", "one_layout")
+BUCKET_GAIN = P.BUCKET_GAIN  # padding_free's, restored after each one_layout timing
 TINY = {
     "gpt2": dict(n_embd=32, n_inner=37, n_layer=2, n_head=2, n_positions=64, bos_token_id=None, eos_token_id=None),
     "default": dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2),
@@ -46,7 +55,9 @@ TINY = {
 
 def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data_dir", required=True, help="original GLUE SST-2 folder (train.tsv)")
+    p.add_argument("--data_dir", required=True, help="the task's original GLUE folder (train.tsv)")
+    p.add_argument("--task", default="sst2", help="the GLUE task of --data_dir (sst2; rte, mrpc... for pairs)")
+    p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     p.add_argument("--tokenizer", help="tokenizer folder (default: the installed all-MiniLM-L6-v2's WordPiece)")
     p.add_argument("--architectures", nargs="+", default=["bert", "llama", "gpt2"], choices=sorted(CONFIGS))
     p.add_argument("--orders", nargs="+", default=["grouped", "random"], choices=["grouped", "random"])
@@ -60,15 +71,20 @@ def parse(argv):
     return p.parse_args(argv)
 
 
-def read_rows(data_dir: str, rows: int) -> list[tuple[str, int]]:
-    """The first `rows` SST-2 training rows (sentence, label), read as run_classification.py reads them."""
-    from textcls.data.glue import load_glue_dir
+def read_rows(data_dir: str, rows: int, task: str = "sst2") -> list[tuple[tuple[str, ...], int]]:
+    """The first `rows` training rows of the task ((text[, pair]), label), read as run_classification.py reads them."""
+    from textcls.data.glue import GLUE_TASKS, load_glue_dir
 
+    if task not in GLUE_TASKS or GLUE_TASKS[task].is_regression:
+        raise UserError(f"--task {task}: pass a GLUE classification task ({', '.join(sorted(GLUE_TASKS))}).")
     if not os.path.isfile(os.path.join(data_dir, "train.tsv")):
-        raise UserError(f"{data_dir} has no train.tsv: pass the original GLUE SST-2 folder as --data_dir.")
-    train = load_glue_dir("sst2", data_dir)["train"]
+        raise UserError(f"{data_dir} has no train.tsv: pass the task's original GLUE folder as --data_dir.")
+    spec = GLUE_TASKS[task]
+    train = load_glue_dir(task, data_dir)["train"]
     train = train.select(range(min(rows, len(train))))
-    return list(zip(train["sentence"], train["label"], strict=True))
+    columns = [spec.text_column] + ([spec.text_pair_column] if spec.text_pair_column else [])
+    texts = zip(*(train[c] for c in columns), strict=True)
+    return list(zip(texts, train["label"], strict=True))
 
 
 def batch_order(lengths: list[int], batch_size: int, order: str) -> list[list[int]]:
@@ -136,15 +152,19 @@ def measure(architecture: str, order: str, tokenizer, encoded: list[dict], args)
     groups = batch_order([len(e["input_ids"]) for e in encoded], args.batch_size, order)
     rows = [[encoded[i] for i in group] for group in groups]
     padded = [make_collator(tokenizer, False, False)(r) for r in rows]
-    times = {"padded": [], "padding_free": []}
+    times = {mode: [] for mode in args.modes}
     for rep in range(args.repeats):
-        for mode in ("padded", "padding_free") if rep % 2 == 0 else ("padding_free", "padded"):
+        for mode in args.modes if rep % 2 == 0 else args.modes[::-1]:
             model = build_model(architecture, tokenizer, args.tiny)
             batches = padded
-            if mode == "padding_free":
+            if mode != "padded":
                 first = M.setup_padding_free(model, "true", pad_to_max_length=False)
                 batches = padded if first is None else [make_collator(tokenizer, False, False, first)(r) for r in rows]
-            times[mode].append(time_steps(model, batches, args.device, args.bf16))
+            P.BUCKET_GAIN = float("inf") if mode == "one_layout" else BUCKET_GAIN
+            try:
+                times[mode].append(time_steps(model, batches, args.device, args.bf16))
+            finally:
+                P.BUCKET_GAIN = BUCKET_GAIN
     positions = sum(b["input_ids"].numel() for b in padded)
     tokens = sum(len(e["input_ids"]) for e in encoded)
     result = {
@@ -157,7 +177,11 @@ def measure(architecture: str, order: str, tokenizer, encoded: list[dict], args)
         "ms_per_step": times,
         "median_ms_per_step": {mode: statistics.median(t) for mode, t in times.items()},
     }
-    result["speedup"] = result["median_ms_per_step"]["padded"] / result["median_ms_per_step"]["padding_free"]
+    median = result["median_ms_per_step"]
+    if "padded" in median and "padding_free" in median:
+        result["speedup"] = median["padded"] / median["padding_free"]
+    if "one_layout" in median and "padding_free" in median:
+        result["buckets_speedup"] = median["one_layout"] / median["padding_free"]
     return result
 
 
@@ -166,7 +190,7 @@ def main(argv=None) -> int:
     args = parse(argv)
     if args.repeats < 1:
         raise UserError("--repeats must be 1 or more.")
-    data = read_rows(args.data_dir, args.rows)
+    data = read_rows(args.data_dir, args.rows, args.task)
     tokenizer_path = args.tokenizer
     if tokenizer_path is None:
         try:
@@ -178,25 +202,22 @@ def main(argv=None) -> int:
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
     tokenizer.padding_side = "right"
-    encoded = [dict(tokenizer(text, truncation=True, max_length=128)) | {"labels": label} for text, label in data]
+    encoded = [dict(tokenizer(*texts, truncation=True, max_length=128)) | {"labels": label} for texts, label in data]
     results = []
     for architecture in args.architectures:
         for order in args.orders:
             r = measure(architecture, order, tokenizer, encoded, args)
             results.append(r)
-            m = r["median_ms_per_step"]
-            print(
-                f"{architecture:8s} {order:8s} padding {100 * r['padding']:4.1f}%: padded {m['padded']:7.1f} ms/step, "
-                f"padding-free {m['padding_free']:7.1f} ms/step, {r['speedup']:.2f}x",
-                flush=True,
-            )
+            times = ", ".join(f"{mode} {ms:7.1f}" for mode, ms in r["median_ms_per_step"].items())
+            print(f"{architecture:8s} {order:8s} padding {100 * r['padding']:4.1f}%: ms/step {times}", flush=True)
     date = datetime.date.today().isoformat()
     out = args.out or os.path.join(ROOT, "results", "speed", f"packing-{args.device.split(':')[0]}-{date}.json")
     record = {
         "benchmark": "packing",
         "date": date,
         "command": shlex.join(["python", "benchmarks/packing.py", *argv]),
-        "data": f"SST-2 train.tsv first {args.rows} rows, max_seq_length 128",
+        "data": f"{args.task} train.tsv first {args.rows} rows, max_seq_length 128",
+        "cpu_flags": cpu_flags(),
         "settings": {
             "batch_size": args.batch_size,
             "repeats": args.repeats,

@@ -532,15 +532,23 @@ def packing_table(name: str, record: dict) -> list[str]:
         "",
         f"`{record['command']}`",
         "",
-        "| architecture | batches | padding | padded ms/step | padding-free ms/step | speed-up |",
-        "|---|---|---|---|---|---|",
+    ]
+    # one_layout (records from 2026-12-06 on): padding-free with attention on one padded layout, before the buckets
+    modes = [m for m in ("padded", "padding_free", "one_layout") if m in record["results"][0]["median_ms_per_step"]]
+    titles = {"padded": "padded", "padding_free": "padding-free", "one_layout": "padding-free, one attention layout"}
+    ratios = [k for k in ("speedup", "buckets_speedup") if k in record["results"][0]]
+    ratio_titles = {"speedup": "padded / padding-free", "buckets_speedup": "one layout / buckets"}
+    lines += [
+        "| architecture | batches | padding | "
+        + " | ".join(f"{titles[m]} ms/step" for m in modes)
+        + "".join(f" | {ratio_titles[k]}" for k in ratios)
+        + " |",
+        "|---|---|---" + "|---" * (len(modes) + len(ratios)) + "|",
     ]
     for r in record["results"]:
         m = r["median_ms_per_step"]
-        lines.append(
-            f"| {r['architecture']} | {r['order']} | {100 * r['padding']:.1f}% | {m['padded']:.1f} | "
-            f"{m['padding_free']:.1f} | {r['speedup']:.2f}x |"
-        )
+        cells = [f"{m[mode]:.1f}" for mode in modes] + [f"{r[k]:.2f}x" for k in ratios]
+        lines.append(f"| {r['architecture']} | {r['order']} | {100 * r['padding']:.1f}% | " + " | ".join(cells) + " |")
     if record.get("notes"):
         lines += [""] + [f"- {note}" for note in record["notes"]]
     return lines + [""]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, write_rows, write_sst2
+from tests.helpers import ROOT, write_rows, write_sst2, write_tsv
 
 
 def test_gpu_script_on_cpu_with_a_tiny_config(tiny_bert, tmp_path, capsys):
@@ -116,6 +116,7 @@ def test_packing_script_on_a_tiny_config(tiny_bert, tmp_path):
     ]
     for r in record["results"]:
         assert r["steps"] == 6 and 0 < r["real_tokens"] <= r["positions"]
+        assert list(r["ms_per_step"]) == ["padded", "padding_free", "one_layout"]
         assert all(len(t) == 2 and min(t) > 0 for t in r["ms_per_step"].values())
     assert record["command"].startswith("python benchmarks/packing.py") and record["environment"]
     # results/README.md's generator renders it beside the speed records
@@ -127,6 +128,13 @@ def test_packing_script_on_a_tiny_config(tiny_bert, tmp_path):
     first = record["results"][0]
     assert "### packing-cpu-2026-01-01" in text and f"`{record['command']}`" in text
     assert f"| {first['architecture']} | grouped | {100 * first['padding']:.1f}% |" in text
+    assert "| padded ms/step | padding-free ms/step | padding-free, one attention layout ms/step |" in text
+    # sentence pairs (--task rte): each row is tokenized as a pair
+    rte = tmp_path / "RTE"
+    write_tsv(rte, "train.tsv", [("index", "sentence1", "sentence2", "label")]
+              + [(str(i), "good movie " * (i + 1), "bad film", "entailment") for i in range(8)])  # fmt: skip
+    pairs = packing.read_rows(str(rte), 8, "rte")
+    assert pairs[2] == (("good movie " * 3, "bad film"), 0)
     # bf16 autocast (the GPU run's setting) takes the same path
     bf16 = [*base, "--architectures", "llama", "--repeats", "1", "--bf16", "--out", str(tmp_path / "bf16.json")]
     assert packing.cli(bf16) == 0

@@ -105,8 +105,13 @@ def test_supported_list_is_tested_and_documented():
     assert f"({names}, with SDPA attention)" in readme_row
 
 
+@pytest.mark.parametrize("buckets", [True, False])
 @pytest.mark.parametrize("model_type", ARCHITECTURES)
-def test_packed_model_equals_padded(model_type):
+def test_packed_model_equals_padded(model_type, buckets, monkeypatch):
+    # lengths 9, 9, 7, 5, 3, 2: attention in 3 buckets (278 score cells a head instead of 6 x 9² = 486), or in one
+    monkeypatch.setattr(P, "BUCKET_GAIN", 1.3 if buckets else float("inf"))
+    plan = P.attention_buckets(torch.tensor([0, 5, 14, 17, 26, 28, 35], dtype=torch.int32), 9)
+    assert [b.longest for b in plan or []] == ([9, 7, 3] if buckets else [])
     model = tiny_model(model_type)
     batch = padded_batch(model, [5, 9, 3, 9, 2, 7])
     logits, loss, grads = forward_backward(model, batch)
