@@ -87,8 +87,9 @@ def run(args, argv, resume_from, settings, timing) -> dict:
     choice = method.choose(args, given_flags(argv), train, columns, labels)  # --method auto: SetFit or fine-tuning
     args = method.apply(args, choice)
     SF.check_setfit(args.data.method, columns, labels, args.training.do_train, train)  # pairs, too many rows...
-    per_batch = TK.resolve_tokenize(args.data, args.training, columns, long_docs, train, RF.decided(resume_from))
-    settings = RF.with_decided(settings, tokenize="per_batch" if per_batch else "upfront")  # a resume keeps it
+    decided = RF.decided(resume_from)  # what the run a checkpoint belongs to chose for its 'auto' flags
+    per_batch = TK.resolve_tokenize(args.data, args.training, columns, long_docs, train, decided)  # or up front
+    settings = RF.with_decided(settings, tokenize="per_batch" if per_batch else "upfront")  # each checkpoint's
     tokenized = TK.tokenize_splits(splits, columns, tokenizer, labels, args.data, long_docs, args.training, per_batch)
     encoder = TK.per_batch_encoder(tokenizer, columns, long_docs) if per_batch else None
     args = args._replace(model=SF.setfit_body(args, train, columns, labels, long_docs.max_length))  # --method setfit

@@ -44,7 +44,9 @@ order main() runs them:
 | --method auto: SetFit or fine-tuning, by the training set's smallest class | train.method.choose |
 | --method auto: its settings in place (and in the recipe written below) | train.method.apply |
 | --method setfit: refuse pairs, regression, token ids, a set too large to pair | train.contrastive.check_setfit |
+| what a resumed checkpoint's run chose for its 'auto' flags | train.run_folder.decided |
 | --tokenize: training texts tokenized up front, or per batch as read | data.tokenization.resolve_tokenize |
+| ...and that choice, recorded in each checkpoint for a resume | train.run_folder.with_decided |
 | tokenize (and encode the labels of) every split | data.tokenization.tokenize_splits |
 | --tokenize per_batch: what makes a batch of training texts model inputs | data.tokenization.per_batch_encoder |
 | --method setfit: the contrastive phase (setfit), the encoder the run trains from | train.contrastive.setfit_body |
