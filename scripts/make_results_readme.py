@@ -528,7 +528,12 @@ def packing_table(name: str, record: dict) -> list[str]:
         f"{json.dumps(record['sizes'])}); "
         f"{record['data']}; settings {json.dumps(record['settings'])}; medians. {hardware({'environment': env})}, "
         f"torch {packages.get('torch')}, transformers {packages.get('transformers')}, {record['date']}, commit "
-        f"{(record.get('git_sha') or '?')[:8]}{' (uncommitted changes)' if record.get('git_dirty') else ''}.",
+        f"{(record.get('git_sha') or '?')[:8]}{' (uncommitted changes)' if record.get('git_dirty') else ''}"
+        + (
+            f"; CPU flags {', '.join(record['cpu_flags']) or 'none of AVX2/AVX-512/AMX'}."
+            if "cpu_flags" in record
+            else "."
+        ),
         "",
         f"`{record['command']}`",
         "",
