@@ -275,11 +275,24 @@ def test_other_training_data_is_refused_and_a_moved_copy_resumes(done, tmp_path,
     assert same_weights(done.out, out)
 
 
+def test_save_strategy_may_change_on_resume_unless_the_best_checkpoint_is_loaded(done, tmp_path):
+    # a run started with --save_strategy no (stopped by a signal, which checkpoints anyway) may go on with periodic
+    # checkpoints: which checkpoints are written trains nothing differently, unless the best one is loaded at the end
+    out = killed_copy(done, tmp_path, after_step=4)
+    R.main(done.argv(out, "--save_strategy", "epoch"))
+    assert same_weights(done.out, out)
+    saved = {"save_strategy": "no", "load_best_model_at_end": False}
+    assert RF.settings_differences(saved, {**saved, "save_strategy": "steps"}) == []
+    best = {**saved, "load_best_model_at_end": True}
+    assert RF.settings_differences(best, {**best, "save_strategy": "steps"}) == ["--save_strategy steps (it was no)"]
+
+
 def test_readme_lists_the_flags_safe_to_change_on_resume():
     readme = open(os.path.join(ROOT, "README.md")).read()
     section = readme.split("### Interruptions", 1)[1].split("\n### ", 1)[0]
     listed = set(re.findall(r"`--([a-z0-9_]+)`", section.split("These may change on a resume", 1)[1]))
-    missing = [f for f in RF.SAFE_TO_CHANGE + RF.SAFE_WITHOUT_EVAL_DURING_TRAINING if f not in listed]
+    missing = [f for f in RF.SAFE_TO_CHANGE + RF.SAFE_WITHOUT_EVAL_DURING_TRAINING + RF.SAFE_WITHOUT_LOAD_BEST
+               if f not in listed]  # fmt: skip
     assert not missing, missing
 
 

@@ -71,6 +71,9 @@ SAFE_TO_CHANGE = (
 )  # fmt: skip
 # Safe too when the run evaluates only at its end (--eval_strategy no): then evaluation cannot touch training.
 SAFE_WITHOUT_EVAL_DURING_TRAINING = ("do_eval", "validation_file", "max_eval_samples")
+# Safe too unless the run loads its best checkpoint at the end: which checkpoints are written trains nothing
+# differently (saving draws no random numbers), but with --load_best_model_at_end it decides which model is kept.
+SAFE_WITHOUT_LOAD_BEST = ("save_strategy",)
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints
@@ -250,10 +253,11 @@ def decided(checkpoint: str | None) -> dict:
 
 def settings_differences(saved: dict, now: dict) -> list[str]:
     """'--learning_rate 0.001 (the checkpoint: 5e-05)' for each setting that differs."""
+    skip = set()
     if saved.get("eval_strategy", "no") == "no" and now.get("eval_strategy", "no") == "no":
-        skip = set(SAFE_WITHOUT_EVAL_DURING_TRAINING)
-    else:
-        skip = set()
+        skip |= set(SAFE_WITHOUT_EVAL_DURING_TRAINING)
+    if not (saved.get("load_best_model_at_end") or now.get("load_best_model_at_end")):
+        skip |= set(SAFE_WITHOUT_LOAD_BEST)
     differences = []
     for key in sorted((set(saved) | set(now)) - skip - set(SAFE_TO_CHANGE) - {DECIDED}):
         if saved.get(key) == now.get(key):
