@@ -437,18 +437,23 @@ json.dump(results, open(os.path.join(out, "all_results.json"), "w"))
 """
 
 
+def sampler_order_folders(tmp_path):
+    """A tiny GLUE root (SST-2), the stand-in peer, and the benchmark's record and work folders."""
+    glue = tmp_path / "glue"
+    glue.mkdir()
+    write_sst2(glue / "SST-2", n_train=20)
+    peer = tmp_path / "peer.py"
+    peer.write_text(FAKE_PEER)
+    return glue, peer, tmp_path / "results" / "sampler-order", tmp_path / "work"
+
+
 def test_sampler_order_benchmark_runs_the_peer_and_ours_on_the_recipes_settings_and_resumes(tiny_bert, tmp_path):
     """benchmarks/sampler_order.py on a tiny SST-2 folder: the peer (a stand-in here: tests do not need ../shared) gets
     the HF README recipe's hyperparameters and a CSV copy of the task; ours runs the recipe itself; a rerun adds
     nothing; random order is our flag for it."""
     from benchmarks import sampler_order
 
-    glue = tmp_path / "glue"
-    glue.mkdir()
-    write_sst2(glue / "SST-2", n_train=20)
-    peer = tmp_path / "peer.py"
-    peer.write_text(FAKE_PEER)
-    out, work = tmp_path / "results" / "sampler-order", tmp_path / "work"
+    glue, peer, out, work = sampler_order_folders(tmp_path)
     argv = ["--glue_dir", str(glue), "--tasks", "sst2", "--seeds", "3", "--variants", "peer", "group", "--model",
             tiny_bert, "--max_train_samples", "16", "--max_seq_length", "32", "--peer", str(peer), "--work",
             str(work), "--out", str(out)]  # fmt: skip
@@ -485,12 +490,7 @@ def test_sampler_order_resumes_a_stopped_run_and_takes_group_runs_from_the_recip
     no timing); the group runs can come from the recipe's own results file, which must be that recipe's, unchanged."""
     from benchmarks import sampler_order
 
-    glue = tmp_path / "glue"
-    glue.mkdir()
-    write_sst2(glue / "SST-2", n_train=20)
-    peer = tmp_path / "peer.py"
-    peer.write_text(FAKE_PEER)
-    out, work = tmp_path / "results" / "sampler-order", tmp_path / "work"
+    glue, peer, out, work = sampler_order_folders(tmp_path)
     (work / "sst2" / "peer-2" / "checkpoint-500").mkdir(parents=True)  # a peer run stopped after step 500
     recipe = "recipes/glue/sst2/all-MiniLM-L6-v2_hf-readme.json"
 
