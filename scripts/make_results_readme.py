@@ -733,6 +733,116 @@ def _benchmark_records(results_dir: str, folder: str) -> list[dict]:
     return records
 
 
+def _speed_records(results_dir: str) -> list[tuple[str, dict]]:
+    """(file name, record) of results/speed/*.json, in name order (so the newest of a kind is the last)."""
+    records = []
+    for path in sorted(glob.glob(os.path.join(results_dir, "speed", "*.json"))):
+        with open(path, encoding="utf-8") as f:
+            records.append((os.path.basename(path), json.load(f)))
+    return records
+
+
+def _flags(record: dict) -> str:
+    return ", ".join(record.get("cpu_flags") or []) or "?"
+
+
+def _grouping_cost(results_dir: str) -> str:
+    """What grouping costs in accuracy, per task of results/sampler-order/: our grouped median minus our random
+    median on all training rows (HF README settings), with the seeds behind each."""
+    parts = []
+    for record in _benchmark_records(results_dir, "sampler-order"):
+        key = f"eval_{record['primary_metric']}"
+        values = {
+            v: [
+                100 * r["metrics"][key] for r in record["runs"] if r["variant"] == v and not r.get("max_train_samples")
+            ]
+            for v in ("group", "random")
+        }
+        if values["group"] and values["random"]:
+            delta = _median(values["group"]) - _median(values["random"])
+            parts.append(
+                f"{record['task']} {delta:+.2f} points ({len(values['group'])} vs {len(values['random'])} seeds)"
+            )
+        else:
+            parts.append(f"{record['task']}: not both orders yet")
+    if not parts:
+        return "accuracy: not measured yet (benchmarks/sampler_order.py)"
+    return "accuracy, grouped minus random median (table below): " + "; ".join(parts)
+
+
+def defaults_section(results_dir: str) -> list[str]:
+    """Issue 40's question, answered from the records below it: what each of our speed defaults buys and what it
+    costs, each number taken from the named record (newest of its kind). A default without a record is listed as
+    not measured rather than left out."""
+    speed = _speed_records(results_dir)
+    rows = []
+
+    def newest(test):
+        found = [(name, r) for name, r in speed if test(name, r)]
+        return found[-1] if found else (None, None)
+
+    def packing_result(record, order, architecture="bert"):
+        return next(r for r in record["results"] if r["order"] == order and r["architecture"] == architecture)
+
+    name, rec = newest(lambda n, r: r.get("benchmark") == "packing" and "sst2" in r["data"].lower().replace("-", ""))
+    if rec:
+        grouped, random_ = packing_result(rec, "grouped"), packing_result(rec, "random")
+        rows.append(
+            f"| padding-free batches (`--padding_free auto`) | steps {grouped['speedup']:.2f}x faster than padded "
+            f"(length-grouped SST-2 batches), {random_['speedup']:.2f}x (random) | none in results: the padded "
+            f"model's logits and gradients to rounding (tests/pipeline/test_packing.py) | {name} ({_flags(rec)}) |"
+        )
+        if "one_layout" in grouped["median_ms_per_step"]:
+            ms = {o: packing_result(rec, o)["median_ms_per_step"]["padding_free"] for o in ("grouped", "random")}
+            rows.append(
+                f"| length-grouped batches (`--train_sampling_strategy group_by_length`) | steps "
+                f"{ms['random'] / ms['grouped']:.2f}x faster than random batches (SST-2, padding-free) | "
+                f"{_grouping_cost(results_dir)} | {name}, sampler-order/ |"
+            )
+    name_b, rec_b = newest(lambda n, r: r.get("benchmark") == "packing" and "rte" in r["data"].lower())
+    if rec_b and rec and "buckets_speedup" in packing_result(rec, "grouped"):
+        pairs, short = packing_result(rec_b, "random"), packing_result(rec, "random")
+        grouped = packing_result(rec, "grouped")
+        rows.append(
+            f"| attention in buckets (CPU, packed batches) | steps {pairs['buckets_speedup']:.2f}x faster on random "
+            f"RTE pair batches, {short['buckets_speedup']:.2f}x on random SST-2 | {grouped['buckets_speedup']:.2f}x "
+            f"on loosely grouped SST-2 batches (few batches bucket in a real grouped run) | {name_b}, {name} "
+            f"({_flags(rec_b)}) |"
+        )
+    name, rec = newest(lambda n, r: n.startswith("scale-") and "first_step_cold_vs_upfront_at_1000000" in r.get(
+        "targets", {}))  # fmt: skip
+    if rec:
+        t = rec["targets"]
+        rows.append(
+            f"| `--tokenize auto` (per batch from 100,000 rows on CPU) | first training step on a new 1M-row file "
+            f"{1 / t['first_step_cold_vs_upfront_at_1000000']['value']:.1f}x sooner than tokenizing up front, "
+            f"{1 / t['first_step_cold_vs_peer_at_1000000']['value']:.1f}x sooner than the real run_glue.py | training "
+            f"speed {t['train_throughput_cold_vs_upfront_at_1000000']['value']:.2f}x up front's; peak memory "
+            f"{t['peak_rss_cold_vs_peer_at_1000000']['value']:.4f}x the peer's | {name} ({_flags(rec)}) |"
+        )
+    name, rec = newest(lambda n, r: "bf16_train_time_vs_fp32" in r.get("targets", {}))
+    if rec:
+        t = rec["targets"]
+        rows.append(
+            f"| fp32 on a CPU without bf16 instructions (no `--bf16`) | {t['bf16_train_time_vs_fp32']['value']:.1f}x "
+            f"faster training than `--bf16` (same dev accuracy, {t['bf16_accuracy_vs_fp32_points']['value']:+.2f} "
+            f"points) | not measured on a CPU with native bf16 (AVX-512 BF16 / AMX) | {name} ({_flags(rec)}) |"
+        )
+    if not rows:
+        return []
+    return [
+        "## What each speed default buys and costs",
+        "",
+        "Each number is taken from the record named (results/speed/), measured alone on the CPU whose flags follow;",
+        "ratios compare runs of one record only.",
+        "",
+        "| default | buys | costs | record |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
 def sampler_order_section(results_dir: str) -> list[str]:
     """results/sampler-order/<task>.json written by benchmarks/sampler_order.py: per task, the real run_glue.py, our
     script in random order and in our default grouping: the primary metric's median (range) over seeds, and the
@@ -1013,6 +1123,7 @@ def render(results_dir: str, sources: dict, plt) -> str:
                 used.add(reference_for(name, sources)[0])
     lines += label_noise_section(results_dir)
     lines += learning_curve_section(results_dir, plots_dir, plt)
+    lines += defaults_section(results_dir)
     lines += sampler_order_section(results_dir)
     lines += speed_section(results_dir, plots_dir, plt)
     if used:

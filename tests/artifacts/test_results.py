@@ -680,3 +680,40 @@ def test_the_readme_table_of_method_auto_is_what_the_code_picks():
             label = f"{low} to {high}"
         row = next((line for line in readme.splitlines() if line.startswith(f"| {label} | ")), None)
         assert row is not None and words[name] in row, (label, name)
+
+
+def test_the_defaults_table_takes_each_number_from_its_record(tmp_path):
+    """results/README.md's "what each speed default buys and costs": every number from the newest record of its
+    kind, the CPU flags beside it, and grouping's accuracy cost per task as grouped minus random median."""
+    make = load_script("make_results_readme")
+    speed, order = tmp_path / "speed", tmp_path / "sampler-order"
+    speed.mkdir()
+    order.mkdir()
+
+    def packing(ms):  # (order, padded, padding_free, one_layout)
+        return [{"architecture": "bert", "order": o, "padding": 0.2, "median_ms_per_step": {"padded": a,
+                 "padding_free": b, "one_layout": c}, "speedup": a / b, "buckets_speedup": c / b}
+                for o, a, b, c in ms]  # fmt: skip
+
+    older = {"benchmark": "packing", "data": "SST-2 train.tsv first 1024 rows", "results": packing(
+        [("grouped", 9, 1, 1), ("random", 9, 1, 1)])}  # fmt: skip
+    sst2 = {"benchmark": "packing", "data": "sst2 train.tsv first 1024 rows", "cpu_flags": ["avx2"],
+            "results": packing([("grouped", 820, 700, 672), ("random", 1750, 735, 792)])}  # fmt: skip
+    rte = {"benchmark": "packing", "data": "rte train.tsv first 192 rows", "cpu_flags": ["avx512_bf16"],
+           "results": packing([("grouped", 6000, 3300, 3800), ("random", 5800, 3000, 3600)])}  # fmt: skip
+    for name, record in (("packing-cpu-2026-11-29.json", older), ("packing-sst2-cpu-2026-12-06.json", sst2),
+                         ("packing-rte-cpu-2026-12-06.json", rte)):  # fmt: skip
+        (speed / name).write_text(json.dumps(record))
+    runs = [{"variant": v, "seed": s, "metrics": {"eval_accuracy": a}} for v, s, a in
+            (("group", 1, 0.60), ("group", 2, 0.62), ("random", 1, 0.65), ("peer", 1, 0.7))]  # fmt: skip
+    (order / "rte.json").write_text(json.dumps({"task": "rte", "primary_metric": "accuracy", "runs": runs}))
+    (order / "sst2.json").write_text(json.dumps({"task": "sst2", "primary_metric": "accuracy", "runs": runs[:2]}))
+    text = "\n".join(make.defaults_section(str(tmp_path)))
+    assert "| steps 1.17x faster than padded (length-grouped SST-2 batches), 2.38x (random) |" in text
+    assert "packing-sst2-cpu-2026-12-06.json (avx2)" in text and "packing-cpu-2026-11-29" not in text
+    assert "steps 1.05x faster than random batches" in text  # 735 / 700
+    assert "rte -4.00 points (2 vs 1 seeds); sst2: not both orders yet" in text  # median 61 - 65
+    assert "steps 1.20x faster on random RTE pair batches, 1.08x on random SST-2 | 0.96x on loosely" in text
+    assert "(avx512_bf16) |" in text
+    assert "--tokenize auto" not in text  # no record of it: no row
+    assert make.defaults_section(str(tmp_path / "none")) == []
