@@ -873,7 +873,8 @@ def sampler_order_section(results_dir: str) -> list[str]:
             groups.setdefault((r["variant"], r.get("max_train_samples") or "all"), []).append(r)
         for (variant, rows), runs in groups.items():
             values = [100 * r["metrics"][f"eval_{metric}"] for r in runs]
-            timed = [r for r in runs if not r.get("resumed")]  # a resumed run's seconds are its last part's
+            # a resumed run's seconds are its last part's; a run marked not_timed shared the CPU (its note says how)
+            timed = [r for r in runs if not r.get("resumed") and not r.get("not_timed")]
             train = [r["train_runtime_s"] for r in timed if r.get("train_runtime_s") is not None]
             seconds = f"{_median(train):.0f} | {_median([r['wall_s'] for r in timed]):.0f}" if train else "- | -"
             lines.append(
