@@ -120,7 +120,7 @@ class Bucket(NamedTuple):
 
     tokens: torch.Tensor  # their tokens' places in the packed batch, row after row
     cells: torch.Tensor  # each of those tokens' cell in the (rows, longest) layout
-    lengths: torch.Tensor  # (rows,) their lengths
+    real: torch.Tensor  # (rows, longest): True at their tokens (the padding mask, made once a forward)
     longest: int
 
 
@@ -159,7 +159,7 @@ def attention_buckets(cu_seq_lens: torch.Tensor, max_length: int) -> list[Bucket
         real = offsets < count[:, None]
         tokens = (starts[members][:, None] + offsets)[real]
         cells_ = (torch.arange(len(members), device=lengths.device)[:, None] * longest + offsets)[real]
-        buckets.append(Bucket(tokens, cells_, count, longest))
+        buckets.append(Bucket(tokens, cells_, real, longest))
     return buckets
 
 
@@ -183,9 +183,8 @@ def packed_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=
             packed = [x[0].transpose(0, 1) for x in (query, key, value)]  # (tokens, heads, head_dim)
             parts = []
             for b in buckets:
-                q, k, v = (pad_tokens(x.index_select(0, b.tokens), b.cells, len(b.lengths), b.longest) for x in packed)
-                mask = torch.arange(b.longest, device=q.device)[None, :] < b.lengths[:, None]
-                out = _attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), mask, causal, window, dropout,
+                q, k, v = (pad_tokens(x.index_select(0, b.tokens), b.cells, len(b.real), b.longest) for x in packed)
+                out = _attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), b.real, causal, window, dropout,
                               scaling)  # fmt: skip
                 parts.append(out.transpose(1, 2).reshape(-1, *out.shape[1:2], out.shape[-1]).index_select(0, b.cells))
             joined, where = torch.cat(parts), torch.cat([b.tokens for b in buckets])
