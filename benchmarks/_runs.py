@@ -1,6 +1,6 @@
-"""What the benchmarks share: CSV files for a run, one run as a logged subprocess, the command line as a record shows
-it (the accuracy benchmarks: label_noise.py, learning_curve.py, sampler_order.py), and the CPU's flags that every
-timing is recorded with."""
+"""What the benchmarks share: CSV files for a run (and the real run_glue.py's copies of a GLUE task), one run as a
+logged subprocess, the command line as a record shows it (the accuracy benchmarks: label_noise.py,
+learning_curve.py, sampler_order.py), and the CPU's flags that every timing is recorded with."""
 
 import csv
 import os
@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+from textcls.data.glue import GLUE_TASKS, load_glue_dir
 from textcls.train.distributed import cpu_flags as all_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -19,6 +20,27 @@ def write_csv(path: str, rows: list[dict]) -> str:
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+def peer_csvs(task: str, data_dir: str, folder: str) -> tuple[str, str]:
+    """train.csv and dev.csv in `folder` for the real run_glue.py (it reads csv/json only) from the GLUE task's
+    original TSV folder: the task's text column(s) as sentence / sentence1, sentence2 and the label id. Made before and
+    outside any timed run."""
+    spec = GLUE_TASKS[task]
+    data = load_glue_dir(task, data_dir)
+    columns = [spec.text_column] + ([spec.text_pair_column] if spec.text_pair_column else [])
+    names = ["sentence"] if len(columns) == 1 else ["sentence1", "sentence2"]
+    paths = []
+    for split, name in (("train", "train.csv"), (spec.eval_splits[0], "dev.csv")):
+        path = os.path.join(folder, name)
+        with open(path + ".tmp", "w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow([*names, "label"])
+            for row in data[split]:
+                writer.writerow([*(row[c] for c in columns), row["label"]])
+        os.replace(path + ".tmp", path)
+        paths.append(path)
+    return paths[0], paths[1]
 
 
 def run_logged(argv: list[str], log: str) -> float:

@@ -23,7 +23,9 @@ results/README.md leaves it out of the medians.
 --group_from RESULTS_FILE takes the group runs from our recipe's own results file (results/glue/<task>/
 all-MiniLM-L6-v2_hf-readme.json, written by scripts/run_seeds.py) instead of training them again: the same recipe
 and seeds, which evaluated each epoch (that changes no training: no load-best, no random numbers drawn) and were
-timed then (the record names the file and each run's command). For SST-2 that saves 5 runs of ~40 minutes.
+timed then, on that record's machine with those evaluations inside (the record names the file and each run's
+command; results/README.md shows their metric, not their seconds: the step-time cost of each order is measured alone
+by benchmarks/packing.py). For SST-2 that saves 5 runs of ~40 minutes.
 
 The recipe's stock [CLS] pooler head (--pooling cls) is the peer's, so random vs the peer compares the two scripts
 on one model and order, and group vs random our ordering alone. Records: results/sampler-order/<task>.json, every
@@ -35,7 +37,6 @@ CPU cost on 2 cores (all-MiniLM-L6-v2): a full SST-2 run is ~45 min, so the whol
 sessions run by run."""
 
 import argparse
-import csv
 import datetime
 import json
 import os
@@ -46,10 +47,11 @@ sys.path.insert(0, ROOT)
 
 from benchmarks._runs import (  # noqa: E402  (the repository root is on the path above)
     command_line,
-    cpu_flags,  # noqa: E402
+    cpu_flags,
+    peer_csvs,
     run_logged,
 )
-from textcls.data.glue import GLUE_TASKS, load_glue_dir  # noqa: E402
+from textcls.data.glue import GLUE_TASKS  # noqa: E402
 from textcls.evaluation.results import environment, git_state  # noqa: E402
 from textcls.io import write_json_atomic  # noqa: E402
 from textcls.model.build import resolve_model_path  # noqa: E402
@@ -65,24 +67,6 @@ PRIMARY = {"sst2": "accuracy", "cola": "matthews_correlation", "mrpc": "f1", "rt
 
 def recipe_path(task: str) -> str:
     return os.path.join(ROOT, "recipes", "glue", task, "all-MiniLM-L6-v2_hf-readme.json")
-
-
-def peer_csvs(task: str, glue_dir: str, folder: str) -> tuple[str, str]:
-    """train.csv and dev.csv for the peer (it reads csv/json only): the task's text column(s) and the label id."""
-    spec = GLUE_TASKS[task]
-    data = load_glue_dir(task, os.path.join(glue_dir, spec.dir_name))
-    columns = [spec.text_column] + ([spec.text_pair_column] if spec.text_pair_column else [])
-    names = ["sentence"] if len(columns) == 1 else ["sentence1", "sentence2"]
-    paths = []
-    for split, name in (("train", "train.csv"), (spec.eval_splits[0], "dev.csv")):
-        path = os.path.join(folder, name)
-        with open(path, "w", encoding="utf-8", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow([*names, "label"])
-            for row in data[split]:
-                writer.writerow([*(row[c] for c in columns), row["label"]])
-        paths.append(path)
-    return paths[0], paths[1]
 
 
 def variant_argv(variant: str, task: str, args, seed: int, out: str, csvs: tuple[str, str], resume=False) -> list[str]:
@@ -192,7 +176,8 @@ def benchmark(args) -> int:
     for task in args.tasks:
         folder = os.path.join(args.work, task)
         os.makedirs(folder, exist_ok=True)
-        csvs = peer_csvs(task, args.glue_dir, folder) if "peer" in args.variants else ("", "")
+        task_dir = os.path.join(args.glue_dir, GLUE_TASKS[task].dir_name)
+        csvs = peer_csvs(task, task_dir, folder) if "peer" in args.variants else ("", "")
         path = os.path.join(args.out, f"{task}.json")
         record = {"benchmark": "sampler-order", "task": task, "primary_metric": PRIMARY[task], "runs": []}
         if os.path.isfile(path):

@@ -16,6 +16,12 @@ max_seq_length 128):
   ours_lora  ours + --use_lora true (r 8, query/value): for the LoRA-vs-full step time
   ours_bf16  ours + --bf16 true (torch's CPU autocast): does mixed precision pay on this CPU? (not in the default set;
              `--modes ours ours_bf16 --train_rows 8000`; the record keeps the CPU flags: avx512_bf16 / amx_bf16)
+  ours_random ours + --train_sampling_strategy random (padding-free batches in random order)
+  peer_best  the real run_glue.py (--peer, default ../shared/peers/run_glue.py: HF's script patched only to run
+             offline) with its best flags, --pad_to_max_length false --train_sampling_strategy group_by_length, on
+             CSV copies of the SST-2 TSVs made before any timed run (not in the default set: it needs ../shared;
+             `--modes ours ours_random peer_best peer_random --train_rows 8000`, issue 40's steady-state check)
+  peer_random the real run_glue.py, --pad_to_max_length false, its default random order
 --scaling adds our defaults at 1k / 4k / 16k rows (1 run each) and our padded mode at max_seq_length 32 / 64 / 128
 (every row costs exactly L tokens; 128 is the slow mode's own run): how cost grows with rows and with sequence length.
 
@@ -38,10 +44,12 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks._runs import cpu_flags  # noqa: E402  (the repository root is put on the path just above)
+from benchmarks._runs import cpu_flags, peer_csvs  # noqa: E402  (the repository root is put on the path above)
+from textcls.data.glue import load_glue_dir  # noqa: E402
 from textcls.errors import UserError  # noqa: E402
 from textcls.evaluation.results import environment, git_state  # noqa: E402
 from textcls.io import write_json_atomic  # noqa: E402
+from textcls.model.build import resolve_model_path  # noqa: E402
 
 
 class RunFailed(Exception):
@@ -50,6 +58,8 @@ class RunFailed(Exception):
 
 OURS = os.path.join(ROOT, "run_classification.py")
 HF = os.path.join(ROOT, "benchmarks", "hf_reference.py")
+PEER = "peer"  # the real run_glue.py: --peer names its path
+DEFAULT_PEER = os.path.join(os.path.dirname(ROOT), "shared", "peers", "run_glue.py")
 MODES = {
     "slow": (OURS, ["--pad_to_max_length", "true", "--train_sampling_strategy", "random"]),
     "hf_best": (HF, ["--group_by_length"]),
@@ -57,6 +67,9 @@ MODES = {
     "ours": (OURS, []),
     "ours_lora": (OURS, ["--use_lora", "true"]),
     "ours_bf16": (OURS, ["--bf16", "true"]),  # torch's CPU autocast; pays where the CPU has bf16 dot products
+    "ours_random": (OURS, ["--train_sampling_strategy", "random"]),
+    "peer_best": (PEER, ["--pad_to_max_length", "false", "--train_sampling_strategy", "group_by_length"]),
+    "peer_random": (PEER, ["--pad_to_max_length", "false"]),
 }
 DEFAULT_MODES = ("slow", "hf_best", "ours", "ours_lora")
 SCALING_ROWS = (1000, 4000, 16000)
@@ -70,18 +83,32 @@ TARGETS = (
     # issue 40: a default only if it wins by more than noise (10%) at equal accuracy (the points beside it)
     ("bf16_train_time_vs_fp32", "ours_bf16 / ours train time", "<= 0.9", lambda v: v <= 0.9),
     ("bf16_accuracy_vs_fp32_points", "ours_bf16 - ours dev accuracy, points", "|x| <= 0.5", lambda v: abs(v) <= 0.5),
+    # issue 40: against the real run_glue.py, each order against its own; one seed a side, so accuracy within a point
+    # (the sampler-order table's 5 seeds a task are the accuracy verdict); per step: no slower
+    ("end_to_end_vs_peer_best", "peer_best / ours end-to-end wall", ">= 1.3", lambda v: v >= 1.3),
+    ("train_time_vs_peer_best", "peer_best / ours train time", ">= 1", lambda v: v >= 1),
+    ("accuracy_vs_peer_best_points", "ours - peer_best dev accuracy, points", "|x| <= 1", lambda v: abs(v) <= 1),
+    ("end_to_end_random_vs_peer_random", "peer_random / ours_random end-to-end wall", ">= 1.3", lambda v: v >= 1.3),
+    ("train_time_random_vs_peer_random", "peer_random / ours_random train time", ">= 1", lambda v: v >= 1),
+    (
+        "accuracy_random_vs_peer_random_points",
+        "ours_random - peer_random dev accuracy, points",
+        "|x| <= 1",
+        lambda v: abs(v) <= 1,
+    ),
 )
 
 
-def run_command(mode: str, args, output_dir: str, train_rows: int, extra=()) -> list[str]:
+def run_command(mode: str, args, output_dir: str, train_rows: int, extra=(), csvs=None) -> list[str]:
+    """One run's command; `csvs` are the (train, dev) CSV copies the peer modes read."""
     script, flags = MODES[mode]
+    if script == PEER:  # it reads CSV files (made once, untimed) and knows no packaged model names
+        data = ["--model_name_or_path", resolve_model_path(args.model), "--train_file", csvs[0]]
+        data += ["--validation_file", csvs[1], "--metric_task", "sst2"]
+    else:
+        data = ["--model_name_or_path", args.model, "--task_name", "sst2", "--data_dir", args.data_dir]
     common = [
-        "--model_name_or_path",
-        args.model,
-        "--task_name",
-        "sst2",
-        "--data_dir",
-        args.data_dir,
+        *data,
         "--output_dir",
         output_dir,
         "--max_train_samples",
@@ -101,6 +128,10 @@ def run_command(mode: str, args, output_dir: str, train_rows: int, extra=()) -> 
         common += ["--do_train", "--do_eval", "--save_strategy", "no", "--overwrite_output_dir", "true"]
         # No pictures: HF's script draws none, so both sides do the same work (drawing takes ~1 s a run).
         common += ["--disable_tqdm", "true", "--report_to", "none", "--plots", "false"]
+    elif script == PEER:  # the same work as ours: train, evaluate once, no checkpoint; its default eval batch
+        common += ["--do_train", "--do_eval", "--save_strategy", "no", "--overwrite_output_dir"]
+        common += ["--disable_tqdm", "true", "--report_to", "none"]
+        script = args.peer
     return [sys.executable, script, *common, *flags, *shlex.split(args.run_flags), *extra]
 
 
@@ -133,10 +164,7 @@ def timed_run(command: list[str], output_dir: str, log_path: str) -> dict:
 
 def row_lengths(model: str, data_dir: str, rows: int, max_seq_length: int) -> list[int]:
     """Tokens of each of the first `rows` training rows after truncation, special tokens included, no padding."""
-    from transformers import AutoTokenizer
-
-    from textcls.data.glue import load_glue_dir
-    from textcls.model.build import resolve_model_path
+    from transformers import AutoTokenizer  # here: the parent process needs it only for this count
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model))
     texts = list(load_glue_dir("sst2", data_dir)["train"].select(range(rows))["sentence"])
@@ -166,6 +194,16 @@ def ratios(medians: dict) -> dict:
         values["end_to_end_vs_hf_best"] = medians["hf_best"]["wall_s"] / medians["ours"]["wall_s"]
     if "ours" in medians and "ours_lora" in medians:
         values["lora_step_time_vs_full"] = medians["ours_lora"]["train_s"] / medians["ours"]["train_s"]
+    for ours, peer, suffix in (
+        ("ours", "peer_best", "vs_peer_best"),
+        ("ours_random", "peer_random", "random_vs_peer_random"),
+    ):
+        if ours in medians and peer in medians:
+            values[f"end_to_end_{suffix}"] = medians[peer]["wall_s"] / medians[ours]["wall_s"]
+            values[f"train_time_{suffix}"] = medians[peer]["train_s"] / medians[ours]["train_s"]
+            values[f"accuracy_{suffix}_points"] = 100 * (
+                medians[ours]["eval_accuracy"] - medians[peer]["eval_accuracy"]
+            )
     if "ours" in medians and "ours_bf16" in medians:
         values["bf16_train_time_vs_fp32"] = medians["ours_bf16"]["train_s"] / medians["ours"]["train_s"]
         values["bf16_accuracy_vs_fp32_points"] = 100 * (
@@ -215,6 +253,7 @@ def parse(argv):
     p.add_argument("--scaling", action="store_true", help="also 1k/4k/16k rows and max_seq_length 32/64/128")
     p.add_argument("--scaling_rows", type=int, nargs="+", default=list(SCALING_ROWS))
     p.add_argument("--scaling_lengths", type=int, nargs="+", default=list(SCALING_LENGTHS))
+    p.add_argument("--peer", default=DEFAULT_PEER, help="the real run_glue.py, for the peer_* modes")
     p.add_argument("--out", help="result JSON (default results/speed/cpu-<date>.json; a GPU run names its own)")
     p.add_argument("--work_dir", help="where the runs write (default: a temporary folder, removed at the end)")
     return p.parse_args(argv)
@@ -227,14 +266,17 @@ def main(argv=None) -> int:
         raise UserError(f"{args.data_dir} has no train.tsv: pass the original GLUE SST-2 folder as --data_dir.")
     if args.repeats < 1 or args.slow_repeats < 1:
         raise UserError("--repeats and --slow_repeats must be 1 or more.")
+    if any(MODES[mode][0] == PEER for mode in args.modes) and not os.path.isfile(args.peer):
+        raise UserError(f"the peer script is not at {args.peer}: pass --peer PATH (../shared/peers/run_glue.py)")
     date = datetime.date.today().isoformat()
     out_path = args.out or os.path.join(ROOT, "results", "speed", f"cpu-{date}.json")
     with tempfile.TemporaryDirectory(dir=args.work_dir) as work:
         os.environ["TOKENIZERS_PARALLELISM"] = "false"  # inherited by every run
+        csvs = peer_csvs("sst2", args.data_dir, work) if any(MODES[m][0] == PEER for m in args.modes) else None
 
         def measure(label, mode, rows, extra=()):
             out_dir = os.path.join(work, label)
-            command = run_command(mode, args, out_dir, rows, extra)
+            command = run_command(mode, args, out_dir, rows, extra, csvs)
             result = timed_run(command, out_dir, os.path.join(work, f"{label}.log"))
             print(
                 f"  {label}: {result['train_samples_per_second']:.1f} samples/s, wall {result['wall_s']:.1f} s, "

@@ -712,8 +712,34 @@ def test_the_defaults_table_takes_each_number_from_its_record(tmp_path):
     assert "| steps 1.17x faster than padded (length-grouped SST-2 batches), 2.38x (random) |" in text
     assert "packing-sst2-cpu-2026-12-06.json (avx2)" in text and "packing-cpu-2026-11-29" not in text
     assert "steps 1.05x faster than random batches" in text  # 735 / 700
-    assert "rte -4.00 points (2 vs 1 seeds); sst2: not both orders yet" in text  # median 61 - 65
+    # median 61 - 65; two seeds against one cannot tell an order from noise
+    assert "rte -4.00 points (2 vs 1 seeds; within seed noise, Mann-Whitney p 0.67); sst2: not both orders yet" in text
+    runs = [{"variant": v, "seed": s, "metrics": {"eval_accuracy": a}} for s in range(5)
+            for v, a in (("group", 0.60 + s / 100), ("random", 0.66 + s / 100))]  # fmt: skip
+    (order / "rte.json").write_text(json.dumps({"task": "rte", "primary_metric": "accuracy", "runs": runs}))
+    text = "\n".join(make.defaults_section(str(tmp_path)))
+    assert "rte -6.00 points (5 vs 5 seeds; beyond seed noise, Mann-Whitney p 0.01)" in text  # no overlap
     assert "steps 1.20x faster on random RTE pair batches, 1.08x on random SST-2 | 0.96x on loosely" in text
     assert "(avx512_bf16) |" in text
     assert "--tokenize auto" not in text  # no record of it: no row
     assert make.defaults_section(str(tmp_path / "none")) == []
+
+
+def test_imported_group_runs_show_no_seconds_beside_runs_timed_here(tmp_path):
+    """Group runs taken from the recipe's results file (sampler_order.py --group_from) were timed on another machine
+    and evaluated each epoch inside their train_runtime: their seconds must not stand beside the random runs' as a
+    comparison; the row shows their metric only, and the note says why."""
+    make = load_script("make_results_readme")
+    order = tmp_path / "sampler-order"
+    order.mkdir()
+    source = "results/glue/rte/all-MiniLM-L6-v2_hf-readme.json"
+    runs = [{"variant": "group", "seed": s, "metrics": {"eval_accuracy": a}, "train_runtime_s": 300.0,
+             "wall_s": 345.0, "source": source} for s, a in ((1, 0.60), (2, 0.62))]  # fmt: skip
+    runs += [{"variant": "random", "seed": 1, "metrics": {"eval_accuracy": 0.65}, "train_runtime_s": 700.0,
+              "wall_s": 760.0, "cpu_flags": ["avx2"]}]  # fmt: skip
+    record = {"task": "rte", "primary_metric": "accuracy", "command": "sampler_order.py", "runs": runs}
+    (order / "rte.json").write_text(json.dumps(record))
+    text = "\n".join(make.sampler_order_section(str(tmp_path)))
+    assert "| group | all | 2 | 61.00 (60.00-62.00) | - | - |" in text
+    assert "| random | all | 1 | 65.00 (65.00-65.00) | 700 | 760 |" in text
+    assert f"group seeds 1, 2: the recipe's own runs in {source}" in text and "seconds left out" in text

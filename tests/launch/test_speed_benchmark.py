@@ -1,7 +1,9 @@
 """The speed benchmark's code path, end to end on the tiny model: every mode runs, the record and the table hold what
 the README and the issue promise. No timing is asserted: speed targets live in the benchmark's output, not in tests."""
 
+import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -61,8 +63,10 @@ def test_every_default_mode_is_measured(speed_record):
 
 def test_record_has_ratios_scaling_and_provenance(speed_record):
     record, stdout = speed_record
-    # every target of the default modes (bf16 is measured on asking: --modes ours ours_bf16)
-    assert set(record["targets"]) == {name for name, *_ in speed.TARGETS if not name.startswith("bf16_")}
+    # every target of the default modes (bf16 and the real peer are measured on asking: --modes ours ours_bf16)
+    assert set(record["targets"]) == {
+        name for name, *_ in speed.TARGETS if not name.startswith("bf16_") and "peer" not in name
+    }
     m = record["medians"]
     assert record["targets"]["lora_step_time_vs_full"]["value"] == pytest.approx(
         m["ours_lora"]["train_s"] / m["ours"]["train_s"]
@@ -156,3 +160,70 @@ def test_a_failing_run_is_one_error_and_no_record(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "exited with 2" in err and "no-model" in err
     assert not out.exists()
+
+
+FAKE_PEER = """import csv, json, os, sys
+argv = sys.argv[1:]
+flag = lambda name: argv[argv.index(name) + 1]
+out = flag("--output_dir")
+os.makedirs(out, exist_ok=True)
+with open(flag("--train_file"), newline="") as f:
+    rows = list(csv.reader(f))
+json.dump({"train_runtime": 2.0, "train_samples_per_second": 8.0, "argv": argv, "header": rows[0],
+           "rows": len(rows) - 1}, open(os.path.join(out, "train_results.json"), "w"))
+json.dump({"eval_runtime": 0.5, "eval_accuracy": 0.75}, open(os.path.join(out, "eval_results.json"), "w"))
+"""
+
+
+def test_the_real_peer_modes_get_its_best_flags_and_csv_copies(tiny_bert, tmp_path):
+    """peer_best / peer_random run the real run_glue.py (a stand-in here: tests do not need ../shared) on CSV copies
+    of the SST-2 TSVs, with its best flags or its random order; the ratios against ours are issue 40's targets."""
+    data = write_sst2(tmp_path / "SST-2")
+    peer = tmp_path / "run_glue.py"
+    peer.write_text(FAKE_PEER)
+    out = tmp_path / "peer.json"
+    argv = ["--data_dir", data, "--model", tiny_bert, "--train_rows", "8", "--repeats", "1", "--modes", "peer_best",
+            "peer_random", "--peer", str(peer), "--out", str(out), "--work_dir", str(tmp_path)]  # fmt: skip
+    assert speed.main(argv) == 0
+    record = json.loads(out.read_text())
+    best = record["runs"]["peer_best"][0]["command"]
+    random_order = record["runs"]["peer_random"][0]["command"]
+    assert "--pad_to_max_length false --train_sampling_strategy group_by_length" in best
+    assert "--pad_to_max_length false" in random_order and "--train_sampling_strategy" not in random_order
+    for command in (best, random_order):
+        assert "--metric_task sst2" in command and "--max_train_samples 8" in command and "--do_eval" in command
+        assert "--task_name" not in command and f"--model_name_or_path {tiny_bert}" in command
+    assert record["medians"]["peer_best"]["eval_accuracy"] == 0.75
+    with pytest.raises(speed.UserError, match="the peer script is not at"):
+        speed.main([*argv[:-4], "--peer", str(tmp_path / "missing.py")])
+    medians = {m: {"wall_s": w, "train_s": t, "eval_accuracy": a} for m, w, t, a in
+               (("ours", 10, 6, 0.80), ("peer_best", 14, 7, 0.81), ("ours_random", 10, 7, 0.8),
+                ("peer_random", 12, 9, 0.8))}  # fmt: skip
+    targets = speed.ratios(medians)
+    assert (
+        targets["end_to_end_vs_peer_best"]["value"] == pytest.approx(1.4) and targets["end_to_end_vs_peer_best"]["met"]
+    )
+    assert targets["accuracy_vs_peer_best_points"]["value"] == pytest.approx(-1.0)
+    assert not targets["end_to_end_random_vs_peer_random"]["met"]  # 1.2x
+    assert targets["train_time_random_vs_peer_random"]["value"] == pytest.approx(9 / 7)
+
+
+def test_the_peer_reads_the_tasks_rows_as_csv(tmp_path):
+    from benchmarks._runs import peer_csvs
+
+    data = write_sst2(tmp_path / "SST-2")
+    train, dev = peer_csvs("sst2", data, str(tmp_path))
+    with open(train, newline="") as f:
+        rows = list(csv.reader(f))
+    with open(os.path.join(data, "train.tsv"), newline="") as f:
+        tsv = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    assert rows[0] == ["sentence", "label"] and rows[1:] == [[s, str(int(label))] for s, label in tsv[1:]]
+    assert os.path.isfile(dev) and not os.path.exists(train + ".tmp")
+
+
+def test_every_mode_is_described_in_the_benchmarks_readme_and_the_help():
+    with open(os.path.join(os.path.dirname(speed.__file__), "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    for mode in speed.MODES:
+        assert f"| `{mode}` |" in readme, mode
+        assert f"\n  {mode} " in speed.__doc__, mode
