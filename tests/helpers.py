@@ -7,6 +7,7 @@ import os
 import random
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -280,6 +281,33 @@ def signal_at_step(monkeypatch, step, signum=signal.SIGTERM):
 
     monkeypatch.setattr(GracefulStop, "on_step_end", raise_it)
     return lambda: monkeypatch.setattr(GracefulStop, "on_step_end", original)
+
+
+SIGNAL_AT_STEP = """
+import os, runpy, sys
+from textcls.train.resume import GracefulStop
+step, signum = int(sys.argv.pop(1)), int(sys.argv.pop(1))
+original = GracefulStop.on_step_end
+def at_step(self, args, state, control, **kwargs):
+    if state.global_step == step:
+        os.kill(os.getpid(), signum)
+    return original(self, args, state, control, **kwargs)
+GracefulStop.on_step_end = at_step
+runpy.run_path("run_classification.py", run_name="__main__")
+"""
+
+
+def start_with_signal_at_step(argv, logs, step, signum):
+    """`python run_classification.py *argv` in a process of its own that sends itself `signum` at the end of
+    optimizer step `step`, as kill(1) would from outside, but at a known step: polling a tiny model's run for its
+    checkpoint raced the run on shared cores (and starved at nice 19: two minutes of the suite). Output to files."""
+    with open(logs / "stdout", "w") as stdout, open(logs / "stderr", "w") as stderr:
+        return subprocess.Popen(
+            [sys.executable, "-c", SIGNAL_AT_STEP, str(step), str(int(signum)), *argv],
+            cwd=ROOT,
+            stdout=stdout,
+            stderr=stderr,
+        )
 
 
 def three_class_rows(n, seed):

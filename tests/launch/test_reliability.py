@@ -11,8 +11,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from types import SimpleNamespace
 
@@ -24,7 +22,7 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file
 
 import run_classification as R
-from tests.helpers import ROOT, signal_at_step, three_class_rows, write_rows
+from tests.helpers import signal_at_step, start_with_signal_at_step, three_class_rows, write_rows
 from textcls.data import labels as L
 from textcls.data import tokenization as T
 from textcls.errors import UserError
@@ -92,50 +90,18 @@ def checkpoint_is_complete(path, step) -> bool:
     return checkpoint_problem(str(path), step) is None
 
 
-def start(argv, logs):
-    """The command line, in a process of its own; its output goes to files (a full pipe would stall it). It runs at
-    the lowest priority: on cores shared with other test workers, the test polling for its checkpoint must get the
-    CPU before the run races through the remaining steps (a tiny model's step takes milliseconds; at nice 10 the
-    SIGTERM test still lost that race once in a plain suite run)."""
-    with open(logs / "stdout", "w") as stdout, open(logs / "stderr", "w") as stderr:
-        return subprocess.Popen(
-            [sys.executable, "run_classification.py", *argv],
-            cwd=ROOT,
-            stdout=stdout,
-            stderr=stderr,
-            preexec_fn=lambda: os.nice(19),
-        )
-
-
-def wait_for_checkpoint(proc, out, after_step: int, timeout: float = 600) -> str:
-    """The first complete checkpoint of a step above after_step, polled while the process trains. The timeout is
-    generous: the run is niced to 19 and starves beside other work (beside a benchmark it once needed over 180 s)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        last = last_complete_checkpoint(out) if os.path.isdir(out) else None
-        if last is not None and int(last.rsplit("-", 1)[1]) > after_step:
-            return last
-        if proc.poll() is not None:
-            pytest.fail(f"the run ended (exit {proc.returncode}) before a checkpoint past step {after_step}")
-        time.sleep(0.02)
-    proc.kill()
-    pytest.fail(f"no checkpoint past step {after_step} within {timeout} s")
-
-
 # ------------------------------------------------------------------------------------------------ faults
 
 
 def test_kill_9_mid_epoch_then_the_same_command_resumes_bit_identical(reference, tmp_path, capsys):
     out = tmp_path / "out"
     argv = reference.argv(out)
-    proc = start(argv, tmp_path)
-    # Past step 8: the resumed run starts inside the second epoch and crosses into the third.
-    wait_for_checkpoint(proc, out, after_step=STEPS_PER_EPOCH)
-    proc.kill()
-    assert proc.wait() == -signal.SIGKILL
+    # Killed at step 11, after checkpoint-10: the resumed run starts in the second epoch and crosses into the third.
+    proc = start_with_signal_at_step(argv, tmp_path, 11, signal.SIGKILL)
+    assert proc.wait(timeout=600) == -signal.SIGKILL, (tmp_path / "stderr").read_text()[-2000:]
     assert not (out / "model.safetensors").exists() and not (out / "all_results.json").exists()
     resumed_from = last_complete_checkpoint(out)
-    assert int(resumed_from.rsplit("-", 1)[1]) % STEPS_PER_EPOCH != 0  # mid-epoch
+    assert resumed_from == str(out / "checkpoint-10") and 10 % STEPS_PER_EPOCH != 0  # mid-epoch
 
     R.main(argv)
     assert f"Resuming from {resumed_from}" in capsys.readouterr().out
@@ -145,9 +111,7 @@ def test_kill_9_mid_epoch_then_the_same_command_resumes_bit_identical(reference,
 def test_sigterm_saves_a_checkpoint_at_the_next_step_and_exits_then_resumes(reference, tmp_path):
     out = tmp_path / "out"
     argv = reference.argv(out)
-    proc = start(argv, tmp_path)
-    wait_for_checkpoint(proc, out, after_step=0)
-    proc.send_signal(signal.SIGTERM)
+    proc = start_with_signal_at_step(argv, tmp_path, 6, signal.SIGTERM)  # past checkpoint-5, not a save step
     proc.wait(timeout=600)
     err = (tmp_path / "stderr").read_text()
     assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
@@ -155,7 +119,7 @@ def test_sigterm_saves_a_checkpoint_at_the_next_step_and_exits_then_resumes(refe
     found = re.search(r"stopped by SIGTERM at step (\d+): checkpoint saved in (\S+)\. Run the same command again", err)
     assert found, err[-2000:]
     step, checkpoint = int(found.group(1)), found.group(2)
-    assert step < TOTAL_STEPS and checkpoint == str(out / f"checkpoint-{step}")
+    assert step == 6 and checkpoint == str(out / "checkpoint-6")  # at the step it came, not the next save
     assert checkpoint_is_complete(checkpoint, step) and last_complete_checkpoint(out) == checkpoint
     # Stopped, not finished: nothing in output_dir claims to be the final model or results.
     assert not (out / "model.safetensors").exists() and not (out / "train_results.json").exists()

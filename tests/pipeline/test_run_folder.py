@@ -287,6 +287,26 @@ def test_save_strategy_may_change_on_resume_unless_the_best_checkpoint_is_loaded
     assert RF.settings_differences(best, {**best, "save_strategy": "steps"}) == ["--save_strategy steps (it was no)"]
 
 
+def test_a_flag_added_after_a_checkpoint_is_no_change_at_the_value_its_code_had(tmp_path):
+    # checkpoints of code before --tokenize: settings without it; that code tokenized up front
+    old = {"learning_rate": 1e-3}
+    assert RF.settings_differences(old, {**old, "tokenize": "auto"}) == []
+    assert RF.settings_differences(old, {**old, "tokenize": "upfront"}) == []
+    assert RF.settings_differences(old, {**old, "tokenize": "per_batch"}) == ["--tokenize per_batch (it was unset)"]
+    assert RF.settings_differences({**old, "tokenize": "upfront"}, {**old, "tokenize": "auto"}) == [
+        "--tokenize auto (it was upfront)"
+    ]  # fmt: skip  (recorded: compared as ever)
+    checkpoint = tmp_path / "checkpoint-5"
+    checkpoint.mkdir()
+    assert RF.decided(str(checkpoint)) == {"tokenize": "upfront"}  # no settings recorded at all
+    (checkpoint / RF.SETTINGS).write_text(json.dumps(old))
+    assert RF.decided(str(checkpoint)) == {"tokenize": "upfront"}
+    (checkpoint / RF.SETTINGS).write_text(
+        json.dumps({**old, "tokenize": "auto", RF.DECIDED: {"tokenize": "per_batch"}})
+    )
+    assert RF.decided(str(checkpoint)) == {"tokenize": "per_batch"} and RF.decided(None) == {}
+
+
 def test_readme_lists_the_flags_safe_to_change_on_resume():
     readme = open(os.path.join(ROOT, "README.md")).read()
     section = readme.split("### Interruptions", 1)[1].split("\n### ", 1)[0]

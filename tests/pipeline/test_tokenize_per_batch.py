@@ -3,6 +3,7 @@ split before training starts. The same rows in the same order train exactly as u
 ids, labels, batches); lengths for length grouping are estimated from text size and follow the true ones; a stopped
 run resumes bit-identical; auto takes it only for a long split on CPU; what it cannot do is refused in one line."""
 
+import json
 import signal
 
 import datasets
@@ -25,6 +26,7 @@ from textcls.data import tokenization as TK
 from textcls.data.load import Columns
 from textcls.errors import UserError
 from textcls.model.build import load_config_and_tokenizer
+from textcls.train import run_folder as RF
 
 SINGLE = Columns(text="sentence", text_pair=None, label="label", id=None)
 
@@ -104,6 +106,31 @@ def test_auto_resumes_as_its_checkpoint_decided_on_another_device(tiny_bert, fil
     assert "--tokenize auto: per batch, as the checkpoint it resumes was trained" in capsys.readouterr().out
     assert same_weights(whole, out)
     assert history(out) == history(whole)
+
+
+def test_a_checkpoint_from_before_the_flag_resumes_as_that_code_tokenized(
+    tiny_bert, files, tmp_path, monkeypatch, capsys
+):
+    # Checkpoints of code older than --tokenize record no such setting; that code tokenized up front. Resuming one
+    # with today's default (auto, per batch here) is no change of settings: it goes on up front, as it began.
+    monkeypatch.setattr(TK, "PER_BATCH_FROM_ROWS", 50)
+    common = ["--max_steps", "24", "--save_strategy", "steps", "--save_steps", "5"]
+    whole, out = tmp_path / "whole", tmp_path / "out"
+    R.main(argv(tiny_bert, files["train"], files["dev"], whole, *common, "--tokenize", "upfront"))
+    put_back = signal_at_step(monkeypatch, 7, signal.SIGINT)
+    assert R.cli(argv(tiny_bert, files["train"], files["dev"], out, *common, "--tokenize", "upfront")) == 130
+    put_back()
+    for path in out.glob("checkpoint-*/run_settings.json"):  # as the code before the flag wrote them
+        settings = json.loads(path.read_text())
+        path.write_text(json.dumps({k: v for k, v in settings.items() if k not in ("tokenize", RF.DECIDED)}))
+        RF.write_manifest(str(path.parent))  # its new size: complete again
+    # asked for explicitly, per batch is another way of training than that checkpoint's: refused as a change
+    with pytest.raises(UserError, match=r"--tokenize per_batch \(it was unset"):
+        R.main(argv(tiny_bert, files["train"], files["dev"], out, *common, "--tokenize", "per_batch"))
+    capsys.readouterr()
+    R.main(argv(tiny_bert, files["train"], files["dev"], out, *common))
+    assert "--tokenize auto: up front, as the checkpoint it resumes was trained" in capsys.readouterr().out
+    assert same_weights(whole, out) and history(out) == history(whole)
 
 
 @pytest.mark.parametrize(

@@ -74,6 +74,11 @@ SAFE_WITHOUT_EVAL_DURING_TRAINING = ("do_eval", "validation_file", "max_eval_sam
 # Safe too unless the run loads its best checkpoint at the end: which checkpoints are written trains nothing
 # differently (saving draws no random numbers), but with --load_best_model_at_end it decides which model is kept.
 SAFE_WITHOUT_LOAD_BEST = ("save_strategy",)
+# Flags added after checkpoints began to record their settings. A checkpoint whose settings lack one was made by code
+# that always did what one of the flag's own values does now: resuming it with a value that can do the same is no
+# change (first), and its 'auto' resolves as that code did (second, read back by decided()). Any other value is
+# another way of training and refused as a change, as ever.
+ADDED_FLAGS = {"tokenize": (("auto", "upfront"), {"tokenize": "upfront"})}  # before it, every split up front
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints
@@ -241,14 +246,22 @@ def with_decided(settings: dict | None, **decided) -> dict | None:
 
 
 def decided(checkpoint: str | None) -> dict:
-    """What the run a checkpoint belongs to resolved its 'auto' flags to ({} for none, or checkpoints of before)."""
+    """What the run a checkpoint belongs to resolved its 'auto' flags to ({} for none, or a checkpoint without
+    recorded settings); for a flag added after the checkpoint was made (ADDED_FLAGS), what the code of then did."""
     if not checkpoint:
         return {}
     try:
         with open(os.path.join(checkpoint, SETTINGS), encoding="utf-8") as f:
-            return json.load(f).get(DECIDED) or {}
+            settings = json.load(f)
+        found = dict(settings.get(DECIDED) or {})
+    except FileNotFoundError:  # a checkpoint of code from before settings were recorded with each
+        settings, found = {}, {}
     except (OSError, ValueError, AttributeError):
         return {}
+    for flag, (_, then) in ADDED_FLAGS.items():
+        if flag not in settings:
+            found = {**then, **found}
+    return found
 
 
 def settings_differences(saved: dict, now: dict) -> list[str]:
@@ -262,6 +275,8 @@ def settings_differences(saved: dict, now: dict) -> list[str]:
     for key in sorted((set(saved) | set(now)) - skip - set(SAFE_TO_CHANGE) - {DECIDED}):
         if saved.get(key) == now.get(key):
             continue
+        if key not in saved and key in ADDED_FLAGS and now.get(key) in ADDED_FLAGS[key][0]:
+            continue  # the checkpoint's code did what this value does
         if key == "train_data":
             differences.append("the training data's content (--train_file / --data_dir) changed")
         elif key == "processes":
