@@ -827,6 +827,19 @@ def defaults_section(results_dir: str) -> list[str]:
             f"speed {t['train_throughput_cold_vs_upfront_at_1000000']['value']:.2f}x up front's; peak memory "
             f"{t['peak_rss_cold_vs_peer_at_1000000']['value']:.4f}x the peer's | {name} ({_flags(rec)}) |"
         )
+    name, rec = newest(lambda n, r: "end_to_end_vs_peer_best" in r.get("targets", {}))
+    if rec:  # all of them together, against the real run_glue.py, each order against its own
+        t, m = rec["targets"], rec["medians"]
+        random_ = t.get("end_to_end_random_vs_peer_random")
+        rows.append(
+            f"| all of the above together (our defaults, vs the real run_glue.py) | end to end "
+            f"{t['end_to_end_vs_peer_best']['value']:.2f}x its best flags (`--pad_to_max_length false "
+            f"--train_sampling_strategy group_by_length`; a step {t['train_time_vs_peer_best']['value']:.2f}x)"
+            + (f", {random_['value']:.2f}x its default random order (our random order against it)" if random_ else "")
+            + f" ({rec['data']}) | dev accuracy {100 * m['ours']['eval_accuracy']:.2f} against its "
+            f"{100 * m['peer_best']['eval_accuracy']:.2f} (one seed a side: the batch-order tables are the verdict) "
+            f"| {name} ({_flags(rec)}) |"
+        )
     name, rec = newest(lambda n, r: "bf16_train_time_vs_fp32" in r.get("targets", {}))
     if rec:
         t = rec["targets"]

@@ -722,6 +722,16 @@ def test_the_defaults_table_takes_each_number_from_its_record(tmp_path):
     assert "steps 1.20x faster on random RTE pair batches, 1.08x on random SST-2 | 0.96x on loosely" in text
     assert "(avx512_bf16) |" in text
     assert "--tokenize auto" not in text  # no record of it: no row
+    assert "vs the real run_glue.py" not in text
+    peer = {"benchmark": "speed", "data": "SST-2 train.tsv first 8000 rows", "cpu_flags": ["avx2"],
+            "medians": {"ours": {"eval_accuracy": 0.8314}, "peer_best": {"eval_accuracy": 0.8406}},
+            "targets": {"end_to_end_vs_peer_best": {"value": 0.99}, "train_time_vs_peer_best": {"value": 0.95},
+                        "end_to_end_random_vs_peer_random": {"value": 2.27}}}  # fmt: skip
+    (speed / "peer-sst2-8k-cpu-2026-12-06.json").write_text(json.dumps(peer))
+    text = "\n".join(make.defaults_section(str(tmp_path)))
+    flags = "`--pad_to_max_length false --train_sampling_strategy group_by_length`"
+    assert f"end to end 0.99x its best flags ({flags}; a step 0.95x), 2.27x its default random order" in text
+    assert "dev accuracy 83.14 against its 84.06" in text and "peer-sst2-8k-cpu-2026-12-06.json (avx2) |" in text
     assert make.defaults_section(str(tmp_path / "none")) == []
 
 
