@@ -12,6 +12,8 @@ from textcls.data.glue import GLUE_TASKS, load_glue_dir
 from textcls.train.distributed import cpu_flags as all_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The real run_glue.py (HF's script patched only to run offline), beside the repository: the reference peer.
+PEER = os.path.join(os.path.dirname(ROOT), "shared", "peers", "run_glue.py")
 
 
 def write_csv(path: str, rows: list[dict]) -> str:

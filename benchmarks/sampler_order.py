@@ -46,6 +46,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from benchmarks._runs import (  # noqa: E402  (the repository root is on the path above)
+    PEER,
     command_line,
     cpu_flags,
     peer_csvs,
@@ -56,7 +57,6 @@ from textcls.evaluation.results import environment, git_state  # noqa: E402
 from textcls.io import write_json_atomic  # noqa: E402
 from textcls.model.build import resolve_model_path  # noqa: E402
 
-PEER = os.path.join(os.path.dirname(ROOT), "shared", "peers", "run_glue.py")
 VARIANTS = ("peer", "random", "group")
 SAVE_STEPS = 500  # run_glue.py's default checkpoint interval (Trainer's), ours set alike
 # The only flags a run_seeds.py command of the recipe may add for its runs to stand for this benchmark's group runs.

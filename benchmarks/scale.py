@@ -43,14 +43,13 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks._runs import cpu_flags  # noqa: E402
+from benchmarks._runs import PEER, cpu_flags  # noqa: E402
 from textcls.evaluation.results import environment, git_state  # noqa: E402
 from textcls.io import write_json_atomic  # noqa: E402  (the repository root is put on the path just above)
 from textcls.model.build import resolve_model_path  # noqa: E402
 
 OURS = os.path.join(ROOT, "run_classification.py")
 HF = os.path.join(ROOT, "benchmarks", "hf_reference.py")
-PEER = os.path.join(os.path.dirname(ROOT), "shared", "peers", "run_glue.py")
 STEPS = 20
 BATCH = 32
 

@@ -44,6 +44,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks._runs import PEER as DEFAULT_PEER  # noqa: E402  (the repository root is on the path above)
 from benchmarks._runs import cpu_flags, peer_csvs  # noqa: E402  (the repository root is put on the path above)
 from textcls.data.glue import load_glue_dir  # noqa: E402
 from textcls.errors import UserError  # noqa: E402
@@ -59,7 +60,6 @@ class RunFailed(Exception):
 OURS = os.path.join(ROOT, "run_classification.py")
 HF = os.path.join(ROOT, "benchmarks", "hf_reference.py")
 PEER = "peer"  # the real run_glue.py: --peer names its path
-DEFAULT_PEER = os.path.join(os.path.dirname(ROOT), "shared", "peers", "run_glue.py")
 MODES = {
     "slow": (OURS, ["--pad_to_max_length", "true", "--train_sampling_strategy", "random"]),
     "hf_best": (HF, ["--group_by_length"]),
@@ -266,13 +266,14 @@ def main(argv=None) -> int:
         raise UserError(f"{args.data_dir} has no train.tsv: pass the original GLUE SST-2 folder as --data_dir.")
     if args.repeats < 1 or args.slow_repeats < 1:
         raise UserError("--repeats and --slow_repeats must be 1 or more.")
-    if any(MODES[mode][0] == PEER for mode in args.modes) and not os.path.isfile(args.peer):
+    with_peer = any(MODES[mode][0] == PEER for mode in args.modes)
+    if with_peer and not os.path.isfile(args.peer):
         raise UserError(f"the peer script is not at {args.peer}: pass --peer PATH (../shared/peers/run_glue.py)")
     date = datetime.date.today().isoformat()
     out_path = args.out or os.path.join(ROOT, "results", "speed", f"cpu-{date}.json")
     with tempfile.TemporaryDirectory(dir=args.work_dir) as work:
         os.environ["TOKENIZERS_PARALLELISM"] = "false"  # inherited by every run
-        csvs = peer_csvs("sst2", args.data_dir, work) if any(MODES[m][0] == PEER for m in args.modes) else None
+        csvs = peer_csvs("sst2", args.data_dir, work) if with_peer else None
 
         def measure(label, mode, rows, extra=()):
             out_dir = os.path.join(work, label)
