@@ -246,8 +246,9 @@ def with_decided(settings: dict | None, **decided) -> dict | None:
 
 
 def decided(checkpoint: str | None) -> dict:
-    """What the run a checkpoint belongs to resolved its 'auto' flags to ({} for none, or a checkpoint without
-    recorded settings); for a flag added after the checkpoint was made (ADDED_FLAGS), what the code of then did."""
+    """What the run a checkpoint belongs to resolved its 'auto' flags to ({} for no checkpoint or unreadable
+    settings); for a flag added after the checkpoint was made (ADDED_FLAGS: absent from its settings, or no settings
+    file at all), what the code of then did."""
     if not checkpoint:
         return {}
     try:
