@@ -7,10 +7,17 @@ it; each configuration is timed --repeats times, the modes in turn (reversed eve
 
 Modes: `padded`; `padding_free` (the rows end to end; on the CPU attention in buckets of rows of like length where
 that saves score cells: packing.attention_buckets); `one_layout` (padding-free with attention on one padded layout
-for the whole batch, as before the buckets).
+for the whole batch, as before the buckets). Levers tried on the padding-free step (issue 40), not in the default set:
+`fast_dropout` (the hidden-state dropouts drawn 16 bits at a time from torch's generator instead of one Bernoulli draw
+a value; attention's dropout stays in SDPA), `no_dropout` (every dropout off: what no faster dropout can beat; not a
+training setting), `padded_compiled` and `padding_free_compiled` (`torch.compile(model, dynamic=True)`, as Trainer's
+--torch_compile; the compile is the warm-up, its seconds recorded as warmup_s).
 
     python benchmarks/packing.py --data_dir ../shared/data/glue/SST-2      # about 15 minutes on 2 CPU cores
     python benchmarks/packing.py --data_dir ../shared/data/glue/RTE --task rte --architectures bert --rows 512
+    python benchmarks/packing.py --data_dir ../shared/data/glue/SST-2 --architectures bert --orders grouped \
+        --rows 8000 --steps 60 --modes padded padding_free fast_dropout no_dropout padded_compiled \
+        padding_free_compiled                                              # the levers: about 25 minutes
     bash benchmarks/gpu_run.sh $OUT packing                                 # on the H200: bf16, batch 256
 
 Writes results/speed/packing-<device>-<date>.json (--out): every timing, positions and real tokens per order, the
@@ -46,6 +53,7 @@ CONFIGS = {
     "gpt2": dict(n_embd=384, n_inner=1536, n_layer=6, n_head=6, n_positions=512, bos_token_id=None, eos_token_id=None),
 }
 MODES = ("padded", "padding_free", "one_layout")
+LEVERS = ("fast_dropout", "no_dropout", "padded_compiled", "padding_free_compiled")
 BUCKET_GAIN = P.BUCKET_GAIN  # padding_free's, restored after each one_layout timing
 TINY = {
     "gpt2": dict(n_embd=32, n_inner=37, n_layer=2, n_head=2, n_positions=64, bos_token_id=None, eos_token_id=None),
@@ -57,11 +65,12 @@ def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data_dir", required=True, help="the task's original GLUE folder (train.tsv)")
     p.add_argument("--task", default="sst2", help="the GLUE task of --data_dir (sst2; rte, mrpc... for pairs)")
-    p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES + LEVERS)
     p.add_argument("--tokenizer", help="tokenizer folder (default: the installed all-MiniLM-L6-v2's WordPiece)")
     p.add_argument("--architectures", nargs="+", default=["bert", "llama", "gpt2"], choices=sorted(CONFIGS))
     p.add_argument("--orders", nargs="+", default=["grouped", "random"], choices=["grouped", "random"])
     p.add_argument("--rows", type=int, default=1024, help="the first N SST-2 training rows, one epoch of batches")
+    p.add_argument("--steps", type=int, help="time only the first N batches of that epoch (default: all)")
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--device", default="cpu")
@@ -114,8 +123,51 @@ def build_model(architecture: str, tokenizer, tiny: bool):
     return AutoModelForSequenceClassification.from_config(config, attn_implementation="sdpa")
 
 
-def time_steps(model, batches: list[dict], device: str, bf16: bool) -> float:
-    """Mean ms per step over one pass of `batches`, after two warm-up steps."""
+def fast_dropout(model) -> None:
+    """The `fast_dropout` lever: every nn.Dropout outside attention draws its mask two values to one 32-bit random
+    integer of torch's generator (so seeded as before; torch's int32 random_() gives 31 random bits: a 16-bit and a
+    15-bit slice), P(keep) = 1 - p to 1/32768. Drawing full-range integers instead (random_(-2**31, 2**31)) costs
+    2.8x as long here, torch.randint in int16 3.9x."""
+    import torch
+
+    class Mask(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, p):
+            n = x.numel()
+            bits = torch.empty((n + 1) // 2, dtype=torch.int32, device=x.device).random_()  # 31 random bits each
+            # the low 16 bits against 1/65536 steps of p, the high 15 against 1/32768 steps
+            halves = torch.stack((bits & 0xFFFF >= round(p * 65536), bits >> 16 >= round(p * 32768)), 1)
+            keep = halves.view(-1)[:n].view(x.shape).to(x.dtype).mul_(1 / (1 - p))
+            ctx.save_for_backward(keep)
+            return x * keep
+
+        @staticmethod
+        def backward(ctx, grad):
+            (keep,) = ctx.saved_tensors
+            return grad * keep, None
+
+    class FastDropout(torch.nn.Dropout):
+        def forward(self, x):
+            return Mask.apply(x, self.p) if self.training and self.p > 0 else x
+
+    for name, module in list(model.named_modules()):
+        for child_name, child in list(module.named_children()):
+            # attention modules pass their dropout's p to SDPA instead of calling it
+            if type(child) is torch.nn.Dropout and "attention.self" not in f"{name}.{child_name}":
+                setattr(module, child_name, FastDropout(child.p))
+
+
+def no_dropout(model) -> None:
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+
+
+def time_steps(model, batches: list[dict], device: str, bf16: bool) -> tuple[float, float]:
+    """Mean ms per step over one pass of `batches`, after two warm-up steps (a compiled model compiles in them), and
+    the warm-up's seconds."""
     import torch
 
     model.to(device).train()
@@ -135,38 +187,51 @@ def time_steps(model, batches: list[dict], device: str, bf16: bool) -> float:
         if device.startswith("cuda"):
             torch.cuda.synchronize()
 
+    start = time.perf_counter()
     for batch in batches[:2]:
         step(batch)
     sync()
+    warmup = time.perf_counter() - start
     start = time.perf_counter()
     for batch in batches:
         step(batch)
     sync()
-    return 1000 * (time.perf_counter() - start) / len(batches)
+    return 1000 * (time.perf_counter() - start) / len(batches), warmup
 
 
 def measure(architecture: str, order: str, tokenizer, encoded: list[dict], args) -> dict:
+    import torch
+
     from textcls.data.collate import make_collator
     from textcls.model import build as M
 
-    groups = batch_order([len(e["input_ids"]) for e in encoded], args.batch_size, order)
+    groups = batch_order([len(e["input_ids"]) for e in encoded], args.batch_size, order)[: args.steps]
     rows = [[encoded[i] for i in group] for group in groups]
     padded = [make_collator(tokenizer, False, False)(r) for r in rows]
-    times = {mode: [] for mode in args.modes}
+    times, warmups = {mode: [] for mode in args.modes}, {mode: [] for mode in args.modes}
     for rep in range(args.repeats):
         for mode in args.modes if rep % 2 == 0 else args.modes[::-1]:
             model = build_model(architecture, tokenizer, args.tiny)
             batches = padded
-            if mode != "padded":
+            if not mode.startswith("padded"):
                 first = M.setup_padding_free(model, "true", pad_to_max_length=False)
                 batches = padded if first is None else [make_collator(tokenizer, False, False, first)(r) for r in rows]
+            if mode == "fast_dropout":
+                fast_dropout(model)
+            elif mode == "no_dropout":
+                no_dropout(model)
+            elif mode.endswith("_compiled"):
+                torch._dynamo.reset()  # each timing compiles from scratch, as a new run would
+                model = torch.compile(model, dynamic=True)
             P.BUCKET_GAIN = float("inf") if mode == "one_layout" else BUCKET_GAIN
             try:
-                times[mode].append(time_steps(model, batches, args.device, args.bf16))
+                ms, warmup = time_steps(model, batches, args.device, args.bf16)
             finally:
                 P.BUCKET_GAIN = BUCKET_GAIN
+            times[mode].append(ms)
+            warmups[mode].append(warmup)
     positions = sum(b["input_ids"].numel() for b in padded)
-    tokens = sum(len(e["input_ids"]) for e in encoded)
+    tokens = sum(len(e["input_ids"]) for group in groups for e in (encoded[i] for i in group))
     result = {
         "architecture": architecture,
         "order": order,
@@ -176,6 +241,7 @@ def measure(architecture: str, order: str, tokenizer, encoded: list[dict], args)
         "padding": 1 - tokens / positions,
         "ms_per_step": times,
         "median_ms_per_step": {mode: statistics.median(t) for mode, t in times.items()},
+        "warmup_s": warmups,
     }
     median = result["median_ms_per_step"]
     if "padded" in median and "padding_free" in median:
@@ -188,8 +254,8 @@ def measure(architecture: str, order: str, tokenizer, encoded: list[dict], args)
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse(argv)
-    if args.repeats < 1:
-        raise UserError("--repeats must be 1 or more.")
+    if args.repeats < 1 or (args.steps is not None and args.steps < 1):
+        raise UserError("--repeats and --steps must be 1 or more.")
     data = read_rows(args.data_dir, args.rows, args.task)
     tokenizer_path = args.tokenizer
     if tokenizer_path is None:
@@ -216,7 +282,8 @@ def main(argv=None) -> int:
         "benchmark": "packing",
         "date": date,
         "command": shlex.join(["python", "benchmarks/packing.py", *argv]),
-        "data": f"{args.task} train.tsv first {args.rows} rows, max_seq_length 128",
+        "data": f"{args.task} train.tsv first {args.rows} rows, max_seq_length 128"
+        + (f", the first {args.steps} batches timed" if args.steps else ""),
         "cpu_flags": cpu_flags(),
         "settings": {
             "batch_size": args.batch_size,

@@ -17,6 +17,7 @@ import json
 import os
 import shlex
 import shutil
+import statistics
 import sys
 
 from scipy.stats import mannwhitneyu
@@ -541,8 +542,17 @@ def packing_table(name: str, record: dict) -> list[str]:
         "",
     ]
     # one_layout (records from 2026-12-06 on): padding-free with attention on one padded layout, before the buckets
-    modes = [m for m in ("padded", "padding_free", "one_layout") if m in record["results"][0]["median_ms_per_step"]]
-    titles = {"padded": "padded", "padding_free": "padding-free", "one_layout": "padding-free, one attention layout"}
+    titles = {
+        "padded": "padded",
+        "padding_free": "padding-free",
+        "one_layout": "padding-free, one attention layout",
+        # the levers tried on the padding-free step (benchmarks/packing.py's docstring says what each is)
+        "fast_dropout": "padding-free, 16-bit dropout masks",
+        "no_dropout": "padding-free, no dropout (bound)",
+        "padded_compiled": "padded, torch.compile",
+        "padding_free_compiled": "padding-free, torch.compile",
+    }
+    modes = [m for m in titles if m in record["results"][0]["median_ms_per_step"]]
     ratios = [k for k in ("speedup", "buckets_speedup") if k in record["results"][0]]
     ratio_titles = {"speedup": "padded / padding-free", "buckets_speedup": "one layout / buckets"}
     lines += [
@@ -554,7 +564,11 @@ def packing_table(name: str, record: dict) -> list[str]:
     ]
     for r in record["results"]:
         m = r["median_ms_per_step"]
-        cells = [f"{m[mode]:.1f}" for mode in modes] + [f"{r[k]:.2f}x" for k in ratios]
+        warmup = {mode: statistics.median(w) for mode, w in r.get("warmup_s", {}).items()}
+        cells = [
+            f"{m[mode]:.1f}" + (f" ({warmup[mode]:.0f} s to compile)" if mode.endswith("_compiled") else "")
+            for mode in modes
+        ] + [f"{r[k]:.2f}x" for k in ratios]
         lines.append(f"| {r['architecture']} | {r['order']} | {100 * r['padding']:.1f}% | " + " | ".join(cells) + " |")
     if record.get("notes"):
         lines += [""] + [f"- {note}" for note in record["notes"]]
@@ -791,7 +805,16 @@ def defaults_section(results_dir: str) -> list[str]:
     def packing_result(record, order, architecture="bert"):
         return next(r for r in record["results"] if r["order"] == order and r["architecture"] == architecture)
 
-    name, rec = newest(lambda n, r: r.get("benchmark") == "packing" and "sst2" in r["data"].lower().replace("-", ""))
+    def padded_vs_padding_free(record, *orders):
+        """A packing record with both modes for BERT in each of these orders (not a record of levers alone)."""
+        if record.get("benchmark") != "packing":
+            return False
+        have = {(r["architecture"], r["order"]) for r in record["results"]
+                if {"padded", "padding_free"} <= set(r["median_ms_per_step"])}  # fmt: skip
+        return all(("bert", o) in have for o in orders)
+
+    name, rec = newest(lambda n, r: padded_vs_padding_free(r, "grouped", "random") and "sst2" in r["data"].lower()
+                       .replace("-", ""))  # fmt: skip
     if rec:
         grouped, random_ = packing_result(rec, "grouped"), packing_result(rec, "random")
         rows.append(
@@ -806,7 +829,7 @@ def defaults_section(results_dir: str) -> list[str]:
                 f"{ms['random'] / ms['grouped']:.2f}x faster than random batches (SST-2, padding-free) | "
                 f"{_grouping_cost(results_dir)} | {name}, sampler-order/ |"
             )
-    name_b, rec_b = newest(lambda n, r: r.get("benchmark") == "packing" and "rte" in r["data"].lower())
+    name_b, rec_b = newest(lambda n, r: padded_vs_padding_free(r, "random") and "rte" in r["data"].lower())
     if rec_b and rec and "buckets_speedup" in packing_result(rec, "grouped"):
         pairs, short = packing_result(rec_b, "random"), packing_result(rec, "random")
         grouped = packing_result(rec, "grouped")

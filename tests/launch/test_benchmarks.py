@@ -143,6 +143,60 @@ def test_packing_script_on_a_tiny_config(tiny_bert, tmp_path):
     assert not (tmp_path / "x.json").exists()
 
 
+def test_packing_levers_on_a_tiny_config(tiny_bert, tmp_path):
+    """The dropout levers tried on the padding-free step (issue 40) take the same path, --steps times only the first
+    batches, and warm-up seconds are recorded. The torch.compile modes are left out here: compiling even this tiny
+    model's training step takes minutes on 2 cores."""
+    from benchmarks import packing
+    from scripts import make_results_readme as make
+
+    data = write_sst2(tmp_path / "SST-2", n_train=24)
+    out = tmp_path / "levers.json"
+    levers = ["padding_free", "fast_dropout", "no_dropout"]
+    argv = ["--data_dir", data, "--tokenizer", tiny_bert, "--tiny", "--rows", "24", "--batch_size", "4", "--steps",
+            "3", "--architectures", "bert", "--orders", "grouped", "--repeats", "1", "--modes", *levers, "--out",
+            str(out)]  # fmt: skip
+    assert packing.cli(argv) == 0
+    record = json.loads(out.read_text())
+    (r,) = record["results"]
+    assert r["steps"] == 3 and list(r["ms_per_step"]) == levers and "the first 3 batches timed" in record["data"]
+    assert all(len(w) == 1 and w[0] > 0 for w in r["warmup_s"].values())
+    # a compiled mode's seconds to compile reach the table (a record with one, its timings made up)
+    r["median_ms_per_step"]["padded_compiled"], r["warmup_s"]["padded_compiled"] = 9.0, [77.4, 80.0]
+    (tmp_path / "results" / "speed").mkdir(parents=True)
+    (tmp_path / "results" / "speed" / "packing-cpu-2026-01-01.json").write_text(json.dumps(record))
+    text = make.render(str(tmp_path / "results"), {}, plt=None)
+    assert "| padding-free, 16-bit dropout masks ms/step | padding-free, no dropout (bound) ms/step |" in text
+    assert "| 9.0 (79 s to compile) |" in text
+
+
+def test_fast_dropout_keeps_one_minus_p_and_is_seeded():
+    """The fast_dropout lever is a dropout: P(keep) = 1 - p, kept values scaled by 1 / (1 - p), the same mask for the
+    gradient, the same draw from the same seed, nothing dropped in eval; attention's dropout module is left to SDPA."""
+    import torch
+
+    from benchmarks import packing
+
+    model = torch.nn.Module()
+    model.hidden = torch.nn.Dropout(0.1)
+    model.attention = torch.nn.Module()
+    model.attention.self = torch.nn.Module()
+    model.attention.self.dropout = torch.nn.Dropout(0.1)
+    packing.fast_dropout(model)
+    assert type(model.hidden) is not torch.nn.Dropout and type(model.attention.self.dropout) is torch.nn.Dropout
+    x = torch.ones(1001, 999, requires_grad=True)  # an odd count: the last 32-bit draw half used
+    torch.manual_seed(0)
+    y = model.hidden(x)
+    assert abs((y > 0).float().mean().item() - 0.9) < 0.002
+    assert y.unique().tolist() == [0.0, pytest.approx(1 / 0.9)]
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())
+    torch.manual_seed(0)
+    assert torch.equal(model.hidden(x), y)
+    model.eval()
+    assert torch.equal(model.hidden(x), x)
+
+
 def test_scale_script_on_tiny_files(tiny_bert, tmp_path):
     """benchmarks/scale.py's path (cold and warm training runs, a prediction run, the record, its table) on a tiny
     model and 40-row files; the HF reference's runs are left out here (the same runner, 15 s more)."""
