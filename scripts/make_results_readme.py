@@ -547,7 +547,7 @@ def packing_table(name: str, record: dict) -> list[str]:
         "padding_free": "padding-free",
         "one_layout": "padding-free, one attention layout",
         # the levers tried on the padding-free step (benchmarks/packing.py's docstring says what each is)
-        "fast_dropout": "padding-free, 16-bit dropout masks",
+        "fast_dropout": "padding-free, faster dropout masks",
         "no_dropout": "padding-free, no dropout (bound)",
         "padded_compiled": "padded, torch.compile",
         "padding_free_compiled": "padding-free, torch.compile",

@@ -3,6 +3,7 @@ gradients for every supported architecture, the collator's packed batch must be 
 and a run must reach the same metrics either way."""
 
 import dataclasses
+import itertools
 import json
 import os
 
@@ -105,15 +106,18 @@ def test_supported_list_is_tested_and_documented():
     assert f"({names}, with SDPA attention)" in readme_row
 
 
-@pytest.mark.parametrize("buckets", [True, False])
+@pytest.mark.parametrize("layout", ["buckets", "one_layout", "one_length"])
 @pytest.mark.parametrize("model_type", ARCHITECTURES)
-def test_packed_model_equals_padded(model_type, buckets, monkeypatch):
-    # lengths 9, 9, 7, 5, 3, 2: attention in 3 buckets (278 score cells a head instead of 6 x 9² = 486), or in one
-    monkeypatch.setattr(P, "BUCKET_GAIN", 1.3 if buckets else float("inf"))
-    plan = P.attention_buckets(torch.tensor([0, 5, 14, 17, 26, 28, 35], dtype=torch.int32), 9)
-    assert [b.longest for b in plan or []] == ([9, 7, 3] if buckets else [])
+def test_packed_model_equals_padded(model_type, layout, monkeypatch):
+    # lengths 9, 9, 7, 5, 3, 2: attention in 3 buckets (278 score cells a head instead of 6 x 9² = 486), or in one;
+    # one_length: rows of 6 tokens each, no padding anywhere (attention on the packed tokens as they are, no mask)
+    monkeypatch.setattr(P, "BUCKET_GAIN", 1.3 if layout == "buckets" else float("inf"))
+    lengths = [6] * 6 if layout == "one_length" else [5, 9, 3, 9, 2, 7]
+    cu_seq_lens = torch.tensor([0, *itertools.accumulate(lengths)], dtype=torch.int32)
+    plan = P.attention_buckets(cu_seq_lens, max(lengths))
+    assert [b.longest for b in plan or []] == ([9, 7, 3] if layout == "buckets" else [])
     model = tiny_model(model_type)
-    batch = padded_batch(model, [5, 9, 3, 9, 2, 7])
+    batch = padded_batch(model, lengths)
     logits, loss, grads = forward_backward(model, batch)
     first = M.setup_padding_free(model, "true", pad_to_max_length=False)
     assert model.config._attn_implementation == P.PACKED_ATTENTION
@@ -124,9 +128,9 @@ def test_packed_model_equals_padded(model_type, buckets, monkeypatch):
         packed = batch
     else:
         packed = P.pack_padded(batch, first)
-        assert packed["input_ids"].shape == (1, 35)
+        assert packed["input_ids"].shape == (1, sum(lengths))
     p_logits, p_loss, p_grads = forward_backward(model, packed)
-    assert embedded == [(1, 35)]
+    assert embedded == [(1, sum(lengths))]
     torch.testing.assert_close(p_logits, logits, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(p_loss, loss, rtol=1e-5, atol=1e-6)
     assert p_grads.keys() == grads.keys()
