@@ -8,10 +8,11 @@ it; each configuration is timed --repeats times, the modes in turn (reversed eve
 Modes: `padded`; `padding_free` (the rows end to end; on the CPU attention in buckets of rows of like length where
 that saves score cells: packing.attention_buckets); `one_layout` (padding-free with attention on one padded layout
 for the whole batch, as before the buckets). Levers tried on the padding-free step (issue 40), not in the default set:
-`fast_dropout` (the hidden-state dropouts drawn 16 bits at a time from torch's generator instead of one Bernoulli draw
-a value; attention's dropout stays in SDPA), `no_dropout` (every dropout off: what no faster dropout can beat; not a
-training setting), `padded_compiled` and `padding_free_compiled` (`torch.compile(model, dynamic=True)`, as Trainer's
---torch_compile; the compile is the warm-up, its seconds recorded as warmup_s).
+`fast_dropout` (the hidden-state dropouts' masks drawn two to a 32-bit random integer of torch's generator instead of
+one Bernoulli draw a value; attention's dropout stays in SDPA), `no_dropout` (every dropout off: what no faster
+dropout can beat; not a training setting), `padded_compiled` and `padding_free_compiled`
+(`torch.compile(model, dynamic=True)`, as Trainer's --torch_compile; the compile is the warm-up, its seconds recorded
+as warmup_s).
 
     python benchmarks/packing.py --data_dir ../shared/data/glue/SST-2      # about 15 minutes on 2 CPU cores
     python benchmarks/packing.py --data_dir ../shared/data/glue/RTE --task rte --architectures bert --rows 512
@@ -231,7 +232,7 @@ def measure(architecture: str, order: str, tokenizer, encoded: list[dict], args)
             times[mode].append(ms)
             warmups[mode].append(warmup)
     positions = sum(b["input_ids"].numel() for b in padded)
-    tokens = sum(len(e["input_ids"]) for group in groups for e in (encoded[i] for i in group))
+    tokens = sum(len(e["input_ids"]) for r in rows for e in r)
     result = {
         "architecture": architecture,
         "order": order,
