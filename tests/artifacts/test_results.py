@@ -719,6 +719,17 @@ def test_the_defaults_table_takes_each_number_from_its_record(tmp_path):
     (order / "rte.json").write_text(json.dumps({"task": "rte", "primary_metric": "accuracy", "runs": runs}))
     text = "\n".join(make.defaults_section(str(tmp_path)))
     assert "rte -6.00 points (5 vs 5 seeds; beyond seed noise, Mann-Whitney p 0.01)" in text  # no overlap
+    assert "across the" not in text  # one task with both orders: nothing to pool
+    # two tasks, each within noise alone, grouped 2 points lower on both: pooled, the two small costs add up
+    (order / "rte.json").unlink()
+    for task in ("sst2", "cola"):
+        runs = [{"variant": v, "seed": s, "metrics": {"eval_accuracy": a + s / 100}} for s in range(5)
+                for v, a in (("group", 0.60), ("random", 0.62))]  # fmt: skip
+        (order / f"{task}.json").write_text(json.dumps({"task": task, "primary_metric": "accuracy", "runs": runs}))
+    text = "\n".join(make.defaults_section(str(tmp_path)))
+    assert "sst2 -2.00 points (5 vs 5 seeds; within seed noise, Mann-Whitney p 0.11)" in text
+    assert "; across the 2 tasks: grouped lower on 2, pooled a cost beyond seed noise (one-sided" in text
+    assert "Stouffer p 0.01)" in text
     assert "steps 1.20x faster on random RTE pair batches, 1.08x on random SST-2 | 0.96x on loosely" in text
     assert "(avx512_bf16) |" in text
     assert "--tokenize auto" not in text  # no record of it: no row
