@@ -228,6 +228,19 @@ def load_record(path: str, fresh: dict) -> dict:
         record = json.load(f)
     if record["model"] != fresh["model"] or record["validation_rows"] != fresh["validation_rows"]:
         raise SystemExit(f"{path} holds another model or dev set; move it away or pass another --out")
+    # A method whose flags changed since its runs (an auto setting measured anew): its runs no longer say what the
+    # method does now. They move to "superseded", with the flags they ran with, and run again; a record whose
+    # runs were kept under the new flags would report numbers nobody measured.
+    old = record["methods"]
+    changed = sorted(m for m, flags in fresh["methods"].items() if old.get(m, flags) != flags)
+    if changed:
+        moved = [{**r, "flags": old[r["method"]]} for r in record["runs"] if r["method"] in changed]
+        record["superseded"] = record.get("superseded", []) + moved
+        record["runs"] = [r for r in record["runs"] if r["method"] not in changed]
+        record["not_run"] = [r for r in record.get("not_run", []) if r["method"] not in changed]
+        print(f"{path}: the flags of {', '.join(changed)} changed since their runs: {len(moved)} runs moved to "
+              "'superseded', to run again", flush=True)  # fmt: skip
+    record["methods"] = {**old, **fresh["methods"]}
     return record
 
 

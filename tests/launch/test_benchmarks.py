@@ -418,6 +418,25 @@ def test_learning_curve_benchmark_runs_ours_and_the_setfit_library_on_one_draw_a
     assert f"{value:.1f} ({value:.1f}-{value:.1f}) ×1 |" in text
 
 
+def test_learning_curve_runs_a_method_again_when_its_flags_changed(tmp_path, capsys):
+    """A record's runs of a method whose flags have changed since (an auto setting measured anew) move to
+    "superseded" with the flags they ran with, and are missing again; the unchanged methods' runs stay."""
+    from benchmarks import learning_curve
+
+    fresh = {"model": "m", "validation_rows": 12, "methods": {"finetune": "", "setfit": "--method setfit --new"}}
+    runs = [{"per_class": 8, "draw": 1, "method": m, "accuracy": 0.5} for m in ("finetune", "setfit")]
+    old = {**fresh, "methods": {"finetune": "", "setfit": "--method setfit"}, "runs": runs}
+    old["not_run"] = [{"per_class": 1024, "draw": 1, "method": "setfit"}]
+    path = tmp_path / "sst2.json"
+    path.write_text(json.dumps(old))
+    record = learning_curve.load_record(str(path), fresh)
+    assert [r["method"] for r in record["runs"]] == ["finetune"] and record["not_run"] == []
+    assert record["superseded"] == [{**runs[1], "flags": "--method setfit"}]
+    assert record["methods"] == fresh["methods"] and "the flags of setfit changed" in capsys.readouterr().out
+    path.write_text(json.dumps({**old, "methods": fresh["methods"]}))  # nothing changed: nothing moves
+    assert learning_curve.load_record(str(path), fresh)["runs"] == runs
+
+
 def test_learning_curve_draws_are_balanced_seeded_and_nested():
     from benchmarks import learning_curve
 
