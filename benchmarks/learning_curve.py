@@ -31,6 +31,8 @@ import os
 import random
 import sys
 
+import numpy as np
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
@@ -196,9 +198,25 @@ def setfit_library(model: str, train: str, dev: str, metric: str, seed: int, out
         train_dataset=data,
     )
     trainer.train()
-    predicted = [str(p) for p in trainer.model.predict([r["sentence"] for r in dev_rows], batch_size=64)]
-    value = score(metric, [r["label"] for r in dev_rows], predicted)
-    write_json_atomic(os.path.join(out, "setfit_library.json"), {metric: value})
+    texts, gold = [r["sentence"] for r in dev_rows], [r["label"] for r in dev_rows]
+    predicted = [str(p) for p in trainer.model.predict(texts, batch_size=64)]
+    probs = np.asarray(trainer.model.predict_proba(texts, batch_size=64, as_numpy=True), dtype=float)
+    classes = [str(c) for c in trainer.model.model_head.classes_]  # predict_proba's columns, in this order
+    values = {metric: score(metric, gold, predicted), **calibration(probs, [classes.index(g) for g in gold])}
+    write_json_atomic(os.path.join(out, "setfit_library.json"), values)
+
+
+def calibration(probs, gold: list[int]) -> dict:
+    """Dev log loss and ECE (the top class's probability against being right; 15 bins) of one run's
+    probabilities, as run_classification.py reports them (eval_log_loss, eval_ece), for the setfit library's."""
+    from sklearn.metrics import log_loss
+
+    from textcls.evaluation.metrics import expected_calibration_error
+
+    probs = np.asarray(probs, dtype=float)
+    right = probs.argmax(axis=1) == np.asarray(gold)
+    loss = log_loss(gold, probs, labels=list(range(probs.shape[1])))
+    return {"log_loss": float(loss), "ece": expected_calibration_error(probs.max(axis=1), right)}
 
 
 def method_argv(method: str, model: str, train: str, dev: str, out: str, rows: int, seed: int, length: int,
@@ -214,11 +232,13 @@ def method_argv(method: str, model: str, train: str, dev: str, out: str, rows: i
             *COMMON, *METHODS[method], *steps]  # fmt: skip
 
 
-def dev_value(method: str, out: str, metric: str) -> float:
+def dev_values(method: str, out: str, metric: str) -> dict:
+    """The run's dev {metric, "log_loss", "ece"} (the last two where the run measured them)."""
     name = "setfit_library.json" if METHODS[method] is None else "all_results.json"
     with open(os.path.join(out, name), encoding="utf-8") as f:
         values = json.load(f)
-    return values[metric] if METHODS[method] is None else values[f"eval_{metric}"]
+    prefix = "" if METHODS[method] is None else "eval_"
+    return {k: values[prefix + k] for k in (metric, "log_loss", "ece") if prefix + k in values}
 
 
 def load_record(path: str, fresh: dict) -> dict:
@@ -284,9 +304,10 @@ def curve(args) -> int:
                     argv = method_argv(method, args.model, train, dev, out, len(rows), d, args.max_seq_length, metric)
                     load = os.getloadavg()[0]
                     wall = run_logged(argv, os.path.join(folder, "runs.log"))
-                    value = dev_value(method, out, metric)
+                    values = dev_values(method, out, metric)
+                    value = values[metric]
                     record["runs"].append({
-                        "per_class": per_class, "draw": d, "method": method, "train_rows": len(rows), metric: value,
+                        "per_class": per_class, "draw": d, "method": method, "train_rows": len(rows), **values,
                         "wall_s": round(wall, 1), "load_1m_at_start": round(load, 2),
                         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
                         "date": datetime.date.today().isoformat(), "cpu_flags": cpu_flags(), **git_state(),

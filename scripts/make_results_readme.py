@@ -1004,6 +1004,26 @@ def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
             walls = [cell.get((n, m)) for m in methods]
             lines.append(f"| {n} | " + " | ".join(f"{_median([r['wall_s'] for r in w]):.0f}" if w else "-"
                                                   for w in walls) + " |")  # fmt: skip
+        if any("ece" in r for r in runs):  # recorded since 2026-12-06: the older runs measured the metric only
+            lines += [
+                "",
+                "| dev log loss / ECE, median | " + " | ".join(methods) + " |",
+                "|---|" + "---|" * len(methods),
+            ]
+            for n in sizes:
+                row = []
+                for m in methods:
+                    rs = [r for r in cell.get((n, m), []) if "ece" in r]
+                    row.append(f"{_median([r['log_loss'] for r in rs]):.2f} / {_median([r['ece'] for r in rs]):.3f}"
+                               f" ×{len(rs)}" if rs else "-")  # fmt: skip
+                lines.append(f"| {n} | " + " | ".join(row) + " |")
+        given = [f"{m} `{record['methods'][m] or 'the defaults'}`" for m in methods if m in record["methods"]]
+        lines += ["", "Flags of each method (the record's): " + "; ".join(given) + "."]
+        superseded = record.get("superseded", [])
+        if superseded:
+            by = sorted({r["method"] for r in superseded})
+            lines.append(f"{len(superseded)} earlier runs of {', '.join(by)} ran with flags since changed: they stay "
+                         "in the record under `superseded`, with their flags, out of the tables.")  # fmt: skip
         if plt is not None:
             picture = os.path.join(plots_dir, "small-data", f"{record['task']}.png")
             os.makedirs(os.path.dirname(picture), exist_ok=True)

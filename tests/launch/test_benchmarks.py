@@ -5,6 +5,7 @@ import argparse
 import csv
 import importlib.util
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -405,6 +406,10 @@ def test_learning_curve_benchmark_runs_ours_and_the_setfit_library_on_one_draw_a
     assert all(0 <= r["accuracy"] <= 1 and r["wall_s"] > 0 for r in record["runs"])
     finetune = json.loads((work / "sst2" / "finetune-3-1" / "all_results.json").read_text())
     assert record["runs"][0]["accuracy"] == finetune["eval_accuracy"]
+    # calibration beside the metric, ours from the run's own evaluation, the library's from its predict_proba
+    ours = record["runs"][0]
+    assert (ours["log_loss"], ours["ece"]) == (finetune["eval_log_loss"], finetune["eval_ece"])
+    assert record["runs"][1]["log_loss"] > 0 and 0 <= record["runs"][1]["ece"] <= 1
     assert (work / "sst2" / "train-3-1.csv").read_text().count("\n") == 7  # the header and the 6 drawn rows
     stamp = (out / "sst2.json").stat().st_mtime_ns
     assert learning_curve.main(argv) == 0 and (out / "sst2.json").stat().st_mtime_ns == stamp
@@ -416,6 +421,23 @@ def test_learning_curve_benchmark_runs_ours_and_the_setfit_library_on_one_draw_a
     value = 100 * record["runs"][1]["accuracy"]
     assert "## Few labels: learning curves" in text and f"| 3 | {100 * record['runs'][0]['accuracy']:.1f} (" in text
     assert f"{value:.1f} ({value:.1f}-{value:.1f}) ×1 |" in text
+    library = record["runs"][1]
+    assert f"| 3 | {ours['log_loss']:.2f} / {ours['ece']:.3f} ×1 | {library['log_loss']:.2f} / " in text
+    assert "Flags of each method (the record's): finetune `the defaults`; setfit-library `setfit library" in text
+    record["superseded"] = [dict(record["runs"][0], flags="--old")]
+    (out / "sst2.json").write_text(json.dumps(record))
+    text = make.render(str(tmp_path / "results"), {}, plt=None)
+    assert "1 earlier runs of finetune ran with flags since changed: they stay in the record under" in text
+
+
+def test_learning_curve_calibration_is_log_loss_and_the_top_class_ece():
+    from benchmarks import learning_curve
+
+    probs = [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]]
+    values = learning_curve.calibration(probs, [0, 1, 1, 1])  # the third is wrong at 0.6
+    assert values["log_loss"] == pytest.approx(-(math.log(0.9) + math.log(0.8) + math.log(0.4) + math.log(0.7)) / 4)
+    # 15 bins: 0.6 | 0.7 | 0.8 | 0.9 alone each: |0 - 0.6| + |1 - 0.7| + |1 - 0.8| + |1 - 0.9|, over 4 rows
+    assert values["ece"] == pytest.approx((0.6 + 0.3 + 0.2 + 0.1) / 4)
 
 
 def test_learning_curve_runs_a_method_again_when_its_flags_changed(tmp_path, capsys):

@@ -76,6 +76,18 @@ def test_auto_never_picks_setfit_for_pairs_lora_regression_or_a_stream():
     assert method.choose(parse_args(argv[:4]), frozenset(), stream, SINGLE, LABELS) is None
 
 
+def test_setfits_head_is_label_smoothed_for_single_labels_only():
+    """SetFit's head trained on tight clusters is sure of every answer: smoothing its targets keeps its probabilities
+    honest (textcls/train/method.py). Multi-label targets are not one class a row: no smoothing there (the flag's
+    check refuses it), the rest of the pick the same."""
+    assert choice(8).settings["label_smoothing_factor"] == 0.1
+    assert "label_smoothing_factor" not in choice(64).settings  # finetune-small: not measured, not set
+    assert choice(8, "--label_smoothing_factor", "0").settings.get("label_smoothing_factor") is None  # the user's
+    multi = choice(8, labels=Labels("multi_label_classification", ["a", "b"], None), values=[["a"], ["b"]] * 8)
+    assert multi.name == "setfit" and "label_smoothing_factor" not in multi.settings
+    assert multi.settings["train_layers"] == "head" and multi.settings["learning_rate"] == 2e-3
+
+
 def test_multi_label_counts_the_rows_carrying_each_label():
     labels = Labels("multi_label_classification", ["x", "y"], None)
     train = datasets.Dataset.from_dict({"sentence": ["s"] * 4, "label": [["x"], ["x", "y"], ["x"], []]})
@@ -97,6 +109,7 @@ def test_an_auto_run_logs_its_pick_and_its_recipe_replays_it(tiny_bert, tmp_path
     recipe = json.loads((tmp_path / "out" / "recipe.json").read_text())
     assert recipe["method"] == "setfit" and recipe["train_layers"] == "head" and recipe["learning_rate"] == 2e-3
     assert recipe["max_steps"] == 2 and recipe["warmup_steps"] == 0.1  # the flag given kept, the rest chosen
+    assert recipe["label_smoothing_factor"] == 0.1
     assert (tmp_path / "out" / "setfit_body").is_dir()
     assert R.main(argv)["eval_accuracy"] == results["eval_accuracy"]  # finished: the same command evaluates it again
     replay = R.main([str(tmp_path / "out" / "recipe.json"), "--output_dir", str(tmp_path / "replay")])
