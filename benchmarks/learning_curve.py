@@ -74,6 +74,7 @@ METHODS = {
     "setfit": auto_flags("setfit"),
     "setfit-library": None,  # not this repository's script: setfit_library() below, in its own process
 }
+LIBRARY = "setfit library defaults"  # the record's flags of setfit-library
 STEPS_FROM = {"finetune-small", "head", "lora", "setfit"}  # the methods whose length is max(MIN_STEPS, 3 epochs)
 
 
@@ -241,6 +242,20 @@ def dev_values(method: str, out: str, metric: str) -> dict:
     return {k: values[prefix + k] for k in (metric, "log_loss", "ece") if prefix + k in values}
 
 
+def same_flags(a: str, b: str) -> bool:
+    """Two methods' flags (as the record keeps them: one string) make the same run of run_classification.py: they
+    parse to the same arguments. The setfit library's "setfit library defaults" equals only itself."""
+    if a == b:
+        return True
+    if LIBRARY in (a, b):
+        return False
+    from textcls.config.args import parse_args
+
+    parse = lambda flags: parse_args(["--model", "m", "--output_dir", "o", *flags.split()])  # noqa: E731
+    x, y = parse(a), parse(b)
+    return (x.training, x.data, x.model, x.lora) == (y.training, y.data, y.model, y.lora)
+
+
 def load_record(path: str, fresh: dict) -> dict:
     if not os.path.isfile(path):
         return fresh
@@ -250,16 +265,24 @@ def load_record(path: str, fresh: dict) -> dict:
         raise SystemExit(f"{path} holds another model or dev set; move it away or pass another --out")
     # A method whose flags changed since its runs (an auto setting measured anew): its runs no longer say what the
     # method does now. They move to "superseded", with the flags they ran with, and run again; a record whose
-    # runs were kept under the new flags would report numbers nobody measured.
-    old = record["methods"]
-    changed = sorted(m for m, flags in fresh["methods"].items() if old.get(m, flags) != flags)
+    # runs were kept under the new flags would report numbers nobody measured. Flags are compared as the script
+    # parses them (1e-4 is 0.0001, --method finetune is the default), and a superseded run whose flags are the
+    # method's again comes back.
+    old, fresh_flags = record["methods"], fresh["methods"]
+    changed = sorted(m for m, flags in fresh_flags.items() if m in old and not same_flags(old[m], flags))
+    back = [r for r in record.get("superseded", []) if same_flags(r["flags"], fresh_flags.get(r["method"], LIBRARY))]
+    moved = [{**r, "flags": old[r["method"]]} for r in record["runs"] if r["method"] in changed]
+    record["superseded"] = [r for r in record.get("superseded", []) if r not in back] + moved
+    record["runs"] = [r for r in record["runs"] if r["method"] not in changed] + [
+        {k: v for k, v in r.items() if k != "flags"} for r in back]  # fmt: skip
     if changed:
-        moved = [{**r, "flags": old[r["method"]]} for r in record["runs"] if r["method"] in changed]
-        record["superseded"] = record.get("superseded", []) + moved
-        record["runs"] = [r for r in record["runs"] if r["method"] not in changed]
         record["not_run"] = [r for r in record.get("not_run", []) if r["method"] not in changed]
         print(f"{path}: the flags of {', '.join(changed)} changed since their runs: {len(moved)} runs moved to "
               "'superseded', to run again", flush=True)  # fmt: skip
+    if back:
+        print(f"{path}: {len(back)} superseded runs ran with their method's flags as they are now: back", flush=True)
+    if not record["superseded"]:
+        record.pop("superseded")
     record["methods"] = {**old, **fresh["methods"]}
     return record
 
@@ -277,7 +300,7 @@ def curve(args) -> int:
         record = load_record(path, {
             "benchmark": "learning-curve", "task": task, "model": args.model, "metric": metric,
             "validation_rows": len(dev_rows), "max_seq_length": args.max_seq_length, "min_steps": MIN_STEPS,
-            "methods": {m: ("setfit library defaults" if f is None else " ".join(f)) for m, f in METHODS.items()},
+            "methods": {m: (LIBRARY if f is None else " ".join(f)) for m, f in METHODS.items()},
             "common_flags": " ".join(COMMON), "draws": {}, "runs": [],
         })  # fmt: skip
         record["command"] = command_line("learning_curve.py", sys.argv[1:])

@@ -651,11 +651,14 @@ def test_every_committed_record_renders(tmp_path):
 def test_method_auto_switches_where_the_measured_learning_curves_cross():
     """textcls/train/method.py's thresholds are benchmarks/learning_curve.py's crossovers of the committed records:
     a new measurement that moves a crossover fails here until the code follows it."""
-    from benchmarks.learning_curve import crossovers
+    from benchmarks.learning_curve import AUTO_CANDIDATES, METHODS, crossovers
     from textcls.train import method
 
     records = [json.loads(p.read_text()) for p in sorted(Path(ROOT, "results", "small-data").glob("*.json"))]
     assert method.MEASURED == crossovers(records)["winners"]
+    for record in records:  # ...and the runs behind them ran with what auto sets now (a changed setting reruns)
+        for name in AUTO_CANDIDATES:
+            assert record["methods"][name] == " ".join(METHODS[name]), (record["task"], name)
 
 
 def test_the_readme_table_of_method_auto_is_what_the_code_picks():

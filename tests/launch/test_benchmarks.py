@@ -442,21 +442,29 @@ def test_learning_curve_calibration_is_log_loss_and_the_top_class_ece():
 
 def test_learning_curve_runs_a_method_again_when_its_flags_changed(tmp_path, capsys):
     """A record's runs of a method whose flags have changed since (an auto setting measured anew) move to
-    "superseded" with the flags they ran with, and are missing again; the unchanged methods' runs stay."""
+    "superseded" with the flags they ran with, and are missing again; flags that parse to the same run are the same
+    (1e-4 is 0.0001, --method finetune the default), and superseded runs whose flags are the method's again return."""
     from benchmarks import learning_curve
 
-    fresh = {"model": "m", "validation_rows": 12, "methods": {"finetune": "", "setfit": "--method setfit --new"}}
-    runs = [{"per_class": 8, "draw": 1, "method": m, "accuracy": 0.5} for m in ("finetune", "setfit")]
-    old = {**fresh, "methods": {"finetune": "", "setfit": "--method setfit"}, "runs": runs}
-    old["not_run"] = [{"per_class": 1024, "draw": 1, "method": "setfit"}]
+    new = "--method setfit --learning_rate 0.002 --label_smoothing_factor 0.1"
+    fresh = {"model": "m", "validation_rows": 12,
+             "methods": {"finetune-small": "--method finetune --learning_rate 0.0001", "setfit": new}}  # fmt: skip
+    runs = [{"per_class": 8, "draw": 1, "method": m, "accuracy": 0.5} for m in ("finetune-small", "setfit")]
+    before = {"finetune-small": "--learning_rate 1e-4", "setfit": "--method setfit --learning_rate 2e-3"}
+    old = {**fresh, "methods": before, "runs": runs, "not_run": [{"per_class": 1024, "draw": 1, "method": "setfit"}]}
     path = tmp_path / "sst2.json"
     path.write_text(json.dumps(old))
     record = learning_curve.load_record(str(path), fresh)
-    assert [r["method"] for r in record["runs"]] == ["finetune"] and record["not_run"] == []
-    assert record["superseded"] == [{**runs[1], "flags": "--method setfit"}]
+    assert [r["method"] for r in record["runs"]] == ["finetune-small"] and record["not_run"] == []
+    assert record["superseded"] == [{**runs[1], "flags": "--method setfit --learning_rate 2e-3"}]
     assert record["methods"] == fresh["methods"] and "the flags of setfit changed" in capsys.readouterr().out
-    path.write_text(json.dumps({**old, "methods": fresh["methods"]}))  # nothing changed: nothing moves
-    assert learning_curve.load_record(str(path), fresh)["runs"] == runs
+    path.write_text(json.dumps(record))  # nothing changed since: nothing moves
+    assert learning_curve.load_record(str(path), fresh) == record
+    back = {**fresh, "methods": {**fresh["methods"], "setfit": "--method setfit --learning_rate 2e-3"}}
+    record = learning_curve.load_record(str(path), back)  # the old setting again: its runs return, the new ones go
+    assert record["runs"] == runs and "superseded" not in record
+    assert learning_curve.same_flags(learning_curve.LIBRARY, learning_curve.LIBRARY)
+    assert not learning_curve.same_flags(learning_curve.LIBRARY, "")
 
 
 def test_learning_curve_draws_are_balanced_seeded_and_nested():
