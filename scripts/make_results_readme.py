@@ -999,11 +999,15 @@ def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
             chosen = [100 * r[metric] for r in cell.get((n, pick(n)), [])]  # auto is that method's run at this size
             row.append(f"{_median(chosen):.1f} ({pick(n)})" if chosen else f"- ({pick(n)})")
             lines.append(f"| {n} | " + " | ".join(row) + " |")
-        lines += ["", "| wall s per run | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+        # a run's threads decide its wall time as much as its method does (one thread beside another busy process,
+        # or two alone): each cell says the OMP_NUM_THREADS its runs had
+        head = "| wall s per run (OMP threads) | " + " | ".join(methods) + " |"
+        lines += ["", head, "|---|" + "---|" * len(methods)]
         for n in sizes:
             walls = [cell.get((n, m)) for m in methods]
-            lines.append(f"| {n} | " + " | ".join(f"{_median([r['wall_s'] for r in w]):.0f}" if w else "-"
-                                                  for w in walls) + " |")  # fmt: skip
+            threads = lambda w: "/".join(sorted({str(r.get("omp_num_threads") or "?") for r in w}))  # noqa: E731
+            lines.append(f"| {n} | " + " | ".join(f"{_median([r['wall_s'] for r in w]):.0f} ({threads(w)})" if w
+                                                  else "-" for w in walls) + " |")  # fmt: skip
         if any("ece" in r for r in runs):  # recorded since 2026-12-06: the older runs measured the metric only
             lines += [
                 "",

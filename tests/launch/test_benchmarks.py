@@ -424,6 +424,8 @@ def test_learning_curve_benchmark_runs_ours_and_the_setfit_library_on_one_draw_a
     library = record["runs"][1]
     assert f"| 3 | {ours['log_loss']:.2f} / {ours['ece']:.3f} ×1 | {library['log_loss']:.2f} / " in text
     assert "Flags of each method (the record's): finetune `the defaults`; setfit-library `setfit library" in text
+    threads = os.environ.get("OMP_NUM_THREADS") or "?"  # the record's, each run's
+    assert f"| 3 | {ours['wall_s']:.0f} ({threads}) | {library['wall_s']:.0f} ({threads}) |" in text
     record["superseded"] = [dict(record["runs"][0], flags="--old")]
     (out / "sst2.json").write_text(json.dumps(record))
     text = make.render(str(tmp_path / "results"), {}, plt=None)
