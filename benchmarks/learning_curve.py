@@ -208,16 +208,13 @@ def setfit_library(model: str, train: str, dev: str, metric: str, seed: int, out
 
 
 def calibration(probs, gold: list[int]) -> dict:
-    """Dev log loss and ECE (the top class's probability against being right; 15 bins) of one run's
-    probabilities, as run_classification.py reports them (eval_log_loss, eval_ece), for the setfit library's."""
-    from sklearn.metrics import log_loss
+    """Dev log loss and ECE of the setfit library's probabilities, computed by the code that gives
+    run_classification.py's eval_log_loss and eval_ece (its probabilities are the softmax of their logs)."""
+    from textcls.evaluation.metrics import probability_metrics
 
-    from textcls.evaluation.metrics import expected_calibration_error
-
-    probs = np.asarray(probs, dtype=float)
-    right = probs.argmax(axis=1) == np.asarray(gold)
-    loss = log_loss(gold, probs, labels=list(range(probs.shape[1])))
-    return {"log_loss": float(loss), "ece": expected_calibration_error(probs.max(axis=1), right)}
+    logits = np.log(np.clip(np.asarray(probs, dtype=float), 1e-12, None))
+    metrics = probability_metrics(logits, np.asarray(gold), "single_label_classification").metrics
+    return {"log_loss": metrics["log_loss"], "ece": metrics["ece"]}
 
 
 def method_argv(method: str, model: str, train: str, dev: str, out: str, rows: int, seed: int, length: int,
