@@ -9,7 +9,7 @@ import sys
 import time
 
 from textcls.data.glue import GLUE_TASKS, load_glue_dir
-from textcls.train.distributed import cpu_flags as all_flags
+from textcls.hardware import timing_flags as cpu_flags  # noqa: F401  (the benchmarks import it from here)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The real run_glue.py (HF's script patched only to run offline), beside the repository: the reference peer.
@@ -62,8 +62,3 @@ def command_line(script: str, argv: list[str]) -> str:
     """The command as run from the repository root, paths relative to it (a record names no path of one machine)."""
     shown = [os.path.relpath(a, ROOT) if os.path.isabs(a) and os.path.exists(a) else a for a in argv]
     return f"python benchmarks/{script} " + " ".join(shown)
-
-
-def cpu_flags() -> list[str]:
-    """The CPU's vector and matrix extensions (AVX2, AVX-512, its VNNI and bf16, AMX): what CPU timings depend on."""
-    return sorted(f for f in all_flags() or () if f.startswith(("avx512", "amx", "avx2", "avx_vnni")))

@@ -10,7 +10,7 @@
     evaluation/  metrics, predictions (predict), the report and pictures (report), label issues, GLUE submission files,
                  the saved model, recipe and model card (outputs), results files (results)
     export/      what ships: the ONNX graph and its int8 copy, checked (onnx)
-    errors.py, io.py   UserError and the interruption exceptions; atomic writes
+    errors.py, io.py, hardware.py   UserError and the interruption exceptions; atomic writes; the CPU's flags
 
 Each step of main() is a function of the module named for the data it works on, tested on its own. The steps, in the
 order main() runs them:

@@ -75,6 +75,7 @@ def test_record_run_adds_replaces_and_summarises(tmp_path):
         "platform",
         "cpu",
         "cpu_count",
+        "cpu_flags",
         "gpus",
         "world_size",
         "torch_threads",

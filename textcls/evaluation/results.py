@@ -42,6 +42,7 @@ import sys
 from importlib import metadata
 
 from textcls.errors import UserError
+from textcls.hardware import timing_flags
 from textcls.io import write_json_atomic
 
 SCHEMA_VERSION = 1
@@ -135,6 +136,7 @@ def environment() -> dict:
         "platform": platform.platform(),
         "cpu": _cpu_name(),
         "cpu_count": os.cpu_count(),
+        "cpu_flags": timing_flags(),  # CPU timings, and what --bf16 costs, depend on them
         "gpus": gpus,
         "world_size": int(os.environ.get("WORLD_SIZE", "1")),
         # wall times depend on it: two runs sharing a 2-core machine use one thread each

@@ -11,24 +11,13 @@ import torch
 import torch.distributed as dist
 
 from textcls.errors import UserError
+from textcls.hardware import BF16_INSTRUCTIONS, cpu_flags
 
 logger = logging.getLogger(__name__)
 
 
 def has_accelerator() -> bool:
     return torch.accelerator.is_available()
-
-
-BF16_INSTRUCTIONS = ("avx512_bf16", "amx_bf16")  # CPU flags (Linux /proc/cpuinfo) of native bf16 dot products
-
-
-def cpu_flags() -> set[str] | None:
-    """This CPU's feature flags, or None where they cannot be read (not Linux)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            return set(next(line for line in f if line.startswith("flags")).split(":", 1)[1].split())
-    except (OSError, StopIteration):
-        return None
 
 
 def launched_world_size() -> int:
