@@ -35,7 +35,7 @@ from textcls.train import cross_validation as CV
 from textcls.train import method, search
 from textcls.train import run_folder as RF
 from textcls.train import trainer as T
-from textcls.train.distributed import release_process_group
+from textcls.train.distributed import release_process_group, resolve_bf16
 
 logger = logging.getLogger("run_classification")
 
@@ -89,7 +89,8 @@ def run(args, argv, resume_from, settings, timing) -> dict:
     SF.check_setfit(args.data.method, columns, labels, args.training.do_train, train)  # pairs, too many rows...
     decided = RF.decided(resume_from)  # what the run a checkpoint belongs to chose for its 'auto' flags
     per_batch = TK.resolve_tokenize(args.data, args.training, columns, long_docs, train, decided)  # or up front
-    settings = RF.with_decided(settings, tokenize="per_batch" if per_batch else "upfront")  # each checkpoint's
+    bf16 = resolve_bf16(args.training, decided)  # --bf16 unset: on for a CPU with AMX (measured)
+    settings = RF.with_decided(settings, tokenize="per_batch" if per_batch else "upfront", bf16=bf16)  # checkpoints
     tokenized = TK.tokenize_splits(splits, columns, tokenizer, labels, args.data, long_docs, args.training, per_batch)
     encoder = TK.per_batch_encoder(tokenizer, columns, long_docs) if per_batch else None
     args = args._replace(model=SF.setfit_body(args, train, columns, labels, long_docs.max_length))  # --method setfit
@@ -108,7 +109,7 @@ def run(args, argv, resume_from, settings, timing) -> dict:
         checks.check_optimizer_and_scheduler(args.training, model)
         checks.check_best_metric(args.training, labels, data.task_name, data.names("eval"), hub_metric)
         RF.check_disk_space(args.training, model)  # room for the model and a checkpoint, before hours of training
-        trainer = T.build_trainer(model, args, tokenizer, data, best, hub_metric, settings)
+        trainer = T.build_trainer(model, args, tokenizer, data, best, hub_metric, settings, bf16)
     recipe_name = O.write_run_recipe(trainer, args.resolved)
 
     # ---- train, evaluate, predict, write
@@ -121,6 +122,7 @@ def run(args, argv, resume_from, settings, timing) -> dict:
     results |= evaluate_and_predict(trainer, data, args.data)
     results |= F.write_selection(trainer, data.rows)  # a fold's held-out rows; what --exclude_rows dropped
     results |= X.export_model(trainer, data, args.data)  # --export onnx: fp32 and int8 graphs, checked
+    results |= T.mixed_precision(trainer)  # fp32, bf16 (training steps only, unless asked for) or fp16
     O.write_run_summary(trainer, args, data, results)
     if args.data.results_file and trainer.is_world_process_zero():
         out, (start, code_version) = args.training.output_dir, timing

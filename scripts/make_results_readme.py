@@ -145,7 +145,16 @@ def collect(results_dir: str) -> dict:
     for path in sorted(glob.glob(os.path.join(results_dir, "**", "*.json"), recursive=True)):
         rel = os.path.relpath(path, results_dir).split(os.sep)
         # speed records have their own section; baselines and searches are not runs of a recipe
-        if rel[0] in ("plots", "speed", "baselines", "hp_search", "label-noise", "small-data", "sampler-order"):
+        if rel[0] in (
+            "plots",
+            "speed",
+            "baselines",
+            "hp_search",
+            "label-noise",
+            "small-data",
+            "sampler-order",
+            "cpu-bf16",
+        ):
             continue
         data = load_results(path)
         if not data["runs"]:
@@ -876,13 +885,30 @@ def defaults_section(results_dir: str) -> list[str]:
             f"{100 * m['peer_best']['eval_accuracy']:.2f} (one seed a side: the batch-order tables are the verdict) "
             f"| {name} ({_flags(rec)}) |"
         )
-    name, rec = newest(lambda n, r: "bf16_train_time_vs_fp32" in r.get("targets", {}))
+    native = {"avx512_bf16", "amx_bf16"}
+    name, rec = newest(lambda n, r: "bf16_train_time_vs_fp32" in r.get("targets", {})
+                       and not native & set(r.get("cpu_flags") or []))  # fmt: skip
     if rec:
         t = rec["targets"]
         rows.append(
-            f"| fp32 on a CPU without bf16 instructions (no `--bf16`) | {t['bf16_train_time_vs_fp32']['value']:.1f}x "
-            f"faster training than `--bf16` (same dev accuracy, {t['bf16_accuracy_vs_fp32_points']['value']:+.2f} "
-            f"points) | not measured on a CPU with native bf16 (AVX-512 BF16 / AMX) | {name} ({_flags(rec)}) |"
+            "| fp32 on a CPU without bf16 instructions (`--bf16` unset) | "
+            f"{t['bf16_train_time_vs_fp32']['value']:.1f}x faster training than `--bf16` (same dev accuracy, "
+            f"{t['bf16_accuracy_vs_fp32_points']['value']:+.2f} points) | nothing: `--bf16` is emulated there | "
+            f"{name} ({_flags(rec)}) |"
+        )
+    measured = [(task, found) for (task, _), by_precision in sorted(_cpu_bf16_pairs(results_dir).items())
+                if (found := _bf16_against_fp32(by_precision, _primary_key(task)[0]))]  # fmt: skip
+    if measured:
+        flags = sorted({f for d in _cpu_bf16_pairs(results_dir).values() for p in d.values() for r in p["runs"]
+                        for f in r["environment"].get("cpu_flags") or [] if "bf16" in f or "amx" in f})  # fmt: skip
+        rows.append(
+            "| bf16 autocast on a CPU with AMX (`--bf16` unset) | training in "
+            + ", ".join(f"{f['time']:.2f}x fp32's time on {task}" for task, f in measured)
+            + f" ({'/'.join(str(f['seeds']) for _, f in measured)} seeds) | dev metric "
+            + ", ".join(f"{f['points']:+.2f} points ({f['noise']} seed noise)" for _, f in measured)
+            + "; peak memory "
+            + ", ".join(f"{f['memory']:.2f}x" for _, f in measured)
+            + f" | cpu-bf16/ ({', '.join(flags) or '?'}) |"
         )
     if not rows:
         return []
@@ -897,6 +923,104 @@ def defaults_section(results_dir: str) -> list[str]:
         *rows,
         "",
     ]
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def cpu_bf16_section(results_dir: str) -> list[str]:
+    """results/cpu-bf16/<task>/<recipe>_fp32.json and _bf16.json, written by scripts/run_seeds.py: one recipe and
+    seeds trained in fp32 and with `--bf16 true` (torch's CPU autocast) on one machine, the two alternating seed by
+    seed. Per task: each precision's primary metric, median (range), its training seconds and peak memory, the CPU and
+    its flags; then what bf16 buys (its median train time / fp32's) and costs (its median minus fp32's, and whether
+    that is beyond seed noise: a two-sided Mann-Whitney U test at p < 0.05)."""
+    pairs = _cpu_bf16_pairs(results_dir)
+    if not pairs:
+        return []
+    lines = [
+        "## CPU bf16 against fp32",
+        "",
+        "One recipe, the same seeds, trained in fp32 and with `--bf16 true` (torch's CPU autocast: bf16 matrix",
+        "products over fp32 weights) on one machine alone, the two alternating seed by seed; median (lowest-highest).",
+        "Seconds are each run's train_runtime (evaluation each epoch inside, as the recipe has it).",
+        "",
+    ]
+    for (task, recipe), by_precision in sorted(pairs.items()):
+        first = (by_precision.get("fp32") or next(iter(by_precision.values())))["runs"][0]
+        key, label = _primary_key(task)
+        flags = sorted({f for d in by_precision.values() for r in d["runs"] for f in r["environment"].get("cpu_flags")
+                        or []})  # fmt: skip
+        lines += [
+            f"### {task}: {recipe} ({label})",
+            "",
+            f"`{first['command'].split(' --seed ')[0]}` (`--bf16 true` added for bf16); {hardware(first)}; CPU flags "
+            f"{', '.join(flags) or 'not recorded'}.",
+            "",
+            f"| precision | seeds | {label} | train s | train samples/s | peak RSS MiB |",
+            "|---|---|---|---|---|---|",
+        ]
+        for precision in PRECISIONS:
+            runs = by_precision.get(precision, {"runs": []})["runs"]
+            if not runs:
+                continue
+            v = [100 * r["metrics"][key] for r in runs]
+            t = [r["timing"]["train_runtime"] for r in runs]
+            rate = _median([r["timing"]["train_samples_per_second"] for r in runs])
+            rss = _median([r["peak_memory"]["cpu_rss_bytes"] / 2**20 for r in runs])
+            lines.append(
+                f"| {precision} | {', '.join(str(r['seed']) for r in runs)} | {_median(v):.2f} ({min(v):.2f}-"
+                f"{max(v):.2f}) | {_median(t):.0f} ({min(t):.0f}-{max(t):.0f}) | {rate:.1f} | {rss:.0f} |"
+            )
+        found = _bf16_against_fp32(by_precision, key)
+        if found:
+            lines += [
+                "",
+                f"bf16 trains in {found['time']:.2f}x fp32's time; its {label} {found['points']:+.2f} points "
+                f"({found['noise']} seed noise, Mann-Whitney p {found['p']:.2f}); peak memory {found['memory']:.2f}x.",
+            ]
+        lines.append("")
+    return lines
+
+
+def _cpu_bf16_pairs(results_dir: str) -> dict[tuple[str, str], dict[str, dict]]:
+    """{(task, recipe): {"fp32": results file content, "bf16": ...}} of results/cpu-bf16/<task>/<recipe>_<p>.json."""
+    pairs: dict[tuple[str, str], dict[str, dict]] = {}
+    for path in sorted(glob.glob(os.path.join(results_dir, "cpu-bf16", "*", "*.json"))):
+        name = os.path.splitext(os.path.basename(path))[0]
+        recipe, _, precision = name.rpartition("_")
+        if precision in PRECISIONS:
+            pairs.setdefault((os.path.basename(os.path.dirname(path)), recipe), {})[precision] = load_results(path)
+    return pairs
+
+
+def _primary_key(task: str) -> tuple[str, str]:
+    """(result key, label) of a task's primary metric; a task named <glue task>-<variant> is that GLUE task's."""
+    short = GLUE_DISPLAY.get(task.split("-")[0], ("acc",))[0]
+    return METRIC_KEYS[short], METRIC_LABELS[short]
+
+
+def _bf16_against_fp32(by_precision: dict[str, dict], key: str) -> dict | None:
+    """bf16's median train time / fp32's, its median metric minus fp32's (points), that difference's two-sided
+    Mann-Whitney p and verdict (beyond seed noise at p < 0.05), and its median peak memory / fp32's."""
+    runs = {p: by_precision[p]["runs"] for p in PRECISIONS if by_precision.get(p, {}).get("runs")}
+    if len(runs) < 2:
+        return None
+
+    def median(precision, value):
+        return _median([value(r) for r in runs[precision]])
+
+    values = {p: [100 * r["metrics"][key] for r in runs[p]] for p in PRECISIONS}
+    p = mannwhitneyu(values["bf16"], values["fp32"]).pvalue
+    return {
+        "time": median("bf16", lambda r: r["timing"]["train_runtime"])
+        / median("fp32", lambda r: r["timing"]["train_runtime"]),
+        "points": _median(values["bf16"]) - _median(values["fp32"]),
+        "p": p,
+        "noise": "beyond" if p < 0.05 else "within",
+        "memory": median("bf16", lambda r: r["peak_memory"]["cpu_rss_bytes"])
+        / median("fp32", lambda r: r["peak_memory"]["cpu_rss_bytes"]),
+        "seeds": min(len(v) for v in values.values()),
+    }
 
 
 def sampler_order_section(results_dir: str) -> list[str]:
@@ -1208,6 +1332,7 @@ def render(results_dir: str, sources: dict, plt) -> str:
     lines += learning_curve_section(results_dir, plots_dir, plt)
     lines += defaults_section(results_dir)
     lines += sampler_order_section(results_dir)
+    lines += cpu_bf16_section(results_dir)
     lines += speed_section(results_dir, plots_dir, plt)
     if used:
         lines += ["## Sources", ""]

@@ -46,7 +46,8 @@ order main() runs them:
 | --method setfit: refuse pairs, regression, token ids, a set too large to pair | train.contrastive.check_setfit |
 | what a resumed checkpoint's run chose for its 'auto' flags | train.run_folder.decided |
 | --tokenize: training texts tokenized up front, or per batch as read | data.tokenization.resolve_tokenize |
-| ...and that choice, recorded in each checkpoint for a resume | train.run_folder.with_decided |
+| --bf16 unset: bf16 autocast on a CPU with AMX (measured), else fp32 | train.distributed.resolve_bf16 |
+| ...and those choices, recorded in each checkpoint for a resume | train.run_folder.with_decided |
 | tokenize (and encode the labels of) every split | data.tokenization.tokenize_splits |
 | --tokenize per_batch: what makes a batch of training texts model inputs | data.tokenization.per_batch_encoder |
 | --method setfit: the contrastive phase (setfit), the encoder the run trains from | train.contrastive.setfit_body |
@@ -63,6 +64,7 @@ order main() runs them:
 | evaluate, predict, GLUE submission files | evaluation.predict.evaluate_and_predict |
 | a fold's held-out rows (cv_fold.json); the excluded rows' count | data.folds.write_selection |
 | --export onnx: fp32 and int8 graphs, checked against PyTorch | export.onnx.export_model |
+| the precision the numbers were computed in | train.trainer.mixed_precision |
 | all_results.json, merged model, model card | evaluation.outputs.write_run_summary |
 
 Where a flag's value is decided: every flag once, by config.args.parse_args (defaults < recipe < command line), and
@@ -77,6 +79,7 @@ later, from the model, the data or the task, are each decided by one function an
 | --multi_label_threshold | config.checks.check_label_flags: Thresholds (in RunData); tuned: evaluation.predict |
 | --calibrate (and the fitted temperature) | config.checks.resolve_calibration: Calibration (RunData) |
 | --metric_for_best_model, --greater_is_better | train.trainer.resolve_best_metric: BestMetric |
+| --bf16 (unset: on for a CPU with AMX) | train.distributed.resolve_bf16: a bool (the Trainer's copy) |
 | the Trainer's arguments (jit checkpoints, a stream, a search) | train.trainer.trainer_arguments: a copy |
 | what a folder's training does: resume, refuse, finish | train.run_folder.plan_output_dir: FolderPlan |
 | --exclude_rows, --cross_validate (a fold's rows) | data.folds.select_training_rows: RowSelection (RunData) |

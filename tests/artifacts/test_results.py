@@ -768,3 +768,33 @@ def test_imported_group_runs_show_no_seconds_beside_runs_timed_here(tmp_path):
     assert "| group | all | 2 | 61.00 (60.00-62.00) | - | - |" in text
     assert "| random | all | 1 | 65.00 (65.00-65.00) | 700 | 760 |" in text
     assert f"group seeds 1, 2: the recipe's own runs in {source}" in text and "seconds left out" in text
+
+
+def test_cpu_bf16_section_pairs_each_recipe_in_both_precisions(tmp_path):
+    """results/README.md's "CPU bf16 against fp32": per task, both precisions' metric, seconds and memory from the
+    run_seeds.py records, the CPU flags they ran on, bf16's time ratio, metric difference, noise test."""
+    make = load_script("make_results_readme")
+    env = {"cpu": "Intel Xeon", "cpu_count": 2, "torch_threads": 2, "world_size": 1, "gpus": [],
+           "cpu_flags": ["amx_bf16", "avx512_bf16"]}  # fmt: skip
+    cmd = "python run_classification.py recipes/glue/rte/all-MiniLM-L6-v2.json --data_dir X{flag} --seed {s}"
+    for precision, runs in (("fp32", ((1, 0.60, 100), (2, 0.62, 110), (3, 0.58, 90))),
+                            ("bf16", ((1, 0.61, 80), (2, 0.59, 90), (3, 0.63, 70)))):  # fmt: skip
+        path = str(tmp_path / "cpu-bf16" / "rte" / f"all-MiniLM-L6-v2_{precision}.json")
+        for seed, acc, seconds in runs:
+            extra = {"environment": env, "timing": {"train_runtime": seconds, "train_samples_per_second": 25.0},
+                     "peak_memory": {"cpu_rss_bytes": 2**31}}  # fmt: skip
+            flag = " --bf16 true" if precision == "bf16" else ""
+            R.record_run(path, seed, {"eval_accuracy": acc}, cmd.format(s=seed, flag=flag), None, extra)
+    text = "\n".join(make.cpu_bf16_section(str(tmp_path)))
+    assert "### rte: all-MiniLM-L6-v2 (accuracy)" in text
+    assert "`python run_classification.py recipes/glue/rte/all-MiniLM-L6-v2.json --data_dir X` (`--bf16 true`" in text
+    assert "Intel Xeon (2 cores); CPU flags amx_bf16, avx512_bf16." in text
+    assert "| fp32 | 1, 2, 3 | 60.00 (58.00-62.00) | 100 (90-110) | 25.0 | 2048 |" in text
+    assert "| bf16 | 1, 2, 3 | 61.00 (59.00-63.00) | 80 (70-90) | 25.0 | 2048 |" in text
+    assert "bf16 trains in 0.80x fp32's time; its accuracy +1.00 points (within seed noise, Mann-Whitney p" in text
+    assert "; peak memory 1.00x." in text
+    assert "cpu-bf16" not in make.collect(str(tmp_path))  # not also a table of recipe runs
+    row = "| bf16 autocast on a CPU with AMX (`--bf16` unset) | training in 0.80x fp32's time on rte (3 seeds) | dev "
+    row += "metric +1.00 points (within seed noise); peak memory 1.00x | cpu-bf16/ (amx_bf16, avx512_bf16) |"
+    assert row in make.defaults_section(str(tmp_path))
+    assert make.cpu_bf16_section(str(tmp_path / "none")) == []

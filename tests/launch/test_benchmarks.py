@@ -580,6 +580,7 @@ def test_sampler_order_benchmark_runs_the_peer_and_ours_on_the_recipes_settings_
                               max_seq_length=None)  # fmt: skip
     random_order = sampler_order.variant_argv("random", "sst2", args, 1, "o", ("", ""))
     assert random_order[random_order.index("--train_sampling_strategy") + 1] == "random"
+    assert random_order[random_order.index("--bf16") + 1] == "false"  # fp32 as the peer: the order alone differs
     assert "--train_sampling_strategy" not in sampler_order.variant_argv("group", "sst2", args, 1, "o", ("", ""))
     spec = importlib.util.spec_from_file_location("mk", os.path.join(ROOT, "scripts", "make_results_readme.py"))
     make = importlib.util.module_from_spec(spec)

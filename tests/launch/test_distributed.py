@@ -36,7 +36,7 @@ def test_accelerate_readme_documents_every_config():
 
 
 def args(**kw):
-    return SimpleNamespace(**{"world_size": 1, "fp16": False, "bf16": False, **kw})
+    return SimpleNamespace(**{"world_size": 1, "fp16": False, "bf16": False, "use_cpu": True, **kw})
 
 
 def test_duplicate_launch_is_refused(monkeypatch):
@@ -75,25 +75,51 @@ def test_bf16_on_a_cpu_without_bf16_instructions_warns_what_it_costs(monkeypatch
                         if warned else []), flags  # fmt: skip
 
 
-def test_bf16_on_cpu_trains_and_evaluates(tiny_bert, sentiment_files, tmp_path):
-    results = R.main(
-        [
-            "--model",
-            tiny_bert,
-            "--train_file",
-            sentiment_files["train"],
-            "--validation_file",
-            sentiment_files["dev"],
-            "--do_train",
-            "--do_eval",
-            "--output_dir",
-            str(tmp_path / "o"),
-            "--bf16",
-            "true",
-            *TRAIN_FLAGS,
-        ]
-    )
-    assert math.isfinite(results["train_loss"]) and 0 <= results["eval_accuracy"] <= 1
+def test_bf16_unset_turns_on_only_where_it_was_measured_to_pay(monkeypatch, caplog):
+    from textcls.train import distributed
+
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    monkeypatch.setattr(distributed, "has_accelerator", lambda: False)
+    unset = args(bf16=None, use_cpu=True)
+    amx = {"avx2", "avx512_bf16", "amx_bf16", "amx_tile"}
+    for flags, on in ((amx, True), ({"avx2", "avx512_bf16"}, False), ({"avx2"}, False), (None, False)):
+        monkeypatch.setattr(distributed, "cpu_flags", lambda flags=flags: flags)
+        caplog.clear()
+        with caplog.at_level("INFO", logger="textcls.train.distributed"):
+            assert distributed.resolve_bf16(unset) is on, flags
+        assert ("mixed precision: bf16 autocast, as this CPU has amx_bf16 " in caplog.text) is on
+        assert distributed.resolve_bf16(args(bf16=False, use_cpu=True)) is False  # given: the flag
+        assert distributed.resolve_bf16(args(bf16=True, use_cpu=True)) is True
+        assert distributed.resolve_bf16(unset, {"bf16": not on}) is (not on)  # a resume: as its checkpoint's run
+    monkeypatch.setattr(distributed, "cpu_flags", lambda: amx)
+    assert distributed.resolve_bf16(args(bf16=None, use_cpu=True, fp16=True)) is False
+    monkeypatch.setattr(distributed, "has_accelerator", lambda: True)  # a GPU: the user's choice, as transformers
+    assert distributed.resolve_bf16(args(bf16=None, use_cpu=False)) is False
+    assert distributed.resolve_bf16(unset) is True  # --use_cpu on a machine with a GPU: this CPU decides
+    for configured, on in (("bf16", True), ("fp16", False), ("no", True)):  # "no": accelerate's default, not a choice
+        monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", configured)
+        assert distributed.resolve_bf16(unset) is on
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    check_launch(args(bf16=None))  # unset follows accelerate's bf16: no conflict
+
+
+def test_bf16_on_cpu_trains_and_evaluates(tiny_bert, sentiment_files, tmp_path, monkeypatch):
+    from textcls.train import distributed
+
+    def run(out, *flags):
+        files = ["--train_file", sentiment_files["train"], "--validation_file", sentiment_files["dev"]]
+        results = R.main(["--model", tiny_bert, *files, "--do_train", "--do_eval", "--output_dir", str(out),
+                          *TRAIN_FLAGS, *flags])  # fmt: skip
+        with open(os.path.join(out, "all_results.json")) as f:
+            return results, json.load(f)["mixed_precision"]
+
+    results, precision = run(tmp_path / "o", "--bf16", "true")
+    assert math.isfinite(results["train_loss"]) and 0 <= results["eval_accuracy"] <= 1 and precision == "bf16"
+    # unset: a CPU with AMX trains in bf16, recorded; --bf16 false keeps fp32 there
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    monkeypatch.setattr(distributed, "cpu_flags", lambda: {"avx512f", "amx_bf16"})
+    assert run(tmp_path / "auto")[1] == "bf16_training"  # training steps; evaluation in fp32
+    assert run(tmp_path / "fp32", "--bf16", "false")[1] == "no"
 
 
 def test_two_process_ddp_matches_one_process(tiny_bert, tmp_path):
@@ -130,6 +156,8 @@ def test_two_process_ddp_matches_one_process(tiny_bert, tmp_path):
         "sequential",
         "--per_device_eval_batch_size",
         "4",
+        "--bf16",
+        "false",  # fp32: bf16 training (the default on a CPU with AMX) rounds the two summation orders apart
     ]
     single = tmp_path / "single"
     R.main([*common, "--per_device_train_batch_size", "8", "--output_dir", str(single)])
@@ -238,6 +266,7 @@ def test_gradient_accumulation_matches_one_big_batch(case, tmp_path):
     # Sequential batches, no dropout, plain SGD without clipping: the update is proportional to the gradient
     flags += ["--train_sampling_strategy", "sequential", "--config_overrides", no_dropout, "--optim", "sgd"]
     flags += ["--learning_rate", "0.05", "--max_grad_norm", "0", "--logging_steps", "3"]
+    flags += ["--bf16", "false"]  # fp32: bf16 training (the default on a CPU with AMX) rounds each batching apart
 
     def run(out, batch, steps):
         argv = ["--model", model, "--output_dir", str(tmp_path / out), *flags, "--per_device_train_batch_size"]

@@ -99,7 +99,14 @@ def test_ratios_against_targets():
     assert not checks["bf16_train_time_vs_fp32"]["met"]  # 8% faster: within noise, not a default
     assert checks["bf16_accuracy_vs_fp32_points"]["value"] == pytest.approx(-0.4)
     assert checks["bf16_accuracy_vs_fp32_points"]["met"]
-    assert speed.MODES["ours_bf16"][1] == ["--bf16", "true"]
+    assert speed.MODES["ours_bf16"][1] == ["--bf16", "true"] and speed.MODES["ours_fp32"][1] == ["--bf16", "false"]
+    # on a CPU with AMX our default is bf16: the fp32 baseline is then ours_fp32
+    fp32 = {"train_samples_per_second": 100.0, "eval_accuracy": 0.80, "wall_s": 20.0, "train_s": 6.0}
+    checks = speed.ratios({**medians, "ours_fp32": fp32})
+    ratio = checks["bf16_train_time_vs_fp32"]
+    assert ratio["value"] == pytest.approx(4.6 / 6) and ratio["met"]
+    assert checks["bf16_accuracy_vs_fp32_points"]["value"] == pytest.approx(0.2)
+    checks = speed.ratios(medians)
     assert checks["train_throughput_vs_slow"]["value"] == pytest.approx(12)
     assert checks["train_throughput_vs_slow"]["met"]
     assert checks["end_to_end_vs_hf_best"]["value"] == pytest.approx(2) and checks["end_to_end_vs_hf_best"]["met"]

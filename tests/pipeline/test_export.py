@@ -90,7 +90,13 @@ def test_a_failed_export_is_one_error_and_leaves_no_onnx_folder(tiny_bert, tmp_p
 
 
 @pytest.mark.parametrize(
-    "case, flags", [("cls", ["--pooling", "cls"]), ("lora merged", ["--use_lora", "--learning_rate", "1e-2"])]
+    "case, flags",
+    [
+        ("cls", ["--pooling", "cls"]),
+        ("lora merged", ["--use_lora", "--learning_rate", "1e-2"]),
+        # accelerate's autocast wraps the trained model's forward: the graph is still traced in fp32, on the copy
+        ("asked for bf16", ["--bf16", "true"]),
+    ],
 )
 def test_the_fp32_graph_gives_pytorchs_logits(tiny_bert, tmp_path, case, flags):
     results, report = export_run(tiny_bert, tmp_path, *flags)

@@ -307,6 +307,22 @@ def test_a_flag_added_after_a_checkpoint_is_no_change_at_the_value_its_code_had(
     assert RF.decided(str(checkpoint)) == {"tokenize": "per_batch"} and RF.decided(None) == {}
 
 
+def test_bf16_unset_resumes_as_the_checkpoint_trained(tmp_path):
+    old = {"learning_rate": 1e-3, "bf16": False}  # code from before --bf16 could be unset: always set
+    assert RF.settings_differences(old, {**old, "bf16": None}) == []  # resumes in fp32, read back by decided()
+    assert RF.settings_differences(old, {**old, "bf16": True}) == ["--bf16 True (it was False)"]
+    auto = {"learning_rate": 1e-3, "bf16": None, RF.DECIDED: {"bf16": True}}  # unset, decided bf16 on an AMX CPU
+    now = {"learning_rate": 1e-3}
+    assert RF.settings_differences(auto, {**now, "bf16": None}) == []
+    assert RF.settings_differences(auto, {**now, "bf16": True}) == []  # what it decided, now given
+    assert RF.settings_differences(auto, {**now, "bf16": False}) == ["--bf16 False (it was unset)"]
+    checkpoint = tmp_path / "checkpoint-5"
+    checkpoint.mkdir()
+    for saved, bf16 in ((old, False), ({**old, "bf16": True}, True), (auto, True)):
+        (checkpoint / RF.SETTINGS).write_text(json.dumps(saved))
+        assert RF.decided(str(checkpoint))["bf16"] is bf16
+
+
 def test_readme_lists_the_flags_safe_to_change_on_resume():
     readme = open(os.path.join(ROOT, "README.md")).read()
     section = readme.split("### Interruptions", 1)[1].split("\n### ", 1)[0]

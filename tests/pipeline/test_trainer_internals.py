@@ -31,6 +31,7 @@ def test_the_overrides_are_the_ones_this_guard_knows():
         "_maybe_log_save_evaluate",
         "_remove_unused_columns",
         "_save_checkpoint",
+        "autocast_smart_context_manager",
         "create_optimizer",
         "evaluation_loop",
         "log",

@@ -468,6 +468,15 @@ class ClassificationTrainingArguments(TrainingArguments):
             "--early_stopping_patience, else off)."
         },
     )
+    # None: decided per run (textcls.train.distributed.resolve_bf16), where it was measured to pay.
+    bf16: bool | None = field(
+        default=None,
+        metadata={
+            "help": "bf16 mixed precision (torch autocast over fp32 weights). Default: on for a run on a CPU with AMX "
+            "(amx_bf16), where it trained faster than fp32 at the same accuracy (results/README.md, 'CPU bf16 "
+            "against fp32'), or as accelerate is configured; off elsewhere (GPUs: pass it). false: fp32."
+        },
+    )
     # Trainer's own label_names (the input keys holding labels) is always 'labels' here, so the flag is given the
     # meaning users of a classification script expect: the class names, in output-id order.
     label_names: list[str] | None = field(

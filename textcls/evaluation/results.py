@@ -303,6 +303,7 @@ def record_from_output_dir(
         "wall_time_s": round(wall_time_s, 1),
         "peak_memory": peak_memory(),
         **{k: all_results.get(k) for k in _PARAM_KEYS},
+        "mixed_precision": all_results.get("mixed_precision"),  # "no", "bf16", "fp16"; None: not recorded then
         "timing": timing,
         "samples": samples,
         "output_dir": output_dir,

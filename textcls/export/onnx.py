@@ -116,6 +116,12 @@ def _plain_copy(model):
     batches with plain SDPA (no packing hooks: torch.export cannot trace them) and no KV cache (a classifier's
     forward needs none; a decoder's graph would otherwise return one)."""
     model = copy.deepcopy(model).to("cpu", torch.float32).eval()
+    # --bf16/--fp16: accelerate replaced the instance's forward by one under autocast that calls the original model's
+    # (a closure deepcopy does not copy): the graph would be traced in bf16 on the trained model, not this copy
+    for module in (model, getattr(model, "base_model", None)):
+        if module is not None:
+            vars(module).pop("forward", None)
+            vars(module).pop("_original_forward", None)
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     disable_packing(model)

@@ -79,6 +79,10 @@ SAFE_WITHOUT_LOAD_BEST = ("save_strategy",)
 # change (first), and its 'auto' resolves as that code did (second, read back by decided()). Any other value is
 # another way of training and refused as a change, as ever.
 ADDED_FLAGS = {"tokenize": (("auto", "upfront"), {"tokenize": "upfront"})}  # before it, every split up front
+# Flags whose unset value (None) is decided per run, recorded under DECIDED: what a checkpoint trained with is its
+# flag when set (checkpoints of code from before the flag could be unset always set it), else its decision. Resuming
+# with the flag unset takes that again; setting it to the same value is no change.
+DECIDED_WHEN_UNSET = ("bf16",)
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints
@@ -262,6 +266,9 @@ def decided(checkpoint: str | None) -> dict:
     for flag, (_, then) in ADDED_FLAGS.items():
         if flag not in settings:
             found = {**then, **found}
+    for flag in DECIDED_WHEN_UNSET:
+        if settings.get(flag) is not None:
+            found[flag] = settings[flag]
     return found
 
 
@@ -278,6 +285,10 @@ def settings_differences(saved: dict, now: dict) -> list[str]:
             continue
         if key not in saved and key in ADDED_FLAGS and now.get(key) in ADDED_FLAGS[key][0]:
             continue  # the checkpoint's code did what this value does
+        if key in DECIDED_WHEN_UNSET and now.get(key) is None:
+            continue  # the resume decides as the checkpoint's run did (decided())
+        if key in DECIDED_WHEN_UNSET and now.get(key) == (saved.get(DECIDED) or {}).get(key):
+            continue  # set now to what the checkpoint's run decided
         if key == "train_data":
             differences.append("the training data's content (--train_file / --data_dir) changed")
         elif key == "processes":

@@ -24,6 +24,7 @@ import shutil
 import time
 
 import datasets
+import torch
 from torch.utils.data import SequentialSampler
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
 from transformers.trainer_pt_utils import nested_gather
@@ -96,15 +97,16 @@ def trainer_arguments(training_args, best: BestMetric, streamed: bool):
     return dataclasses.replace(training_args, **changes)
 
 
-def build_trainer(model, args, tokenizer, data, best, hub_metric=None, run_settings=None) -> "ClassificationTrainer":
+def build_trainer(
+    model, args, tokenizer, data, best, hub_metric=None, run_settings=None, bf16=False
+) -> "ClassificationTrainer":
     """The Trainer of this run: our loss and samplers, padded or padding-free batches, the run's metrics, and the
     metric to select the best checkpoint on (best: resolve_best_metric). run_settings: what each checkpoint records
-    it was trained with (run_folder.training_settings)."""
+    it was trained with (run_folder.training_settings); bf16: as distributed.resolve_bf16 decided (unset --bf16 on
+    a CPU with AMX: bf16 training steps, ClassificationTrainer.autocast_smart_context_manager)."""
     training_args, data_args = args.training, args.data
     first_position = setup_padding_free(model, data_args.padding_free, data_args.pad_to_max_length)
-    collator = make_collator(
-        tokenizer, data_args.pad_to_max_length, training_args.fp16 or training_args.bf16, first_position
-    )
+    collator = make_collator(tokenizer, data_args.pad_to_max_length, training_args.fp16 or bf16, first_position)
     eval_sets = {split_suffix(n): data.tokenized[("eval", n)][0] for n in data.names("eval")}
     train_rows = data.train_rows()
     streamed = isinstance(train_rows, datasets.IterableDataset)
@@ -144,7 +146,17 @@ def build_trainer(model, args, tokenizer, data, best, hub_metric=None, run_setti
         chunk_aggregation=long_docs.aggregation,
         run_settings=run_settings,
         train_encoder=data.train_encoder,
+        autocast_training=bf16 and not training_args.bf16,  # decided, not asked for: training steps only
     )
+
+
+def mixed_precision(trainer) -> dict:
+    """What this run's numbers were computed in, for all_results.json and the results file: "no" (fp32), "bf16" or
+    "fp16" (--bf16 / --fp16: autocast around every forward, evaluation too), or "bf16_training" (--bf16 unset on a
+    CPU with AMX: training steps in bf16, evaluation and prediction in fp32)."""
+    if getattr(trainer, "autocast_training", False):
+        return {"mixed_precision": "bf16_training"}
+    return {"mixed_precision": getattr(trainer.args, "mixed_precision", "no")}  # an ONNX folder's predictor: "no"
 
 
 def lengths_of(rows) -> list[int]:
@@ -179,9 +191,11 @@ class ClassificationTrainer(Trainer):
         chunk_aggregation="mean",
         run_settings=None,
         train_encoder=None,
+        autocast_training=False,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        self.autocast_training = autocast_training  # bf16 training steps, fp32 evaluation (autocast_smart_context...)
         self.train_encoder = train_encoder  # --tokenize per_batch: the training rows are text, tokenized as read
         self.run_settings = run_settings  # the training settings, recorded in each checkpoint (run_folder)
         self.chunk_aggregation = chunk_aggregation  # how a text's windows' logits are joined (join_windows)
@@ -224,6 +238,15 @@ class ClassificationTrainer(Trainer):
             checkpoint = os.path.join(self.args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{step}") if saved else None
             raise TrainingStopped(self.stop.signum, step, checkpoint)
         return output
+
+    def autocast_smart_context_manager(self, cache_enabled: bool | None = True):
+        # --bf16 unset on a CPU with AMX (distributed.resolve_bf16): the training steps run in bf16 autocast, where the
+        # time goes; evaluation and prediction in fp32, the saved model's own precision, so that predictions.jsonl is
+        # what the model folder predicts anywhere (its ONNX graph, a pipeline). --bf16 true keeps Trainer's way:
+        # accelerate's autocast around every forward, evaluation too.
+        if self.autocast_training and self.model.training:
+            return torch.autocast(self.args.device.type, dtype=torch.bfloat16, cache_enabled=cache_enabled)
+        return super().autocast_smart_context_manager(cache_enabled)
 
     def _finalize_training(self, trial, num_train_samples, start_time):
         # Trainer averages the loss over processes at each logging step, but adds the steps since the last one as this
