@@ -65,7 +65,7 @@ def test_record_has_ratios_scaling_and_provenance(speed_record):
     record, stdout = speed_record
     # every target of the default modes (bf16 and the real peer are measured on asking: --modes ours ours_bf16)
     assert set(record["targets"]) == {
-        name for name, *_ in speed.TARGETS if not name.startswith("bf16_") and "peer" not in name
+        name for name, *_ in speed.TARGETS if not name.startswith(("bf16_", "default_")) and "peer" not in name
     }
     m = record["medians"]
     assert record["targets"]["lora_step_time_vs_full"]["value"] == pytest.approx(
@@ -106,6 +106,8 @@ def test_ratios_against_targets():
     ratio = checks["bf16_train_time_vs_fp32"]
     assert ratio["value"] == pytest.approx(4.6 / 6) and ratio["met"]
     assert checks["bf16_accuracy_vs_fp32_points"]["value"] == pytest.approx(0.2)
+    assert checks["default_train_time_vs_fp32"]["value"] == pytest.approx(5 / 6)  # ours (bf16 there) / ours_fp32
+    assert checks["default_accuracy_vs_fp32_points"]["value"] == pytest.approx(0.6)
     checks = speed.ratios(medians)
     assert checks["train_throughput_vs_slow"]["value"] == pytest.approx(12)
     assert checks["train_throughput_vs_slow"]["met"]
