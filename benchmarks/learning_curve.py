@@ -231,12 +231,14 @@ def method_argv(method: str, model: str, train: str, dev: str, out: str, rows: i
 
 
 def dev_values(method: str, out: str, metric: str) -> dict:
-    """The run's dev {metric, "log_loss", "ece"} (the last two where the run measured them)."""
+    """The run's dev {metric, "log_loss", "ece"} (the last two where the run measured them) and the precision it
+    trained in (ours: bf16 training steps by default on a CPU with AMX, "bf16_training"; the library: fp32, "no")."""
     name = "setfit_library.json" if METHODS[method] is None else "all_results.json"
     with open(os.path.join(out, name), encoding="utf-8") as f:
         values = json.load(f)
     prefix = "" if METHODS[method] is None else "eval_"
-    return {k: values[prefix + k] for k in (metric, "log_loss", "ece") if prefix + k in values}
+    found = {k: values[prefix + k] for k in (metric, "log_loss", "ece") if prefix + k in values}
+    return found | {"mixed_precision": values.get("mixed_precision", "no")}
 
 
 def same_flags(a: str, b: str) -> bool:

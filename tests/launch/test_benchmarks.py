@@ -410,6 +410,8 @@ def test_learning_curve_benchmark_runs_ours_and_the_setfit_library_on_one_draw_a
     ours = record["runs"][0]
     assert (ours["log_loss"], ours["ece"]) == (finetune["eval_log_loss"], finetune["eval_ece"])
     assert record["runs"][1]["log_loss"] > 0 and 0 <= record["runs"][1]["ece"] <= 1
+    # the precision each trained in: ours as its all_results.json says (bf16 training with AMX), the library fp32
+    assert ours["mixed_precision"] == finetune["mixed_precision"] and record["runs"][1]["mixed_precision"] == "no"
     assert (work / "sst2" / "train-3-1.csv").read_text().count("\n") == 7  # the header and the 6 drawn rows
     stamp = (out / "sst2.json").stat().st_mtime_ns
     assert learning_curve.main(argv) == 0 and (out / "sst2.json").stat().st_mtime_ns == stamp

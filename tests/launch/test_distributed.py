@@ -87,7 +87,7 @@ def test_bf16_unset_turns_on_only_where_it_was_measured_to_pay(monkeypatch, capl
         caplog.clear()
         with caplog.at_level("INFO", logger="textcls.train.distributed"):
             assert distributed.resolve_bf16(unset) is on, flags
-        assert ("mixed precision: bf16 autocast, as this CPU has amx_bf16 " in caplog.text) is on
+        assert ("bf16 autocast for the training steps, as this CPU has amx_bf16 " in caplog.text) is on
         assert distributed.resolve_bf16(args(bf16=False, use_cpu=True)) is False  # given: the flag
         assert distributed.resolve_bf16(args(bf16=True, use_cpu=True)) is True
         assert distributed.resolve_bf16(unset, {"bf16": not on}) is (not on)  # a resume: as its checkpoint's run
@@ -96,11 +96,11 @@ def test_bf16_unset_turns_on_only_where_it_was_measured_to_pay(monkeypatch, capl
     monkeypatch.setattr(distributed, "has_accelerator", lambda: True)  # a GPU: the user's choice, as transformers
     assert distributed.resolve_bf16(args(bf16=None, use_cpu=False)) is False
     assert distributed.resolve_bf16(unset) is True  # --use_cpu on a machine with a GPU: this CPU decides
-    for configured, on in (("bf16", True), ("fp16", False), ("no", True)):  # "no": accelerate's default, not a choice
-        monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", configured)
-        assert distributed.resolve_bf16(unset) is on
-    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
-    check_launch(args(bf16=None))  # unset follows accelerate's bf16: no conflict
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")  # accelerate's default, not a choice: the CPU decides
+    assert distributed.resolve_bf16(unset) is True
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")  # then the flag must say so (check_launch), as before
+    with pytest.raises(UserError, match="mixed_precision=bf16.*--bf16 true"):
+        check_launch(args(bf16=None))
 
 
 def test_bf16_on_cpu_trains_and_evaluates(tiny_bert, sentiment_files, tmp_path, monkeypatch):

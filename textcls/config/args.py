@@ -474,7 +474,7 @@ class ClassificationTrainingArguments(TrainingArguments):
         metadata={
             "help": "bf16 mixed precision (torch autocast over fp32 weights). Default: on for a run on a CPU with AMX "
             "(amx_bf16), where it trained faster than fp32 at the same accuracy (results/README.md, 'CPU bf16 "
-            "against fp32'), or as accelerate is configured; off elsewhere (GPUs: pass it). false: fp32."
+            "against fp32'): its training steps, evaluation stays fp32; off elsewhere (GPUs: pass it). false: fp32."
         },
     )
     # Trainer's own label_names (the input keys holding labels) is always 'labels' here, so the flag is given the

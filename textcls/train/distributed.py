@@ -28,9 +28,11 @@ AUTO_BF16_INSTRUCTIONS = ("amx_bf16",)
 
 
 def resolve_bf16(training_args, decided: dict | None = None) -> bool:
-    """--bf16, decided once: bf16 autocast over fp32 weights (Trainer's --bf16) or not. Given, the flag; unset (None),
-    what a resumed checkpoint's run decided (decided: run_folder.decided), else what accelerate is configured with,
-    else on for a run on the CPU where the CPU has AUTO_BF16_INSTRUCTIONS. Logs an automatic choice and why."""
+    """--bf16, decided once: bf16 autocast over fp32 weights or not (given: Trainer's, every forward; decided here:
+    the training steps only, trainer.ClassificationTrainer.autocast_smart_context_manager). Given, the flag; unset,
+    what a resumed checkpoint's run decided (decided: run_folder.decided), else on for a run on the CPU where the CPU
+    has AUTO_BF16_INSTRUCTIONS. Logs an automatic choice and why. (accelerate configured with bf16 or fp16 needs the
+    flag given: check_launch says so.)"""
     if training_args.bf16 is not None:
         return training_args.bf16
     if "bf16" in (decided or {}):
@@ -38,14 +40,14 @@ def resolve_bf16(training_args, decided: dict | None = None) -> bool:
     if training_args.fp16:
         return False
     if os.environ.get("ACCELERATE_MIXED_PRECISION", "no") != "no":
-        return os.environ["ACCELERATE_MIXED_PRECISION"] == "bf16"
+        return False  # refused by check_launch unless the flag says the same
     if has_accelerator() and not training_args.use_cpu:
         return False
     found = sorted((cpu_flags() or set()) & set(AUTO_BF16_INSTRUCTIONS))
     if found:
         logger.info(
-            "mixed precision: bf16 autocast, as this CPU has %s (measured faster than fp32 at the same accuracy; "
-            "pass --bf16 false to train in fp32)",
+            "mixed precision: bf16 autocast for the training steps, as this CPU has %s (measured faster than fp32 at "
+            "the same accuracy; evaluation and prediction stay fp32; pass --bf16 false to train in fp32)",
             ", ".join(found),
         )
     return bool(found)
@@ -81,8 +83,7 @@ def check_launch(training_args) -> None:
         )
     accelerate_mp = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
     ours = "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "no"
-    unset = training_args.bf16 is None and not training_args.fp16  # resolve_bf16 follows accelerate then
-    if accelerate_mp != "no" and accelerate_mp != ours and not (unset and accelerate_mp == "bf16"):
+    if accelerate_mp != "no" and accelerate_mp != ours:
         raise UserError(
             f"accelerate is configured with mixed_precision={accelerate_mp} but this run has "
             f"{'--' + ours if ours != 'no' else 'neither --bf16 nor --fp16'}. Pass --{accelerate_mp} true, or set "
