@@ -24,6 +24,8 @@ max_seq_length 128):
              CSV copies of the SST-2 TSVs made before any timed run (not in the default set: it needs ../shared;
              `--modes ours ours_random peer_best peer_random --train_rows 8000`, issue 40's steady-state check)
   peer_random the real run_glue.py, --pad_to_max_length false, its default random order
+  peer_best_bf16 peer_best + --bf16 true --use_cpu true: its fastest flags on a CPU with AMX (bf16 autocast around
+             every forward, evaluation too; --use_cpu, which transformers wants for bf16 without a GPU)
 --scaling adds our defaults at 1k / 4k / 16k rows (1 run each) and our padded mode at max_seq_length 32 / 64 / 128
 (every row costs exactly L tokens; 128 is the slow mode's own run): how cost grows with rows and with sequence length.
 
@@ -73,6 +75,19 @@ MODES = {
     "ours_random": (OURS, ["--train_sampling_strategy", "random"]),
     "peer_best": (PEER, ["--pad_to_max_length", "false", "--train_sampling_strategy", "group_by_length"]),
     "peer_random": (PEER, ["--pad_to_max_length", "false"]),
+    "peer_best_bf16": (
+        PEER,
+        [
+            "--pad_to_max_length",
+            "false",
+            "--train_sampling_strategy",
+            "group_by_length",
+            "--bf16",
+            "true",
+            "--use_cpu",
+            "true",
+        ],
+    ),  # fmt: skip
 }
 DEFAULT_MODES = ("slow", "hf_best", "ours", "ours_lora")
 SCALING_ROWS = (1000, 4000, 16000)
