@@ -113,7 +113,13 @@ def test_bf16_on_cpu_trains_and_evaluates(tiny_bert, sentiment_files, tmp_path, 
         with open(os.path.join(out, "all_results.json")) as f:
             return results, json.load(f)["mixed_precision"]
 
-    results, precision = run(tmp_path / "o", "--bf16", "true")
+    from textcls.train import trainer
+
+    multiples = []
+    make_collator = trainer.make_collator
+    monkeypatch.setattr(trainer, "make_collator", lambda *a: multiples.append(a[2]) or make_collator(*a))
+    results, precision = run(tmp_path / "o", "--bf16", "true", "--padding_free", "false")
+    assert multiples == [False]  # no rounding up to 8 tokens on the CPU: tensor cores are a GPU's
     assert math.isfinite(results["train_loss"]) and 0 <= results["eval_accuracy"] <= 1 and precision == "bf16"
     # unset: a CPU with AMX trains in bf16, recorded; --bf16 false keeps fp32 there
     monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
