@@ -835,8 +835,13 @@ def defaults_section(results_dir: str) -> list[str]:
                 if {"padded", "padding_free"} <= set(r["median_ms_per_step"])}  # fmt: skip
         return all(("bert", o) in have for o in orders)
 
-    name, rec = newest(lambda n, r: padded_vs_padding_free(r, "grouped", "random") and "sst2" in r["data"].lower()
-                       .replace("-", ""))  # fmt: skip
+    def amx(record):  # a CPU with bf16 matrix tiles: its own rows below, its numbers unlike an AVX2 CPU's
+        return "amx_bf16" in (record.get("cpu_flags") or [])
+
+    def sst2_packing(n, r):
+        return padded_vs_padding_free(r, "grouped", "random") and "sst2" in r["data"].lower().replace("-", "")
+
+    name, rec = newest(lambda n, r: sst2_packing(n, r) and not amx(r))
     if rec:
         grouped, random_ = packing_result(rec, "grouped"), packing_result(rec, "random")
         rows.append(
@@ -872,7 +877,7 @@ def defaults_section(results_dir: str) -> list[str]:
             f"speed {t['train_throughput_cold_vs_upfront_at_1000000']['value']:.2f}x up front's; peak memory "
             f"{t['peak_rss_cold_vs_peer_at_1000000']['value']:.4f}x the peer's | {name} ({_flags(rec)}) |"
         )
-    name, rec = newest(lambda n, r: "end_to_end_vs_peer_best" in r.get("targets", {}))
+    name, rec = newest(lambda n, r: "end_to_end_vs_peer_best" in r.get("targets", {}) and not amx(r))
     if rec:  # all of them together, against the real run_glue.py, each order against its own
         t, m = rec["targets"], rec["medians"]
         random_ = t.get("end_to_end_random_vs_peer_random")
@@ -883,6 +888,33 @@ def defaults_section(results_dir: str) -> list[str]:
             + (f", {random_['value']:.2f}x its default random order (our random order against it)" if random_ else "")
             + f" ({rec['data']}) | dev accuracy {100 * m['ours']['eval_accuracy']:.2f} against its "
             f"{100 * m['peer_best']['eval_accuracy']:.2f} (one seed a side: the batch-order tables are the verdict) "
+            f"| {name} ({_flags(rec)}) |"
+        )
+    amx_packing = {}  # the newest AMX record of each precision
+    for n, r in speed:
+        if sst2_packing(n, r) and amx(r):
+            amx_packing["bf16" if (r.get("settings") or {}).get("bf16") else "fp32"] = (n, r)
+    if amx_packing:
+        rows.append(
+            "| padding-free batches on a CPU with AMX | step time, padded / padding-free: "
+            + "; ".join(f"{p} {packing_result(r, 'grouped')['speedup']:.2f}x length-grouped SST-2 batches, "
+                        f"{packing_result(r, 'random')['speedup']:.2f}x random"
+                        for p, (n, r) in sorted(amx_packing.items()))
+            + " (below 1: padded is faster) | as above | "
+            + ", ".join(n for _, (n, _) in sorted(amx_packing.items()))
+            + f" ({_flags(next(iter(amx_packing.values()))[1])}) |"
+        )  # fmt: skip
+    name, rec = newest(lambda n, r: "end_to_end_vs_peer_best" in r.get("targets", {}) and amx(r))
+    if rec:
+        m = rec["medians"]
+        peer16 = m.get("peer_best_bf16")
+        bf16 = (f", {peer16['wall_s'] / m['ours']['wall_s']:.2f}x its best flags with `--bf16 true` (a step "
+                f"{peer16['train_s'] / m['ours']['train_s']:.2f}x)") if peer16 else ""  # fmt: skip
+        rows.append(
+            f"| our defaults vs the real run_glue.py on a CPU with AMX (bf16 training steps) | end to end "
+            f"{rec['targets']['end_to_end_vs_peer_best']['value']:.2f}x its best flags in fp32 (a step "
+            f"{rec['targets']['train_time_vs_peer_best']['value']:.2f}x){bf16} (below 1: the peer is faster) | dev "
+            f"accuracy {100 * m['ours']['eval_accuracy']:.2f} against its {100 * m['peer_best']['eval_accuracy']:.2f} "
             f"| {name} ({_flags(rec)}) |"
         )
     native = {"avx512_bf16", "amx_bf16"}
