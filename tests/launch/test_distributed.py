@@ -103,7 +103,7 @@ def test_bf16_unset_turns_on_only_where_it_was_measured_to_pay(monkeypatch, capl
         check_launch(args(bf16=None))
 
 
-def test_bf16_on_cpu_trains_and_evaluates(tiny_bert, sentiment_files, tmp_path, monkeypatch):
+def test_bf16_on_cpu_trains_and_evaluates(tiny_bert, sentiment_files, tmp_path, monkeypatch, capfd):
     from textcls.train import distributed
 
     def run(out, *flags):
@@ -124,7 +124,12 @@ def test_bf16_on_cpu_trains_and_evaluates(tiny_bert, sentiment_files, tmp_path, 
     # unset: a CPU with AMX trains in bf16, recorded; --bf16 false keeps fp32 there
     monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
     monkeypatch.setattr(distributed, "cpu_flags", lambda: {"avx512f", "amx_bf16"})
+    capfd.readouterr()
     assert run(tmp_path / "auto")[1] == "bf16_training"  # training steps; evaluation in fp32
+    # and padded batches: length-grouped ones carry little padding, and padded steps measured faster in bf16 there
+    assert "padded batches: length-grouped batches carry little padding" in capfd.readouterr().out
+    assert run(tmp_path / "random", "--train_sampling_strategy", "random")[1] == "bf16_training"
+    assert "padding-free batches: the rows of a batch are laid end to end" in capfd.readouterr().out
     assert run(tmp_path / "fp32", "--bf16", "false")[1] == "no"
 
 
