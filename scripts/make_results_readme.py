@@ -928,7 +928,8 @@ def defaults_section(results_dir: str) -> list[str]:
             f"{t['bf16_accuracy_vs_fp32_points']['value']:+.2f} points) | nothing: `--bf16` is emulated there | "
             f"{name} ({_flags(rec)}) |"
         )
-    measured = [(task, found) for (task, _), by_precision in sorted(_cpu_bf16_pairs(results_dir).items())
+    measured = [(task + (" (the default)" if recipe.endswith("-default") else " (`--bf16 true`)"), found)
+                for (task, recipe), by_precision in sorted(_cpu_bf16_pairs(results_dir).items())
                 if (found := _bf16_against_fp32(by_precision, _primary_key(task)[0]))]  # fmt: skip
     if measured:
         flags = sorted({f for d in _cpu_bf16_pairs(results_dir).values() for p in d.values() for r in p["runs"]
@@ -972,20 +973,25 @@ def cpu_bf16_section(results_dir: str) -> list[str]:
     lines = [
         "## CPU bf16 against fp32",
         "",
-        "One recipe, the same seeds, trained in fp32 and with `--bf16 true` (torch's CPU autocast: bf16 matrix",
-        "products over fp32 weights) on one machine alone, the two alternating seed by seed; median (lowest-highest).",
+        "One recipe, the same seeds, trained in fp32 and in bf16 (torch's CPU autocast: bf16 matrix products over",
+        "fp32 weights) on one machine alone, the two alternating seed by seed; median (lowest-highest). Names ending",
+        "-default: our default there (`--bf16` unset: bf16 training steps, padded length-grouped batches) against",
+        "`--bf16 false`; the others `--bf16 true` (Trainer's: every forward) against fp32.",
         "Seconds are each run's train_runtime (evaluation each epoch inside, as the recipe has it).",
         "",
     ]
     for (task, recipe), by_precision in sorted(pairs.items()):
         first = (by_precision.get("fp32") or next(iter(by_precision.values())))["runs"][0]
         key, label = _primary_key(task)
+        bf16_runs = (by_precision.get("bf16") or {"runs": [{}]})["runs"]
+        how = "`--bf16 true` added for bf16" if "--bf16 true" in bf16_runs[0].get("command", "") else (
+            "bf16: the same without `--bf16 false`, our default there")  # fmt: skip
         flags = sorted({f for d in by_precision.values() for r in d["runs"] for f in r["environment"].get("cpu_flags")
                         or []})  # fmt: skip
         lines += [
             f"### {task}: {recipe} ({label})",
             "",
-            f"`{first['command'].split(' --seed ')[0]}` (`--bf16 true` added for bf16); {hardware(first)}; CPU flags "
+            f"`{first['command'].split(' --seed ')[0]}` ({how}); {hardware(first)}; CPU flags "
             f"{', '.join(flags) or 'not recorded'}.",
             "",
             f"| precision | seeds | {label} | train s | train samples/s | peak RSS MiB |",

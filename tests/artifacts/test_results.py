@@ -810,7 +810,8 @@ def test_cpu_bf16_section_pairs_each_recipe_in_both_precisions(tmp_path):
     assert "bf16 trains in 0.80x fp32's time; its accuracy +1.00 points (within seed noise, Mann-Whitney p" in text
     assert "; peak memory 1.00x." in text
     assert "cpu-bf16" not in make.collect(str(tmp_path))  # not also a table of recipe runs
-    row = "| bf16 autocast on a CPU with AMX (`--bf16` unset) | training in 0.80x fp32's time on rte (3 seeds) | dev "
-    row += "metric +1.00 points (within seed noise); peak memory 1.00x | cpu-bf16/ (amx_bf16, avx512_bf16) |"
+    row = "| bf16 autocast on a CPU with AMX (`--bf16` unset) | training in 0.80x fp32's time on rte (`--bf16 true`) "
+    row += "(3 seeds) | dev metric +1.00 points (within seed noise); peak memory 1.00x | cpu-bf16/ (amx_bf16, "
+    row += "avx512_bf16) |"
     assert row in make.defaults_section(str(tmp_path))
     assert make.cpu_bf16_section(str(tmp_path / "none")) == []
