@@ -98,8 +98,15 @@ def test_a_failed_export_is_one_error_and_leaves_no_onnx_folder(tiny_bert, tmp_p
         ("asked for bf16", ["--bf16", "true"]),
     ],
 )
-def test_the_fp32_graph_gives_pytorchs_logits(tiny_bert, tmp_path, case, flags):
+def test_the_fp32_graph_gives_pytorchs_logits(tiny_bert, tmp_path, case, flags, capfd, recwarn):
     results, report = export_run(tiny_bert, tmp_path, *flags)
+    # the log a person reads: our export lines, not the exporters' own chatter (158 lines of onnxscript's passes, its
+    # progress prints, torchvision notices, shape-naming and pre-processing warnings), and the folder as it ends up
+    out, err = capfd.readouterr()
+    noise = ("onnx_ir", "onnxscript", "[torch.onnx]", "torchvision", "pre-processing before quantization")
+    assert not [line for line in (out + err).splitlines() if any(n in line for n in noise)]
+    assert not [w for w in recwarn if "axis name" in str(w.message) or "LeafSpec" in str(w.message)]
+    assert f"ONNX export: {tmp_path / 'out' / 'onnx' / 'model.onnx'} and " in out and ".incomplete" not in out
     assert report["max_abs_logit_difference"]["onnx_fp32"] < 1e-4
     assert results["export_fp32_max_abs_logit_difference"] < 1e-4
     assert report["rows"] == 20 and report["split"] == "validation"

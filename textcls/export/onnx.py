@@ -21,6 +21,7 @@ log and the report).
 Everything is written to onnx.incomplete/ and renamed to onnx/ only once checked, so a failed or interrupted export
 leaves no folder that looks like a finished one."""
 
+import contextlib
 import copy
 import json
 import logging
@@ -28,6 +29,7 @@ import os
 import re
 import shutil
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -84,11 +86,12 @@ def export_model(trainer, data, data_args) -> dict:
     graph = _Logits(model, names, temperature).eval()
     fp32, int8 = os.path.join(out, FP32), os.path.join(out, INT8)
     started = time.monotonic()
-    _export(graph, example, names, fp32)
-    _quantize(fp32, int8)
-    fused = {FP32: _fuse(fp32, example, names)}
-    fused[INT8] = _fuse(int8, example, names, reference=_logits(fp32, example, names))
-    logger.info("ONNX export: %s and %s in %.1f s", fp32, int8, time.monotonic() - started)
+    with _quiet_exporters():
+        _export(graph, example, names, fp32)
+        _quantize(fp32, int8)
+        fused = {FP32: _fuse(fp32, example, names)}
+        fused[INT8] = _fuse(int8, example, names, reference=_logits(fp32, example, names))
+    seconds = time.monotonic() - started
     report = check_export(graph, rows, tokenizer, data, (fp32, int8), data_args.export_int8_tolerance)
     report["fused_operators"] = fused
     model.config.save_pretrained(out)
@@ -96,6 +99,7 @@ def export_model(trainer, data, data_args) -> dict:
     write_json_atomic(os.path.join(out, "export_report.json"), report)
     shutil.rmtree(final, ignore_errors=True)  # an earlier export of this folder's model: replaced whole
     os.replace(out, final)
+    logger.info("ONNX export: %s and %s in %.1f s", os.path.join(final, FP32), os.path.join(final, INT8), seconds)
     report["summary"]["folder"] = final
     logger.info("ONNX export checked: %s", json.dumps(report["summary"]))
     if report["summary"]["int8_within_tolerance"] is False:
@@ -152,6 +156,39 @@ def _batches(tokenizer, rows: list[dict]) -> list[dict]:
     return batches
 
 
+# What the exporters say that a user cannot act on: torch's notices that torchvision's operators are not registered,
+# its shape-naming and pytree deprecation warnings, onnxruntime's advice to pre-process before quantizing (a root
+# logger warning; its dynamic int8 is checked against PyTorch below instead).
+_EXPORTER_LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir")
+_EXPORTER_WARNINGS = (r".*The axis name: .* will not be used", r".*isinstance\(treespec, LeafSpec\)")
+
+
+class _NoQuantizerAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_exporters():
+    """torch.onnx, onnxscript and onnxruntime's quantizer without their notices and progress lines (a run's log was
+    214 lines with 158 of theirs); their errors still raise, and the export's own check says what the graphs do."""
+    levels = {name: logging.getLogger(name).level for name in _EXPORTER_LOGGERS}
+    advice = _NoQuantizerAdvice()
+    root = logging.getLogger()
+    try:
+        for name in _EXPORTER_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
+        root.addFilter(advice)
+        with warnings.catch_warnings():
+            for message in _EXPORTER_WARNINGS:
+                warnings.filterwarnings("ignore", message=message)
+            yield
+    finally:
+        root.removeFilter(advice)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
 def _export(graph, example: dict, names: list[str], path: str) -> None:
     args = tuple(torch.from_numpy(example[k]) for k in names)
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
@@ -165,6 +202,7 @@ def _export(graph, example: dict, names: list[str], path: str) -> None:
             output_names=["logits"],
             dynamic_shapes=shapes,
             dynamo=True,
+            verbose=False,  # its progress prints ("[torch.onnx] Run decompositions...")
             external_data=False,  # one file (weights inside; under protobuf's 2 GB): what a service loads
         )
     except Exception as e:  # the exporter's errors are many types; one line says which model could not go
