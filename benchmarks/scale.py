@@ -17,6 +17,10 @@ For each N: training runs (--max_steps 20, batch 32, --logging_steps 1) of
   peer_cold  (not by default) the real run_glue.py (../shared/peers/run_glue.py, HF's script patched only to run
              offline) with its best flags for this: --pad_to_max_length false and length grouping (transformers
              5's --train_sampling_strategy group_by_length, once --group_by_length), empty cache
+  peer_cold_bf16, ours_cold_fp32  (not by default) peer_cold with --bf16 true (its fastest on a CPU with AMX), and
+             ours_cold with --bf16 false (fp32, where our default is bf16 training steps)
+--steps N (default 20) trains N steps instead: with a few hundred, train samples/s is the steady state, and
+end_to_end_vs_peer* (the peer's wall time over ours) the whole process at that length (issue 40's 100k-row check).
 and for the first N only, prediction runs on the first --predict_rows rows of test.csv (default 10,000 of its
 100,000: forward passes alone run at about 36 rows/s on 2 cores) with the model the training run saved:
   ours_predict, hf_predict (ours selects the rows before tokenizing; hf_reference.py tokenizes the whole file
@@ -50,7 +54,10 @@ from textcls.model.build import resolve_model_path  # noqa: E402
 
 OURS = os.path.join(ROOT, "run_classification.py")
 HF = os.path.join(ROOT, "benchmarks", "hf_reference.py")
-STEPS = 20
+STEPS = 20  # --steps: the default
+MODE_FLAGS = {"ours_upfront_cold": ["--tokenize", "upfront"], "peer_cold_bf16": ["--bf16", "true"],
+              "ours_cold_fp32": ["--bf16", "false"]}  # fmt: skip
+OWN_CACHE = ("ours_stream", "ours_upfront_cold", "peer_cold", "peer_cold_bf16", "ours_cold_fp32")
 BATCH = 32
 
 
@@ -87,7 +94,7 @@ def train_command(script: str, args, rows: int, output_dir: str, streaming: bool
         os.makedirs(args.peer_data, exist_ok=True)
         train = label_id_copy(train, args.peer_data)
     common = ["--model_name_or_path", model, "--train_file", train, "--output_dir", output_dir]
-    common += ["--max_steps", str(STEPS), "--per_device_train_batch_size", str(BATCH), "--logging_steps", "1"]
+    common += ["--max_steps", str(args.steps), "--per_device_train_batch_size", str(BATCH), "--logging_steps", "1"]
     common += ["--max_seq_length", str(args.max_seq_length), "--learning_rate", "5e-5", "--seed", "42"]
     if script == OURS:
         common += ["--do_train", "--save_strategy", "no", "--overwrite_output_dir", "true", "--report_to", "none"]
@@ -175,6 +182,12 @@ def ratios(runs: dict, rows: list[int]) -> dict:
              (n, "ours_upfront_cold"), ">= 0.95"),
             (f"peak_rss_cold_vs_peer_at_{n}", (n, "ours_cold"), "peak_rss_bytes", (n, "peer_cold"), "<= 1"),
         ]  # fmt: skip
+        for peer, name in (("peer_cold", "peer"), ("peer_cold_bf16", "peer_bf16")):  # steady state (--steps)
+            comparisons += [
+                (f"end_to_end_vs_{name}_at_{n}", (n, peer), "wall_s", (n, "ours_cold"), ">= 1.3"),
+                (f"train_throughput_vs_{name}_at_{n}", (n, "ours_cold"), "train_samples_per_second", (n, peer),
+                 ">= 1"),
+            ]  # fmt: skip
     for n in rows:
         comparisons += [
             (f"first_step_stream_vs_hf_at_{n}", (n, "ours_stream"), "first_step_s", (n, "hf_cold"), "<= 0.5"),
@@ -185,7 +198,7 @@ def ratios(runs: dict, rows: list[int]) -> dict:
     out = {}
     for name, (n, mode), measure, (m, base), target in comparisons:
         a, b = runs.get(str(n), {}).get(mode), runs.get(str(m), {}).get(base)
-        if a is None or b is None:
+        if a is None or b is None or a.get(measure) is None or b.get(measure) is None:
             continue
         value = (a[measure] - b[measure]) / 1e9 if name.endswith("_gb") else a[measure] / b[measure]
         sign, bound = target.split()
@@ -203,8 +216,10 @@ def parse(argv):
         "--modes",
         nargs="+",
         default=["ours_cold", "ours_warm", "hf_cold"],
-        choices=["ours_cold", "ours_warm", "ours_stream", "ours_upfront_cold", "hf_cold", "peer_cold"],
-    )
+        choices=["ours_cold", "ours_warm", "ours_stream", "ours_upfront_cold", "ours_cold_fp32", "hf_cold",
+                 "peer_cold", "peer_cold_bf16"],
+    )  # fmt: skip
+    p.add_argument("--steps", type=int, default=STEPS, help="training steps a run (a few hundred: steady state)")
     p.add_argument("--peer", default=PEER, help="run_glue.py (default: ../shared/peers/run_glue.py)")
     p.add_argument("--predict_modes", nargs="*", default=["ours", "hf"], help="prediction runs (none: skip them)")
     p.add_argument("--max_seq_length", type=int, default=128)
@@ -241,7 +256,7 @@ def main(argv=None) -> int:
         "benchmark": "scale",
         "command": shlex.join(["python", "benchmarks/scale.py", *(argv if argv is not None else sys.argv[1:])]),
         "settings": {
-            "max_steps": STEPS,
+            "max_steps": args.steps,
             "batch_size": BATCH,
             "max_seq_length": args.max_seq_length,
             "model": args.model,
@@ -259,13 +274,13 @@ def main(argv=None) -> int:
             for mode in args.modes:
                 script = OURS if mode.startswith("ours") else args.peer if mode.startswith("peer") else HF
                 cache = caches["ours" if script == OURS else "hf"]
-                if mode in ("ours_stream", "ours_upfront_cold", "peer_cold"):  # a cache of their own
+                if mode in OWN_CACHE:  # a cache of their own
                     cache = os.path.join(work, f"cache-{mode}-{n}")
                 if mode.endswith("_cold"):
                     shutil.rmtree(cache, ignore_errors=True)
                 out_dir = os.path.join(work, f"{mode}-{n}")
                 log = os.path.join(work, f"{mode}-{n}.log")
-                flags = ["--tokenize", "upfront"] if mode == "ours_upfront_cold" else []
+                flags = MODE_FLAGS.get(mode, [])
                 command = train_command(script, args, n, out_dir, streaming=mode == "ours_stream", flags=flags)
                 load = os.getloadavg()[0]
                 run = timed_run(command, cache, log)

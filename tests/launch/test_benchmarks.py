@@ -282,6 +282,20 @@ def test_scale_targets(tmp_path):
         assert list(csv.DictReader(f)) == [{"sentence": "a, b", "label": "1"}, {"sentence": "c", "label": "0"}]
     with open(peer[peer.index("--validation_file") + 1], newline="") as f:
         assert [r["label"] for r in csv.DictReader(f)] == ["0", "1"]
+    # steady state (issue 40): longer runs, and the peer's best flags with bf16 autocast too
+    args = scale.parse(["--data_dir", str(data), "--peer", "peer.py", "--steps", "300"])
+    args.peer_data = str(tmp_path / "peer-data")
+    peer = scale.train_command("peer.py", args, 2, "o", flags=scale.MODE_FLAGS["peer_cold_bf16"])
+    assert peer[peer.index("--max_steps") + 1] == "300" and peer[-2:] == ["--bf16", "true"]
+    assert scale.MODE_FLAGS["ours_cold_fp32"] == ["--bf16", "false"]
+    runs["1000"] |= {"peer_cold_bf16": {**run(3.2, 150, 13.0), "wall_s": 300.0}}
+    runs["1000"]["ours_cold"]["wall_s"], runs["1000"]["peer_cold"]["wall_s"] = 200.0, 330.0
+    targets = scale.ratios(runs, [100, 1000])
+    assert targets["end_to_end_vs_peer_at_1000"]["value"] == pytest.approx(330 / 200)
+    assert targets["end_to_end_vs_peer_bf16_at_1000"]["value"] == pytest.approx(1.5)
+    assert targets["end_to_end_vs_peer_bf16_at_1000"]["met"]  # >= 1.3
+    assert targets["train_throughput_vs_peer_bf16_at_1000"]["value"] == pytest.approx(11 / 13)
+    assert not targets["train_throughput_vs_peer_bf16_at_1000"]["met"]
 
 
 def test_balanced_sampling_benchmark_draws_the_classes_evenly_and_reproducibly():
