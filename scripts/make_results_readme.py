@@ -1078,15 +1078,17 @@ def sampler_order_section(results_dir: str) -> list[str]:
     ]
     for record in records:
         metric = record["primary_metric"]
-        flags = sorted({f for r in record["runs"] for f in r.get("cpu_flags") or []})
-        lines += [
-            f"### {record['task']} ({metric})",
-            "",
-            f"`{record['command']}`; CPU flags {', '.join(flags) or '?'}.",
-            "",
-        ]
+        # the runs span sessions, and sessions machines: each machine's flags with the runs it made
+        machines: dict[str, list[str]] = {}
+        for r in record["runs"]:
+            if r.get("cpu_flags") is not None:
+                flags = ", ".join(r["cpu_flags"]) or "none of AVX2/AVX-512/AMX"
+                machines.setdefault(flags, []).append(f"{r['variant']} {r['seed']}")
+        where = "; ".join(f"CPU flags {flags} ({', '.join(runs)})" for flags, runs in machines.items())
+        lines += [f"### {record['task']} ({metric})", "", f"`{record['command']}`; {where or 'CPU flags ?'}.", ""]
         lines += [f"| order | rows | seeds | {metric} | train s | wall s |", "|---|---|---|---|---|---|"]
         groups: dict[tuple, list[dict]] = {}
+        mixed: list[str] = []
         for r in record["runs"]:
             groups.setdefault((r["variant"], r.get("max_train_samples") or "all"), []).append(r)
         for (variant, rows), runs in groups.items():
@@ -1094,6 +1096,10 @@ def sampler_order_section(results_dir: str) -> list[str]:
             # a resumed run's seconds are its last part's; a run marked not_timed shared the CPU (its note says how);
             # an imported run (source) was timed on another machine, with evaluation each epoch inside
             timed = [r for r in runs if not r.get("resumed") and not r.get("not_timed") and not r.get("source")]
+            if len({tuple(r.get("cpu_flags") or ()) for r in timed}) > 1:  # seconds compare within one machine
+                latest = tuple(timed[-1].get("cpu_flags") or ())
+                timed = [r for r in timed if tuple(r.get("cpu_flags") or ()) == latest]
+                mixed.append(f"{variant}: seconds of its {len(timed)} timed runs on the latest machine only")
             train = [r["train_runtime_s"] for r in timed if r.get("train_runtime_s") is not None]
             seconds = f"{_median(train):.0f} | {_median([r['wall_s'] for r in timed]):.0f}" if train else "- | -"
             lines.append(
@@ -1111,6 +1117,7 @@ def sampler_order_section(results_dir: str) -> list[str]:
         resumed = [f"{r['variant']} seed {r['seed']}" for r in record["runs"] if r.get("resumed")]
         if resumed:
             notes.append(f"resumed from a checkpoint (seconds left out): {', '.join(resumed)}")
+        notes += mixed
         lines += [""] + [f"- {note}" for note in notes] + ([""] if notes else [])
     return lines
 

@@ -784,6 +784,24 @@ def test_imported_group_runs_show_no_seconds_beside_runs_timed_here(tmp_path):
     assert "| group | all | 2 | 61.00 (60.00-62.00) | - | - |" in text
     assert "| random | all | 1 | 65.00 (65.00-65.00) | 700 | 760 |" in text
     assert f"group seeds 1, 2: the recipe's own runs in {source}" in text and "seconds left out" in text
+    assert "; CPU flags avx2 (random 1)." in text
+
+
+def test_sampler_order_seconds_compare_within_one_machine(tmp_path):
+    """The runs of one table span sessions, and sessions machines: the header names each machine with its runs, and
+    a row's seconds are the median of the timed runs on the latest machine only (a note says so)."""
+    make = load_script("make_results_readme")
+    order = tmp_path / "sampler-order"
+    order.mkdir()
+    runs = [{"variant": "random", "seed": s, "metrics": {"eval_accuracy": 0.6}, "train_runtime_s": t, "wall_s": t + 20,
+             "cpu_flags": flags} for s, t, flags in ((1, 700.0, ["avx2"]), (2, 300.0, ["amx_bf16", "avx2"]),
+                                                     (3, 320.0, ["amx_bf16", "avx2"]))]  # fmt: skip
+    record = {"task": "rte", "primary_metric": "accuracy", "command": "sampler_order.py", "runs": runs}
+    (order / "rte.json").write_text(json.dumps(record))
+    text = "\n".join(make.sampler_order_section(str(tmp_path)))
+    assert "; CPU flags avx2 (random 1); CPU flags amx_bf16, avx2 (random 2, random 3)." in text
+    assert "| random | all | 3 | 60.00 (60.00-60.00) | 310 | 330 |" in text
+    assert "- random: seconds of its 2 timed runs on the latest machine only" in text
 
 
 def test_cpu_bf16_section_pairs_each_recipe_in_both_precisions(tmp_path):
