@@ -55,8 +55,9 @@ from textcls.model.build import resolve_model_path  # noqa: E402
 OURS = os.path.join(ROOT, "run_classification.py")
 HF = os.path.join(ROOT, "benchmarks", "hf_reference.py")
 STEPS = 20  # --steps: the default
-MODE_FLAGS = {"ours_upfront_cold": ["--tokenize", "upfront"], "peer_cold_bf16": ["--bf16", "true"],
-              "ours_cold_fp32": ["--bf16", "false"]}  # fmt: skip
+# (the peer's Trainer refuses --bf16 on a machine without a GPU unless told --use_cpu)
+MODE_FLAGS = {"ours_upfront_cold": ["--tokenize", "upfront"], "ours_cold_fp32": ["--bf16", "false"],
+              "peer_cold_bf16": ["--bf16", "true", "--use_cpu", "true"]}  # fmt: skip
 OWN_CACHE = ("ours_stream", "ours_upfront_cold", "peer_cold", "peer_cold_bf16", "ours_cold_fp32")
 BATCH = 32
 

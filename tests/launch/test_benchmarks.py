@@ -286,7 +286,7 @@ def test_scale_targets(tmp_path):
     args = scale.parse(["--data_dir", str(data), "--peer", "peer.py", "--steps", "300"])
     args.peer_data = str(tmp_path / "peer-data")
     peer = scale.train_command("peer.py", args, 2, "o", flags=scale.MODE_FLAGS["peer_cold_bf16"])
-    assert peer[peer.index("--max_steps") + 1] == "300" and peer[-2:] == ["--bf16", "true"]
+    assert peer[peer.index("--max_steps") + 1] == "300" and peer[-4:] == ["--bf16", "true", "--use_cpu", "true"]
     assert scale.MODE_FLAGS["ours_cold_fp32"] == ["--bf16", "false"]
     runs["1000"] |= {"peer_cold_bf16": {**run(3.2, 150, 13.0), "wall_s": 300.0}}
     runs["1000"]["ours_cold"]["wall_s"], runs["1000"]["peer_cold"]["wall_s"] = 200.0, 330.0
