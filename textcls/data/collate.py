@@ -5,6 +5,7 @@ import itertools
 import datasets
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 from transformers import DataCollatorWithPadding, default_data_collator
 
@@ -74,6 +75,10 @@ class TokenizingRows(ArrowRows):
 
     def __getitems__(self, indices) -> pa.Table:
         return self.encode(super().__getitems__(indices))
+
+    def lengths(self, indices) -> list[int]:
+        """The rows' token counts (what up-front tokenizing stores as 'length'), for the length-grouped sampler."""
+        return pc.list_value_length(self.__getitems__(indices).column("input_ids")).to_pylist()
 
 
 class FastPaddingCollator:

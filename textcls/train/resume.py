@@ -9,6 +9,7 @@ import os
 import signal
 import threading
 
+import numpy as np
 import torch
 from transformers import TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
@@ -125,15 +126,67 @@ class GracefulStop(TrainerCallback):
 
 class SeededLengthGroupedSampler(LengthGroupedSampler):
     """Shuffles from (seed, epoch) alone. The stock sampler draws from the global torch RNG, whose state when an epoch
-    starts depends on everything run before it, so a run resumed in a later epoch saw its batches in another order."""
+    starts depends on everything run before it, so a run resumed in a later epoch saw its batches in another order.
 
-    def __init__(self, batch_size: int, lengths: list[int], seed: int, epoch):
+    measure (--tokenize per_batch): `lengths` are then estimates, and each megabatch is sorted by the true lengths
+    `measure` gives for its rows when the sampler reaches it (lazily_grouped)."""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int, epoch, measure=None):
         super().__init__(batch_size, lengths=lengths)
         self.seed = seed
         # A callable: the Trainer's epoch when iteration starts, which a resumed run restores from its checkpoint.
         # (set_epoch does not reach a sampler under both accelerate's shard and skip wrappers.)
         self.epoch = epoch
+        self.measure = measure
+        self.measured = np.full(len(lengths), -1, dtype=np.int32) if measure else None  # kept over epochs
 
     def __iter__(self):
         self.generator = torch.Generator().manual_seed(self.seed + self.epoch())
-        return super().__iter__()
+        if self.measure is None:
+            return super().__iter__()
+        return lazily_grouped(self.lengths, self.batch_size, self.generator, self.measure, self.measured)
+
+
+def lazily_grouped(estimates, batch_size: int, generator, measure, measured: np.ndarray | None = None):
+    """transformers' get_length_grouped_indices (a random permutation, cut into megabatches of up to 50 batches, each
+    sorted longest first), with each megabatch sorted by the true lengths `measure` gives for its rows when the
+    sampler reaches it, remembered in `measured` (a row's length, -1 until measured) for later epochs.
+
+    A run that tokenizes batch by batch knows a row's true length only once it is tokenized. Sorted by the byte
+    estimates instead, padded batches of review-like rows (about 90 tokens) were 10.4% padding (true lengths: 1.0%),
+    and training ran 0.89x as fast as up-front tokenizing (35.3-36.3 vs 40.1-40.2 samples/s, 100 steps, alone, on an
+    Intel Xeon with AMX, 2026-12-07). Measuring tokenizes each row once more, once a run: 4-9 ms for 32 such rows
+    against a ~900 ms step.
+
+    transformers also puts the longest row first (so that memory runs out at once if it will); which row that is is
+    decided here by the estimates, so where they agree with the true lengths on it the order is transformers' own
+    on the true lengths: the order a run tokenized up front trains in."""
+    n = len(estimates)
+    measured = np.full(n, -1, dtype=np.int32) if measured is None else measured
+    mult = min(n // (batch_size * 4), 50) or 1
+    size = mult * batch_size
+    indices = torch.randperm(n, generator=generator)
+    order = indices.numpy()
+    position = int(np.argmax(np.asarray(estimates)[order]))  # the first longest, in shuffled order (as transformers)
+    longest, home = int(order[position]), position // size
+    megabatches = [indices[i : i + size].tolist() for i in range(0, n, size)]
+
+    def by_length(megabatch: list[int]) -> list[int]:
+        rows = np.asarray(megabatch)
+        unknown = rows[measured[rows] < 0]
+        if len(unknown):
+            measured[unknown] = measure(unknown.tolist())
+        lengths = measured[rows].tolist()
+        # (a stable sort, longest first, ties in shuffled order: transformers' sorted(..., reverse=True))
+        return [megabatch[k] for k in sorted(range(len(megabatch)), key=lengths.__getitem__, reverse=True)]
+
+    first = by_length(megabatches[0])
+    displaced = first[0]
+    if home:
+        first[0] = longest
+    yield from first
+    for m in range(1, len(megabatches)):
+        megabatch = by_length(megabatches[m])
+        if m == home:
+            megabatch[megabatch.index(longest)] = displaced
+        yield from megabatch

@@ -295,11 +295,14 @@ class ClassificationTrainer(Trainer):
 
     def _get_train_sampler(self, train_dataset=None):
         if self.args.train_sampling_strategy == "group_by_length" and self.train_lengths is not None:
+            # tokenized batch by batch, the rows' lengths are estimates: each megabatch is sorted by its true lengths
+            measure = TokenizingRows(self.train_dataset, self.train_encoder).lengths if self.train_encoder else None
             return SeededLengthGroupedSampler(
                 self.args.train_batch_size * self.args.gradient_accumulation_steps,
                 lengths=self.train_lengths,
                 seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
                 epoch=lambda: int(self.state.epoch or 0),
+                measure=measure,
             )
         return super()._get_train_sampler(train_dataset)
 
