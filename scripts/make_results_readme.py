@@ -877,6 +877,23 @@ def defaults_section(results_dir: str) -> list[str]:
             f"speed {t['train_throughput_cold_vs_upfront_at_1000000']['value']:.2f}x up front's; peak memory "
             f"{t['peak_rss_cold_vs_peer_at_1000000']['value']:.4f}x the peer's | {name} ({_flags(rec)}) |"
         )
+    name, rec = newest(lambda n, r: n.startswith("scale-") and any(
+        k.startswith("end_to_end_vs_peer_bf16_at_") for k in r.get("targets", {})))  # fmt: skip
+    if rec:  # steady state on long rows (scale.py --steps): our defaults against the peer's best flags
+        t = rec["targets"]
+        n = next(k for k in t if k.startswith("end_to_end_vs_peer_bf16_at_")).rsplit("_", 1)[1]
+        fp32, bf16 = t.get(f"end_to_end_vs_peer_at_{n}"), t[f"end_to_end_vs_peer_bf16_at_{n}"]
+        step = t[f"train_throughput_vs_peer_bf16_at_{n}"]["value"]
+        upfront = t.get(f"train_throughput_cold_vs_upfront_at_{n}")
+        rows.append(
+            f"| our defaults vs the real run_glue.py on {int(n):,} review-like rows ({rec['settings']['max_steps']} "
+            f"steps, cold caches) | end to end {bf16['value']:.2f}x its best flags with `--bf16 true` (a step "
+            f"{step:.2f}x)"
+            + (f", {fp32['value']:.2f}x them in fp32" if fp32 else "")
+            + (f"; per-batch tokenizing trains at {upfront['value']:.2f}x up front's speed" if upfront else "")
+            + f" | peak memory {t[f'peak_rss_cold_vs_peer_at_{n}']['value']:.2f}x the peer's fp32 run (accuracy: "
+            f"not measured in a few hundred steps; the 8k-row rows) | {name} ({_flags(rec)}) |"
+        )
     name, rec = newest(lambda n, r: "end_to_end_vs_peer_best" in r.get("targets", {}) and not amx(r))
     if rec:  # all of them together, against the real run_glue.py, each order against its own
         t, m = rec["targets"], rec["medians"]

@@ -763,6 +763,19 @@ def test_the_defaults_table_takes_each_number_from_its_record(tmp_path):
     assert "end to end 1.29x its best flags with `--bf16 true` (a step 1.25x), 1.10x its best flags in fp32 (" in text
     assert "dev accuracy 83.00 against its 84.00 | peer-sst2-8k-cpu-2026-12-07.json (amx_bf16) |" in text
     assert "end to end 0.99x its best flags" in text  # the AVX2 machine's row stays
+    # steady state on long rows (scale.py --steps): against the peer's best flags in bf16 and fp32
+    t = {"end_to_end_vs_peer_bf16_at_100000": 1.08, "train_throughput_vs_peer_bf16_at_100000": 1.02,
+         "end_to_end_vs_peer_at_100000": 1.66, "train_throughput_cold_vs_upfront_at_100000": 1.0,
+         "peak_rss_cold_vs_peer_at_100000": 1.16}  # fmt: skip
+    steady = {"benchmark": "scale", "settings": {"max_steps": 300}, "cpu_flags": ["amx_bf16"],
+              "targets": {k: {"value": v} for k, v in t.items()}}  # fmt: skip
+    (speed / "scale-100k-amx-2026-12-07.json").write_text(json.dumps(steady))
+    text = "\n".join(make.defaults_section(str(tmp_path)))
+    assert (
+        "| our defaults vs the real run_glue.py on 100,000 review-like rows (300 steps, cold caches) | end to end "
+        "1.08x its best flags with `--bf16 true` (a step 1.02x), 1.66x them in fp32; per-batch tokenizing trains at "
+        "1.00x up front's speed | peak memory 1.16x the peer's fp32 run"
+    ) in text and "scale-100k-amx-2026-12-07.json (amx_bf16) |" in text
     assert make.defaults_section(str(tmp_path / "none")) == []
 
 
