@@ -740,7 +740,8 @@ def text_lengths(ds: datasets.Dataset, columns: Columns) -> np.ndarray:
 
 def estimate_lengths(ds: datasets.Dataset, columns: Columns, tokenizer, long_docs, split: str) -> np.ndarray:
     """Each row's token count as tokenizing would give it, estimated from its bytes at the tokens per byte of
-    LENGTH_SAMPLE evenly spaced rows tokenized here (capped at max_seq_length): what length-grouped batches sort by.
+    LENGTH_SAMPLE evenly spaced rows tokenized here (capped at max_seq_length): which row the length-grouped sampler
+    puts first (it sorts each megabatch by true lengths: train.resume.lazily_grouped).
     (Bytes, not characters: Arrow has them without reading the texts; the ratio measured on the data itself absorbs
     the bytes per character of its script.) Logged with the rank correlation of estimate and truth on those rows."""
     size = text_lengths(ds, columns)
@@ -755,8 +756,8 @@ def estimate_lengths(ds: datasets.Dataset, columns: Columns, tokenizer, long_doc
     estimate = np.minimum(special + np.ceil(size * per_byte), long_docs.max_length).astype(np.int32)
     agreement = scipy.stats.spearmanr(exact, estimate[sample]).statistic if len(sample) > 2 else float("nan")
     logger.info(
-        "%s split: lengths for length-grouped batches estimated from bytes, %.3f tokens a byte measured on %d rows "
-        "(rank correlation with their true lengths %.2f)",
+        "%s split: lengths estimated from bytes, %.3f tokens a byte measured on %d rows (rank correlation with their "
+        "true lengths %.2f); length-grouped batches are sorted by true lengths, measured as training reaches them",
         split,
         per_byte,
         len(sample),
