@@ -61,7 +61,7 @@ def test_per_batch_trains_exactly_as_upfront(tiny_bert, files, tmp_path, capsys,
 
 
 def test_a_stopped_per_batch_run_resumes_bit_identical(tiny_bert, files, tmp_path, monkeypatch):
-    # The default order (length groups of the estimated lengths), dropout on, past the end of an epoch (16 batches).
+    # The default order (length groups, each megabatch measured as reached), dropout on, past an epoch (16 batches).
     common = ["--max_steps", "24", "--tokenize", "per_batch", "--save_strategy", "steps", "--save_steps", "5"]
     assert_stop_at_step_7_resumes_bit_identical(tiny_bert, files, tmp_path, monkeypatch, *common)
 
