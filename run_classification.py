@@ -90,7 +90,9 @@ def run(args, argv, resume_from, settings, timing) -> dict:
     decided = RF.decided(resume_from)  # what the run a checkpoint belongs to chose for its 'auto' flags
     per_batch = TK.resolve_tokenize(args.data, args.training, columns, long_docs, train, decided)  # or up front
     bf16 = resolve_bf16(args.training, decided)  # --bf16 unset: on for a CPU with AMX (measured)
-    settings = RF.with_decided(settings, tokenize="per_batch" if per_batch else "upfront", bf16=bf16)  # checkpoints
+    order = RF.length_order(decided, per_batch)  # per batch: megabatches sorted by true lengths (or, resumed, as then)
+    tokenize = "per_batch" if per_batch else "upfront"
+    settings = RF.with_decided(settings, tokenize=tokenize, bf16=bf16, length_order=order)  # in each checkpoint
     tokenized = TK.tokenize_splits(splits, columns, tokenizer, labels, args.data, long_docs, args.training, per_batch)
     encoder = TK.per_batch_encoder(tokenizer, columns, long_docs) if per_batch else None
     args = args._replace(model=SF.setfit_body(args, train, columns, labels, long_docs.max_length))  # --method setfit

@@ -47,6 +47,7 @@ order main() runs them:
 | what a resumed checkpoint's run chose for its 'auto' flags | train.run_folder.decided |
 | --tokenize: training texts tokenized up front, or per batch as read | data.tokenization.resolve_tokenize |
 | --bf16 unset: bf16 autocast on a CPU with AMX (measured), else fp32 | train.distributed.resolve_bf16 |
+| per batch: length groups sorted by true lengths (a resumed older run: as it began) | train.run_folder.length_order |
 | ...and those choices, recorded in each checkpoint for a resume | train.run_folder.with_decided |
 | tokenize (and encode the labels of) every split | data.tokenization.tokenize_splits |
 | --tokenize per_batch: what makes a batch of training texts model inputs | data.tokenization.per_batch_encoder |

@@ -304,7 +304,13 @@ def test_a_flag_added_after_a_checkpoint_is_no_change_at_the_value_its_code_had(
     (checkpoint / RF.SETTINGS).write_text(
         json.dumps({**old, "tokenize": "auto", RF.DECIDED: {"tokenize": "per_batch"}})
     )
-    assert RF.decided(str(checkpoint)) == {"tokenize": "per_batch"} and RF.decided(None) == {}
+    # (and sorted its length groups by the byte estimates: no length_order recorded then)
+    assert RF.decided(str(checkpoint)) == {"tokenize": "per_batch", "length_order": "estimated"}
+    (checkpoint / RF.SETTINGS).write_text(
+        json.dumps({**old, "tokenize": "auto", RF.DECIDED: {"tokenize": "per_batch", "length_order": "measured"}})
+    )
+    assert RF.decided(str(checkpoint)) == {"tokenize": "per_batch", "length_order": "measured"}
+    assert RF.decided(None) == {}
 
 
 def test_bf16_unset_resumes_as_the_checkpoint_trained(tmp_path):

@@ -66,6 +66,35 @@ def test_a_stopped_per_batch_run_resumes_bit_identical(tiny_bert, files, tmp_pat
     assert_stop_at_step_7_resumes_bit_identical(tiny_bert, files, tmp_path, monkeypatch, *common)
 
 
+def test_a_per_batch_checkpoint_from_before_measured_lengths_resumes_sorted_by_the_estimates(
+    tiny_bert, files, tmp_path, monkeypatch, capsys
+):
+    # Per-batch checkpoints of code before commit 5699103 sorted each megabatch by the rows' byte estimates and record
+    # no length order: resumed by today's code, they go on in that order, so the run ends as it would have then.
+    common = ["--max_steps", "24", "--tokenize", "per_batch", "--save_strategy", "steps", "--save_steps", "5"]
+    measured, whole, out = tmp_path / "measured", tmp_path / "whole", tmp_path / "out"
+    R.main(argv(tiny_bert, files["train"], files["dev"], measured, *common))
+    by_estimates = RF.length_order
+    monkeypatch.setattr(RF, "length_order", lambda decided, per_batch: "estimated")  # the order the old code trained
+    R.main(argv(tiny_bert, files["train"], files["dev"], whole, *common))
+    assert history(whole) != history(measured)  # the two orders differ on these rows: the test can fail
+    put_back = signal_at_step(monkeypatch, 7, signal.SIGINT)
+    assert R.cli(argv(tiny_bert, files["train"], files["dev"], out, *common)) == 128 + signal.SIGINT
+    put_back()
+    monkeypatch.setattr(RF, "length_order", by_estimates)
+    for path in out.glob("checkpoint-*/run_settings.json"):  # as the code before the fix wrote them
+        settings = json.loads(path.read_text())
+        settings[RF.DECIDED].pop("length_order")
+        path.write_text(json.dumps(settings))
+        RF.write_manifest(str(path.parent))  # its new size: complete again
+    capsys.readouterr()
+    R.main(argv(tiny_bert, files["train"], files["dev"], out, *common))
+    assert "goes on sorting them by the estimates" in capsys.readouterr().out
+    assert same_weights(whole, out) and history(out) == history(whole)
+    assert RF.length_order({"tokenize": "per_batch"}, True) == "measured"  # a new run
+    assert RF.length_order({}, False) is None  # tokenized up front: true lengths
+
+
 def test_estimated_lengths_follow_the_true_ones_and_stop_at_the_window(tiny_bert, monkeypatch):
     _, tokenizer = load_config_and_tokenizer(parse_args(["--model", tiny_bert, "--output_dir", "o"]).model)
     rng = np.random.default_rng(0)

@@ -42,6 +42,7 @@ from textcls.model.pooling import mark_folder
 from textcls.train.loss import exact_loss, loss_over_step
 from textcls.train.resume import GracefulStop, RestoreLoss, SeededLengthGroupedSampler
 from textcls.train.run_folder import (
+    DECIDED,
     SETTINGS,
     TRAINER_STATE,
     checkpoint_bytes,
@@ -296,7 +297,11 @@ class ClassificationTrainer(Trainer):
     def _get_train_sampler(self, train_dataset=None):
         if self.args.train_sampling_strategy == "group_by_length" and self.train_lengths is not None:
             # tokenized batch by batch, the rows' lengths are estimates: each megabatch is sorted by its true lengths
-            measure = TokenizingRows(self.train_dataset, self.train_encoder).lengths if self.train_encoder else None
+            # (a checkpoint of a run that sorted by the estimates resumes so: run_folder.length_order)
+            by_estimates = ((self.run_settings or {}).get(DECIDED) or {}).get("length_order") == "estimated"
+            measure = None
+            if self.train_encoder is not None and not by_estimates:
+                measure = TokenizingRows(self.train_dataset, self.train_encoder).lengths
             return SeededLengthGroupedSampler(
                 self.args.train_batch_size * self.args.gradient_accumulation_steps,
                 lengths=self.train_lengths,
