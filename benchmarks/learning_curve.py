@@ -14,6 +14,7 @@ whole dev set for every point. Per point and draw, each method is one process, t
 - head: the frozen encoder and a linear head (`--train_layers head`), lr 2e-3, the same steps;
 - lora: `--use_lora` (r 8), lr 5e-4, the same steps;
 - setfit: `--method setfit` (setfit's contrastive phase with its defaults), then the head as `head` trains it;
+- setfit-finetune: `--method setfit`'s contrastive phase, then the whole model trained as finetune-small;
 - setfit-library: the setfit library with every default (SetFitModel.from_pretrained, Trainer.train), the peer.
 
 Records: results/small-data/<task>.json, rewritten after every run, so a stopped benchmark resumes at the next run
@@ -72,10 +73,17 @@ METHODS = {
     "head": [*SMALL, "--train_layers", "head", "--learning_rate", "2e-3"],
     "lora": [*SMALL, "--use_lora", "--learning_rate", "5e-4"],
     "setfit": auto_flags("setfit"),
+    "setfit-finetune": auto_flags("setfit-finetune"),
     "setfit-library": None,  # not this repository's script: setfit_library() below, in its own process
 }
 LIBRARY = "setfit library defaults"  # the record's flags of setfit-library
-STEPS_FROM = {"finetune-small", "head", "lora", "setfit"}  # the methods whose length is max(MIN_STEPS, 3 epochs)
+STEPS_FROM = {
+    "finetune-small",
+    "head",
+    "lora",
+    "setfit",
+    "setfit-finetune",
+}  # the methods whose length is max(MIN_STEPS, 3 epochs)
 
 
 AUTO_CANDIDATES = ("finetune", "finetune-small", "setfit")  # --method auto's choices, cheapest first

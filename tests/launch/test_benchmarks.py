@@ -685,7 +685,7 @@ def test_learning_curve_counts_the_setfit_librarys_steps_and_records_a_run_too_l
     assert "| 8 | not run (9 steps) |" in make.render(str(tmp_path / "results"), {}, plt=None)
 
 
-@pytest.mark.parametrize("name", ["finetune-small", "setfit"])
+@pytest.mark.parametrize("name", ["finetune-small", "setfit", "setfit-finetune"])
 def test_learning_curve_measures_exactly_what_method_auto_runs(name, monkeypatch):
     """The curve's candidate and --method auto's pick of it parse to the same run on a draw of 8 rows per class: the
     thresholds auto takes from the curve are measurements of the settings it applies."""

@@ -11,6 +11,8 @@ The methods:
 - setfit: SetFit's two phases (`--method setfit`: the contrastive phase, then the head alone on the frozen encoder,
   `--train_layers head`, lr 2e-3, label smoothing 0.1), on the small-data schedule;
 - finetune-small: full fine-tuning on the small-data schedule, lr 1e-4;
+- setfit-finetune: SetFit's contrastive phase, then the whole model fine-tuned as finetune-small (on the learning
+  curve, not yet among auto's picks: measured at every size on every task first);
 - finetune: full fine-tuning with the flags' own defaults.
 
 The small-data schedule: batch 8, 10% warm-up and at least MIN_STEPS optimizer steps (3 epochs where that is more):
@@ -53,6 +55,8 @@ SETTINGS = {
         **SCHEDULE,
     },  # fmt: skip
     "finetune-small": {"method": "finetune", "learning_rate": 1e-4, **SCHEDULE},
+    # SetFit's contrastive phase, then the whole model fine-tuned as finetune-small (being measured: not yet a pick)
+    "setfit-finetune": {"method": "setfit", "learning_rate": 1e-4, **SCHEDULE},
     "finetune": {"method": "finetune"},
 }
 
