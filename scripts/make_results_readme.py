@@ -874,7 +874,8 @@ def defaults_section(results_dir: str) -> list[str]:
             f"| `--tokenize auto` (per batch from 100,000 rows on CPU) | first training step on a new 1M-row file "
             f"{1 / t['first_step_cold_vs_upfront_at_1000000']['value']:.1f}x sooner than tokenizing up front, "
             f"{1 / t['first_step_cold_vs_peer_at_1000000']['value']:.1f}x sooner than the real run_glue.py | training "
-            f"speed {t['train_throughput_cold_vs_upfront_at_1000000']['value']:.2f}x up front's; peak memory "
+            f"speed {t['train_throughput_cold_vs_upfront_at_1000000']['value']:.2f}x up front's in its "
+            f"{rec['settings']['max_steps']} steps (all from the first, longest megabatch); peak memory "
             f"{t['peak_rss_cold_vs_peer_at_1000000']['value']:.4f}x the peer's | {name} ({_flags(rec)}) |"
         )
     name, rec = newest(lambda n, r: n.startswith("scale-") and any(
