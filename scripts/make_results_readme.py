@@ -1140,6 +1140,17 @@ def sampler_order_section(results_dir: str) -> list[str]:
     return lines
 
 
+def _machine(run: dict) -> tuple:
+    """A learning-curve run's machine, as far as its record tells: its CPU flags."""
+    return tuple(sorted(run.get("cpu_flags") or []))
+
+
+def _threads_and_machines(runs: list[dict], machine_of: dict | None) -> str:
+    """'1', '1/2' (runs with one and with two OMP threads), and '; A/B' when the record spans machines."""
+    threads = "/".join(sorted({str(r.get("omp_num_threads") or "?") for r in runs}))
+    return threads + (f"; {'/'.join(sorted({machine_of[_machine(r)] for r in runs}))}" if machine_of else "")
+
+
 def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
     """results/small-data/<task>.json written by benchmarks/learning_curve.py: per training-set size and method, the
     dev metric's median and range over the draws, and the median wall time of one run; a picture per task."""
@@ -1165,11 +1176,21 @@ def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
         for r in runs:
             cell.setdefault((r["per_class"], r["method"]), []).append(r)
         env = record.get("environment") or {}
-        flags = sorted({f for r in runs for f in r.get("cpu_flags") or []})
+        # runs of one record can come from several machines (sessions move between CPUs): each machine, named by
+        # its CPU flags, gets a letter that the wall-time cells carry, so no time is read against another machine's
+        machine_of = {}
+        for r in sorted(runs, key=lambda r: r.get("date") or ""):
+            machine_of.setdefault(_machine(r), chr(ord("A") + len(machine_of)))
+        if len(machine_of) > 1:
+            where = "; ".join(f"machine {m}: CPU flags {', '.join(f) or '?'}" for f, m in machine_of.items())
+            where = f"{where} (the newest runs: {hardware({'environment': env})})"
+        else:
+            flags = next(iter(machine_of), ())
+            where = f"{hardware({'environment': env})}, CPU flags {', '.join(flags) or '?'}"
         lines += [
             f"### {record['task']} ({metric}, {record['model']})",
             "",
-            f"`{record['command']}`; {hardware({'environment': env})}, CPU flags {', '.join(flags) or '?'}; "
+            f"`{record['command']}`; {where}; "
             f"commits {', '.join(sorted({(r.get('git_sha') or '?')[:8] for r in runs}))}.",
             "",
             "| rows per class | " + " | ".join(methods) + " | --method auto |",
@@ -1188,13 +1209,14 @@ def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
             lines.append(f"| {n} | " + " | ".join(row) + " |")
         # a run's threads decide its wall time as much as its method does (one thread beside another busy process,
         # or two alone): each cell says the OMP_NUM_THREADS its runs had
-        head = "| wall s per run (OMP threads) | " + " | ".join(methods) + " |"
+        several = len(machine_of) > 1
+        head = f"| wall s per run (OMP threads{'; machine' if several else ''}) | " + " | ".join(methods) + " |"
         lines += ["", head, "|---|" + "---|" * len(methods)]
         for n in sizes:
             walls = [cell.get((n, m)) for m in methods]
-            threads = lambda w: "/".join(sorted({str(r.get("omp_num_threads") or "?") for r in w}))  # noqa: E731
-            lines.append(f"| {n} | " + " | ".join(f"{_median([r['wall_s'] for r in w]):.0f} ({threads(w)})" if w
-                                                  else "-" for w in walls) + " |")  # fmt: skip
+            lines.append(f"| {n} | " + " | ".join(f"{_median([r['wall_s'] for r in w]):.0f} "
+                                                  f"({_threads_and_machines(w, machine_of if several else None)})"
+                                                  if w else "-" for w in walls) + " |")  # fmt: skip
         if any("ece" in r for r in runs):  # recorded since 2026-12-06: the older runs measured the metric only
             lines += [
                 "",

@@ -445,6 +445,13 @@ def test_learning_curve_benchmark_runs_ours_and_the_setfit_library_on_one_draw_a
     (out / "sst2.json").write_text(json.dumps(record))
     text = make.render(str(tmp_path / "results"), {}, plt=None)
     assert "1 earlier runs of finetune ran with flags since changed: they stay in the record under" in text
+    # runs of one record from two machines: each named by its CPU flags, its letter in the wall-time cells
+    record["runs"][0]["cpu_flags"], record["runs"][0]["date"] = ["avx2"], "2000-01-01"
+    record["runs"][1]["cpu_flags"] = ["amx_bf16", "avx2"]
+    (out / "sst2.json").write_text(json.dumps(record))
+    text = make.render(str(tmp_path / "results"), {}, plt=None)
+    assert "machine A: CPU flags avx2; machine B: CPU flags amx_bf16, avx2 (the newest runs: " in text
+    assert f"| 3 | {ours['wall_s']:.0f} ({threads}; A) | {library['wall_s']:.0f} ({threads}; B) |" in text
 
 
 def test_learning_curve_calibration_is_log_loss_and_the_top_class_ece():
