@@ -1151,6 +1151,14 @@ def _threads_and_machines(runs: list[dict], machine_of: dict | None) -> str:
     return threads + (f"; {'/'.join(sorted({machine_of[_machine(r)] for r in runs}))}" if machine_of else "")
 
 
+def _curve_command(record: dict, sizes: list[int]) -> str:
+    """The one command that makes every run of a learning-curve record (its points were run one size or method at a
+    time): the task, its sizes and the most draws any point has."""
+    draws = max([r["draw"] for r in record["runs"]], default=1)
+    return (f"python benchmarks/learning_curve.py --glue_dir ../shared/data/glue --tasks {record['task']} "
+            f"--per_class {' '.join(map(str, sizes))} --draws {draws}")  # fmt: skip
+
+
 def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
     """results/small-data/<task>.json written by benchmarks/learning_curve.py: per training-set size and method, the
     dev metric's median and range over the draws, and the median wall time of one run; a picture per task."""
@@ -1190,7 +1198,8 @@ def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
         lines += [
             f"### {record['task']} ({metric}, {record['model']})",
             "",
-            f"`{record['command']}`; {where}; "
+            f"`{_curve_command(record, sizes)}` (resumable: it runs what the record lacks; the latest invocation was "
+            f"`{record['command']}`); {where}; "
             f"commits {', '.join(sorted({(r.get('git_sha') or '?')[:8] for r in runs}))}.",
             "",
             "| rows per class | " + " | ".join(methods) + " | --method auto |",

@@ -436,6 +436,11 @@ def test_learning_curve_benchmark_runs_ours_and_the_setfit_library_on_one_draw_a
     value = 100 * record["runs"][1]["accuracy"]
     assert "## Few labels: learning curves" in text and f"| 3 | {100 * record['runs'][0]['accuracy']:.1f} (" in text
     assert f"{value:.1f} ({value:.1f}-{value:.1f}) ×1 |" in text
+    # the one command that makes every run of the record (its points may each have had an invocation of their own)
+    assert (
+        "`python benchmarks/learning_curve.py --glue_dir ../shared/data/glue --tasks sst2 --per_class 3 --draws 1`"
+        in text
+    )
     library = record["runs"][1]
     assert f"| 3 | {ours['log_loss']:.2f} / {ours['ece']:.3f} ×1 | {library['log_loss']:.2f} / " in text
     assert "Flags of each method (the record's): finetune `the defaults`; setfit-library `setfit library" in text
