@@ -83,10 +83,6 @@ ADDED_FLAGS = {"tokenize": (("auto", "upfront"), {"tokenize": "upfront"})}  # be
 # flag when set (checkpoints of code from before the flag could be unset always set it), else its decision. Resuming
 # with the flag unset takes that again; setting it to the same value is no change.
 DECIDED_WHEN_UNSET = ("bf16",)
-# How a per-batch run sorts its length-grouped megabatches (recorded under DECIDED from commit 5699103 on): "measured",
-# by the rows' true lengths; checkpoints of per-batch runs from before it record nothing and sorted by the byte
-# estimates, so they resume in that order (length_order).
-LENGTH_ORDERS = ("measured", "estimated")
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints
@@ -274,14 +270,15 @@ def decided(checkpoint: str | None) -> dict:
         if settings.get(flag) is not None:
             found[flag] = settings[flag]
     if found.get("tokenize") == "per_batch" and "length_order" not in found:
-        found["length_order"] = "estimated"  # made before megabatches were measured (LENGTH_ORDERS)
+        found["length_order"] = "estimated"  # made before megabatches were measured (length_order)
     return found
 
 
 def length_order(decided: dict, per_batch: bool) -> str | None:
-    """How a per-batch run's length-grouped megabatches are sorted (LENGTH_ORDERS): by true lengths, unless the
-    checkpoint it resumes was trained by the byte estimates (decided); None when the split is tokenized up front
-    (its lengths are the true ones)."""
+    """How a per-batch run's length-grouped megabatches are sorted, recorded under DECIDED: "measured", by the rows'
+    true lengths, unless the checkpoint it resumes was trained by the byte estimates ("estimated": per-batch
+    checkpoints from before commit 5699103 record no order, and decided() says so); None when the split is tokenized
+    up front (its lengths are the true ones)."""
     if not per_batch:
         return None
     if decided.get("length_order") == "estimated":
