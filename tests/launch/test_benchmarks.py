@@ -212,16 +212,19 @@ def test_scale_script_on_tiny_files(tiny_bert, tmp_path):
     write_rows(data / "test.csv", [{"sentence": r["sentence"], "label": r["label"]} for r in sentiment_rows(12, 1)])
     out = tmp_path / "scale.json"
     argv = ["--data_dir", str(data), "--model", tiny_bert, "--rows", "40", "--max_seq_length", "32"]
-    argv += ["--modes", "ours_cold", "ours_warm", "ours_stream", "ours_upfront_cold", "--predict_modes", "ours"]
-    argv += ["--predict_rows", "10", "--out", str(out)]
+    # ours_stream and ours_upfront_cold: the same runner with a flag more (their commands checked below), not run
+    argv += ["--modes", "ours_cold", "ours_warm", "--predict_modes", "ours", "--predict_rows", "10", "--out", str(out)]
     assert scale.main(argv) == 0
     record = json.loads(out.read_text())
     runs = record["runs"]["40"]
-    assert list(runs) == ["ours_cold", "ours_warm", "ours_stream", "ours_upfront_cold", "ours_predict"]
-    assert "--streaming true" in runs["ours_stream"]["command"] and "--streaming" not in runs["ours_cold"]["command"]
-    assert runs["ours_upfront_cold"]["command"].endswith("--tokenize upfront") and "--tokenize" not in runs[
-        "ours_cold"]["command"]  # fmt: skip
-    for mode in ("ours_cold", "ours_warm", "ours_stream", "ours_upfront_cold"):
+    assert list(runs) == ["ours_cold", "ours_warm", "ours_predict"]
+    args = scale.parse(argv)
+    cold = scale.train_command(scale.OURS, args, 40, "out")
+    stream = scale.train_command(scale.OURS, args, 40, "out", streaming=True)
+    upfront = scale.train_command(scale.OURS, args, 40, "out", flags=scale.MODE_FLAGS["ours_upfront_cold"])
+    assert stream == [*cold, "--streaming", "true"] and upfront == [*cold, "--tokenize", "upfront"]
+    assert "--streaming" not in runs["ours_cold"]["command"] and "--tokenize" not in runs["ours_cold"]["command"]
+    for mode in ("ours_cold", "ours_warm"):
         assert 0 < runs[mode]["first_step_s"] < runs[mode]["wall_s"] and runs[mode]["train_samples_per_second"] > 0
         assert runs[mode]["peak_rss_bytes"] > 10 * 2**20 and "--max_steps 20" in runs[mode]["command"]
     assert runs["ours_predict"]["predict_rows"] == 10 and runs["ours_predict"]["predict_samples_per_second"] > 0
@@ -317,15 +320,17 @@ def test_balanced_sampling_benchmark_draws_the_classes_evenly_and_reproducibly()
 
 
 def test_inference_script_on_a_tiny_model(tiny_bert, tmp_path, monkeypatch):
-    """benchmarks/inference.py exports the model, runs each mode in a process of its own, and records the targets
-    (the script itself runs in this process: one interpreter start fewer)."""
+    """benchmarks/inference.py runs each mode in a process of its own and records the targets (the script itself
+    runs in this process, and the model is exported as it is trained: two interpreter starts fewer; without an onnx
+    folder the script exports with the same --export onnx run)."""
     from benchmarks import inference
     from tests.helpers import ROOT, run_main, sentiment_rows, write_rows
 
     files = {s: write_rows(tmp_path / f"{s}.csv", sentiment_rows(n, i)) for i, (s, n) in enumerate(
         (("train", 16), ("dev", 8), ("rows", 12))
     )}  # fmt: skip
-    run_main(tiny_bert, tmp_path / "model", "--train_file", files["train"], "--do_train", "--max_steps", "1")
+    argv = ["--train_file", files["train"], "--validation_file", files["dev"], "--do_train", "--do_eval"]
+    run_main(tiny_bert, tmp_path / "model", *argv, "--max_steps", "1", "--export", "onnx")
     record = tmp_path / "record.json"
     model = os.path.relpath(tmp_path / "model", ROOT)  # relative, as a user types it (links to it must still work)
     argv = ["--model", model, "--dev", files["dev"], "--rows_file", files["rows"], "--rows", "10"]

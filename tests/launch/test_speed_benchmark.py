@@ -31,7 +31,7 @@ def speed_record(tiny_bert, tmp_path_factory):
         "1",
         "--scaling",
         "--scaling_rows",
-        "16",
+        "32",
         "--scaling_lengths",
         "16",
         "64",
@@ -77,7 +77,9 @@ def test_record_has_ratios_scaling_and_provenance(speed_record):
     )
     assert record["real_tokens"] > 32  # [CLS] and [SEP] at least, per row
     assert m["ours"]["real_tokens_per_second"] == pytest.approx(record["real_tokens"] / m["ours"]["train_s"])
-    assert [s["train_rows"] for s in record["scaling"]["rows"]] == [16]
+    (rows,) = record["scaling"]["rows"]  # at --train_rows: the ours mode's run, not a second one
+    assert rows["train_rows"] == 32 and rows["command"] == record["runs"]["ours"][0]["command"]
+    assert rows["train_s_per_1k_rows"] == pytest.approx(rows["train_s"] * 1000 / 32)
     lengths = record["scaling"]["max_seq_length"]
     assert [s["max_seq_length"] for s in lengths] == [16, 64]
     assert lengths[1]["command"] == record["runs"]["slow"][0]["command"]  # the slow mode's run, not a second one
@@ -138,7 +140,7 @@ def test_results_readme_shows_the_speed_record(speed_record, tmp_path):
     assert f"| ours | {ours['train_samples_per_second']:.1f} |" in text
     for name in record["targets"]:
         assert f"| {name} |" in text
-    assert "| ours | 16 |" in text and "| slow | 16 |" in text  # the scaling rows
+    assert "| ours | 32 |" in text and "| slow | 16 |" in text  # the scaling rows
     assert "## glue" not in text  # a speed record is not a GLUE result
     assert f"each a fresh process. {record['environment']['cpu']} (" in text
     assert f"(CPU flags {', '.join(record['cpu_flags']) or 'none of AVX2/AVX-512/AMX'})" in text
