@@ -1159,6 +1159,34 @@ def _curve_command(record: dict, sizes: list[int]) -> str:
             f"--per_class {' '.join(map(str, sizes))} --draws {draws}")  # fmt: skip
 
 
+def _details_table(record: dict, details: list[str], cell: dict, metric: str) -> list[str]:
+    """The small-data details of a learning-curve record (benchmarks/learning_curve.py DETAILS): each one setting of
+    a method changed, run on the same draws and seeds as that method, so each draw gives a paired difference."""
+    lines = [
+        f"Small-data details: one setting of a method changed, on its draws and seeds; the difference is the change's "
+        f"{metric} minus the method's, per draw (x100), median (lowest-highest).",
+        "",
+        "| change | flags added | rows per class | the method | changed | difference per draw | draws |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in details:
+        base = name.split(":")[0]
+        full, of_base = record["methods"][name], record["methods"][base]
+        added = full[len(of_base) :].strip() if full.startswith(of_base) else full
+        for n in sorted({n for n, m in cell if m == name}):
+            by_draw = {r["draw"]: 100 * r[metric] for r in cell.get((n, base), [])}
+            changed = {r["draw"]: 100 * r[metric] for r in cell[(n, name)] if r["draw"] in by_draw}
+            if not changed:
+                continue
+            diffs = [v - by_draw[d] for d, v in changed.items()]
+            lines.append(
+                f"| {name} | `{added}` | {n} | {_median([by_draw[d] for d in changed]):.1f} | "
+                f"{_median(list(changed.values())):.1f} | {_median(diffs):+.1f} ({min(diffs):+.1f} to "
+                f"{max(diffs):+.1f}) | {len(diffs)} |"
+            )
+    return lines
+
+
 def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
     """results/small-data/<task>.json written by benchmarks/learning_curve.py: per training-set size and method, the
     dev metric's median and range over the draws, and the median wall time of one run; a picture per task."""
@@ -1180,6 +1208,8 @@ def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
         metric, methods, runs = record["metric"], list(record["methods"]), record["runs"]
         sizes = sorted({r["per_class"] for r in runs + record.get("not_run", [])})
         methods = [m for m in methods if any(r["method"] == m for r in runs + record.get("not_run", []))]
+        details = [m for m in methods if ":" in m]  # "<method>:<change>": one setting varied, a table of its own
+        methods = [m for m in methods if m not in details]
         cell = {}
         for r in runs:
             cell.setdefault((r["per_class"], r["method"]), []).append(r)
@@ -1241,6 +1271,8 @@ def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
                 lines.append(f"| {n} | " + " | ".join(row) + " |")
         given = [f"{m} `{record['methods'][m] or 'the defaults'}`" for m in methods if m in record["methods"]]
         lines += ["", "Flags of each method (the record's): " + "; ".join(given) + "."]
+        if details:
+            lines += ["", *_details_table(record, details, cell, metric)]
         superseded = record.get("superseded", [])
         if superseded:
             by = sorted({r["method"] for r in superseded})

@@ -464,6 +464,42 @@ def test_learning_curve_benchmark_runs_ours_and_the_setfit_library_on_one_draw_a
     assert f"| 3 | {ours['wall_s']:.0f} ({threads}; A) | {library['wall_s']:.0f} ({threads}; B) |" in text
 
 
+def test_learning_curve_details_change_one_setting_and_show_as_paired_differences(tmp_path):
+    """A small-data detail is its method's run with one setting changed (the later flag wins), run only when asked;
+    results/README.md shows it apart from the curve, as per-draw differences against the method on the same draws."""
+    from benchmarks import learning_curve as lc
+    from scripts import make_results_readme as make
+    from textcls.config.args import parse_args
+
+    def argv(method):
+        return lc.method_argv(method, "m", "train.csv", "dev.csv", "out", 16, 1, 128, "accuracy")
+
+    base, detail = argv("finetune-small"), argv("finetune-small:no-warmup")
+    assert detail[: detail.index("--max_steps")] == [*base[: base.index("--max_steps")], "--warmup_steps", "0"]
+    assert detail[detail.index("--max_steps") + 1] == str(lc.training_steps(16))  # the method's small-data steps
+    parsed = parse_args(["--output_dir", "o", *argv("finetune-small:no-warmup")[1:]]).training
+    assert (parsed.warmup_steps, parsed.learning_rate) == (0, 1e-4)
+    parsed = parse_args(["--output_dir", "o", *argv("setfit:pairs-32")[1:]])
+    assert parsed.data.setfit_num_iterations == 32 and parsed.training.learning_rate == 2e-3
+    assert set(lc.DETAILS) <= set(lc.METHODS) and not set(lc.DETAILS) & set(lc.CURVE)
+
+    def run(method, draw, value):
+        return {"per_class": 8, "draw": draw, "method": method, "accuracy": value, "wall_s": 10.0,
+                "omp_num_threads": "1", "cpu_flags": ["avx2"], "date": "2026-12-07", "git_sha": "abc"}  # fmt: skip
+
+    methods = {m: " ".join(f) for m, f in lc.METHODS.items() if f is not None}
+    runs = [run("finetune-small", 1, 0.60), run("finetune-small", 2, 0.70), run("finetune-small", 3, 0.65)]
+    runs += [run("finetune-small:no-warmup", 1, 0.62), run("finetune-small:no-warmup", 2, 0.66)]
+    record = {"benchmark": "learning-curve", "task": "sst2", "model": "m", "metric": "accuracy", "methods": methods,
+              "runs": runs, "command": "python benchmarks/learning_curve.py"}  # fmt: skip
+    (tmp_path / "small-data").mkdir()
+    (tmp_path / "small-data" / "sst2.json").write_text(json.dumps(record))
+    text = make.render(str(tmp_path), {}, plt=None)
+    assert "| rows per class | finetune-small | --method auto |" in text  # not a column of the curve
+    # draws 1 and 2 (draw 3 has no changed run): 60 -> 62, 70 -> 66
+    assert "| finetune-small:no-warmup | `--warmup_steps 0` | 8 | 65.0 | 64.0 | -1.0 (-4.0 to +2.0) | 2 |" in text
+
+
 def test_learning_curve_calibration_is_log_loss_and_the_top_class_ece():
     from benchmarks import learning_curve
 
