@@ -1271,13 +1271,13 @@ def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
                 lines.append(f"| {n} | " + " | ".join(row) + " |")
         given = [f"{m} `{record['methods'][m] or 'the defaults'}`" for m in methods if m in record["methods"]]
         lines += ["", "Flags of each method (the record's): " + "; ".join(given) + "."]
-        if details:
-            lines += ["", *_details_table(record, details, cell, metric)]
         superseded = record.get("superseded", [])
         if superseded:
             by = sorted({r["method"] for r in superseded})
             lines.append(f"{len(superseded)} earlier runs of {', '.join(by)} ran with flags since changed: they stay "
                          "in the record under `superseded`, with their flags, out of the tables.")  # fmt: skip
+        if details:
+            lines += ["", *_details_table(record, details, cell, metric)]
         if plt is not None:
             picture = os.path.join(plots_dir, "small-data", f"{record['task']}.png")
             os.makedirs(os.path.dirname(picture), exist_ok=True)
