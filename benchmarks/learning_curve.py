@@ -88,6 +88,7 @@ CURVE = list(METHODS)  # the curve's methods (the default of --methods); DETAILS
 DETAILS = {
     "finetune-small:no-warmup": ["--warmup_steps", "0"],
     "finetune-small:lr-5e-5": ["--learning_rate", "5e-5"],  # HF's default learning rate on the small-data schedule
+    "finetune-small:lr-2e-5": ["--learning_rate", "2e-5"],
     "setfit:head-lr-1e-3": ["--learning_rate", "1e-3"],
     "setfit:body-lr-5e-5": ["--setfit_learning_rate", "5e-5"],  # the contrastive phase's (setfit's 2e-5)
     # pairs per text and kind: 32 gives the setfit library's own pair count at 64 rows per class of two classes

@@ -1166,8 +1166,9 @@ def _details_table(record: dict, details: list[str], cell: dict, metric: str) ->
         f"Small-data details: one setting of a method changed, on its draws and seeds; the difference is the change's "
         f"{metric} minus the method's, per draw (x100), median (lowest-highest).",
         "",
-        "| change | flags added | rows per class | the method | changed | difference per draw | draws |",
-        "|---|---|---|---|---|---|---|",
+        "| change | flags added | rows per class | the method | changed | difference per draw | draws | dev log loss, "
+        "the method -> changed |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name in details:
         base = name.split(":")[0]
@@ -1179,10 +1180,13 @@ def _details_table(record: dict, details: list[str], cell: dict, metric: str) ->
             if not changed:
                 continue
             diffs = [v - by_draw[d] for d, v in changed.items()]
+            losses = [[r["log_loss"] for r in cell[(n, m)] if r["draw"] in changed and "log_loss" in r]
+                      for m in (base, name)]  # fmt: skip
+            loss = " -> ".join(f"{_median(v):.2f}" if v else "-" for v in losses)
             lines.append(
                 f"| {name} | `{added}` | {n} | {_median([by_draw[d] for d in changed]):.1f} | "
                 f"{_median(list(changed.values())):.1f} | {_median(diffs):+.1f} ({min(diffs):+.1f} to "
-                f"{max(diffs):+.1f}) | {len(diffs)} |"
+                f"{max(diffs):+.1f}) | {len(diffs)} | {loss} |"
             )
     return lines
 

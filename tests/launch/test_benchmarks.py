@@ -490,6 +490,8 @@ def test_learning_curve_details_change_one_setting_and_show_as_paired_difference
     methods = {m: " ".join(f) for m, f in lc.METHODS.items() if f is not None}
     runs = [run("finetune-small", 1, 0.60), run("finetune-small", 2, 0.70), run("finetune-small", 3, 0.65)]
     runs += [run("finetune-small:no-warmup", 1, 0.62), run("finetune-small:no-warmup", 2, 0.66)]
+    for r, loss in zip(runs, (1.0, 1.2, 9.0, 0.5, 0.7), strict=True):
+        r["log_loss"] = loss
     record = {"benchmark": "learning-curve", "task": "sst2", "model": "m", "metric": "accuracy", "methods": methods,
               "runs": runs, "command": "python benchmarks/learning_curve.py"}  # fmt: skip
     (tmp_path / "small-data").mkdir()
@@ -497,7 +499,10 @@ def test_learning_curve_details_change_one_setting_and_show_as_paired_difference
     text = make.render(str(tmp_path), {}, plt=None)
     assert "| rows per class | finetune-small | --method auto |" in text  # not a column of the curve
     # draws 1 and 2 (draw 3 has no changed run): 60 -> 62, 70 -> 66
-    assert "| finetune-small:no-warmup | `--warmup_steps 0` | 8 | 65.0 | 64.0 | -1.0 (-4.0 to +2.0) | 2 |" in text
+    row = (
+        "| finetune-small:no-warmup | `--warmup_steps 0` | 8 | 65.0 | 64.0 | -1.0 (-4.0 to +2.0) | 2 | 1.10 -> 0.60 |"
+    )
+    assert row in text  # the log losses of the same two draws
 
 
 def test_learning_curve_calibration_is_log_loss_and_the_top_class_ece():
