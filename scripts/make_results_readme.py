@@ -1212,7 +1212,8 @@ def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
         metric, methods, runs = record["metric"], list(record["methods"]), record["runs"]
         sizes = sorted({r["per_class"] for r in runs + record.get("not_run", [])})
         methods = [m for m in methods if any(r["method"] == m for r in runs + record.get("not_run", []))]
-        details = [m for m in methods if ":" in m]  # "<method>:<change>": one setting varied, a table of its own
+        # "<method>:<change>": one setting varied, a table of its own (grouped by the method, in the record's order)
+        details = sorted((m for m in methods if ":" in m), key=lambda m: m.split(":")[0])
         methods = [m for m in methods if m not in details]
         cell = {}
         for r in runs:
