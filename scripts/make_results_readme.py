@@ -1124,6 +1124,7 @@ def sampler_order_section(results_dir: str) -> list[str]:
                 f"| {variant} | {rows} | {len(runs)} | {_median(values):.2f} ({min(values):.2f}-{max(values):.2f}) "
                 f"| {seconds} |"
             )
+        lines += _against_the_peer(groups, metric)
         notes = list(record.get("notes", []))
         for source in sorted({r["source"] for r in record["runs"] if r.get("source")}):
             seeds = [r["seed"] for r in record["runs"] if r.get("source") == source]
@@ -1138,6 +1139,28 @@ def sampler_order_section(results_dir: str) -> list[str]:
         notes += mixed
         lines += [""] + [f"- {note}" for note in notes] + ([""] if notes else [])
     return lines
+
+
+def _against_the_peer(groups: dict, metric: str) -> list[str]:
+    """One line under a batch-order table: our two orders' medians minus the real run_glue.py's, on all training rows,
+    with the seeds behind each and a two-sided Mann-Whitney U test (beyond seed noise at p < 0.05; issue 40: our
+    median must beat the peer's over 5 seeds each)."""
+    values = {v: [100 * r["metrics"][f"eval_{metric}"] for r in groups.get((v, "all"), [])] for v in VARIANTS}
+    if not values["peer"]:
+        return []
+    parts = []
+    for variant, words in (("group", "our default (length-grouped)"), ("random", "our random order")):
+        if values[variant]:
+            delta = _median(values[variant]) - _median(values["peer"])
+            p = mannwhitneyu(values[variant], values["peer"]).pvalue
+            parts.append(
+                f"{words} {delta:+.2f} points ({len(values[variant])} vs {len(values['peer'])} seeds; "
+                f"{'beyond' if p < 0.05 else 'within'} seed noise, Mann-Whitney p {p:.2f})"
+            )
+    return ["", "Against the real run_glue.py, median minus its median: " + "; ".join(parts) + "."] if parts else []
+
+
+VARIANTS = ("peer", "group", "random")
 
 
 def _machine(run: dict) -> tuple:

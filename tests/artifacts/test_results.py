@@ -800,6 +800,29 @@ def test_imported_group_runs_show_no_seconds_beside_runs_timed_here(tmp_path):
     assert "; CPU flags avx2 (random 1)." in text
 
 
+def test_each_batch_order_table_says_how_far_our_orders_are_from_the_real_peer(tmp_path):
+    """Issue 40: our median must beat the real run_glue.py's (HF README settings): each table's line says by how
+    much each of our orders does, over how many seeds, and whether it is beyond seed noise."""
+    make = load_script("make_results_readme")
+    order = tmp_path / "sampler-order"
+    order.mkdir()
+    runs = [{"variant": v, "seed": s, "metrics": {"eval_accuracy": a}, "train_runtime_s": 1.0, "wall_s": 2.0}
+            for v, values in (("peer", (0.80, 0.81, 0.82)), ("group", (0.83, 0.84, 0.85, 0.86, 0.87)),
+                              ("random", (0.79, 0.82)))
+            for s, a in enumerate(values, 1)]  # fmt: skip
+    record = {"task": "sst2", "primary_metric": "accuracy", "command": "sampler_order.py", "runs": runs}
+    (order / "sst2.json").write_text(json.dumps(record))
+    text = "\n".join(make.sampler_order_section(str(tmp_path)))
+    assert (
+        "Against the real run_glue.py, median minus its median: our default (length-grouped) +4.00 points (5 vs 3 "
+        "seeds; beyond seed noise, Mann-Whitney p 0.04); our random order -0.50 points (2 vs 3 seeds; within seed "
+        "noise, Mann-Whitney p 1.00)."
+    ) in text
+    record["runs"] = [r for r in runs if r["variant"] != "peer"]  # no peer: no line
+    (order / "sst2.json").write_text(json.dumps(record))
+    assert "Against the real" not in "\n".join(make.sampler_order_section(str(tmp_path)))
+
+
 def test_sampler_order_seconds_compare_within_one_machine(tmp_path):
     """The runs of one table span sessions, and sessions machines: the header names each machine with its runs, and
     a row's seconds are the median of the timed runs on the latest machine only (a note says so)."""
