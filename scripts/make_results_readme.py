@@ -779,15 +779,18 @@ def _grouping_cost(results_dir: str) -> str:
     Where two tasks or more have both orders, a small cost too small for any one task's seeds to show can still add
     up across them: the one-sided tests (grouped lower) are pooled by Stouffer's method (scipy's combine_pvalues),
     each task weighted alike."""
-    parts, one_sided, lower = [], [], 0
+    parts, one_sided, lower, against = [], [], 0, []
     for record in _benchmark_records(results_dir, "sampler-order"):
         key = f"eval_{record['primary_metric']}"
         values = {
             v: [
                 100 * r["metrics"][key] for r in record["runs"] if r["variant"] == v and not r.get("max_train_samples")
             ]
-            for v in ("group", "random")
+            for v in ("group", "random", "peer")
         }
+        if values["group"] and values["peer"]:
+            delta = _median(values["group"]) - _median(values["peer"])
+            against.append(f"{record['task']} {delta:+.2f} ({len(values['group'])} vs {len(values['peer'])} seeds)")
         if values["group"] and values["random"]:
             delta = _median(values["group"]) - _median(values["random"])
             p = mannwhitneyu(values["group"], values["random"]).pvalue
@@ -810,7 +813,8 @@ def _grouping_cost(results_dir: str) -> str:
             f"; across the {len(one_sided)} tasks: grouped lower on {lower}, pooled {verdict} (one-sided "
             f"Mann-Whitney per task, Stouffer p {p:.2f})"
         )
-    return "accuracy, grouped minus random median (table below): " + "; ".join(parts) + pooled
+    peer = f"; our default minus the real run_glue.py's median: {', '.join(against)}" if against else ""
+    return "accuracy, grouped minus random median (table below): " + "; ".join(parts) + pooled + peer
 
 
 def defaults_section(results_dir: str) -> list[str]:

@@ -818,9 +818,13 @@ def test_each_batch_order_table_says_how_far_our_orders_are_from_the_real_peer(t
         "seeds; beyond seed noise, Mann-Whitney p 0.04); our random order -0.50 points (2 vs 3 seeds; within seed "
         "noise, Mann-Whitney p 1.00)."
     ) in text
+    # ...and the defaults table says it beside grouping's cost against random order
+    assert make._grouping_cost(str(tmp_path)).endswith("; our default minus the real run_glue.py's median: sst2 "
+                                                       "+4.00 (5 vs 3 seeds)")  # fmt: skip
     record["runs"] = [r for r in runs if r["variant"] != "peer"]  # no peer: no line
     (order / "sst2.json").write_text(json.dumps(record))
     assert "Against the real" not in "\n".join(make.sampler_order_section(str(tmp_path)))
+    assert "run_glue" not in make._grouping_cost(str(tmp_path))
 
 
 def test_sampler_order_seconds_compare_within_one_machine(tmp_path):
