@@ -1145,6 +1145,9 @@ def sampler_order_section(results_dir: str) -> list[str]:
     return lines
 
 
+VARIANTS = ("peer", "group", "random")  # benchmarks/sampler_order.py's: the real run_glue.py, our two orders
+
+
 def _against_the_peer(groups: dict, metric: str) -> list[str]:
     """One line under a batch-order table: our two orders' medians minus the real run_glue.py's, on all training rows,
     with the seeds behind each and a two-sided Mann-Whitney U test (beyond seed noise at p < 0.05; issue 40: our
@@ -1162,9 +1165,6 @@ def _against_the_peer(groups: dict, metric: str) -> list[str]:
                 f"{'beyond' if p < 0.05 else 'within'} seed noise, Mann-Whitney p {p:.2f})"
             )
     return ["", "Against the real run_glue.py, median minus its median: " + "; ".join(parts) + "."] if parts else []
-
-
-VARIANTS = ("peer", "group", "random")
 
 
 def _machine(run: dict) -> tuple:
