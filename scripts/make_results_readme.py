@@ -1186,6 +1186,12 @@ def _curve_command(record: dict, sizes: list[int]) -> str:
             f"--per_class {' '.join(map(str, sizes))} --draws {draws}")  # fmt: skip
 
 
+def _span(values: list[float]) -> str:
+    """A range of one decimal: '61.2-70.5', or '-6.4 to 4.5' where a minus sign would read as the dash (MCC)."""
+    low, high = min(values), max(values)
+    return f"{low:.1f}-{high:.1f}" if low >= 0 else f"{low:.1f} to {high:.1f}"
+
+
 def _details_table(record: dict, details: list[str], cell: dict, metric: str) -> list[str]:
     """The small-data details of a learning-curve record (benchmarks/learning_curve.py DETAILS): each one setting of
     a method changed, run on the same draws and seeds as that method, so each draw gives a paired difference."""
@@ -1273,7 +1279,7 @@ def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
             for m in methods:
                 values = [100 * r[metric] for r in cell.get((n, m), [])]
                 blank = f"not run ({skipped[(n, m)]:,} steps)" if (n, m) in skipped else "-"
-                row.append(f"{_median(values):.1f} ({min(values):.1f}-{max(values):.1f}) ×{len(values)}" if values
+                row.append(f"{_median(values):.1f} ({_span(values)}) ×{len(values)}" if values
                            else blank)  # fmt: skip
             chosen = [100 * r[metric] for r in cell.get((n, pick(n)), [])]  # auto is that method's run at this size
             row.append(f"{_median(chosen):.1f} ({pick(n)})" if chosen else f"- ({pick(n)})")

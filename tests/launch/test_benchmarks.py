@@ -503,6 +503,7 @@ def test_learning_curve_details_change_one_setting_and_show_as_paired_difference
         "| finetune-small:no-warmup | `--warmup_steps 0` | 8 | 65.0 | 64.0 | -1.0 (-4.0 to +2.0) | 2 | 1.10 -> 0.60 |"
     )
     assert row in text  # the log losses of the same two draws
+    assert make._span([61.2, 70.5]) == "61.2-70.5" and make._span([-6.4, 4.5]) == "-6.4 to 4.5"  # MCC goes below 0
 
 
 def test_learning_curve_calibration_is_log_loss_and_the_top_class_ece():
