@@ -1,6 +1,7 @@
 """What the benchmarks share: CSV files for a run (and the real run_glue.py's copies of a GLUE task), one run as a
 logged subprocess, the command line as a record shows it (the accuracy benchmarks: label_noise.py,
-learning_curve.py, sampler_order.py), and the CPU's flags that every timing is recorded with."""
+learning_curve.py, sampler_order.py), a run measured by its own peak memory (speed.py, scale.py, inference.py), and
+the CPU's flags that every timing is recorded with."""
 
 import csv
 import os
@@ -14,6 +15,51 @@ from textcls.hardware import timing_flags as cpu_flags  # noqa: F401  (the bench
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The real run_glue.py (HF's script patched only to run offline), beside the repository: the reference peer.
 PEER = os.path.join(os.path.dirname(ROOT), "shared", "peers", "run_glue.py")
+
+
+# A child's peak RSS from wait4 (ru_maxrss) is at least its parent's peak: at exec Linux keeps the high-water mark of
+# the address space the child had until then, the parent's (a copy after fork; the very same under vfork, which
+# subprocess uses). Measured: `python -c pass` started by a parent that had held 800 MB reported 810 MB, after the
+# parent had freed them. So a run whose memory a benchmark records starts through this launcher, a fresh interpreter
+# of ~10 MB: it forks the command, waits for it and writes the command's own ru_maxrss (KiB; bytes on macOS) to the
+# file descriptor it is given; its exit status is the command's (128 + the signal that ended it).
+_OWN_RSS_LAUNCHER = """import os, sys
+fd, command = int(sys.argv[1]), sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+    os.close(fd)
+    try:
+        os.execvp(command[0], command)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+os.write(fd, str(usage.ru_maxrss).encode())
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+class OwnPeakRss:
+    """`command` started as subprocess.Popen(command, **popen_kwargs) would start it (its .proc, whose stdout a caller
+    may read), except that .wait() returns its exit code and its own peak RSS in bytes, not its parent's."""
+
+    def __init__(self, command: list[str], **popen_kwargs):
+        read, write = os.pipe()
+        try:
+            launcher = [sys.executable, "-c", _OWN_RSS_LAUNCHER, str(write), *command]
+            self.proc = subprocess.Popen(launcher, pass_fds=(write,), **popen_kwargs)
+        except BaseException:
+            os.close(read)
+            raise
+        finally:
+            os.close(write)
+        self._read = read
+
+    def wait(self) -> tuple[int, int]:
+        code = self.proc.wait()
+        with os.fdopen(self._read) as f:
+            written = f.read()
+        return code, int(written or 0) * (1 if sys.platform == "darwin" else 1024)
 
 
 def write_csv(path: str, rows: list[dict]) -> str:

@@ -25,11 +25,12 @@ and for the first N only, prediction runs on the first --predict_rows rows of te
 100,000: forward passes alone run at about 36 rows/s on 2 cores) with the model the training run saved:
   ours_predict, hf_predict (ours selects the rows before tokenizing; hf_reference.py tokenizes the whole file
   first, as run_glue.py does).
-Each run records its peak RSS (its own, from wait4; datasets' num_proc workers are not counted), the seconds from its
-start to its first logged training step (the end of step 1: the line Trainer prints after it), training samples/s
-over the 20 steps (Trainer's train_samples_per_second), and for prediction rows/s (Trainer's
-predict_samples_per_second) and wall time. The record (results/speed/scale-*.json by default) holds every run, the
-ratios against the targets of issue 15, the exact command, versions and hardware. Run it alone on the machine.
+Each run records its peak RSS (its own, not this script's: _runs.OwnPeakRss; datasets' num_proc workers are not
+counted), the seconds from its start to its first logged training step (the end of step 1: the line Trainer prints
+after it), training samples/s over the 20 steps (Trainer's train_samples_per_second), and for prediction rows/s
+(Trainer's predict_samples_per_second) and wall time. The record (results/speed/scale-*.json by default) holds every
+run, the ratios against the targets of issue 15, the exact command, versions and hardware. Run it alone on the
+machine.
 """
 
 import argparse
@@ -47,7 +48,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks._runs import PEER, cpu_flags  # noqa: E402
+from benchmarks._runs import PEER, OwnPeakRss, cpu_flags  # noqa: E402
 from textcls.evaluation.results import environment, git_state  # noqa: E402
 from textcls.io import write_json_atomic  # noqa: E402  (the repository root is put on the path just above)
 from textcls.model.build import resolve_model_path  # noqa: E402
@@ -127,29 +128,34 @@ def timed_run(command: list[str], cache: str, log_path: str) -> dict:
     training step (the first line of its output holding a 'loss' entry)."""
     env = {**os.environ, "HF_DATASETS_CACHE": cache, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
     env["HF_DATASETS_OFFLINE"] = "1"
-    start = time.perf_counter()
-    first_step = None
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT, env=env, text=True
-        )
-        for line in proc.stdout:
-            log.write(line)
-            if first_step is None and "'loss'" in line:
-                first_step = time.perf_counter() - start
-        _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        with open(log_path) as f:
-            tail = f.read()[-3000:]
-        raise RunFailed(f"{shlex.join(command)} exited with {code}:\n{tail}")
+    wall, first_step, rss = run_process(command, env, log_path)
     return {
         "command": shlex.join(["python", os.path.relpath(command[1], ROOT), *command[2:]]),
         "wall_s": wall,
         "first_step_s": first_step,
-        "peak_rss_bytes": usage.ru_maxrss * 1024,
+        "peak_rss_bytes": rss,
     }
+
+
+def run_process(command: list[str], env: dict, log_path: str) -> tuple[float, float | None, int]:
+    """Run one command in a fresh process with env, its output to log_path: wall seconds, seconds to its first logged
+    training step (None without one), peak RSS in bytes (its own, not this process's: _runs.OwnPeakRss). A failed
+    run raises RunFailed with the log's tail."""
+    start = time.perf_counter()
+    first_step = None
+    with open(log_path, "w") as log:
+        run = OwnPeakRss(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT, env=env, text=True)
+        for line in run.proc.stdout:
+            log.write(line)
+            if first_step is None and "'loss'" in line:
+                first_step = time.perf_counter() - start
+        code, rss = run.wait()
+    wall = time.perf_counter() - start
+    if code != 0:
+        with open(log_path) as f:
+            tail = f.read()[-3000:]
+        raise RunFailed(f"{shlex.join(command)} exited with {code}:\n{tail}")
+    return wall, first_step, rss
 
 
 def metrics_of(output_dir: str, name: str) -> dict:

@@ -49,7 +49,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from benchmarks._runs import PEER as DEFAULT_PEER  # noqa: E402  (the repository root is on the path above)
-from benchmarks._runs import cpu_flags, peer_csvs  # noqa: E402  (the repository root is put on the path above)
+from benchmarks._runs import OwnPeakRss, cpu_flags, peer_csvs  # noqa: E402  (the repository root is put on the path above)
 from textcls.data.glue import load_glue_dir  # noqa: E402
 from textcls.errors import UserError  # noqa: E402
 from textcls.evaluation.results import environment, git_state  # noqa: E402
@@ -161,23 +161,27 @@ def run_command(mode: str, args, output_dir: str, train_rows: int, extra=(), csv
     return [sys.executable, script, *common, *flags, *shlex.split(args.run_flags), *extra]
 
 
-def timed_run(command: list[str], output_dir: str, log_path: str) -> dict:
-    """Run one command in a fresh process: its wall time, peak RSS (its own, from wait4) and its metric files."""
+def run_process(command: list[str], log_path: str) -> tuple[float, int]:
+    """Run one command in a fresh process, its output to log_path: its wall seconds and peak RSS in bytes (its own,
+    not this process's: _runs.OwnPeakRss). A failed run raises RunFailed with the log's tail."""
     start = time.perf_counter()
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
+        code, rss = OwnPeakRss(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT).wait()
     wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
+    if code != 0:
         with open(log_path) as f:
             tail = f.read()[-3000:]
-        raise RunFailed(f"{shlex.join(command)} exited with {proc.returncode}:\n{tail}")
+        raise RunFailed(f"{shlex.join(command)} exited with {code}:\n{tail}")
+    return wall, rss
+
+
+def timed_run(command: list[str], output_dir: str, log_path: str) -> dict:
+    """Run one command in a fresh process: its wall time, peak RSS and its metric files."""
+    wall, rss = run_process(command, log_path)
     metrics = {}
     for name in ("train_results.json", "eval_results.json"):
         with open(os.path.join(output_dir, name)) as f:
             metrics.update(json.load(f))
-    rss = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
     return {
         "wall_s": wall,
         "train_s": metrics["train_runtime"],

@@ -596,7 +596,7 @@ def scale_table(name: str, record: dict) -> list[str]:
         f"Training {record['settings']['max_steps']} steps of batch {record['settings']['batch_size']} on N-row CSVs "
         "(scripts/make_scale_data.py: 8 SST-2 sentences a row, about 100 tokens), each run a fresh process, one "
         "at a time; cold: an empty datasets cache, warm: the same command again. Peak RSS is the process's own "
-        f"(wait4). {record['settings']['model']}. {hardware({'environment': env})}"
+        f"(wait4; see benchmarks/_runs.py). {record['settings']['model']}. {hardware({'environment': env})}"
         + flags
         + f", torch {packages.get('torch')}, "
         f"transformers {packages.get('transformers')}, datasets {packages.get('datasets')}, {record['date']}, commit "

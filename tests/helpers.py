@@ -5,10 +5,13 @@ build them once per session are in conftest.py. Test files import from here, nev
 import json
 import os
 import random
+import resource
+import shlex
 import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -315,6 +318,71 @@ def three_class_rows(n, seed):
     for row in rows:
         row["label"] = "neutral" if row["id"] % 4 == 0 else ("pos" if row["label"] else "neg")
     return rows
+
+
+def _run_here(script: str, argv: list[str]) -> tuple[int, float]:
+    """A benchmark's run of `script` (our run_classification.py or benchmarks/hf_reference.py) as a call in this
+    process: its exit code and wall seconds."""
+    from benchmarks import hf_reference
+
+    entry = {"run_classification.py": R.cli, "hf_reference.py": hf_reference.main}[os.path.basename(script)]
+    started = time.monotonic()
+    code = entry(argv)
+    return code, time.monotonic() - started
+
+
+def run_ours_in_process(monkeypatch, *benchmarks):
+    """The benchmarks run each training as a subprocess (benchmarks/_runs.run_logged, speed.run_process and
+    scale.run_process: test_benchmarks.py tests each directly: the subprocess, its log, its own peak RSS and a failed
+    run). In the benchmarks' end-to-end tests those runs of our script (and of hf_reference.py) are calls in this
+    process instead: the same code, arguments and exit code, without a new interpreter's ~3.5 s of imports a run
+    (torch, transformers, datasets, sklearn, peft; 2 cores). The peak RSS such a run reports is this process's. Any
+    other script (the stand-in peer, the setfit library) still runs as a subprocess. `benchmarks`: the modules whose
+    runs move (label_noise, learning_curve and sampler_order's run_logged; speed's and scale's run_process)."""
+    from benchmarks import _runs
+
+    def ours(script: str) -> bool:
+        return os.path.basename(script) in ("run_classification.py", "hf_reference.py")
+
+    def run_logged(argv, log):
+        if not ours(argv[0]):
+            return _runs.run_logged(argv, log)
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"\n$ {' '.join(argv)}\n")
+        code, wall = _run_here(argv[0], argv[1:])
+        if code != 0:
+            raise SystemExit(f"run failed ({code}); see {log}")
+        return wall
+
+    def in_root(module, command) -> tuple[float, int]:  # speed's and scale's subprocesses run from the root
+        here = os.getcwd()
+        os.chdir(ROOT)
+        try:
+            code, wall = _run_here(command[1], command[2:])
+        finally:
+            os.chdir(here)
+        if code != 0:
+            raise module.RunFailed(f"{shlex.join(command)} exited with {code}")
+        return wall, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    for module in benchmarks:
+        if hasattr(module, "run_logged"):
+            monkeypatch.setattr(module, "run_logged", run_logged)
+        elif module.__name__.endswith("speed"):  # (command, log) -> wall, peak RSS
+
+            def speed_run(command, log, module=module, real=module.run_process):
+                return in_root(module, command) if ours(command[1]) else real(command, log)
+
+            monkeypatch.setattr(module, "run_process", speed_run)
+        else:  # scale's: (command, env, log) -> wall, seconds to the first step (not seen here), peak RSS
+
+            def scale_run(command, env, log, module=module, real=module.run_process):
+                if not ours(command[1]):
+                    return real(command, env, log)
+                wall, rss = in_root(module, command)
+                return wall, None, rss
+
+            monkeypatch.setattr(module, "run_process", scale_run)
 
 
 def run_main(model, out, *flags):

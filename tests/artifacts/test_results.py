@@ -91,6 +91,20 @@ def test_single_run_has_no_std(tmp_path):
     assert data["summary"]["eval_accuracy"] == {"median": 0.5, "std": None, "n": 1, "values": [0.5]}
 
 
+def test_a_runs_peak_memory_is_its_own_not_its_parents():
+    """This process (the test worker, torch loaded) is the parent of a small Python run: the run's record must hold the
+    run's own peak, not this process's, which getrusage's ru_maxrss in the child would report (Linux keeps the
+    pre-exec address space's high-water mark)."""
+    import resource
+    import subprocess
+    import sys
+
+    code = "from textcls.evaluation.results import peak_memory; print(peak_memory()['cpu_rss_bytes'])"
+    child = int(subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True).stdout)
+    ours = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    assert 0 < child < 100 * 2**20 < ours
+
+
 def test_runs_of_another_configuration_are_kept_but_not_summarised(tmp_path):
     path = str(tmp_path / "r.json")
     R.record_run(path, 1, {"eval_accuracy": 0.5}, "old", None, {"config_sha256": "a"})

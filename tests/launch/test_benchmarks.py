@@ -8,17 +8,20 @@ import json
 import math
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, write_rows, write_sst2, write_tsv
+from tests.helpers import ROOT, run_ours_in_process, write_rows, write_sst2, write_tsv
 
 
-def test_gpu_script_on_cpu_with_a_tiny_config(tiny_bert, tmp_path, capsys):
+def test_gpu_script_on_cpu_with_a_tiny_config(tiny_bert, tmp_path, capsys, monkeypatch):
     """benchmarks/gpu.py cannot be run here without a GPU; its whole path runs on a tiny config instead (in this
-    process; its runs are subprocesses as always). LoRA's mode is left out: the same code path as ours, 15 s more."""
-    from benchmarks import gpu
+    process, and its runs too: run_ours_in_process). LoRA's mode is left out: the same code path as ours."""
+    from benchmarks import gpu, speed
+
+    run_ours_in_process(monkeypatch, speed)
 
     data = write_sst2(tmp_path / "SST-2")
     out = tmp_path / "gpu.json"
@@ -320,10 +323,12 @@ def test_balanced_sampling_benchmark_draws_the_classes_evenly_and_reproducibly()
 
 
 def test_inference_script_on_a_tiny_model(tiny_bert, tmp_path, monkeypatch):
-    """benchmarks/inference.py runs each mode in a process of its own and records the targets (the script itself
-    runs in this process, and the model is exported as it is trained: two interpreter starts fewer; without an onnx
+    """benchmarks/inference.py runs each mode in a process of its own and records the targets (here the script and
+    its runs run in this process, run_ours_in_process, and the model is exported as it is trained; without an onnx
     folder the script exports with the same --export onnx run)."""
     from benchmarks import inference
+
+    run_ours_in_process(monkeypatch, sys.modules[inference.timed_run.__module__])  # scale, as inference imports it
     from tests.helpers import ROOT, run_main, sentiment_rows, write_rows
 
     files = {s: write_rows(tmp_path / f"{s}.csv", sentiment_rows(n, i)) for i, (s, n) in enumerate(
@@ -344,11 +349,55 @@ def test_inference_script_on_a_tiny_model(tiny_bert, tmp_path, monkeypatch):
     assert "<tmp>" in result["runs"]["onnx_int8"]["command"]  # no temporary path in the record
 
 
-def test_label_noise_benchmark_on_a_tiny_model(tiny_bert, tmp_path):
+def test_a_benchmarks_run_is_a_logged_subprocess_and_a_failed_one_stops_the_benchmark(tmp_path):
+    """benchmarks/_runs.run_logged, which the end-to-end tests below replace with an in-process run of our script:
+    the command and its output are appended to the log, and a failing run is a SystemExit naming the log."""
+    from benchmarks._runs import run_logged
+
+    log = tmp_path / "runs.log"
+    assert run_logged(["-c", "print('trained')"], str(log)) >= 0
+    with pytest.raises(SystemExit, match=f"run failed \\(3\\); see {re.escape(str(log))}"):
+        run_logged(["-c", "import sys; print('oops', file=sys.stderr); sys.exit(3)"], str(log))
+    text = log.read_text()
+    assert "$ -c print('trained')\ntrained\n" in text and text.endswith("oops\n")
+
+
+CHILD = "import sys; x = bytearray(200 * 2**20); print('step', flush=True); print({'loss': 1.0}, flush=True)"
+
+
+def test_a_timed_run_is_a_subprocess_measured_by_its_own_peak_rss_and_a_failed_one_raises():
+    """speed.run_process and scale.run_process, which the end-to-end tests replace with in-process runs: the peak RSS
+    is the child's own (wait4): a child holding 200 MB reports about that, not this test process's (torch loaded:
+    more) nor a bigger earlier child's; scale's also times the first line holding a loss; a failing child raises
+    RunFailed with the tail of its log."""
+    import resource
+    import tempfile
+
+    from benchmarks import scale, speed
+
+    with tempfile.TemporaryDirectory() as tmp:
+        log = os.path.join(tmp, "run.log")
+        bigger = [sys.executable, "-c", CHILD.replace("200", "400")]
+        speed.run_process(bigger, log)
+        wall, rss = speed.run_process([sys.executable, "-c", CHILD], log)
+        ours = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        assert 200 * 2**20 < rss < 300 * 2**20 < ours and wall > 0
+        wall, first_step, rss = scale.run_process([sys.executable, "-c", CHILD], dict(os.environ), log)
+        assert 0 < first_step <= wall and 200 * 2**20 < rss < 300 * 2**20
+        assert "{'loss': 1.0}" in open(log).read()
+        failing = [sys.executable, "-c", "import sys; print('oops'); sys.exit(3)"]
+        with pytest.raises(speed.RunFailed, match=r"exited with 3:\noops"):
+            speed.run_process(failing, log)
+        with pytest.raises(scale.RunFailed, match=r"exited with 3:\noops"):
+            scale.run_process(failing, dict(os.environ), log)
+
+
+def test_label_noise_benchmark_on_a_tiny_model(tiny_bert, tmp_path, monkeypatch):
     """benchmarks/label_noise.py end to end on a tiny SST-2 folder: the flips are the record's, the flagged rows are
     the run's label_issues.jsonl, precision and recall are computed against the flips, and a rerun skips the point."""
     from benchmarks import label_noise
 
+    run_ours_in_process(monkeypatch, label_noise)
     glue = tmp_path / "glue"
     glue.mkdir()
     write_sst2(glue / "SST-2", n_train=40)
@@ -395,11 +444,14 @@ def test_label_flips_are_seeded_and_change_each_chosen_label():
     assert [i for i in range(100) if noisy[i]["label"] != rows[i]["label"]] == flipped
 
 
-def test_learning_curve_benchmark_runs_ours_and_the_setfit_library_on_one_draw_and_resumes(tiny_bert, tmp_path):
+def test_learning_curve_benchmark_runs_ours_and_the_setfit_library_on_one_draw_and_resumes(
+    tiny_bert, tmp_path, monkeypatch
+):
     """benchmarks/learning_curve.py end to end on a tiny SST-2 folder: our script and the setfit library each train
     on the same drawn rows and are scored on the same dev set; the record names the rows; a rerun adds nothing."""
     from benchmarks import learning_curve
 
+    run_ours_in_process(monkeypatch, learning_curve)
     glue = tmp_path / "glue"
     glue.mkdir()
     write_sst2(glue / "SST-2", n_train=40)
@@ -626,12 +678,15 @@ def sampler_order_folders(tmp_path):
     return glue, peer, tmp_path / "results" / "sampler-order", tmp_path / "work"
 
 
-def test_sampler_order_benchmark_runs_the_peer_and_ours_on_the_recipes_settings_and_resumes(tiny_bert, tmp_path):
+def test_sampler_order_benchmark_runs_the_peer_and_ours_on_the_recipes_settings_and_resumes(
+    tiny_bert, tmp_path, monkeypatch
+):
     """benchmarks/sampler_order.py on a tiny SST-2 folder: the peer (a stand-in here: tests do not need ../shared) gets
     the HF README recipe's hyperparameters and a CSV copy of the task; ours runs the recipe itself; a rerun adds
     nothing; random order is our flag for it."""
     from benchmarks import sampler_order
 
+    run_ours_in_process(monkeypatch, sampler_order)
     glue, peer, out, work = sampler_order_folders(tmp_path)
     argv = ["--glue_dir", str(glue), "--tasks", "sst2", "--seeds", "3", "--variants", "peer", "group", "--model",
             tiny_bert, "--max_train_samples", "16", "--max_seq_length", "32", "--peer", str(peer), "--work",
