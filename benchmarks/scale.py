@@ -272,6 +272,7 @@ def main(argv=None) -> int:
         "environment": environment(),
         "cpu_flags": cpu_flags(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "peak_rss": "own",  # each run's own peak (OwnPeakRss), not at least this script's as before 2026-12-07
         "runs": {},
     }
     try:

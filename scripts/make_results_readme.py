@@ -584,6 +584,19 @@ def packing_table(name: str, record: dict) -> list[str]:
     return lines + [""]
 
 
+def _rss_note(record: dict) -> str:
+    """How a scale record's peak RSS was measured. Its runs' own since records say so (peak_rss: benchmarks/_runs.py's
+    launcher); before that, a run's wait4 figure was at least the benchmark script's own peak (~0.5 GB), so the note
+    says whether every run of the record peaked above it (then each figure is the run's own)."""
+    if record.get("peak_rss") == "own":
+        return "Peak RSS is each run's own (wait4 through benchmarks/_runs.py's launcher)."
+    smallest = min(r["peak_rss_bytes"] for runs in record["runs"].values() for r in runs.values()) / 1e9
+    if smallest > 0.6:
+        return (f"Peak RSS from wait4, which also counted this script's own ~0.5 GB then: every run here peaked "
+                f"higher ({smallest:.2f} GB or more), so each figure is the run's own.")  # fmt: skip
+    return "Peak RSS from wait4, which also counted this script's own ~0.5 GB then: a run below it shows the script's."
+
+
 def scale_table(name: str, record: dict) -> list[str]:
     """A results/speed/scale-*.json written by benchmarks/scale.py: ours vs run_glue.py's pipeline on large CSVs."""
     env = record.get("environment") or {}
@@ -595,8 +608,8 @@ def scale_table(name: str, record: dict) -> list[str]:
         "",
         f"Training {record['settings']['max_steps']} steps of batch {record['settings']['batch_size']} on N-row CSVs "
         "(scripts/make_scale_data.py: 8 SST-2 sentences a row, about 100 tokens), each run a fresh process, one "
-        "at a time; cold: an empty datasets cache, warm: the same command again. Peak RSS is the process's own "
-        f"(wait4; see benchmarks/_runs.py). {record['settings']['model']}. {hardware({'environment': env})}"
+        f"at a time; cold: an empty datasets cache, warm: the same command again. {_rss_note(record)} "
+        f"{record['settings']['model']}. {hardware({'environment': env})}"
         + flags
         + f", torch {packages.get('torch')}, "
         f"transformers {packages.get('transformers')}, datasets {packages.get('datasets')}, {record['date']}, commit "
@@ -792,15 +805,10 @@ def _grouping_cost(results_dir: str) -> str:
             delta = _median(values["group"]) - _median(values["peer"])
             against.append(f"{record['task']} {delta:+.2f} ({len(values['group'])} vs {len(values['peer'])} seeds)")
         if values["group"] and values["random"]:
-            delta = _median(values["group"]) - _median(values["random"])
-            p = mannwhitneyu(values["group"], values["random"]).pvalue
-            verdict = "beyond seed noise" if p < 0.05 else "within seed noise"
+            delta, difference = _seed_difference(values["group"], values["random"])
             one_sided.append(mannwhitneyu(values["group"], values["random"], alternative="less").pvalue)
             lower += delta < 0
-            parts.append(
-                f"{record['task']} {delta:+.2f} points ({len(values['group'])} vs {len(values['random'])} seeds; "
-                f"{verdict}, Mann-Whitney p {p:.2f})"
-            )
+            parts.append(f"{record['task']} {difference}")
         else:
             parts.append(f"{record['task']}: not both orders yet")
     if not parts:
@@ -1155,16 +1163,22 @@ def _against_the_peer(groups: dict, metric: str) -> list[str]:
     values = {v: [100 * r["metrics"][f"eval_{metric}"] for r in groups.get((v, "all"), [])] for v in VARIANTS}
     if not values["peer"]:
         return []
-    parts = []
-    for variant, words in (("group", "our default (length-grouped)"), ("random", "our random order")):
-        if values[variant]:
-            delta = _median(values[variant]) - _median(values["peer"])
-            p = mannwhitneyu(values[variant], values["peer"]).pvalue
-            parts.append(
-                f"{words} {delta:+.2f} points ({len(values[variant])} vs {len(values['peer'])} seeds; "
-                f"{'beyond' if p < 0.05 else 'within'} seed noise, Mann-Whitney p {p:.2f})"
-            )
+    parts = [
+        f"{words} {_seed_difference(values[variant], values['peer'])[1]}"
+        for variant, words in (("group", "our default (length-grouped)"), ("random", "our random order"))
+        if values[variant]
+    ]
     return ["", "Against the real run_glue.py, median minus its median: " + "; ".join(parts) + "."] if parts else []
+
+
+def _seed_difference(ours: list[float], theirs: list[float]) -> tuple[float, str]:
+    """Our seeds' median minus theirs and how a batch-order line says it: '+0.34 points (5 vs 2 seeds; within seed
+    noise, Mann-Whitney p 0.70)', beyond seed noise where a two-sided Mann-Whitney U test gives p < 0.05."""
+    delta = _median(ours) - _median(theirs)
+    p = mannwhitneyu(ours, theirs).pvalue
+    verdict = "beyond" if p < 0.05 else "within"
+    seeds = f"{len(ours)} vs {len(theirs)} seeds"
+    return delta, f"{delta:+.2f} points ({seeds}; {verdict} seed noise, Mann-Whitney p {p:.2f})"
 
 
 def _machine(run: dict) -> tuple:

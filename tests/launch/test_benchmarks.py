@@ -237,6 +237,7 @@ def test_scale_script_on_tiny_files(tiny_bert, tmp_path):
     (tmp_path / "results" / "speed" / "scale-cpu-x.json").write_text(json.dumps(record))
     text = make.render(str(tmp_path / "results"), {}, plt=None)
     assert "### scale-cpu-x" in text and f"`{record['command']}`" in text
+    assert record["peak_rss"] == "own" and "Peak RSS is each run's own (wait4 through" in text
     shown = ", ".join(cpu_flags()) or "none of AVX2/AVX-512/AMX"
     assert record["cpu_flags"] == cpu_flags() and f"(CPU flags {shown})" in text
     assert f"| 40 | ours_cold | {cold['peak_rss_bytes'] / 1e9:.2f} |" in text
