@@ -82,9 +82,8 @@ METHODS = {
 CURVE = list(METHODS)  # the curve's methods (the default of --methods); DETAILS below are run on asking
 # The small-data details (issue 39): --method auto's settings changed one at a time, on the same draws and seeds as
 # the method they vary, so each draw gives a paired difference (results/README.md, "Small-data details"). Name:
-# "<method>:<change>" -> the flags added after that method's (the later flag wins). Not among them: evaluating each
-# epoch and keeping the best checkpoint, which needs a validation split apart from the scoring one (a choice made on
-# the curve's dev set would be scored on itself), and setfit's class-balanced pairs (its sampler's own default).
+# "<method>:<change>" -> the flags added after that method's (the later flag wins). Not among them: setfit's
+# class-balanced pairs (its sampler's own default).
 DETAILS = {
     "finetune-small:no-warmup": ["--warmup_steps", "0"],
     "finetune-small:lr-5e-5": ["--learning_rate", "5e-5"],  # HF's default learning rate on the small-data schedule
@@ -94,7 +93,30 @@ DETAILS = {
     # pairs per text and kind: 32 gives the setfit library's own pair count at 64 rows per class of two classes
     # (every pair, 8,192 of 128 texts), where our bound (20, the SetFit paper's) gives 5,120
     "setfit:pairs-32": ["--setfit_num_iterations", "32"],
+    # Evaluating during training and keeping the best checkpoint needs a validation split apart from the dev set the
+    # curve scores on (a choice made on it would be scored on itself), and a user with N rows per class has only
+    # those: so this holds out a quarter of each class of the draw (held_out_split), evaluates on it every tenth of
+    # the training (by its loss: a few rows give accuracy in coarse steps), trains on the rest for the same steps,
+    # keeps the best checkpoint, and is scored on the dev set as a test split (predict_*, dev_values).
+    "finetune-small:best-of-held-out": [
+        "--eval_strategy",
+        "steps",
+        "--eval_steps",
+        "0.1",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "0.1",
+        "--save_total_limit",
+        "1",
+        "--load_best_model_at_end",
+        "true",
+        "--metric_for_best_model",
+        "loss",
+        "--do_predict",
+    ],  # fmt: skip
 }
+HELD_OUT = {"finetune-small:best-of-held-out"}  # the details that train on 3/4 of the draw and choose on 1/4
 METHODS |= {name: [*METHODS[name.split(":")[0]], *flags] for name, flags in DETAILS.items()}
 LIBRARY = "setfit library defaults"  # the record's flags of setfit-library
 STEPS_FROM = {
@@ -252,19 +274,41 @@ def method_argv(method: str, model: str, train: str, dev: str, out: str, rows: i
         return [*peer, "--metric", metric, "--seed", str(seed), "--out", out]
     steps = ["--max_steps", str(training_steps(rows))] if method.split(":")[0] in STEPS_FROM else []
     data = ["--train_file", train, "--validation_file", dev, "--output_dir", out, "--seed", str(seed)]
+    if method in HELD_OUT:  # the same steps as the whole draw's run; the dev set scored as a test split
+        fit, held = held_out_split(train)
+        data = ["--train_file", fit, "--validation_file", held, "--test_file", dev, *data[4:]]
     if metric != "accuracy":  # --task_name adds the task's own metric (CoLA's Matthews correlation) on csv files
         data += ["--task_name", {v: k for k, v in METRIC.items()}[metric]]
     return [os.path.join(ROOT, "run_classification.py"), "--model", model, *data, "--max_seq_length", str(length),
             *COMMON, *METHODS[method], *steps]  # fmt: skip
 
 
+def held_out_split(train: str) -> tuple[str, str]:
+    """A draw's CSV -> (its rows to train on, its rows to choose a checkpoint on), beside it: every fourth row of each
+    class (the 4th, 8th, ...; the last of a class of 2-3 rows) is held out, the rest keep their order."""
+    with open(train, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    seen: dict[str, int] = {}
+    fit, held = [], []
+    for row in rows:
+        seen[row["label"]] = seen.get(row["label"], 0) + 1
+        (held if seen[row["label"]] % 4 == 0 else fit).append(row)
+    for label, count in seen.items():
+        if 1 < count < 4:  # a class of 2-3 rows: its last row is held out (a class of one row trains on it)
+            last = max(i for i, r in enumerate(fit) if r["label"] == label)
+            held.append(fit.pop(last))
+    stem = os.path.splitext(train)[0]
+    return write_csv(f"{stem}-fit.csv", fit), write_csv(f"{stem}-held-out.csv", held)
+
+
 def dev_values(method: str, out: str, metric: str) -> dict:
     """The run's dev {metric, "log_loss", "ece"} (the last two where the run measured them) and the precision it
-    trained in (ours: bf16 training steps by default on a CPU with AMX, "bf16_training"; the library: fp32, "no")."""
+    trained in (ours: bf16 training steps by default on a CPU with AMX, "bf16_training"; the library: fp32, "no").
+    A held-out detail's evaluation split is its held-out rows: its dev scores are its test split's (predict_*)."""
     name = "setfit_library.json" if METHODS[method] is None else "all_results.json"
     with open(os.path.join(out, name), encoding="utf-8") as f:
         values = json.load(f)
-    prefix = "" if METHODS[method] is None else "eval_"
+    prefix = "" if METHODS[method] is None else "predict_" if method in HELD_OUT else "eval_"
     found = {k: values[prefix + k] for k in (metric, "log_loss", "ece") if prefix + k in values}
     return found | {"mixed_precision": values.get("mixed_precision", "no")}
 

@@ -609,6 +609,34 @@ def test_learning_curve_draws_are_balanced_seeded_and_nested():
     assert learning_curve.training_steps(16) == learning_curve.MIN_STEPS and learning_curve.training_steps(800) == 300
 
 
+def test_the_held_out_detail_chooses_on_a_quarter_of_the_draw_and_is_scored_on_dev(tmp_path):
+    """finetune-small:best-of-held-out: every 4th row of each class of the draw (the last of a class of 2-3) is held
+    out to choose the checkpoint on, the rest train for the whole draw's steps, and the dev set, a test split here,
+    gives its score (predict_*), never the held-out rows' (eval_*)."""
+    from benchmarks import learning_curve
+    from textcls.config.args import parse_args
+
+    rows = [{"sentence": f"s{i}", "label": "b" if i in (3, 7, 9) else "a"} for i in range(12)]  # 9 a, 3 b
+    train = write_rows(tmp_path / "train-8-1.csv", rows)
+    fit, held = learning_curve.held_out_split(train)
+    read = lambda path: [r["sentence"] for r in csv.DictReader(open(path))]  # noqa: E731
+    assert read(held) == ["s4", "s10", "s9"]  # a (s0 s1 s2 s4 s5 s6 s8 s10 s11): its 4th and 8th; b: its last
+    assert sorted(read(fit) + read(held), key=lambda x: int(x[1:])) == [r["sentence"] for r in rows]
+    name = "finetune-small:best-of-held-out"
+    argv = learning_curve.method_argv(name, "m", train, "dev.csv", "out", 16, 1, 64, "accuracy")
+    flag = lambda f: argv[len(argv) - 1 - argv[::-1].index(f) + 1]  # noqa: E731  (the last one wins)
+    assert (flag("--train_file"), flag("--validation_file"), flag("--test_file")) == (fit, held, "dev.csv")
+    assert flag("--max_steps") == str(learning_curve.training_steps(16)) and flag("--save_strategy") == "steps"
+    parsed = parse_args(argv[1:])  # every flag is one of ours, and they agree (eval and save every tenth)
+    assert parsed.training.load_best_model_at_end and parsed.training.metric_for_best_model == "loss"
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "all_results.json").write_text(json.dumps({"eval_accuracy": 1.0, "predict_accuracy": 0.75,
+                                                      "predict_log_loss": 0.5, "eval_log_loss": 0.1}))  # fmt: skip
+    values = learning_curve.dev_values(name, str(out), "accuracy")
+    assert values["accuracy"] == 0.75 and values["log_loss"] == 0.5
+
+
 def test_learning_curve_stsb_source_task_labels_sentences_by_their_corpus_and_keeps_dev_unseen(tmp_path):
     """stsb-source: the first sentence of each STS-B pair from four sources, labelled with its source file; other
     sources left out; a dev sentence also in train (any case) or repeated is left out."""
