@@ -124,6 +124,7 @@ def main(argv=None) -> int:
         "command": shlex.join(["python", "benchmarks/inference.py", *(argv if argv is not None else sys.argv[1:])]),
         "model": args.model,
         "rows": args.rows,
+        "peak_rss": "own",  # each run's own peak (scale.timed_run through OwnPeakRss), not this script's
         "runs": runs,
         "export_check": export_report["summary"],
         "file_bytes": export_report["file_bytes"],

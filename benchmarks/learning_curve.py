@@ -220,6 +220,38 @@ def task_rows(task: str, glue_dir: str) -> tuple[list[dict], list[dict]]:
     )
 
 
+# The full training set, once per task (issue 39: "reusing results/ where a run exists"): the leaderboard's records of
+# the task on the same model and dev set (our tuned recipe and the HF README settings, medians over their seeds);
+# a task without them gets one run of finetune (the defaults, what --method auto runs past its measured sizes) on
+# every training row, seed 1.
+FULL_FROM = {
+    task: (f"results/glue/{task}/all-MiniLM-L6-v2.json", f"results/glue/{task}/all-MiniLM-L6-v2_hf-readme.json")
+    for task in ("sst2", "cola")
+}
+
+
+def reused_full(task: str, model: str, metric: str, train_rows: int) -> list[dict]:
+    """The full-set entries of a task from its leaderboard records (FULL_FROM), [] where they are missing or of
+    another model (then the curve runs its own)."""
+    entries = []
+    for path in FULL_FROM.get(task, ()):
+        if not os.path.isfile(os.path.join(ROOT, path)):
+            return []
+        with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+            record = json.load(f)
+        with open(os.path.join(ROOT, record["recipe"]), encoding="utf-8") as f:
+            recipe = json.load(f)
+        summary = record["summary"].get(f"eval_{metric}")
+        if recipe["model_name_or_path"] != model or not summary:
+            return []
+        entries.append({
+            "label": "the HF README settings" if path.endswith("_hf-readme.json") else "our tuned recipe",
+            "source": path, "recipe": record["recipe"], "config_sha256": record["config_sha256"],
+            "train_rows": train_rows, metric: summary["median"], "values": summary["values"],
+        })  # fmt: skip
+    return entries
+
+
 def read_csv(path: str) -> list[dict]:
     with open(path, encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f))
@@ -376,6 +408,16 @@ def curve(args) -> int:
         })  # fmt: skip
         record["command"] = command_line("learning_curve.py", sys.argv[1:])
         done = {(r["per_class"], r["draw"], r["method"]) for r in record["runs"] + record.get("not_run", [])}
+        if args.full and not record.get("full"):
+            record["full"] = reused_full(task, args.model, metric, len(train_rows))
+            if not record["full"]:
+                train = write_csv(os.path.join(folder, "train-full.csv"), train_rows)
+                run = run_method("finetune", args, train, dev, os.path.join(folder, "finetune-full"),
+                                 len(train_rows), 1, metric)  # fmt: skip
+                record["full"] = [{"label": "finetune (the defaults), every training row, seed 1", **run}]
+            record["environment"] = environment()
+            write_json_atomic(path, record)
+            print(f"{task} full training set: " + "; ".join(f"{e['label']} {e[metric]:.4f}" for e in record["full"]))
         for per_class in args.per_class:
             for d in range(1, args.draws + 1):
                 rows = draw(labels, per_class, d)
@@ -395,24 +437,27 @@ def curve(args) -> int:
                         done.add((per_class, d, method))
                         continue
                     out = os.path.join(folder, f"{method}-{per_class}-{d}")
-                    argv = method_argv(method, args.model, train, dev, out, len(rows), d, args.max_seq_length, metric)
-                    load = os.getloadavg()[0]
-                    wall = run_logged(argv, os.path.join(folder, "runs.log"))
-                    values = dev_values(method, out, metric)
-                    value = values[metric]
-                    record["runs"].append({
-                        "per_class": per_class, "draw": d, "method": method, "train_rows": len(rows), **values,
-                        "wall_s": round(wall, 1), "load_1m_at_start": round(load, 2),
-                        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-                        "date": datetime.date.today().isoformat(), "cpu_flags": cpu_flags(), **git_state(),
-                    })  # fmt: skip
+                    run = run_method(method, args, train, dev, out, len(rows), d, metric)
+                    record["runs"].append({"per_class": per_class, "draw": d, **run})
                     record["environment"] = environment()
                     write_json_atomic(path, record)
                     done.add((per_class, d, method))
-                    print(
-                        f"{task} {per_class}/class draw {d} {method}: {metric} {value:.4f} ({wall:.0f} s)", flush=True
-                    )
+                    print(f"{task} {per_class}/class draw {d} {method}: {metric} {run[metric]:.4f} "
+                          f"({run['wall_s']:.0f} s)", flush=True)  # fmt: skip
     return 0
+
+
+def run_method(method: str, args, train: str, dev: str, out: str, rows: int, seed: int, metric: str) -> dict:
+    """One run of a method on a training CSV, in a process of its own: its dev values, timing and provenance."""
+    argv = method_argv(method, args.model, train, dev, out, rows, seed, args.max_seq_length, metric)
+    load = os.getloadavg()[0]
+    wall = run_logged(argv, os.path.join(os.path.dirname(out), "runs.log"))
+    return {
+        "method": method, "train_rows": rows, **dev_values(method, out, metric),
+        "wall_s": round(wall, 1), "load_1m_at_start": round(load, 2),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "date": datetime.date.today().isoformat(), "cpu_flags": cpu_flags(), **git_state(),
+    }  # fmt: skip
 
 
 def main(argv=None) -> int:
@@ -434,6 +479,9 @@ def main(argv=None) -> int:
     p.add_argument("--tasks", nargs="+", default=["sst2", "stsb-source", "cola"], choices=sorted(METRIC))
     p.add_argument("--per_class", nargs="+", type=int, default=[8, 16, 32, 64, 256, 1024])
     p.add_argument("--draws", type=int, default=5)
+    p.add_argument("--full", action=argparse.BooleanOptionalAction, default=True,
+                   help="the full training set once per task (FULL_FROM's leaderboard records where they exist, "
+                        "else one finetune run on every row); --no-full leaves it out")  # fmt: skip
     details = f"default: the curve's; also the small-data details (one setting changed): {', '.join(DETAILS)}"
     p.add_argument("--methods", nargs="+", default=CURVE, choices=list(METHODS), help=details)
     p.add_argument("--model", default=MODEL)

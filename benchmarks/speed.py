@@ -372,6 +372,7 @@ def main(argv=None) -> int:
         "environment": environment(),
         "cpu_flags": cpu_flags(),  # speed numbers compare only on one CPU: AVX2 / AVX-512 / VNNI / bf16 / AMX
         **git_state(),
+        "peak_rss": "own",  # each run's own peak (OwnPeakRss), not at least this script's as before 2026-12-07
         "medians": medians,
         "targets": checks,
         "scaling": scaling,

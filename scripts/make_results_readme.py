@@ -584,13 +584,16 @@ def packing_table(name: str, record: dict) -> list[str]:
     return lines + [""]
 
 
-def _rss_note(record: dict) -> str:
-    """How a scale record's peak RSS was measured. Its runs' own since records say so (peak_rss: benchmarks/_runs.py's
-    launcher); before that, a run's wait4 figure was at least the benchmark script's own peak (~0.5 GB), so the note
-    says whether every run of the record peaked above it (then each figure is the run's own)."""
+def _rss_note(record: dict, peaks) -> str:
+    """How a benchmark record's peak RSS (peaks: its runs' figures, bytes) was measured. Its runs' own since records
+    say so (peak_rss: benchmarks/_runs.py's launcher); before that, a run's wait4 figure was at least the benchmark
+    script's own peak (~0.5 GB), so the note says whether every run of the record peaked above it (then each figure
+    is the run's own)."""
     if record.get("peak_rss") == "own":
         return "Peak RSS is each run's own (wait4 through benchmarks/_runs.py's launcher)."
-    smallest = min(r["peak_rss_bytes"] for runs in record["runs"].values() for r in runs.values()) / 1e9
+    if record.get("benchmark") == "speed-gpu":  # its script had initialised CUDA first: its own peak is unknown
+        return "Peak RSS from wait4, which also counted gpu.py's own peak then (CUDA initialised): an upper bound."
+    smallest = min(peaks) / 1e9
     if smallest > 0.6:
         return (f"Peak RSS from wait4, which also counted this script's own ~0.5 GB then: every run here peaked "
                 f"higher ({smallest:.2f} GB or more), so each figure is the run's own.")  # fmt: skip
@@ -608,7 +611,8 @@ def scale_table(name: str, record: dict) -> list[str]:
         "",
         f"Training {record['settings']['max_steps']} steps of batch {record['settings']['batch_size']} on N-row CSVs "
         "(scripts/make_scale_data.py: 8 SST-2 sentences a row, about 100 tokens), each run a fresh process, one "
-        f"at a time; cold: an empty datasets cache, warm: the same command again. {_rss_note(record)} "
+        f"at a time; cold: an empty datasets cache, warm: the same command again. "
+        f"{_rss_note(record, [r['peak_rss_bytes'] for runs in record['runs'].values() for r in runs.values()])} "
         f"{record['settings']['model']}. {hardware({'environment': env})}"
         + flags
         + f", torch {packages.get('torch')}, "
@@ -663,6 +667,7 @@ def inference_table(name: str, record: dict) -> list[str]:
             f"| {mode} | {r['predict_rows_per_second']:.1f} | {r['eval_rows_per_second']:.0f} | "
             f"{100 * r['dev_accuracy']:.2f} | {r['peak_rss_bytes'] / 1e9:.2f} | {r['wall_s']:.0f} |"
         )
+    lines += ["", _rss_note(record, [r["peak_rss_bytes"] for r in record["runs"].values()])]
     sizes = ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in (record.get("file_bytes") or {}).items())
     if sizes:
         lines += ["", f"Files: {sizes}."]
@@ -1321,6 +1326,11 @@ def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
                     row.append(f"{_median([r['log_loss'] for r in rs]):.2f} / {_median([r['ece'] for r in rs]):.3f}"
                                f" ×{len(rs)}" if rs else "-")  # fmt: skip
                 lines.append(f"| {n} | " + " | ".join(row) + " |")
+        full = record.get("full") or []
+        if full:  # the whole training set once: the ceiling the curve climbs toward
+            said = [f"{e['label']} {100 * e[metric]:.1f}" + (f" ({len(e['values'])} seeds, median; {e['source']})"
+                    if "values" in e else f" ({e['wall_s']:.0f} s)") for e in full]  # fmt: skip
+            lines += ["", f"The full training set ({full[0]['train_rows']:,} rows): " + "; ".join(said) + "."]
         given = [f"{m} `{record['methods'][m] or 'the defaults'}`" for m in methods if m in record["methods"]]
         lines += ["", "Flags of each method (the record's): " + "; ".join(given) + "."]
         superseded = record.get("superseded", [])
@@ -1333,19 +1343,22 @@ def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
         if plt is not None:
             picture = os.path.join(plots_dir, "small-data", f"{record['task']}.png")
             os.makedirs(os.path.dirname(picture), exist_ok=True)
-            fig, ax = plt.subplots(figsize=(7, 4.5))
+            fig, ax = plt.subplots(figsize=(9.5, 4.5))
             for m in methods:
                 xs = [n for n in sizes if (n, m) in cell]
                 values = [[100 * r[metric] for r in cell[(n, m)]] for n in xs]
                 ax.plot(xs, [_median(v) for v in values], marker="o", label=m)
                 ax.fill_between(xs, [min(v) for v in values], [max(v) for v in values], alpha=0.12)
+            for i, e in enumerate(full):
+                ax.axhline(100 * e[metric], color="grey", linestyle=("--", ":", "-.")[i % 3], linewidth=1,
+                           label=f"all {e['train_rows']:,} rows: {e['label']}")  # fmt: skip
             ax.set_xscale("log", base=2)
             ax.set_xticks(sizes, [str(n) for n in sizes])
             ax.set_xlabel("training rows per class")
             ax.set_ylabel(f"dev {metric} x100 (median, range over draws)")
             ax.set_title(f"{record['task']}: {record['model']}")
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))  # outside: the lines fill the box
             fig.tight_layout()
             fig.savefig(picture, dpi=100)
             plt.close(fig)
@@ -1398,6 +1411,7 @@ def speed_section(results_dir: str, plots_dir: str, plt) -> list[str]:
         ]
         for mode, m in record["medians"].items():
             lines.append(f"| {mode} | " + " | ".join(fmt(m) for _, fmt in SPEED_COLUMNS) + " |")
+        lines += ["", _rss_note(record, [r["peak_rss_bytes"] for runs in record["runs"].values() for r in runs])]
         peak = record.get("peak_bf16_tflops_measured")
         if record.get("mfu_real_tokens") and peak:
             mfu = ", ".join(f"{mode} {100 * v:.1f}%" for mode, v in record["mfu_real_tokens"].items() if v is not None)

@@ -349,6 +349,11 @@ def test_inference_script_on_a_tiny_model(tiny_bert, tmp_path, monkeypatch):
     assert all(r["predict_rows_per_second"] > 0 and r["peak_rss_bytes"] > 0 for r in result["runs"].values())
     assert set(result["met"]) == set(result["targets"]) and result["measured"]["fp32_max_abs_logit_difference"] < 1e-4
     assert "<tmp>" in result["runs"]["onnx_int8"]["command"]  # no temporary path in the record
+    assert result["peak_rss"] == "own"  # each run's own peak memory (scale.timed_run through OwnPeakRss)
+    from scripts import make_results_readme as make
+
+    text = "\n".join(make.inference_table("inference-cpu-2026-01-01", result))
+    assert "Peak RSS is each run's own (wait4 through" in text
 
 
 def test_a_benchmarks_run_is_a_logged_subprocess_and_a_failed_one_stops_the_benchmark(tmp_path):
@@ -485,6 +490,10 @@ def test_learning_curve_benchmark_runs_ours_and_the_setfit_library_on_one_draw_a
     # the precision each trained in: ours as its all_results.json says (bf16 training with AMX), the library fp32
     assert ours["mixed_precision"] == finetune["mixed_precision"] and record["runs"][1]["mixed_precision"] == "no"
     assert (work / "sst2" / "train-3-1.csv").read_text().count("\n") == 7  # the header and the 6 drawn rows
+    # the full training set once: no leaderboard record of this model, so one finetune run on every row
+    (full,) = record["full"]
+    whole = json.loads((work / "sst2" / "finetune-full" / "all_results.json").read_text())
+    assert (full["method"], full["train_rows"], full["accuracy"]) == ("finetune", 40, whole["eval_accuracy"])
     stamp = (out / "sst2.json").stat().st_mtime_ns
     assert learning_curve.main(argv) == 0 and (out / "sst2.json").stat().st_mtime_ns == stamp
     assert not os.path.exists(os.path.join(ROOT, "checkpoints"))  # the setfit library's default folder, not here
@@ -503,6 +512,8 @@ def test_learning_curve_benchmark_runs_ours_and_the_setfit_library_on_one_draw_a
     library = record["runs"][1]
     assert f"| 3 | {ours['log_loss']:.2f} / {ours['ece']:.3f} ×1 | {library['log_loss']:.2f} / " in text
     assert "Flags of each method (the record's): finetune `the defaults`; setfit-library `setfit library" in text
+    assert (f"The full training set (40 rows): finetune (the defaults), every training row, seed 1 "
+            f"{100 * full['accuracy']:.1f} ({full['wall_s']:.0f} s).") in text  # fmt: skip
     threads = os.environ.get("OMP_NUM_THREADS") or "?"  # the record's, each run's
     assert f"| 3 | {ours['wall_s']:.0f} ({threads}) | {library['wall_s']:.0f} ({threads}) |" in text
     record["superseded"] = [dict(record["runs"][0], flags="--old")]
@@ -516,6 +527,20 @@ def test_learning_curve_benchmark_runs_ours_and_the_setfit_library_on_one_draw_a
     text = make.render(str(tmp_path / "results"), {}, plt=None)
     assert "machine A: CPU flags avx2; machine B: CPU flags amx_bf16, avx2 (the newest runs: " in text
     assert f"| 3 | {ours['wall_s']:.0f} ({threads}; A) | {library['wall_s']:.0f} ({threads}; B) |" in text
+
+
+def test_learning_curve_full_set_reuses_the_leaderboard_records_of_the_same_model():
+    """SST-2 and CoLA's full-set point is the committed results/glue records' medians (our tuned recipe and the HF
+    README settings, all-MiniLM-L6-v2); another model has none there, so the curve runs its own."""
+    from benchmarks import learning_curve as lc
+
+    tuned, readme = lc.reused_full("cola", lc.MODEL, "matthews_correlation", 8551)
+    record = json.loads(Path(ROOT, "results/glue/cola/all-MiniLM-L6-v2.json").read_text())
+    assert tuned["matthews_correlation"] == record["summary"]["eval_matthews_correlation"]["median"]
+    assert (tuned["label"], readme["label"]) == ("our tuned recipe", "the HF README settings")
+    assert readme["source"] == "results/glue/cola/all-MiniLM-L6-v2_hf-readme.json" and tuned["train_rows"] == 8551
+    assert lc.reused_full("cola", "bert-base-uncased", "matthews_correlation", 8551) == []
+    assert lc.reused_full("stsb-source", lc.MODEL, "accuracy", 4727) == []
 
 
 def test_learning_curve_details_change_one_setting_and_show_as_paired_differences(tmp_path):

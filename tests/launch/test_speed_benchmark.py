@@ -146,6 +146,8 @@ def test_results_readme_shows_the_speed_record(speed_record, tmp_path):
     assert f"each a fresh process. {record['environment']['cpu']} (" in text
     assert f"(CPU flags {', '.join(record['cpu_flags']) or 'none of AVX2/AVX-512/AMX'})" in text
     assert "| \\|x\\| <= 0.5 |" in text  # escaped: a bare | would split the cell
+    # each run's own peak memory (benchmarks/_runs.OwnPeakRss), and the table says so
+    assert record["peak_rss"] == "own" and "Peak RSS is each run's own (wait4 through" in text
 
 
 def test_speed_plot(speed_record, tmp_path):
