@@ -1328,8 +1328,11 @@ def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
                 lines.append(f"| {n} | " + " | ".join(row) + " |")
         full = record.get("full") or []
         if full:  # the whole training set once: the ceiling the curve climbs toward
-            said = [f"{e['label']} {100 * e[metric]:.1f}" + (f" ({len(e['values'])} seeds, median; {e['source']})"
-                    if "values" in e else f" ({e['wall_s']:.0f} s)") for e in full]  # fmt: skip
+            said = []
+            for e in full:
+                how = (f"{len(e['values'])} seeds, median; {e['source']}" if "values" in e
+                       else f"{e['wall_s']:.0f} s, OMP threads {e.get('omp_num_threads') or '?'}")  # fmt: skip
+                said.append(f"{e['label']} {100 * e[metric]:.1f} ({how})")
             lines += ["", f"The full training set ({full[0]['train_rows']:,} rows): " + "; ".join(said) + "."]
         given = [f"{m} `{record['methods'][m] or 'the defaults'}`" for m in methods if m in record["methods"]]
         lines += ["", "Flags of each method (the record's): " + "; ".join(given) + "."]

@@ -512,9 +512,9 @@ def test_learning_curve_benchmark_runs_ours_and_the_setfit_library_on_one_draw_a
     library = record["runs"][1]
     assert f"| 3 | {ours['log_loss']:.2f} / {ours['ece']:.3f} ×1 | {library['log_loss']:.2f} / " in text
     assert "Flags of each method (the record's): finetune `the defaults`; setfit-library `setfit library" in text
-    assert (f"The full training set (40 rows): finetune (the defaults), every training row, seed 1 "
-            f"{100 * full['accuracy']:.1f} ({full['wall_s']:.0f} s).") in text  # fmt: skip
     threads = os.environ.get("OMP_NUM_THREADS") or "?"  # the record's, each run's
+    assert (f"The full training set (40 rows): finetune (the defaults), every training row, seed 1 "
+            f"{100 * full['accuracy']:.1f} ({full['wall_s']:.0f} s, OMP threads {threads}).") in text  # fmt: skip
     assert f"| 3 | {ours['wall_s']:.0f} ({threads}) | {library['wall_s']:.0f} ({threads}) |" in text
     record["superseded"] = [dict(record["runs"][0], flags="--old")]
     (out / "sst2.json").write_text(json.dumps(record))
