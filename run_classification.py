@@ -92,10 +92,11 @@ def run(args, argv, resume_from, settings, timing) -> dict:
     bf16 = resolve_bf16(args.training, decided)  # --bf16 unset: on for a CPU with AMX (measured)
     order = RF.length_order(decided, per_batch)  # per batch: megabatches sorted by true lengths (or, resumed, as then)
     tokenize = "per_batch" if per_batch else "upfront"
-    settings = RF.with_decided(settings, tokenize=tokenize, bf16=bf16, length_order=order)  # in each checkpoint
+    setfit_bf16 = SF.contrastive_bf16(args.data.method, bf16, decided, resume_from is not None)  # as the steps
+    settings = RF.with_decided(settings, tokenize=tokenize, bf16=bf16, length_order=order, setfit_bf16=setfit_bf16)
     tokenized = TK.tokenize_splits(splits, columns, tokenizer, labels, args.data, long_docs, args.training, per_batch)
     encoder = TK.per_batch_encoder(tokenizer, columns, long_docs) if per_batch else None
-    args = args._replace(model=SF.setfit_body(args, train, columns, labels, long_docs.max_length))  # --method setfit
+    args = args._replace(model=SF.setfit_body(args, train, columns, labels, long_docs.max_length, setfit_bf16))
     sizes = {name: len(raw[name] if name in raw else ds) for name, ds in splits["test"].items()}
     evals, tests = splits["eval"], splits["test"]
     data = D.RunData(
@@ -125,6 +126,7 @@ def run(args, argv, resume_from, settings, timing) -> dict:
     results |= F.write_selection(trainer, data.rows)  # a fold's held-out rows; what --exclude_rows dropped
     results |= X.export_model(trainer, data, args.data)  # --export onnx: fp32 and int8 graphs, checked
     results |= T.mixed_precision(trainer)  # fp32, bf16 (training steps only, unless asked for) or fp16
+    results |= SF.contrastive_record(args)  # --method setfit: the precision its contrastive phase trained in
     O.write_run_summary(trainer, args, data, results)
     if args.data.results_file and trainer.is_world_process_zero():
         out, (start, code_version) = args.training.output_dir, timing

@@ -342,7 +342,10 @@ def dev_values(method: str, out: str, metric: str) -> dict:
         values = json.load(f)
     prefix = "" if METHODS[method] is None else "predict_" if method in HELD_OUT else "eval_"
     found = {k: values[prefix + k] for k in (metric, "log_loss", "ece") if prefix + k in values}
-    return found | {"mixed_precision": values.get("mixed_precision", "no")}
+    found |= {"mixed_precision": values.get("mixed_precision", "no")}
+    if "setfit_contrastive_precision" in values:  # recorded since 2026-12-07: before, the phase was always fp32
+        found["setfit_contrastive_precision"] = values["setfit_contrastive_precision"]
+    return found
 
 
 def same_flags(a: str, b: str) -> bool:

@@ -1313,6 +1313,14 @@ def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
             lines.append(f"| {n} | " + " | ".join(f"{_median([r['wall_s'] for r in w]):.0f} "
                                                   f"({_threads_and_machines(w, machine_of if several else None)})"
                                                   if w else "-" for w in walls) + " |")  # fmt: skip
+        bf16_phase = [r for r in runs if r.get("setfit_contrastive_precision") == "bf16"]
+        if bf16_phase:  # recorded since 2026-12-07; before, every contrastive phase ran in fp32
+            count: dict[tuple, int] = {}
+            for r in bf16_phase:
+                count[(r["per_class"], r["method"])] = count.get((r["per_class"], r["method"]), 0) + 1
+            said = ", ".join(f"{m} at {n} ({k} of {len(cell[(n, m)])} draws)" for (n, m), k in sorted(count.items()))
+            lines += ["", f"SetFit's contrastive phase with its encoder in bf16 (a CPU with AMX, since 2026-12-07; "
+                      f"every other run's phase fp32): {said}."]  # fmt: skip
         if any("ece" in r for r in runs):  # recorded since 2026-12-06: the older runs measured the metric only
             lines += [
                 "",

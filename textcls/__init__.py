@@ -48,6 +48,7 @@ order main() runs them:
 | --tokenize: training texts tokenized up front, or per batch as read | data.tokenization.resolve_tokenize |
 | --bf16 unset: bf16 autocast on a CPU with AMX (measured), else fp32 | train.distributed.resolve_bf16 |
 | per batch: length groups sorted by true lengths (a resumed older run: as it began) | train.run_folder.length_order |
+| --method setfit: its contrastive encoder in bf16 where the steps are | train.contrastive.contrastive_bf16 |
 | ...and those choices, recorded in each checkpoint for a resume | train.run_folder.with_decided |
 | tokenize (and encode the labels of) every split | data.tokenization.tokenize_splits |
 | --tokenize per_batch: what makes a batch of training texts model inputs | data.tokenization.per_batch_encoder |
@@ -66,6 +67,7 @@ order main() runs them:
 | a fold's held-out rows (cv_fold.json); the excluded rows' count | data.folds.write_selection |
 | --export onnx: fp32 and int8 graphs, checked against PyTorch | export.onnx.export_model |
 | the precision the numbers were computed in | train.trainer.mixed_precision |
+| --method setfit: the precision its contrastive phase trained in | train.contrastive.contrastive_record |
 | all_results.json, merged model, model card | evaluation.outputs.write_run_summary |
 
 Where a flag's value is decided: every flag once, by config.args.parse_args (defaults < recipe < command line), and

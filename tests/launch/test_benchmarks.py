@@ -516,6 +516,11 @@ def test_learning_curve_benchmark_runs_ours_and_the_setfit_library_on_one_draw_a
     assert (f"The full training set (40 rows): finetune (the defaults), every training row, seed 1 "
             f"{100 * full['accuracy']:.1f} ({full['wall_s']:.0f} s, OMP threads {threads}).") in text  # fmt: skip
     assert f"| 3 | {ours['wall_s']:.0f} ({threads}) | {library['wall_s']:.0f} ({threads}) |" in text
+    record["runs"][0]["setfit_contrastive_precision"] = "bf16"  # as a SetFit run on a CPU with AMX records it
+    (out / "sst2.json").write_text(json.dumps(record))
+    text = make.render(str(tmp_path / "results"), {}, plt=None)
+    assert "phase fp32): finetune at 3 (1 of 1 draws)." in text
+    del record["runs"][0]["setfit_contrastive_precision"]
     record["superseded"] = [dict(record["runs"][0], flags="--old")]
     (out / "sst2.json").write_text(json.dumps(record))
     text = make.render(str(tmp_path / "results"), {}, plt=None)
@@ -527,6 +532,17 @@ def test_learning_curve_benchmark_runs_ours_and_the_setfit_library_on_one_draw_a
     text = make.render(str(tmp_path / "results"), {}, plt=None)
     assert "machine A: CPU flags avx2; machine B: CPU flags amx_bf16, avx2 (the newest runs: " in text
     assert f"| 3 | {ours['wall_s']:.0f} ({threads}; A) | {library['wall_s']:.0f} ({threads}; B) |" in text
+
+
+def test_learning_curve_keeps_the_precision_of_setfits_contrastive_phase(tmp_path):
+    """A run's record carries what its all_results.json says of the contrastive phase (absent before it was
+    recorded: fp32 then)."""
+    from benchmarks import learning_curve as lc
+
+    values = {"eval_accuracy": 0.8, "mixed_precision": "bf16_training", "setfit_contrastive_precision": "bf16"}
+    (tmp_path / "all_results.json").write_text(json.dumps(values))
+    found = lc.dev_values("setfit", str(tmp_path), "accuracy")
+    assert found == {"accuracy": 0.8, "mixed_precision": "bf16_training", "setfit_contrastive_precision": "bf16"}
 
 
 def test_learning_curve_full_set_reuses_the_leaderboard_records_of_the_same_model():

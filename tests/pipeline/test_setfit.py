@@ -199,8 +199,53 @@ def test_a_body_whose_marker_lacks_the_pair_count_is_trained_again(tiny_bert, tm
     train = R.D.load_raw_datasets(args.data, args.model, None)["train"]
     columns = R.D.resolve_split_columns({"train": {"train": train}}, args.data, None, True)
     labels = Labels("single_label_classification", ["0", "1"], None)
-    contrastive.setfit_body(args, train, columns, labels, old["max_length"])
+    contrastive.setfit_body(args, train, columns, labels, old["max_length"], old["bf16"])
     assert len(calls) == 1  # trained again
     done.write_text(json.dumps({**old, "pairs": 64}))
-    contrastive.setfit_body(args, train, columns, labels, old["max_length"])
+    contrastive.setfit_body(args, train, columns, labels, old["max_length"], old["bf16"])
     assert len(calls) == 1  # the same settings and count: reused
+
+
+def test_the_contrastive_phase_trains_in_the_runs_precision(setfit_run, tiny_bert, tmp_path, monkeypatch):
+    """The phase runs in bf16 autocast where the run's training steps do (--bf16 true here; unset: a CPU with AMX),
+    and the results and the body's marker say which."""
+    import setfit
+    import torch
+
+    seen = []
+    original = setfit.Trainer.train_embeddings
+
+    def spy(self, texts, *args, **kwargs):  # the encoder's output and the embeddings the loss compares, once
+        body = self.model.model_body
+        linear = next(m for m in body[0].modules() if isinstance(m, torch.nn.Linear))
+        inside = []
+        hook = linear.register_forward_hook(lambda module, args, output: inside.append(output.dtype))
+        out = body[0](dict(body.tokenize(texts[:2])))
+        hook.remove()
+        embedded = body.encode(texts[:2], convert_to_tensor=True)
+        seen.append((torch.is_autocast_enabled("cpu"), inside[0], out["token_embeddings"].dtype, embedded.dtype))
+        return original(self, texts, *args, **kwargs)
+
+    monkeypatch.setattr(setfit.Trainer, "train_embeddings", spy)
+    results = R.main(setfit_argv(tiny_bert, tmp_path, "--bf16", "true"))
+    # bf16 inside the encoder only (its matrix products), fp32 out of it; the rest of the phase not autocast
+    assert seen == [(False, torch.bfloat16, torch.float32, torch.float32)]
+    assert results["setfit_contrastive_precision"] == "bf16"
+    assert json.loads((tmp_path / "out" / "setfit_body" / "textcls_setfit.json").read_text())["bf16"] is True
+    folder, _, default = setfit_run  # --bf16 unset: as the training steps were decided on this machine
+    steps_bf16 = default["mixed_precision"] == "bf16_training"
+    assert default["setfit_contrastive_precision"] == ("bf16" if steps_bf16 else "fp32")
+
+
+def test_the_contrastive_precision_is_decided_once_and_an_old_body_was_fp32(tmp_path):
+    """A fresh run follows its training steps; a resumed one does as its checkpoint's run did, and a checkpoint from
+    before the choice was recorded trained its body in fp32 (as a body marker without the key did)."""
+    from textcls.train import contrastive
+
+    assert contrastive.contrastive_bf16("setfit", True, {}, resumed=False) is True
+    assert contrastive.contrastive_bf16("setfit", False, {}, resumed=False) is False
+    assert contrastive.contrastive_bf16("setfit", True, {"bf16": True}, resumed=True) is False  # recorded before
+    assert contrastive.contrastive_bf16("setfit", False, {"setfit_bf16": True}, resumed=True) is True
+    assert contrastive.contrastive_bf16("finetune", True, {}, resumed=False) is None
+    (tmp_path / contrastive.DONE).write_text(json.dumps({"model": "m", "pairs": 8}))
+    assert contrastive._done_settings(str(tmp_path)) == {"bf16": False, "model": "m", "pairs": 8}
