@@ -88,6 +88,10 @@ def test_bf16_unset_turns_on_only_where_it_was_measured_to_pay(monkeypatch, capl
         with caplog.at_level("INFO", logger="textcls.train.distributed"):
             assert distributed.resolve_bf16(unset) is on, flags
         assert ("bf16 autocast for the training steps, as this CPU has amx_bf16 " in caplog.text) is on
+        caplog.clear()
+        with caplog.at_level("INFO", logger="textcls.train.distributed"):
+            assert distributed.resolve_bf16(args(bf16=None, use_cpu=True, do_train=False)) is on
+        assert "bf16 autocast" not in caplog.text  # evaluating or predicting only: no training steps to speak of
         assert distributed.resolve_bf16(args(bf16=False, use_cpu=True)) is False  # given: the flag
         assert distributed.resolve_bf16(args(bf16=True, use_cpu=True)) is True
         assert distributed.resolve_bf16(unset, {"bf16": not on}) is (not on)  # a resume: as its checkpoint's run

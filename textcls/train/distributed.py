@@ -44,7 +44,7 @@ def resolve_bf16(training_args, decided: dict | None = None) -> bool:
     if has_accelerator() and not training_args.use_cpu:
         return False
     found = sorted((cpu_flags() or set()) & set(AUTO_BF16_INSTRUCTIONS))
-    if found:
+    if found and getattr(training_args, "do_train", True):  # a run that trains nothing has nothing to say here
         logger.info(
             "mixed precision: bf16 autocast for the training steps, as this CPU has %s (measured faster than fp32 at "
             "the same accuracy; evaluation and prediction stay fp32; pass --bf16 false to train in fp32)",
