@@ -51,7 +51,7 @@ from textcls.data.load import arrow_column
 logger = logging.getLogger(__name__)
 
 # rows per class -> the winner there: see the module docstring
-MEASURED = {8: "finetune-small", 16: "finetune-small", 32: "finetune-small", 64: "setfit"}
+MEASURED = {8: "finetune-small", 16: "finetune-small", 32: "finetune-small", 64: "finetune-small"}
 MIN_STEPS = 100
 SCHEDULE = {"per_device_train_batch_size": 8, "warmup_steps": 0.1}
 SETTINGS = {
