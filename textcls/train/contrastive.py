@@ -235,4 +235,4 @@ def contrastive_record(args) -> dict:
     if args.data.method != "setfit" or not args.training.do_train:
         return {}
     done = _done_settings(os.path.join(args.training.output_dir, BODY))
-    return {"setfit_contrastive_precision": "bf16" if done and done["bf16"] else "fp32"} if done else {}
+    return {"setfit_contrastive_precision": "bf16" if done["bf16"] else "fp32"} if done else {}
