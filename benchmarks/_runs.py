@@ -5,6 +5,7 @@ the CPU's flags that every timing is recorded with."""
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -102,6 +103,31 @@ def run_logged(argv: list[str], log: str) -> float:
     if done.returncode != 0:
         raise SystemExit(f"run failed ({done.returncode}); see {log}")
     return time.monotonic() - started
+
+
+# What a finished run of an accuracy benchmark no longer needs once its values are in the record: the model's weights
+# and Trainer's checkpoints (weights + optimizer state). Measured: 87 MB (weights) to 350 MB (with the last
+# checkpoint) per run of all-MiniLM-L6-v2; the learning curve's few hundred runs had filled 41 GB of a shared disk,
+# and a CI run on it then failed for want of space. Its reports, results and logs stay (a few hundred KB).
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".onnx", ".joblib")
+
+
+def prune_run(out: str) -> int:
+    """Remove a finished run's checkpoint folders (checkpoint-N; the setfit library's checkpoints/) and weight files
+    from `out`, everything else kept; the bytes freed."""
+    freed = 0
+    for root, folders, files in os.walk(out, topdown=True):
+        for name in [f for f in folders if f.startswith("checkpoint")]:
+            path = os.path.join(root, name)
+            freed += sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
+            shutil.rmtree(path)
+            folders.remove(name)
+        for name in files:
+            if name.endswith(WEIGHT_SUFFIXES):
+                path = os.path.join(root, name)
+                freed += os.path.getsize(path)
+                os.remove(path)
+    return freed
 
 
 def command_line(script: str, argv: list[str]) -> str:

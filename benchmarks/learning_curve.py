@@ -43,6 +43,7 @@ sys.path.insert(0, ROOT)
 from benchmarks._runs import (  # noqa: E402  (the root is on the path above)
     command_line,
     cpu_flags,  # noqa: E402
+    prune_run,
     run_logged,
     write_csv,
 )
@@ -456,8 +457,11 @@ def run_method(method: str, args, train: str, dev: str, out: str, rows: int, see
     argv = method_argv(method, args.model, train, dev, out, rows, seed, args.max_seq_length, metric)
     load = os.getloadavg()[0]
     wall = run_logged(argv, os.path.join(os.path.dirname(out), "runs.log"))
+    values = dev_values(method, out, metric)
+    if not args.keep_models:
+        prune_run(out)
     return {
-        "method": method, "train_rows": rows, **dev_values(method, out, metric),
+        "method": method, "train_rows": rows, **values,
         "wall_s": round(wall, 1), "load_1m_at_start": round(load, 2),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "date": datetime.date.today().isoformat(), "cpu_flags": cpu_flags(), **git_state(),
@@ -491,6 +495,9 @@ def main(argv=None) -> int:
     p.add_argument("--model", default=MODEL)
     p.add_argument("--max_seq_length", type=int, default=128)
     p.add_argument("--work", default=os.path.join(ROOT, "outputs", "learning-curve"), help="run folders")
+    p.add_argument("--keep_models", action="store_true",
+                   help="keep each run's weights and checkpoints (default: removed once its values are recorded, "
+                        "87-350 MB a run; its reports stay)")  # fmt: skip
     p.add_argument("--out", default=os.path.join(ROOT, "results", "small-data"))
     return curve(p.parse_args(argv))
 

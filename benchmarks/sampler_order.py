@@ -50,6 +50,7 @@ from benchmarks._runs import (  # noqa: E402  (the repository root is on the pat
     command_line,
     cpu_flags,
     peer_csvs,
+    prune_run,
     run_logged,
 )
 from textcls.data.glue import GLUE_TASKS  # noqa: E402
@@ -204,6 +205,8 @@ def benchmark(args) -> int:
                 wall = run_logged(argv, os.path.join(folder, "runs.log"))
                 with open(os.path.join(out, "all_results.json"), encoding="utf-8") as f:
                     results = json.load(f)
+                if not args.keep_models:
+                    prune_run(out)
                 record["runs"].append({
                     "variant": variant, "seed": seed, "max_train_samples": args.max_train_samples,
                     "metrics": {k: v for k, v in results.items() if k.startswith("eval_")},
@@ -235,6 +238,9 @@ def main(argv=None) -> int:
     p.add_argument("--peer", default=PEER, help="run_glue.py (default: ../shared/peers/run_glue.py)")
     p.add_argument("--work", default=os.path.join(ROOT, "outputs", "sampler-order"), help="run folders")
     p.add_argument("--out", default=os.path.join(ROOT, "results", "sampler-order"))
+    p.add_argument("--keep_models", action="store_true",
+                   help="keep each run's weights and checkpoints (default: removed once its values are recorded, "
+                        "350 MB a run; its reports stay)")  # fmt: skip
     args = p.parse_args(argv)
     if args.group_from and (len(args.tasks) != 1 or args.max_train_samples):
         p.error("--group_from stands for one task's runs on all its training rows: pass one --tasks and no "

@@ -369,6 +369,22 @@ def test_a_benchmarks_run_is_a_logged_subprocess_and_a_failed_one_stops_the_benc
     assert "$ -c print('trained')\ntrained\n" in text and text.endswith("oops\n")
 
 
+def test_a_finished_runs_weights_and_checkpoints_are_removed_and_its_reports_kept(tmp_path):
+    """benchmarks/_runs.prune_run: what the accuracy benchmarks do to a run once its values are recorded (hundreds of
+    runs of 87-350 MB each filled a disk)."""
+    from benchmarks._runs import prune_run
+
+    run = tmp_path / "finetune-8-1"
+    for name, size in {"model.safetensors": 1000, "checkpoint-30/optimizer.pt": 2000, "checkpoint-30/x.json": 5,
+                       "setfit_body/model.safetensors": 300, "checkpoints/step_1/model.safetensors": 40,
+                       "all_results.json": 7, "eval_report.md": 9, "setfit_body/config.json": 3}.items():  # fmt: skip
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_bytes(b"x" * size)
+    assert prune_run(str(run)) == 1000 + 2000 + 5 + 300 + 40
+    left = sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file())
+    assert left == ["all_results.json", "eval_report.md", "setfit_body/config.json"]
+
+
 CHILD = "import sys; x = bytearray(200 * 2**20); print('step', flush=True); print({'loss': 1.0}, flush=True)"
 
 
@@ -483,6 +499,7 @@ def test_learning_curve_benchmark_runs_ours_and_the_setfit_library_on_one_draw_a
     assert all(0 <= r["accuracy"] <= 1 and r["wall_s"] > 0 for r in record["runs"])
     finetune = json.loads((work / "sst2" / "finetune-3-1" / "all_results.json").read_text())
     assert record["runs"][0]["accuracy"] == finetune["eval_accuracy"]
+    assert not list(work.rglob("*.safetensors"))  # each run's weights go once its values are recorded
     # calibration beside the metric, ours from the run's own evaluation, the library's from its predict_proba
     ours = record["runs"][0]
     assert (ours["log_loss"], ours["ece"]) == (finetune["eval_log_loss"], finetune["eval_ece"])
@@ -774,6 +791,7 @@ def test_sampler_order_benchmark_runs_the_peer_and_ours_on_the_recipes_settings_
     assert flags["--per_device_train_batch_size"] == str(recipe["per_device_train_batch_size"])
     ours = json.loads((work / "sst2" / "group-3" / "all_results.json").read_text())
     assert record["runs"][1]["metrics"]["eval_accuracy"] == ours["eval_accuracy"] and ours["train_samples"] == 16
+    assert not list((work / "sst2" / "group-3").glob("*.safetensors"))  # its weights go once it is recorded
     stamp = (out / "sst2.json").stat().st_mtime_ns
     assert sampler_order.main(argv) == 0 and (out / "sst2.json").stat().st_mtime_ns == stamp
     args = argparse.Namespace(glue_dir=str(glue), model=tiny_bert, max_train_samples=None, peer=str(peer),
