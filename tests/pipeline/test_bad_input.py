@@ -366,7 +366,7 @@ BAD_NUMBERS = [
     ("--label_smoothing_factor", "1.5", "up to, not including, 1"),
     ("--dataloader_num_workers", "-1", "0 (load in the main process)"),
     ("--weight_decay", "-1", "0 or more"),
-    ("--save_total_limit", "0", "keep every checkpoint"),
+    ("--save_total_limit", "0", "the newest, for resume"),
 ]
 BAD_INPUTS += [
     (f"{flag} {value}", _training_with(flag, value), [f"{flag} {value}", fix]) for flag, value, fix in BAD_NUMBERS

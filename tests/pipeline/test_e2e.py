@@ -239,7 +239,8 @@ def test_resume_from_checkpoint(tiny_bert, sentiment_files, tmp_path):
     longer is refused (its schedule was set for the steps it had), so its record never mixes two runs."""
     whole, out = tmp_path / "whole", tmp_path / "out"
     base = ["--train_file", sentiment_files["train"], "--do_train", "--save_strategy", "steps", "--save_steps", "4"]
-    run(tiny_bert, whole, *base, "--max_steps", "8")
+    run(tiny_bert, whole, *base, "--max_steps", "8", "--save_total_limit", "2")
+    assert sorted(p.name for p in whole.glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-8"]
     out.mkdir()
     shutil.copy(whole / ".textcls_run.json", out / ".textcls_run.json")
     shutil.copytree(whole / "checkpoint-4", out / "checkpoint-4")
@@ -247,6 +248,8 @@ def test_resume_from_checkpoint(tiny_bert, sentiment_files, tmp_path):
     state = json.loads((out / "trainer_state.json").read_text())
     assert state["global_step"] == 8
     assert [h["step"] for h in state["log_history"] if "loss" in h] == [2, 4, 6, 8]  # continued, not restarted
+    # by default only the newest checkpoint stays (Trainer's own default keeps every one: GBs on a long run)
+    assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-8"]
     with pytest.raises(UserError, match=r"--max_steps 12 \(it was 8\)"):
         run(tiny_bert, out, *base, "--max_steps", "12")
 

@@ -297,6 +297,7 @@ def test_load_best_model_and_resume_with_lora(tiny_bert, tmp_path):
     }
     out = tmp_path / "out"
     steps = ["--save_strategy", "steps", "--save_steps", "2", "--eval_strategy", "steps", "--eval_steps", "2"]
+    steps += ["--save_total_limit", "2"]  # the best and the last (with 1, transformers keeps only the best at the end)
     best = ["--load_best_model_at_end", "--metric_for_best_model", "loss", "--learning_rate", "3e-2"]
     first = train(tiny_bert, out, files, "--use_lora", "--max_steps", "4", *steps, *best)
     state = read_json(out / "trainer_state.json")

@@ -34,7 +34,9 @@ def argv_for(model, files, out, *extra):
         "--test_file", files["test"], "--do_train", "--do_eval", "--do_predict", "--output_dir", str(out),
         "--use_cpu", "--seed", "0", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "8",
         "--num_train_epochs", "2", "--learning_rate", "1e-3", "--save_strategy", "steps", "--save_steps", "2",
-        "--logging_steps", "2", "--disable_tqdm", "true", "--plots", "false", *extra,
+        "--logging_steps", "2", "--disable_tqdm", "true", "--plots", "false",
+        "--save_total_limit", "10",  # every checkpoint, which killed_copy picks from (the default keeps the newest)
+        *extra,
     ]  # fmt: skip
 
 

@@ -225,7 +225,7 @@ NUMBER_RULES = (
     ("adam_beta1", lambda v: 0 <= v < 1, "pass a value from 0 up to, not including, 1 (default 0.9)"),
     ("adam_beta2", lambda v: 0 <= v < 1, "pass a value from 0 up to, not including, 1 (default 0.999)"),
     ("adam_epsilon", lambda v: v >= 0, "pass a small positive value (default 1e-8)"),
-    ("save_total_limit", lambda v: v is None or v >= 1, "pass 1 or more, or leave it out to keep every checkpoint"),
+    ("save_total_limit", lambda v: v is None or v >= 1, "pass 1 or more (default 1: the newest, for resume)"),
     ("logging_steps", lambda v: v > 0, "pass 1 or more steps (below 1: a share of the training steps)"),
     ("eval_accumulation_steps", lambda v: v is None or v >= 1, "pass 1 or more, or leave it out"),
     ("early_stopping_threshold", lambda v: v is None or v >= 0, "pass 0 or more"),
