@@ -18,7 +18,8 @@ whole dev set for every point. Per point and draw, each method is one process, t
 - setfit-library: the setfit library with every default (SetFitModel.from_pretrained, Trainer.train), the peer.
 
 On asking (--methods), the small-data details: one setting of --method auto's methods changed (DETAILS), on the
-same draws and seeds, e.g. `--methods finetune-small:no-warmup finetune-small:lr-5e-5 --per_class 8 16`.
+same draws and seeds, e.g. `--methods finetune-small:no-warmup finetune-small:lr-5e-5 --per_class 8 16`; and
+auto-cv, a pick by cross-validation on the draw's own rows (cv_pick), e.g. `--methods finetune-small setfit auto-cv`.
 
 Records: results/small-data/<task>.json, rewritten after every run, so a stopped benchmark resumes at the next run
 missing from it (a run is keyed by size, draw and method). Each run records its commit, its CPU and the machine's
@@ -160,6 +161,64 @@ def crossovers(records: list[dict]) -> dict:
         best = max(by.values())
         winners[size] = next(m for m in AUTO_CANDIDATES if by[m] >= best - TIE)
     return {"winners": winners, "scores": counted}
+
+
+# auto-cv: would --method auto pick better by cross-validating its candidates on the user's own rows than by the
+# training set's size? One size threshold cannot serve SST-2 (SetFit ahead at 32 and 64 rows per class) and CoLA
+# (small-data fine-tuning ahead) both. Measured here before it is built into --method auto: each candidate is
+# cross-validated on the draw alone (CV_FOLDS folds, stratified, run_classification.py --cross_validate; the dev set
+# is not seen), scored on its pooled out-of-fold predictions (a fold of 16 rows gives accuracy and MCC in coarse
+# steps), and the better one is picked (a tie: the cheaper, CV_CANDIDATES' order); the pick's own run on the draw
+# gives the dev score, and the cross-validation's wall time is the price of the choice.
+AUTO_CV = "auto-cv"
+CV_CANDIDATES = ("finetune-small", "setfit")
+CV_FOLDS = 4
+# (with the candidates' flags: where one changes, auto-cv's runs are superseded with its runs)
+AUTO_CV_FLAGS = f"the better by {CV_FOLDS}-fold cross-validation on the draw of " + "; ".join(
+    f"{m} {' '.join(METHODS[m])}" for m in CV_CANDIDATES
+)
+
+
+def cv_pick(args, record: dict, per_class: int, d: int, train: str, dev: str, folder: str, rows: int,
+            metric: str) -> dict:  # fmt: skip
+    """auto-cv on one draw (see AUTO_CV_FLAGS): the candidates' pooled out-of-fold scores, the pick, and the pick's
+    own run on the draw (the record must have both candidates' runs there: it is their dev score that counts)."""
+    ran = {r["method"]: r for r in record["runs"] if (r["per_class"], r["draw"]) == (per_class, d)}
+    missing = [m for m in CV_CANDIDATES if m not in ran]
+    if missing:
+        raise SystemExit(
+            f"auto-cv at {per_class} rows per class, draw {d}, is scored by its pick's own run on the "
+            f"draw: run {' '.join(missing)} there first (--methods {' '.join(CV_CANDIDATES)} auto-cv)"
+        )
+    out = os.path.join(folder, f"{AUTO_CV}-{per_class}-{d}")
+    scores, wall, load = {}, 0.0, os.getloadavg()[0]
+    for name in CV_CANDIDATES:
+        argv = method_argv(name, args.model, train, dev, os.path.join(out, name), rows, d, args.max_seq_length, metric)
+        # the folds' held-out rows are what it chooses on: no evaluation on the dev set
+        argv += ["--cross_validate", str(CV_FOLDS), "--do_eval", "false"]
+        wall += run_logged(argv, os.path.join(folder, "runs.log"))
+        scores[name] = out_of_fold_scores(os.path.join(out, name, "oof_predictions.jsonl"), metric)
+        if not args.keep_models:
+            prune_run(os.path.join(out, name))
+    picked = max(CV_CANDIDATES, key=lambda m: (scores[m][metric], -CV_CANDIDATES.index(m)))
+    chosen = ran[picked]
+    values = {k: chosen[k] for k in (metric, "log_loss", "ece") if k in chosen}
+    return {"method": AUTO_CV, "train_rows": rows, "picked": picked, "cv": scores, "folds": CV_FOLDS, **values,
+            **provenance(wall, load)}  # fmt: skip
+
+
+def out_of_fold_scores(path: str, metric: str) -> dict:
+    """{metric, "log_loss"} of a cross-validation's out-of-fold predictions, pooled over its folds."""
+    from textcls.evaluation.metrics import probability_metrics
+
+    with open(path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    classes = sorted({c for r in rows for c in r["probabilities"]})
+    gold = [str(r["gold"]) for r in rows]
+    probs = np.asarray([[r["probabilities"][c] for c in classes] for r in rows], dtype=float)
+    logits = np.log(np.clip(probs, 1e-12, None))
+    loss = probability_metrics(logits, np.asarray([classes.index(g) for g in gold]), "single_label_classification")
+    return {metric: score(metric, gold, [str(r["label"]) for r in rows]), "log_loss": loss.metrics["log_loss"]}
 
 
 LIBRARY_MAX_STEPS = 5_000  # ~4 h a run here (3 s a step, one thread): the setfit library beyond it is not run
@@ -357,7 +416,7 @@ def same_flags(a: str, b: str) -> bool:
     parse to the same arguments. The setfit library's "setfit library defaults" equals only itself."""
     if a == b:
         return True
-    if LIBRARY in (a, b):
+    if LIBRARY in (a, b) or AUTO_CV_FLAGS in (a, b):  # words, not flags: equal only to themselves
         return False
     from textcls.config.args import parse_args
 
@@ -410,7 +469,8 @@ def curve(args) -> int:
         record = load_record(path, {
             "benchmark": "learning-curve", "task": task, "model": args.model, "metric": metric,
             "validation_rows": len(dev_rows), "max_seq_length": args.max_seq_length, "min_steps": MIN_STEPS,
-            "methods": {m: (LIBRARY if f is None else " ".join(f)) for m, f in METHODS.items()},
+            "methods": {m: (LIBRARY if f is None else " ".join(f)) for m, f in METHODS.items()} | {
+                AUTO_CV: AUTO_CV_FLAGS},  # fmt: skip
             "common_flags": " ".join(COMMON), "draws": {}, "runs": [],
         })  # fmt: skip
         record["command"] = command_line("learning_curve.py", sys.argv[1:])
@@ -433,8 +493,11 @@ def curve(args) -> int:
                         write_json_atomic(path, record)
                         done.add((per_class, d, method))
                         continue
-                    out = os.path.join(folder, f"{method}-{per_class}-{d}")
-                    run = run_method(method, args, train, dev, out, len(rows), d, metric)
+                    if method == AUTO_CV:
+                        run = cv_pick(args, record, per_class, d, train, dev, folder, len(rows), metric)
+                    else:
+                        out = os.path.join(folder, f"{method}-{per_class}-{d}")
+                        run = run_method(method, args, train, dev, out, len(rows), d, metric)
                     record["runs"].append({"per_class": per_class, "draw": d, **run})
                     record["environment"] = environment()
                     write_json_atomic(path, record)
@@ -463,8 +526,12 @@ def run_method(method: str, args, train: str, dev: str, out: str, rows: int, see
     values = dev_values(method, out, metric)
     if not args.keep_models:
         prune_run(out)
+    return {"method": method, "train_rows": rows, **values, **provenance(wall, load)}
+
+
+def provenance(wall: float, load: float) -> dict:
+    """A run's wall seconds and where and how it ran: its CPU, the load when it started, threads, date, commit."""
     return {
-        "method": method, "train_rows": rows, **values,
         "wall_s": round(wall, 1), "load_1m_at_start": round(load, 2),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "date": datetime.date.today().isoformat(), "cpu_flags": cpu_flags(), **git_state(),
@@ -494,7 +561,8 @@ def main(argv=None) -> int:
                    help="the full training set once per task (FULL_FROM's leaderboard records where they exist, "
                         "else one finetune run on every row); --no-full leaves it out")  # fmt: skip
     details = f"default: the curve's; also the small-data details (one setting changed): {', '.join(DETAILS)}"
-    p.add_argument("--methods", nargs="+", default=CURVE, choices=list(METHODS), help=details)
+    details += f"; and {AUTO_CV}: {AUTO_CV_FLAGS} (after its candidates' runs)"
+    p.add_argument("--methods", nargs="+", default=CURVE, choices=[*METHODS, AUTO_CV], help=details)
     p.add_argument("--model", default=MODEL)
     p.add_argument("--max_seq_length", type=int, default=128)
     p.add_argument("--work", default=os.path.join(ROOT, "outputs", "learning-curve"), help="run folders")

@@ -1313,6 +1313,14 @@ def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
             lines.append(f"| {n} | " + " | ".join(f"{_median([r['wall_s'] for r in w]):.0f} "
                                                   f"({_threads_and_machines(w, machine_of if several else None)})"
                                                   if w else "-" for w in walls) + " |")  # fmt: skip
+        picks = [r for r in runs if "picked" in r]  # auto-cv: a pick by cross-validation on the draw's own rows
+        if picks:
+            said = []
+            for n in sorted({r["per_class"] for r in picks}):
+                at = [r["picked"] for r in picks if r["per_class"] == n]
+                said.append(f"at {n}: " + ", ".join(f"{m} {at.count(m)}" for m in sorted(set(at))) + f" of {len(at)}")
+            lines += ["", "auto-cv's picks (draws; its wall time is the cross-validation's, before the pick's own "
+                      "run): " + "; ".join(said) + "."]  # fmt: skip
         bf16_phase = [r for r in runs if r.get("setfit_contrastive_precision") == "bf16"]
         if bf16_phase:  # recorded since 2026-12-07; before, every contrastive phase ran in fp32
             count: dict[tuple, int] = {}

@@ -551,6 +551,55 @@ def test_learning_curve_benchmark_runs_ours_and_the_setfit_library_on_one_draw_a
     assert f"| 3 | {ours['wall_s']:.0f} ({threads}; A) | {library['wall_s']:.0f} ({threads}; B) |" in text
 
 
+def test_learning_curve_auto_cv_picks_by_cross_validation_on_the_draw_alone(tiny_bert, tmp_path, monkeypatch):
+    """auto-cv (a pick by cross-validation on the user's own rows, measured before --method auto does it): each
+    candidate cross-validated on the draw with no evaluation on the dev set, the better pooled out-of-fold score
+    picked, scored by the pick's own run on the draw; it needs those runs first; the folds' weights go."""
+    from benchmarks import learning_curve as lc
+
+    run_ours_in_process(monkeypatch, lc)
+    monkeypatch.setattr(lc, "MIN_STEPS", 4)  # the tiny model: a few steps a run
+    glue = tmp_path / "glue"
+    glue.mkdir()
+    write_sst2(glue / "SST-2", n_train=40)
+    out, work = tmp_path / "results", tmp_path / "work"
+    argv = ["--glue_dir", str(glue), "--tasks", "sst2", "--per_class", "4", "--draws", "1", "--model", tiny_bert,
+            "--max_seq_length", "32", "--work", str(work), "--out", str(out), "--no-full", "--methods"]  # fmt: skip
+    with pytest.raises(SystemExit, match=r"run finetune-small setfit there first \(--methods finetune-small setfit"):
+        lc.main([*argv, "auto-cv"])
+    assert lc.main([*argv, "finetune-small", "setfit", "auto-cv"]) == 0
+    record = json.loads((out / "sst2.json").read_text())
+    ran = {r["method"]: r for r in record["runs"]}
+    auto = ran["auto-cv"]
+    assert auto["picked"] in ("finetune-small", "setfit") and auto["folds"] == lc.CV_FOLDS and auto["wall_s"] > 0
+    assert auto["accuracy"] == ran[auto["picked"]]["accuracy"] and auto["log_loss"] == ran[auto["picked"]]["log_loss"]
+    scores = auto["cv"]
+    other = next(m for m in lc.CV_CANDIDATES if m != auto["picked"])
+    assert scores[auto["picked"]]["accuracy"] >= scores[other]["accuracy"]
+    folds = sorted((work / "sst2" / "auto-cv-4-1" / "setfit" / "folds").iterdir())
+    assert len(folds) == lc.CV_FOLDS
+    fold = json.loads((folds[0] / "all_results.json").read_text())
+    assert "predict_cv_heldout_accuracy" in fold and not any(k.startswith("eval_") for k in fold)  # dev unseen
+    assert not list(work.rglob("*.safetensors"))
+    assert record["methods"]["auto-cv"] == lc.AUTO_CV_FLAGS and lc.same_flags(lc.AUTO_CV_FLAGS, lc.AUTO_CV_FLAGS)
+    assert not lc.same_flags(lc.AUTO_CV_FLAGS.replace("0.002", "0.001"), lc.AUTO_CV_FLAGS)  # a candidate changed
+    spec = importlib.util.spec_from_file_location("mk", os.path.join(ROOT, "scripts", "make_results_readme.py"))
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    (tmp_path / "r" / "small-data").mkdir(parents=True)
+    (out / "sst2.json").rename(tmp_path / "r" / "small-data" / "sst2.json")
+    text = make.render(str(tmp_path / "r"), {}, plt=None)
+    assert f"run): at 4: {auto['picked']} 1 of 1." in text and "| auto-cv | --method auto |" in text
+    # the pooled out-of-fold score: every row once, whichever fold held it out
+    oof = tmp_path / "oof.jsonl"
+    rows = [("1", "1", 0.9), ("0", "1", 0.6), ("0", "0", 0.2), ("1", "0", 0.3)]  # gold, predicted, P(1)
+    oof.write_text("".join(json.dumps({"gold": g, "label": p, "probabilities": {"0": 1 - q, "1": q}}) + "\n"
+                           for g, p, q in rows))  # fmt: skip
+    pooled = lc.out_of_fold_scores(str(oof), "accuracy")
+    assert pooled["accuracy"] == 0.5
+    assert pooled["log_loss"] == pytest.approx(-sum(map(math.log, [0.9, 0.4, 0.8, 0.3])) / 4, abs=1e-6)
+
+
 def test_learning_curve_keeps_the_precision_of_setfits_contrastive_phase(tmp_path):
     """A run's record carries what its all_results.json says of the contrastive phase (absent before it was
     recorded: fp32 then)."""
