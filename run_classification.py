@@ -85,6 +85,8 @@ def run(args, argv, resume_from, settings, timing) -> dict:
     search.check_study(args, best)  # a search continued: same space and objective?
     train = splits["train"].get("train")
     choice = method.choose(args, given_flags(argv), train, columns, labels)  # --method auto: SetFit or fine-tuning
+    choice = method.cross_validated(choice, args, argv, given_flags(argv), (train, columns, labels),
+                                    args.data.task_name, main)  # --auto_select cross_validation  # fmt: skip
     args = method.apply(args, choice)
     SF.check_setfit(args.data.method, columns, labels, args.training.do_train, train)  # pairs, too many rows...
     decided = RF.decided(resume_from)  # what the run a checkpoint belongs to chose for its 'auto' flags

@@ -42,6 +42,7 @@ order main() runs them:
 | a search continued: the same space and objective? | train.search.check_study |
 | the flags the user set (--method auto leaves them as they are) | config.args.given_flags |
 | --method auto: SetFit or fine-tuning, by the training set's smallest class | train.method.choose |
+| --auto_select cross_validation: both cross-validated on the training rows | train.method.cross_validated |
 | --method auto: its settings in place (and in the recipe written below) | train.method.apply |
 | --method setfit: refuse pairs, regression, token ids, a set too large to pair | train.contrastive.check_setfit |
 | what a resumed checkpoint's run chose for its 'auto' flags | train.run_folder.decided |

@@ -2,6 +2,7 @@
 choice logged and written into the run's recipe so that a replay is the same run."""
 
 import json
+import shutil
 
 import datasets
 import pytest
@@ -114,3 +115,75 @@ def test_an_auto_run_logs_its_pick_and_its_recipe_replays_it(tiny_bert, tmp_path
     assert R.main(argv)["eval_accuracy"] == results["eval_accuracy"]  # finished: the same command evaluates it again
     replay = R.main([str(tmp_path / "out" / "recipe.json"), "--output_dir", str(tmp_path / "replay")])
     assert replay["eval_accuracy"] == results["eval_accuracy"] and replay["eval_loss"] == results["eval_loss"]
+
+
+def test_cross_validation_compares_the_candidates_only_where_both_can_run():
+    """--auto_select cross_validation compares small-data fine-tuning and SetFit where the size rule picks one of
+    them, for single texts of one label a row, with a row of each class for every fold; elsewhere the size rule."""
+    assert choice(8).candidates == choice(64).candidates == method.CV_CANDIDATES
+    assert choice(300).candidates == ()  # beyond them: the defaults
+    assert choice(3).candidates == ()  # fewer rows in a class than folds
+    pairs = Columns(text="sentence", text_pair="sentence2", label="label", id=None)
+    assert choice(8, columns=pairs).candidates == () and choice(8, "--use_lora").candidates == ()
+    multi = Labels("multi_label_classification", ["a", "b"], None)
+    assert choice(8, labels=multi, values=[["a"], ["b"]] * 8).candidates == ()
+    forced = choice(8, "--auto_pick", "finetune-small", "--cross_validate", "4")  # a candidate's own runs
+    assert forced.name == "finetune-small" and forced.settings["learning_rate"] == 1e-4
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--method", "setfit", "--auto_select", "cross_validation"], "--method setfit is already a choice"),
+        (["--method", "auto", "--auto_select", "cross_validation", "--cross_validate", "5"], "Pick first"),
+        (["--method", "auto", "--auto_pick", "setfit"], "--auto_pick is set by --auto_select cross_validation"),
+    ],
+)
+def test_auto_select_flags_that_cannot_work_are_refused(flags, message, tmp_path):
+    from textcls.config import checks
+    from textcls.errors import UserError
+
+    args = parse_args(["--model", "m", "--output_dir", str(tmp_path), "--do_train", *flags])
+    with pytest.raises(UserError, match=message):
+        checks.check_flags(args)
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_an_auto_run_by_cross_validation_trains_the_better_candidate_and_says_why(tiny_bert, tmp_path, capsys):
+    """Each candidate cross-validated on the training rows alone (the validation split unseen), the better pooled
+    out-of-fold score trains the model, selection.json and the log say why; the same command then trains nothing."""
+    pytest.importorskip("setfit")
+    train = write_rows(tmp_path / "train.csv", sentiment_rows(16, 0))
+    dev = write_rows(tmp_path / "dev.csv", sentiment_rows(8, 1))
+    out = tmp_path / "out"
+    argv = ["--model", str(tiny_bert), "--output_dir", str(out), "--train_file", train, "--validation_file", dev,
+            "--do_train", "--do_eval", "--method", "auto", "--auto_select", "cross_validation",
+            "--setfit_num_iterations", "1", "--max_steps", "2", "--max_seq_length", "32", "--disable_tqdm", "true",
+            "--plots", "false"]  # fmt: skip
+    results = R.main(argv)
+    log = capsys.readouterr().out
+    selection = json.loads((out / "auto_select" / "selection.json").read_text())
+    assert selection["metric"] == "accuracy" and set(selection["scores"]) == set(method.CV_CANDIDATES)
+    picked = selection["picked"]
+    assert selection["scores"][picked] == max(selection["scores"].values())
+    for name in method.CV_CANDIDATES:  # pooled over the folds, every training row once
+        oof = [json.loads(line) for line in (out / "auto_select" / name / "oof_predictions.jsonl").open()]
+        assert len(oof) == 16 and selection["scores"][name] == sum(r["label"] == str(r["gold"]) for r in oof) / 16
+        summary = json.loads((out / "auto_select" / name / "cv_results.json").read_text())["summary"]
+        assert summary and not any(k.startswith("eval_") for k in summary)  # the validation split takes no part
+        assert not (out / "auto_select" / name / "folds").exists()  # the folds' models go once they are scored
+    assert f"--method auto chose {picked}: cross-validated on the 16 training rows (4 folds" in log
+    recipe = json.loads((out / "recipe.json").read_text())
+    assert recipe["method"] == method.SETTINGS[picked]["method"] and recipe["max_steps"] == 2
+    assert results["eval_accuracy"] >= 0 and (out / "model.safetensors").is_file()
+    assert R.main(argv)["eval_accuracy"] == results["eval_accuracy"]  # finished: evaluated again, no new pick
+    assert "cross-validated" not in capsys.readouterr().out
+    # stopped after its pick, before a checkpoint: the same command takes the pick from selection.json
+    again = tmp_path / "again"
+    again.mkdir()
+    for name in (".textcls_run.json", "recipe.json"):
+        shutil.copy(out / name, again / name)
+    shutil.copytree(out / "auto_select", again / "auto_select")
+    assert R.main([*argv, "--output_dir", str(again)])["eval_accuracy"] == results["eval_accuracy"]
+    log = capsys.readouterr().out
+    assert f"--method auto chose {picked}: cross-validated" in log and "--auto_select cross_validation: " not in log

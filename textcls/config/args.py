@@ -263,6 +263,27 @@ class DataArguments:
             "choices": ("finetune", "setfit", "auto"),
         },
     )
+    auto_select: str = field(
+        default="size",
+        metadata={
+            "help": "--method auto: how it picks. 'size' (default): by the training set's rows per class, at the "
+            "learning curve's measured crossover. 'cross_validation': within the sizes the curve measured (single "
+            "texts, one label a row), small-data fine-tuning and SetFit are each cross-validated on your training "
+            "rows (4 folds, stratified, in output_dir/auto_select/; the validation split is not used) and the one "
+            "with the better out-of-fold score trains the model (the cheaper, fine-tuning, on a tie). It costs 8 "
+            "more training runs on 3/4 of the rows; the log and output_dir/auto_select/selection.json give the "
+            "scores.",
+            "choices": ("size", "cross_validation"),
+        },
+    )
+    auto_pick: str | None = field(
+        default=None,
+        metadata={
+            "help": "Set by --auto_select cross_validation for each candidate's cross-validation; not a flag to pass "
+            "yourself.",
+            "choices": ("finetune-small", "setfit"),
+        },
+    )
     setfit_epochs: int = field(default=1, metadata={"help": "--method setfit: epochs over the pairs (setfit's 1)."})
     setfit_learning_rate: float = field(
         default=2e-5, metadata={"help": "--method setfit: the encoder's learning rate on the pairs (setfit's 2e-5)."}

@@ -37,6 +37,7 @@ def check_flags(args) -> None:
     if not (training.do_train or training.do_eval or training.do_predict or args.data.find_label_issues):
         raise UserError("nothing to do: pass --do_train, --do_eval and/or --do_predict.")
     check_cross_validation_flags(args)
+    check_auto_select_flags(args.data)
     check_training_flags(training)
     check_numbers(args)
     check_onnx_flags(args)  # an exported ONNX folder as --model: evaluate and predict only
@@ -66,6 +67,23 @@ def check_flags(args) -> None:
         )
     if training.hp_trials or training.hp_space:
         check_search_flags(training)
+
+
+def check_auto_select_flags(data) -> None:
+    """--auto_select cross_validation: a way for --method auto to pick; --auto_pick is its own, for its candidates."""
+    if data.auto_pick and (data.method != "auto" or not data.cross_validate):
+        raise UserError("--auto_pick is set by --auto_select cross_validation for its candidates' runs: drop it.")
+    if data.auto_select == "cross_validation" and data.method != "auto":
+        raise UserError(
+            f"--auto_select cross_validation is how --method auto picks; --method {data.method} is already a "
+            "choice. Pass --method auto, or drop --auto_select."
+        )
+    if data.auto_select == "cross_validation" and data.cross_validate and not data.auto_pick:
+        raise UserError(
+            "--auto_select cross_validation cross-validates the methods to pick one; --cross_validate K "
+            "cross-validates one method. Pick first (drop --cross_validate), then cross-validate the recipe.json it "
+            "writes."
+        )
 
 
 def check_cross_validation_flags(args) -> None:

@@ -38,15 +38,29 @@ accuracy (ours there, smoothed: 0.48, 0.06, 78.56 %; unsmoothed 2.05, 0.20, 78.5
 
 SetFit compares single texts: for text pairs, token ids or LoRA a setfit pick becomes finetune-small. A flag the
 user set (on the command line or in the recipe) is never changed; the choice fills in the others. The choice is
-logged with its reason, and the run's recipe records the chosen settings, so a replay is the same run."""
+logged with its reason, and the run's recipe records the chosen settings, so a replay is the same run.
+
+--auto_select cross_validation (cross_validated): one size threshold cannot serve every task (SST-2: SetFit ahead at
+32 and 64 rows per class by 2.4 and 3.7 points; CoLA and stsb-source: small-data fine-tuning ahead), so where the
+size rule picks one of CV_CANDIDATES for single texts of one label a row, each is cross-validated on the user's
+training rows (CV_FOLDS folds, each fold an ordinary run: textcls.train.cross_validation) and the better pooled
+out-of-fold score trains the model. benchmarks/learning_curve.py's auto-cv measures this pick on the curve's draws;
+until it has, 'size' stays the default."""
 
 import dataclasses
+import json
 import logging
 import math
+import os
+import shutil
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
+
 from textcls.data.load import arrow_column
+from textcls.evaluation.metrics import compute_metrics, primary_metric
+from textcls.io import write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -69,11 +83,17 @@ SETTINGS = {
 }
 
 
+CV_CANDIDATES = ("finetune-small", "setfit")  # --auto_select cross_validation's, the cheaper first (it wins a tie)
+CV_FOLDS = 4
+CV_FOLDER = "auto_select"  # in output_dir: each candidate's cross-validation, and selection.json
+
+
 @dataclass(frozen=True)
 class Choice:
     name: str  # a key of SETTINGS
     settings: dict  # flag -> value, the ones the user did not set
     reason: str
+    candidates: tuple = ()  # what --auto_select cross_validation would compare here (none: the size rule stands)
 
 
 def beyond_measured(per_class: int) -> bool:
@@ -109,7 +129,9 @@ def choose(args, given: frozenset, train, columns, labels) -> Choice | None:
         return None
     per_class = rows_per_class(train, columns, labels)
     single_text = columns.text_pair is None and not columns.token_ids and not args.lora.use_lora
-    if per_class is None:
+    if args.data.auto_pick:  # one candidate's cross-validation, for --auto_select cross_validation
+        name, why = args.data.auto_pick, "a candidate of --auto_select cross_validation"
+    elif per_class is None:
         name, why = "finetune", "the training set cannot be counted by class (a stream, or a regression)"
     else:
         name = pick(per_class)
@@ -119,6 +141,9 @@ def choose(args, given: frozenset, train, columns, labels) -> Choice | None:
             why += "; beyond twice the largest size measured, the defaults"
         if name == "setfit" and not single_text:
             name, why = "finetune-small", why + "; SetFit takes single texts without LoRA, so finetune-small"
+    candidates = ()
+    if name in CV_CANDIDATES and single_text and labels.problem_type == "single_label_classification":
+        candidates = CV_CANDIDATES if per_class >= CV_FOLDS else ()  # a fold must hold out a row of every class
     given = given - {"method"}  # --method auto itself is the flag being resolved
     settings = {k: v for k, v in SETTINGS[name].items() if k not in given}
     if labels.problem_type != "single_label_classification":  # smoothing is for one class a row (see above)
@@ -129,7 +154,74 @@ def choose(args, given: frozenset, train, columns, labels) -> Choice | None:
             "per_device_train_batch_size"]  # fmt: skip
         step = batch * t.world_size * t.gradient_accumulation_steps  # rows an optimizer step averages over
         settings["max_steps"] = max(MIN_STEPS, math.ceil(3 * len(train) / step))
-    return Choice(name, settings, why)
+    return Choice(name, settings, why, candidates)
+
+
+def cross_validated(choice: Choice | None, args, argv: list[str], given: frozenset, data: tuple,
+                    task_name: str | None, run_main) -> Choice | None:  # fmt: skip
+    """--auto_select cross_validation: each of the choice's candidates cross-validated on the training rows (an
+    ordinary --cross_validate run of this command, run_main(argv), in output_dir/auto_select/<candidate>/), the better
+    pooled out-of-fold score chosen. Otherwise the choice. data: (train, columns, labels) as choose() takes them."""
+    train, columns, labels = data
+    if choice is None or args.data.auto_select != "cross_validation" or args.data.auto_pick:
+        return choice
+    if not choice.candidates:
+        logger.info("--auto_select cross_validation: not here (%s; it compares %s on single texts of one label a "
+                    "row, %d or more rows per class): the size rule's pick stands", choice.reason,
+                    " and ".join(CV_CANDIDATES), CV_FOLDS)  # fmt: skip
+        return choice
+    metric = primary_metric(labels.problem_type, task_name)
+    folder = os.path.join(args.training.output_dir, CV_FOLDER)
+    what = {"metric": metric, "folds": CV_FOLDS, "candidates": list(choice.candidates), "rows": len(train),
+            "train_fingerprint": getattr(train, "_fingerprint", None)}  # fmt: skip
+    selection = _earlier_selection(os.path.join(folder, "selection.json"), what)
+    if selection is None:  # (a run resumed after its pick does not cross-validate again)
+        scores = {}
+        for name in choice.candidates:
+            out = os.path.join(folder, name)
+            logger.info("--auto_select cross_validation: %s, %d folds, in %s", name, CV_FOLDS, out)
+            # no checkpoints (a fold of a few rows trains again in seconds); its weights go once it is scored
+            run_main([*argv, "--auto_pick", name, "--cross_validate", str(CV_FOLDS), "--cross_validate_refit",
+                      "false", "--find_label_issues", "false", "--output_dir", out, "--do_eval", "false",
+                      "--do_predict", "false", "--export", "none", "--plots", "false", "--save_strategy", "no",
+                      "--results_file", ""])  # fmt: skip
+            scores[name] = pooled_score(os.path.join(out, "oof_predictions.jsonl"), labels.names, metric, task_name)
+        best = max(scores.values())
+        picked = next(name for name in choice.candidates if scores[name] == best)  # the cheaper on a tie
+        selection = {**what, "scores": scores, "picked": picked, "size_rule": choice.name}
+        if args.training.process_index == 0:
+            write_json_atomic(os.path.join(folder, "selection.json"), selection)
+            for name in choice.candidates:  # the folds' models (their predictions and report stay)
+                shutil.rmtree(os.path.join(folder, name, "folds"), ignore_errors=True)
+    picked = selection["picked"]
+    shown = ", ".join(f"{name} {value:.4f}" for name, value in selection["scores"].items())
+    why = (f"cross-validated on the {len(train)} training rows ({CV_FOLDS} folds, out-of-fold {metric}): {shown}; "
+           f"the size rule alone: {choice.name}")  # fmt: skip
+    pick_args = args._replace(data=dataclasses.replace(args.data, auto_pick=picked))
+    chosen = choose(pick_args, given, train, columns, labels)
+    return Choice(picked, chosen.settings, why, choice.candidates)
+
+
+def _earlier_selection(path: str, what: dict) -> dict | None:
+    """selection.json of an earlier run of this command in output_dir (stopped after its pick), where it compared
+    the same candidates on the same training rows; else None."""
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        selection = json.load(f)
+    same = all(selection.get(k) == v for k, v in what.items()) and what["train_fingerprint"] is not None
+    return selection if same else None
+
+
+def pooled_score(path: str, names: list[str], metric: str, task_name: str | None) -> float:
+    """`metric` of a cross-validation's out-of-fold predictions (oof_predictions.jsonl) over all its rows at once:
+    a fold of 16 rows gives accuracy, and Matthews correlation the more, in coarse steps."""
+    with open(path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    probs = np.asarray([[row["probabilities"][n] for n in names] for row in rows], dtype=float)
+    gold = np.asarray([names.index(str(row["gold"])) for row in rows])
+    logits = np.log(np.clip(probs, 1e-12, None))  # the argmax and the softmax of these are the probabilities'
+    return float(compute_metrics(logits, gold, "single_label_classification", task_name, label_names=names)[metric])
 
 
 def apply(args, choice: Choice | None):

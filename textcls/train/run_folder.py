@@ -403,7 +403,8 @@ def plan_output_dir(training_args, overwrite: bool, settings: dict | None) -> Fo
         return FolderPlan(resume_from=last, damaged=damaged)
     # Written before the first checkpoint and redone or reused by the run itself: --method setfit's contrastive phase
     # (a finished body is reused, a partial one, killed mid-phase, trained again: textcls.train.contrastive).
-    before_training = ("recipe.json", "runs", BODY, BODY + ".work")
+    # And --auto_select cross_validation's candidates (textcls.train.method.CV_FOLDER), cross-validated first.
+    before_training = ("recipe.json", "runs", BODY, BODY + ".work", "auto_select")
     leftovers = [n for n in _our_entries(out) if n not in before_training and not _CHECKPOINT.match(n)]
     if leftovers:
         raise UserError(
