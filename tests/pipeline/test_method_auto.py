@@ -176,6 +176,9 @@ def test_an_auto_run_by_cross_validation_trains_the_better_candidate_and_says_wh
     recipe = json.loads((out / "recipe.json").read_text())
     assert recipe["method"] == method.SETTINGS[picked]["method"] and recipe["max_steps"] == 2
     assert results["eval_accuracy"] >= 0 and (out / "model.safetensors").is_file()
+    assert recipe["auto_select"] == "size" and recipe["_auto_select"].startswith("cross_validation: cross-validated")
+    replay = R.main([str(out / "recipe.json"), "--output_dir", str(tmp_path / "replay")])  # the pick, no new one
+    assert replay["eval_accuracy"] == results["eval_accuracy"] and not (tmp_path / "replay" / "auto_select").exists()
     assert R.main(argv)["eval_accuracy"] == results["eval_accuracy"]  # finished: evaluated again, no new pick
     assert "cross-validated" not in capsys.readouterr().out
     # stopped after its pick, before a checkpoint: the same command takes the pick from selection.json

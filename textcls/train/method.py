@@ -146,7 +146,8 @@ def choose(args, given: frozenset, train, columns, labels) -> Choice | None:
             name, why = "finetune-small", why + "; SetFit takes single texts without LoRA, so finetune-small"
     candidates = ()
     if name in CV_CANDIDATES and single_text and labels.problem_type == "single_label_classification":
-        candidates = CV_CANDIDATES if per_class >= CV_FOLDS else ()  # a fold must hold out a row of every class
+        # a fold must hold out a row of every class
+        candidates = CV_CANDIDATES if per_class is not None and per_class >= CV_FOLDS else ()
     given = given - {"method"}  # --method auto itself is the flag being resolved
     settings = {k: v for k, v in SETTINGS[name].items() if k not in given}
     if labels.problem_type != "single_label_classification":  # smoothing is for one class a row (see above)
@@ -202,7 +203,10 @@ def cross_validated(choice: Choice | None, args, argv: list[str], given: frozens
            f"the size rule alone: {choice.name}")  # fmt: skip
     pick_args = args._replace(data=dataclasses.replace(args.data, auto_pick=picked))
     chosen = choose(pick_args, given, train, columns, labels)
-    return Choice(picked, chosen.settings, why, choice.candidates)
+    # the recipe replays the pick (its --method is no longer auto, so --auto_select goes back to its default); a
+    # comment key says how it was made
+    settings = {**chosen.settings, "auto_select": "size", "_auto_select": f"cross_validation: {why}"}
+    return Choice(picked, settings, why, choice.candidates)
 
 
 def _earlier_selection(path: str, what: dict) -> dict | None:
