@@ -259,7 +259,7 @@ class DataArguments:
             "single texts, single- or multi-label. 'auto': chosen by the training set's smallest class, at the sizes "
             "the learning curve measured (results/small-data/): SetFit with the head alone, or fine-tuning on a "
             "small-data schedule (lr 1e-4, 10%% warm-up, at least 100 steps), or plain fine-tuning; flags you set "
-            "are kept; the log says what it chose and why.",
+            "are kept; the log says what it chose and why (or by cross-validation on your rows: --auto_select).",
             "choices": ("finetune", "setfit", "auto"),
         },
     )
