@@ -34,6 +34,7 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
 
 import numpy as np
@@ -51,6 +52,7 @@ from benchmarks._runs import (  # noqa: E402  (the root is on the path above)
 from textcls.data.glue import GLUE_TASKS, load_glue_dir  # noqa: E402
 from textcls.evaluation.results import environment, git_state  # noqa: E402
 from textcls.io import write_json_atomic  # noqa: E402
+from textcls.train import method as auto  # noqa: E402
 from textcls.train.method import MIN_STEPS, SCHEDULE, SETTINGS  # noqa: E402
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -168,14 +170,17 @@ def crossovers(records: list[dict]) -> dict:
 # (small-data fine-tuning ahead) both. Measured here before it is built into --method auto: each candidate is
 # cross-validated on the draw alone (CV_FOLDS folds, stratified, run_classification.py --cross_validate; the dev set
 # is not seen), scored on its pooled out-of-fold predictions (a fold of 16 rows gives accuracy and MCC in coarse
-# steps), and the better one is picked (a tie: the cheaper, CV_CANDIDATES' order); the pick's own run on the draw
-# gives the dev score, and the cross-validation's wall time is the price of the choice.
+# steps), and picked as --auto_select cross_validation picks (textcls.train.method.decide: the size rule's pick
+# unless the other is ahead on CV_CONFIDENCE of paired resamples of the rows); the pick's own run on the draw gives
+# the dev score, and the cross-validation's wall time is the price of the choice.
 AUTO_CV = "auto-cv"
-CV_CANDIDATES = ("finetune-small", "setfit")
-CV_FOLDS = 4
-# (with the candidates' flags: where one changes, auto-cv's runs are superseded with its runs)
-AUTO_CV_FLAGS = f"the better by {CV_FOLDS}-fold cross-validation on the draw of " + "; ".join(
-    f"{m} {' '.join(METHODS[m])}" for m in CV_CANDIDATES
+CV_CANDIDATES = auto.CV_CANDIDATES
+CV_FOLDS = auto.CV_FOLDS
+# (with the candidates' flags and the rule: where one changes, auto-cv's runs are superseded with its runs)
+AUTO_CV_FLAGS = (
+    f"by {CV_FOLDS}-fold cross-validation on the draw, the size rule's pick unless the other is ahead on "
+    f"{auto.CV_CONFIDENCE:.0%} of {auto.CV_RESAMPLES} paired resamples of its rows, of "
+    + "; ".join(f"{m} {' '.join(METHODS[m])}" for m in CV_CANDIDATES)
 )
 
 
@@ -190,21 +195,54 @@ def cv_pick(args, record: dict, per_class: int, d: int, train: str, dev: str, fo
             f"auto-cv at {per_class} rows per class, draw {d}, is scored by its pick's own run on the "
             f"draw: run {' '.join(missing)} there first (--methods {' '.join(CV_CANDIDATES)} auto-cv)"
         )
+    rule = auto.pick(per_class)
+    if rule not in CV_CANDIDATES:
+        raise SystemExit(f"auto-cv at {per_class} rows per class: the size rule picks {rule} there, and "
+                         "--auto_select cross_validation compares nothing")  # fmt: skip
     out = os.path.join(folder, f"{AUTO_CV}-{per_class}-{d}")
-    scores, wall, load = {}, 0.0, os.getloadavg()[0]
-    for name in CV_CANDIDATES:
-        argv = method_argv(name, args.model, train, dev, os.path.join(out, name), rows, d, args.max_seq_length, metric)
-        # the folds' held-out rows are what it chooses on: no evaluation on the dev set
-        argv += ["--cross_validate", str(CV_FOLDS), "--do_eval", "false"]
-        wall += run_logged(argv, os.path.join(folder, "runs.log"))
-        scores[name] = out_of_fold_scores(os.path.join(out, name, "oof_predictions.jsonl"), metric)
-        if not args.keep_models:
-            prune_run(os.path.join(out, name))
-    picked = max(CV_CANDIDATES, key=lambda m: (scores[m][metric], -CV_CANDIDATES.index(m)))
+    oof = {name: os.path.join(out, name, "oof_predictions.jsonl") for name in CV_CANDIDATES}
+    earlier = reusable_cv(record, per_class, d, oof, metric)
+    if earlier:  # the same cross-validation, picked by today's rule
+        scores, provenance_ = earlier["cv"], {k: earlier[k] for k in earlier if k in PROVENANCE}
+        provenance_["cv_reused"] = True
+    else:
+        scores, wall, load = {}, 0.0, os.getloadavg()[0]
+        for name in CV_CANDIDATES:
+            shutil.rmtree(os.path.join(out, name), ignore_errors=True)  # a stopped one's: timed whole, from the start
+            argv = method_argv(name, args.model, train, dev, os.path.join(out, name), rows, d, args.max_seq_length,
+                               metric)  # fmt: skip
+            # the folds' held-out rows are what it chooses on: no evaluation on the dev set
+            argv += ["--cross_validate", str(CV_FOLDS), "--do_eval", "false"]
+            wall += run_logged(argv, os.path.join(folder, "runs.log"))
+            scores[name] = out_of_fold_scores(oof[name], metric)
+            if not args.keep_models:
+                prune_run(os.path.join(out, name))
+        provenance_ = provenance(wall, load)
+    names = sorted(record_labels(oof[rule]))
+    confidence = {m: auto.lead_confidence(oof[rule], oof[m], names, metric) for m in CV_CANDIDATES if m != rule}
+    picked = auto.decide(rule, {m: scores[m][metric] for m in CV_CANDIDATES}, confidence)
     chosen = ran[picked]
     values = {k: chosen[k] for k in (metric, "log_loss", "ece") if k in chosen}
-    return {"method": AUTO_CV, "train_rows": rows, "picked": picked, "cv": scores, "folds": CV_FOLDS, **values,
-            **provenance(wall, load)}  # fmt: skip
+    return {"method": AUTO_CV, "train_rows": rows, "picked": picked, "size_rule": rule, "cv": scores,
+            "confidence": confidence, "folds": CV_FOLDS, **values, **provenance_}  # fmt: skip
+
+
+def record_labels(path: str) -> set:
+    with open(path, encoding="utf-8") as f:
+        return {str(json.loads(line)["gold"]) for line in f}
+
+
+def reusable_cv(record: dict, per_class: int, d: int, oof: dict, metric: str) -> dict | None:
+    """An earlier auto-cv run of this draw (superseded when the rule changed) whose cross-validation is still in
+    its folder: its out-of-fold scores, recomputed from the files, equal the ones it recorded. Re-picking from it
+    costs no training; its wall time and provenance are the cross-validation's own."""
+    if not all(os.path.isfile(p) for p in oof.values()):
+        return None
+    found = {name: out_of_fold_scores(p, metric) for name, p in oof.items()}
+    for r in record.get("superseded", []):
+        if r["method"] == AUTO_CV and (r["per_class"], r["draw"]) == (per_class, d) and r.get("cv") == found:
+            return r
+    return None
 
 
 def out_of_fold_scores(path: str, metric: str) -> dict:
@@ -527,6 +565,9 @@ def run_method(method: str, args, train: str, dev: str, out: str, rows: int, see
     if not args.keep_models:
         prune_run(out)
     return {"method": method, "train_rows": rows, **values, **provenance(wall, load)}
+
+
+PROVENANCE = ("wall_s", "load_1m_at_start", "omp_num_threads", "date", "cpu_flags", "git_sha", "git_dirty")
 
 
 def provenance(wall: float, load: float) -> dict:

@@ -553,13 +553,14 @@ def test_learning_curve_benchmark_runs_ours_and_the_setfit_library_on_one_draw_a
 
 def test_learning_curve_auto_cv_picks_by_cross_validation_on_the_draw_alone(tmp_path, monkeypatch):
     """auto-cv (a pick by cross-validation on the user's own rows, measured before --method auto does it): each
-    candidate cross-validated on the draw with no evaluation on the dev set, the better pooled out-of-fold score
-    picked, scored by the pick's own run on the draw; it needs those runs first; the folds' weights go. The runs are
+    candidate cross-validated on the draw with no evaluation on the dev set, picked by the product's rule (the size
+    rule's pick unless the other is ahead beyond noise), scored by the pick's own run on the draw; it needs those
+    runs first; the folds' weights go; a changed rule re-picks from the kept cross-validation. The runs are
     stand-ins here (tests/pipeline/test_method_auto.py trains the real cross-validations): each writes what a run
     of ours writes, the candidates' dev scores and out-of-fold hits chosen so that the two disagree."""
     from benchmarks import learning_curve as lc
 
-    dev_accuracy, oof_hits = {"finetune": 0.7, "setfit": 0.6}, {"finetune": 5, "setfit": 7}  # of the draw's 8 rows
+    dev_accuracy, oof_hits = {"finetune": 0.7, "setfit": 0.6}, {"finetune": 4, "setfit": 7}  # of the draw's 8 rows
     commands = []
 
     def run(argv, log):
@@ -592,7 +593,8 @@ def test_learning_curve_auto_cv_picks_by_cross_validation_on_the_draw_alone(tmp_
     assert lc.main([*argv, "finetune-small", "setfit", "auto-cv"]) == 0
     record = json.loads((out / "sst2.json").read_text())
     auto = {r["method"]: r for r in record["runs"]}["auto-cv"]
-    assert auto["cv"]["finetune-small"]["accuracy"] == 5 / 8 and auto["cv"]["setfit"]["accuracy"] == 7 / 8
+    assert auto["cv"]["finetune-small"]["accuracy"] == 4 / 8 and auto["cv"]["setfit"]["accuracy"] == 7 / 8
+    assert auto["size_rule"] == "finetune-small" and auto["confidence"]["setfit"] >= 0.9  # 3 rows of 8 apart
     assert auto["picked"] == "setfit" and auto["accuracy"] == 0.6  # the pick's own dev score, not the better one
     assert auto["folds"] == lc.CV_FOLDS and auto["wall_s"] == 2.0 and auto["log_loss"] == 0.5
     for command in commands[2:]:  # the candidates' cross-validations: on the draw, the dev set not evaluated
@@ -602,6 +604,17 @@ def test_learning_curve_auto_cv_picks_by_cross_validation_on_the_draw_alone(tmp_
     assert len(commands) == 4 and not list(work.rglob("*.safetensors"))  # every run's and fold's weights gone
     assert record["methods"]["auto-cv"] == lc.AUTO_CV_FLAGS and lc.same_flags(lc.AUTO_CV_FLAGS, lc.AUTO_CV_FLAGS)
     assert not lc.same_flags(lc.AUTO_CV_FLAGS.replace("0.002", "0.001"), lc.AUTO_CV_FLAGS)  # a candidate changed
+    # the rule changes (here: a confidence nothing reaches): the run is superseded, the same cross-validation is
+    # picked again by the new rule, and nothing trains
+    monkeypatch.setattr(lc.auto, "CV_CONFIDENCE", 1.01)
+    monkeypatch.setattr(lc, "AUTO_CV_FLAGS", lc.AUTO_CV_FLAGS.replace("90%", "101%"))
+    assert lc.main([*argv, "finetune-small", "setfit", "auto-cv"]) == 0 and len(commands) == 4
+    record = json.loads((out / "sst2.json").read_text())
+    again = {r["method"]: r for r in record["runs"]}["auto-cv"]
+    assert again["picked"] == "finetune-small" and again["accuracy"] == 0.7 and again["cv_reused"]
+    assert again["cv"] == auto["cv"] and again["wall_s"] == auto["wall_s"] and record["superseded"][0] == {
+        **auto, "flags": record["superseded"][0]["flags"]}  # fmt: skip
+    auto = again
     spec = importlib.util.spec_from_file_location("mk", os.path.join(ROOT, "scripts", "make_results_readme.py"))
     make = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make)

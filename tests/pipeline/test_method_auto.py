@@ -5,6 +5,7 @@ import json
 import shutil
 
 import datasets
+import numpy as np
 import pytest
 
 import run_classification as R
@@ -131,6 +132,56 @@ def test_cross_validation_compares_the_candidates_only_where_both_can_run():
     assert forced.name == "finetune-small" and forced.settings["learning_rate"] == 1e-4
 
 
+def write_oof(path, gold, predicted, names=("neg", "pos")):
+    """oof_predictions.jsonl as --cross_validate writes it: one row per training row, in its order."""
+    with open(path, "w") as f:
+        for g, p in zip(gold, predicted, strict=True):
+            probs = {n: (0.9 if n == names[p] else 0.1 / (len(names) - 1)) for n in names}
+            f.write(json.dumps({"gold": names[g], "label": names[p], "probabilities": probs}) + "\n")
+    return str(path)
+
+
+def test_the_other_candidate_is_picked_only_when_ahead_beyond_noise(tmp_path):
+    """The size rule's pick stands unless the other candidate's out-of-fold score is higher on at least
+    CV_CONFIDENCE of paired resamples of the rows: ahead by 1 row of 128 is noise, by 16 it is not."""
+    names = ["neg", "pos"]
+    gold = [0, 1] * 64
+    base = [g if i >= 32 else 1 - g for i, g in enumerate(gold)]  # 32 of 128 wrong: accuracy 0.75
+    close = [g if i >= 31 else 1 - g for i, g in enumerate(gold)]  # one more right (and the same rows else)
+    far = [g if i >= 16 else 1 - g for i, g in enumerate(gold)]  # 16 more right
+    b = write_oof(tmp_path / "b.jsonl", gold, base)
+    c, f = write_oof(tmp_path / "c.jsonl", gold, close), write_oof(tmp_path / "f.jsonl", gold, far)
+    for metric in ("accuracy", "matthews_correlation", "macro_f1"):
+        near = method.lead_confidence(b, c, names, metric)
+        clear = method.lead_confidence(b, f, names, metric)
+        assert 0.3 < near < method.CV_CONFIDENCE <= clear, (metric, near, clear)
+        assert method.lead_confidence(b, b, names, metric) == 0  # a tie is not ahead
+        assert method.lead_confidence(f, b, names, metric) < 0.01
+    assert method.lead_confidence(b, f, names, "accuracy", seed=3) == method.lead_confidence(
+        b, f, names, "accuracy", seed=3)  # fmt: skip
+    # the metrics of the confusion matrices are sklearn's, on 3 classes, one never predicted
+    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+    rng = np.random.default_rng(0)
+    g, p = rng.integers(0, 3, 50), rng.integers(0, 2, 50)
+    c = np.zeros((3, 3))
+    np.add.at(c, (g, p), 1)
+    expected = {
+        "accuracy": accuracy_score(g, p),
+        "matthews_correlation": matthews_corrcoef(g, p),
+        "macro_f1": f1_score(g, p, average="macro", zero_division=0),
+        "f1": f1_score(g, p, average=None)[1],
+    }
+    for metric, value in expected.items():
+        assert method._decision_metric(metric)(c) == pytest.approx(value), metric
+    scores = {"finetune-small": 0.75, "setfit": 0.76}
+    assert method.decide("finetune-small", scores, {"setfit": 0.89}) == "finetune-small"
+    assert method.decide("finetune-small", scores, {"setfit": 0.9}) == "setfit"
+    shuffled = write_oof(tmp_path / "s.jsonl", gold[::-1][1:] + [0], far)
+    with pytest.raises(ValueError, match="not predictions of the same rows"):
+        method.lead_confidence(b, shuffled, names, "accuracy")
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
@@ -164,8 +215,10 @@ def test_an_auto_run_by_cross_validation_trains_the_better_candidate_and_says_wh
     log = capsys.readouterr().out
     selection = json.loads((out / "auto_select" / "selection.json").read_text())
     assert selection["metric"] == "accuracy" and set(selection["scores"]) == set(method.CV_CANDIDATES)
-    picked = selection["picked"]
-    assert selection["scores"][picked] == max(selection["scores"].values())
+    picked, rule, other = selection["picked"], "setfit", "finetune-small"  # the fixture's size rule at 8 a class
+    assert selection["size_rule"] == rule and set(selection["confidence"]) == {other}
+    ahead = selection["confidence"][other] >= method.CV_CONFIDENCE
+    assert picked == (other if ahead else rule)
     for name in method.CV_CANDIDATES:  # pooled over the folds, every training row once
         oof = [json.loads(line) for line in (out / "auto_select" / name / "oof_predictions.jsonl").open()]
         assert len(oof) == 16 and selection["scores"][name] == sum(r["label"] == str(r["gold"]) for r in oof) / 16
@@ -173,6 +226,7 @@ def test_an_auto_run_by_cross_validation_trains_the_better_candidate_and_says_wh
         assert summary and not any(k.startswith("eval_") for k in summary)  # the validation split takes no part
         assert not (out / "auto_select" / name / "folds").exists()  # the folds' models go once they are scored
     assert f"--method auto chose {picked}: cross-validated on the 16 training rows (4 folds" in log
+    assert f"{other} ahead of {rule} on " in log
     recipe = json.loads((out / "recipe.json").read_text())
     assert recipe["method"] == method.SETTINGS[picked]["method"] and recipe["max_steps"] == 2
     assert results["eval_accuracy"] >= 0 and (out / "model.safetensors").is_file()
@@ -190,3 +244,22 @@ def test_an_auto_run_by_cross_validation_trains_the_better_candidate_and_says_wh
     assert R.main([*argv, "--output_dir", str(again)])["eval_accuracy"] == results["eval_accuracy"]
     log = capsys.readouterr().out
     assert f"--method auto chose {picked}: cross-validated" in log and "--auto_select cross_validation: " not in log
+    # stopped while cross-validating SetFit, a fold half-written (its folds keep no checkpoint): the same command
+    # keeps fine-tuning's finished cross-validation and starts SetFit's over
+    stopped = tmp_path / "stopped"
+    stopped.mkdir()
+    for name in (".textcls_run.json", "recipe.json"):
+        shutil.copy(out / name, stopped / name)
+    shutil.copytree(out / "auto_select", stopped / "auto_select")
+    (stopped / "auto_select" / "selection.json").unlink()
+    setfit = stopped / "auto_select" / "setfit"
+    for name in ("candidate.json", "oof_predictions.jsonl", "cv_results.json"):
+        (setfit / name).unlink()
+    (setfit / "folds" / "fold-1").mkdir(parents=True)
+    for name in (".textcls_run.json", "recipe.json", "all_results.json"):  # a run's files, and no model
+        shutil.copy(out / name, setfit / "folds" / "fold-1" / name)
+    assert R.main([*argv, "--output_dir", str(stopped)])["eval_accuracy"] == results["eval_accuracy"]
+    log = capsys.readouterr().out
+    assert "finetune-small cross-validated by an earlier run of this command" in log
+    assert "setfit was stopped mid-way; it starts over" in log
+    assert json.loads((stopped / "auto_select" / "selection.json").read_text())["scores"] == selection["scores"]
