@@ -1,6 +1,7 @@
 """Results files, the multi-seed runner, the results README generator and the GLUE submission writer, on small fake
 result files and predictions: nothing here trains a model."""
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -887,3 +888,15 @@ def test_cpu_bf16_section_pairs_each_recipe_in_both_precisions(tmp_path):
     row += "avx512_bf16) |"
     assert row in make.defaults_section(str(tmp_path))
     assert make.cpu_bf16_section(str(tmp_path / "none")) == []
+
+
+def test_the_readme_states_the_cross_validation_rule_the_code_applies():
+    """README's --auto_select cross_validation paragraph and the flag's help name the confidence and resamples of
+    textcls.train.method (a change of either must change what users read)."""
+    from textcls.config.args import DataArguments
+    from textcls.train import method
+
+    said = f"{method.CV_CONFIDENCE:.0%} of {method.CV_RESAMPLES:,} paired bootstrap resamples"
+    assert said in " ".join(Path(ROOT, "README.md").read_text().split())
+    help_text = next(f for f in dataclasses.fields(DataArguments) if f.name == "auto_select").metadata["help"]
+    assert f"{method.CV_CONFIDENCE:.0%} of paired bootstrap" in help_text and f"{method.CV_FOLDS} folds" in help_text

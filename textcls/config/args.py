@@ -269,10 +269,10 @@ class DataArguments:
             "help": "--method auto: how it picks. 'size' (default): by the training set's rows per class, at the "
             "learning curve's measured crossover. 'cross_validation': within the sizes the curve measured (single "
             "texts, one label a row), small-data fine-tuning and SetFit are each cross-validated on your training "
-            "rows (4 folds, stratified, in output_dir/auto_select/; the validation split is not used) and the one "
-            "with the better out-of-fold score trains the model (the cheaper, fine-tuning, on a tie). It costs 8 "
-            "more training runs on 3/4 of the rows; the log and output_dir/auto_select/selection.json give the "
-            "scores.",
+            "rows (4 folds, stratified, in output_dir/auto_select/; the validation split is not used), and the size "
+            "rule's pick trains the model unless the other's out-of-fold score is higher on 90% of paired bootstrap "
+            "resamples of the rows. It costs 8 more training runs on 3/4 of the rows; the log and "
+            "output_dir/auto_select/selection.json give the scores.",
             "choices": ("size", "cross_validation"),
         },
     )
