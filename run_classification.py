@@ -88,6 +88,8 @@ def run(args, argv, resume_from, settings, timing) -> dict:
     choice = method.cross_validated(choice, args, argv, given_flags(argv), (train, columns, labels),
                                     args.data.task_name, main)  # --auto_select cross_validation  # fmt: skip
     args = method.apply(args, choice)
+    if choice is not None and choice.temperature is not None:  # the pick's out-of-fold temperature
+        calibration = checks.resolve_calibration(args, labels, config)
     SF.check_setfit(args.data.method, columns, labels, args.training.do_train, train)  # pairs, too many rows...
     decided = RF.decided(resume_from)  # what the run a checkpoint belongs to chose for its 'auto' flags
     per_batch = TK.resolve_tokenize(args.data, args.training, columns, long_docs, train, decided)  # or up front
@@ -111,6 +113,7 @@ def run(args, argv, resume_from, settings, timing) -> dict:
         trainer = X.onnx_predictor(args, tokenizer, data, config, hub_metric)
     else:
         model, params = M.build_classifier(args, config, tokenizer, labels)
+        M.carry_temperature(model, data.calibration)  # --calibration_temperature: saved with the trained model
         checks.check_optimizer_and_scheduler(args.training, model)
         checks.check_best_metric(args.training, labels, data.task_name, data.names("eval"), hub_metric)
         RF.check_disk_space(args.training, model)  # room for the model and a checkpoint, before hours of training

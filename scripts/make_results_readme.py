@@ -154,6 +154,7 @@ def collect(results_dir: str) -> dict:
             "small-data",
             "sampler-order",
             "cpu-bf16",
+            "calibration",
         ):
             continue
         data = load_results(path)
@@ -761,6 +762,47 @@ def cv_spread_lines(results_dir: str) -> list[str]:
     return lines + [""]
 
 
+def oof_calibration_section(results_dir: str) -> list[str]:
+    """results/calibration/oof-temperature.json (benchmarks/oof_calibration.py): the dev log loss and ECE of a
+    candidate trained on a learning-curve draw, raw and divided by the temperature fitted on its out-of-fold
+    predictions (what --auto_select cross_validation saves in its pick) or on dev itself."""
+    path = os.path.join(results_dir, "calibration", "oof-temperature.json")
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        record = json.load(f)
+    groups = {}
+    for r in record["runs"]:
+        groups.setdefault((r["task"], r["per_class"], r["candidate"]), []).append(r)
+    lines = [
+        "## Calibration from out-of-fold predictions",
+        "",
+        "`--auto_select cross_validation` divides its pick's logits by the temperature that minimises the log loss",
+        "of the pick's out-of-fold predictions on the training rows (no validation split spent). Here each candidate,",
+        "trained on a learning-curve draw, predicts the dev set: its log loss and ECE raw, with that temperature, and",
+        "with the one fitted on dev itself (the most any one temperature can do there). Medians over the draws;",
+        "accuracy is the run's (a temperature changes no decision). "
+        f"`{record['command']}`; CPU flags {', '.join(record['runs'][-1].get('cpu_flags') or []) or '?'}.",
+        "",
+        "| task | rows per class | candidate | draws | dev accuracy | temperature: out of fold / dev | dev log loss: "
+        "raw / out-of-fold T / dev T | dev ECE: raw / out-of-fold T / dev T | lower with out-of-fold T (log loss, "
+        "ECE) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (task, per_class, candidate), runs in sorted(groups.items()):
+        med = lambda f, runs=runs: _median([f(r) for r in runs])  # noqa: E731
+        kinds = ("raw", "out_of_fold", "dev_fitted")
+        loss = " / ".join(f"{med(lambda r, k=k: r[k]['log_loss']):.3f}" for k in kinds)
+        ece = " / ".join(f"{med(lambda r, k=k: r[k]['ece']):.3f}" for k in kinds)
+        better = [sum(r["out_of_fold"][m] < r["raw"][m] for r in runs) for m in ("log_loss", "ece")]
+        lines.append(
+            f"| {task} | {per_class} | {candidate} | {len(runs)} | {100 * med(lambda r: r['dev_accuracy']):.1f} | "
+            f"{med(lambda r: r['temperature_out_of_fold']):.2f} / {med(lambda r: r['temperature_dev']):.2f} | "
+            f"{loss} | {ece} | {better[0]} and {better[1]} of {len(runs)} |"
+        )
+    return lines + [""]
+
+
 def _median(values: list[float]) -> float:
     values = sorted(values)
     mid = len(values) // 2
@@ -1320,7 +1362,9 @@ def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
                 at = [r["picked"] for r in picks if r["per_class"] == n]
                 said.append(f"at {n}: " + ", ".join(f"{m} {at.count(m)}" for m in sorted(set(at))) + f" of {len(at)}")
             lines += ["", "auto-cv's picks (draws; its wall time is the cross-validation's, before the pick's own "
-                      "run): " + "; ".join(said) + "."]  # fmt: skip
+                      "run; its log loss and ECE are the pick's run's, before the temperature --auto_select "
+                      "cross_validation fits on the pick's out-of-fold predictions: see \"Calibration from "
+                      "out-of-fold predictions\"): " + "; ".join(said) + "."]  # fmt: skip
         bf16_phase = [r for r in runs if r.get("setfit_contrastive_precision") == "bf16"]
         if bf16_phase:  # recorded since 2026-12-07; before, every contrastive phase ran in fp32
             count: dict[tuple, int] = {}
@@ -1541,6 +1585,7 @@ def render(results_dir: str, sources: dict, plt) -> str:
                 used.add(reference_for(name, sources)[0])
     lines += label_noise_section(results_dir)
     lines += learning_curve_section(results_dir, plots_dir, plt)
+    lines += oof_calibration_section(results_dir)
     lines += defaults_section(results_dir)
     lines += sampler_order_section(results_dir)
     lines += cpu_bf16_section(results_dir)

@@ -42,7 +42,7 @@ order main() runs them:
 | a search continued: the same space and objective? | train.search.check_study |
 | the flags the user set (--method auto leaves them as they are) | config.args.given_flags |
 | --method auto: SetFit or fine-tuning, by the training set's smallest class | train.method.choose |
-| --auto_select cross_validation: both cross-validated on the training rows | train.method.cross_validated |
+| --auto_select cross_validation: both cross-validated; the pick and its temperature | train.method.cross_validated |
 | --method auto: its settings in place (and in the recipe written below) | train.method.apply |
 | --method setfit: refuse pairs, regression, token ids, a set too large to pair | train.contrastive.check_setfit |
 | what a resumed checkpoint's run chose for its 'auto' flags | train.run_folder.decided |
@@ -56,6 +56,7 @@ order main() runs them:
 | --method setfit: the contrastive phase (setfit), the encoder the run trains from | train.contrastive.setfit_body |
 | or an exported ONNX folder: predict with onnxruntime | export.onnx.onnx_predictor |
 | build the model, with LoRA | model.build.build_classifier |
+| a temperature given (--calibration_temperature): into the model config | model.build.carry_temperature |
 | check the optimizer and scheduler | config.checks.check_optimizer_and_scheduler |
 | check --metric_for_best_model | config.checks.check_best_metric |
 | room on disk for the model and a checkpoint | train.run_folder.check_disk_space |

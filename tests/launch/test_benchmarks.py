@@ -621,7 +621,8 @@ def test_learning_curve_auto_cv_picks_by_cross_validation_on_the_draw_alone(tmp_
     (tmp_path / "r" / "small-data").mkdir(parents=True)
     (out / "sst2.json").rename(tmp_path / "r" / "small-data" / "sst2.json")
     text = make.render(str(tmp_path / "r"), {}, plt=None)
-    assert f"run): at 4: {auto['picked']} 1 of 1." in text and "| auto-cv | --method auto |" in text
+    assert f'out-of-fold predictions"): at 4: {auto["picked"]} 1 of 1.' in text
+    assert "| auto-cv | --method auto |" in text
     # the pooled out-of-fold score: every row once, whichever fold held it out
     oof = tmp_path / "oof.jsonl"
     rows = [("1", "1", 0.9), ("0", "1", 0.6), ("0", "0", 0.2), ("1", "0", 0.3)]  # gold, predicted, P(1)
@@ -993,3 +994,57 @@ def test_learning_curve_measures_exactly_what_method_auto_runs(name, monkeypatch
     auto = method.apply(auto, picked)
     assert picked.name == name
     assert (auto.training, auto.data, auto.model, auto.lora) == (curve.training, curve.data, curve.model, curve.lora)
+
+
+def test_oof_calibration_scores_the_dev_set_raw_and_with_each_temperature(tmp_path, monkeypatch):
+    """benchmarks/oof_calibration.py: for each kept cross-validation of the learning curve, the candidate trained on
+    the draw predicts the dev set (a stand-in run here, overconfident), scored raw, with the temperature fitted on the
+    out-of-fold rows and with the one fitted on dev; resumable; a draw without a cross-validation is skipped."""
+    from benchmarks import oof_calibration as oc
+
+    work = tmp_path / "work"
+    cv = work / "sst2" / "auto-cv-4-1" / "finetune-small"
+    cv.mkdir(parents=True)
+
+    def rows(n, right, sure):  # the first `right` rows answered right, each with probability `sure`
+        out = []
+        for i in range(n):
+            gold = ("negative", "positive")[i % 2]
+            label = gold if i < right else ("positive" if gold == "negative" else "negative")
+            probs = {c: (sure if c == label else 1 - sure) for c in ("negative", "positive")}
+            out.append(json.dumps({"gold": gold, "label": label, "probabilities": probs}) + "\n")
+        return "".join(out)
+
+    (cv / "oof_predictions.jsonl").write_text(rows(8, 6, 0.99))
+    write_rows(work / "sst2" / "train-4-1.csv", [{"sentence": "a", "label": "0"}] * 8)
+    write_rows(work / "sst2" / "dev.csv", [{"sentence": "a", "label": "0"}] * 20)
+    commands = []
+
+    def run(argv, log):
+        commands.append(argv)
+        out = Path(argv[argv.index("--output_dir") + 1])
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "predictions.jsonl").write_text(rows(20, 15, 0.999))
+        return 2.0
+
+    monkeypatch.setattr(oc, "run_logged", run)
+    record_path = tmp_path / "r.json"
+    argv = ["--tasks", "sst2", "--per_class", "4", "--draws", "2", "--candidates", "finetune-small", "--work",
+            str(work), "--scratch", str(tmp_path / "s"), "--out", str(record_path)]  # fmt: skip
+    assert oc.main(argv) == 0
+    (run_,) = json.loads(record_path.read_text())["runs"]  # draw 2 has no cross-validation: skipped
+    assert run_["dev_accuracy"] == 0.75 and run_["dev_rows"] == 20 and "--do_predict" in commands[0]
+    assert run_["temperature_out_of_fold"] > 1 and run_["temperature_dev"] > 1  # both soften overconfidence
+    assert run_["dev_fitted"]["log_loss"] <= run_["out_of_fold"]["log_loss"] < run_["raw"]["log_loss"]
+    assert run_["raw"]["log_loss"] == pytest.approx(-(15 * math.log(0.999) + 5 * math.log(0.001)) / 20, abs=1e-3)
+    assert oc.main(argv) == 0 and len(commands) == 1  # resumed: nothing runs again
+    spec = importlib.util.spec_from_file_location("mk", os.path.join(ROOT, "scripts", "make_results_readme.py"))
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    (tmp_path / "r" / "calibration").mkdir(parents=True)
+    record_path.rename(tmp_path / "r" / "calibration" / "oof-temperature.json")
+    text = make.render(str(tmp_path / "r"), {}, plt=None)
+    row = next(line for line in text.splitlines() if line.startswith("| sst2 | 4 | finetune-small | 1 | 75.0 | "))
+    assert f"{run_['raw']['log_loss']:.3f} / {run_['out_of_fold']['log_loss']:.3f} / " in row
+    ece_lower = int(run_["out_of_fold"]["ece"] < run_["raw"]["ece"])
+    assert row.endswith(f"| 1 and {ece_lower} of 1 |")

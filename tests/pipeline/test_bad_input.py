@@ -389,6 +389,27 @@ BAD_INPUTS += [
         ["--calibrate temperature scales class probabilities", "regression"],
     ),
     (
+        "a temperature of 0",
+        _training_with("--calibration_temperature", "0"),
+        ["--calibration_temperature must be above 0 (got 0.0)", "1 changes nothing"],
+    ),
+    (
+        "a temperature given and one to fit",
+        _training_with("--calibrate", "temperature", "--calibration_temperature", "2"),
+        ["--calibrate temperature fits a temperature and --calibration_temperature gives one", "one of them"],
+    ),
+    (
+        "a temperature for a regression",
+        lambda d, m, f: [
+            "--train_file",
+            _write(d, "r.csv", "text,label\ngood,0.5\nbad,1.5\nok,1.25\n"),
+            "--do_train",
+            "--calibration_temperature",
+            "2",
+        ],
+        ["--calibration_temperature scales single-label class probabilities, not a regression's", "Drop the flag"],
+    ),
+    (
         "a tsv saved as .csv, commas in its texts",
         lambda d, m, f: [
             "--train_file",

@@ -59,3 +59,18 @@ def test_a_later_run_on_the_folder_predicts_with_its_temperature(runs):
     run_main(folder / "calibrated", again, "--test_file", files["test"], "--do_predict", "--do_train", "false")
     first = read_jsonl(folder / "calibrated" / "predictions.jsonl")
     assert read_jsonl(again / "predictions.jsonl") == first
+
+
+def test_a_temperature_given_is_saved_and_predicted_with_as_a_fitted_one(runs, tiny_bert):
+    """--calibration_temperature (what --auto_select cross_validation sets from out-of-fold predictions): the same
+    training with the calibrated run's temperature given predicts what the calibrated run predicts, and saves it."""
+    folder, files, _, calibrated = runs
+    t = calibrated["eval_temperature"]
+    argv = ["--train_file", files["train"], "--validation_file", files["dev"], "--test_file", files["test"]]
+    given = run_main(tiny_bert, folder / "given", *argv, "--do_train", "--do_eval", "--do_predict",
+                     "--num_train_epochs", "3", "--calibration_temperature", str(t))  # fmt: skip
+    assert json.loads((folder / "given" / "config.json").read_text())["calibration_temperature"] == t
+    first = read_jsonl(folder / "calibrated" / "predictions.jsonl")
+    assert read_jsonl(folder / "given" / "predictions.jsonl") == first
+    assert given["eval_log_loss"] == pytest.approx(calibrated["eval_calibrated_log_loss"])
+    assert "eval_temperature" not in given  # nothing fitted

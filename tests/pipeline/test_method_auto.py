@@ -231,8 +231,18 @@ def test_an_auto_run_by_cross_validation_trains_the_better_candidate_and_says_wh
     assert recipe["method"] == method.SETTINGS[picked]["method"] and recipe["max_steps"] == 2
     assert results["eval_accuracy"] >= 0 and (out / "model.safetensors").is_file()
     assert recipe["auto_select"] == "size" and recipe["_auto_select"].startswith("cross_validation: cross-validated")
+    # the pick's out-of-fold predictions calibrate it: the temperature that minimises their log loss, in the model
+    # and the recipe
+    t = selection["temperature"]
+    logits, gold, _ = method._out_of_fold(str(out / "auto_select" / picked / "oof_predictions.jsonl"), ["0", "1"])
+    nll = lambda x: float(np.mean(np.logaddexp(*(logits / x).T) - (logits / x)[np.arange(len(gold)), gold]))  # noqa: E731
+    assert nll(t) <= min(nll(t * 0.9), nll(1.0))  # (the tiny model is near chance: t may sit at the search's bound)
+    assert selection["out_of_fold_log_loss"] == pytest.approx([nll(1.0), nll(t)], abs=1e-6)
+    assert recipe["calibration_temperature"] == t and f"calibration temperature {t:.3f} from its out-of-fold" in log
+    assert json.loads((out / "config.json").read_text())["calibration_temperature"] == t
     replay = R.main([str(out / "recipe.json"), "--output_dir", str(tmp_path / "replay")])  # the pick, no new one
     assert replay["eval_accuracy"] == results["eval_accuracy"] and not (tmp_path / "replay" / "auto_select").exists()
+    assert replay["eval_log_loss"] == results["eval_log_loss"]  # calibrated alike
     assert R.main(argv)["eval_accuracy"] == results["eval_accuracy"]  # finished: evaluated again, no new pick
     assert "cross-validated" not in capsys.readouterr().out
     # stopped after its pick, before a checkpoint: the same command takes the pick from selection.json

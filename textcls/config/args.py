@@ -249,6 +249,14 @@ class DataArguments:
             "choices": ("none", "temperature"),
         },
     )
+    calibration_temperature: float | None = field(
+        default=None,
+        metadata={
+            "help": "A temperature to divide the logits by, fitted elsewhere: saved in the trained model's config and "
+            "predicted with, as --calibrate temperature does with the one it fits. --auto_select cross_validation "
+            "sets it from the pick's out-of-fold predictions (so the recipe replays it); a single-label model only.",
+        },
+    )
     method: str = field(
         default="finetune",
         metadata={

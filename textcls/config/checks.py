@@ -431,22 +431,39 @@ class Calibration:
 
     temperature: float | list | None = None
     fit: bool = False
+    given: bool = False  # --calibration_temperature: the trained model's config carries it (textcls.model.build)
 
 
 def resolve_calibration(args, labels, config) -> Calibration:
     """--calibrate temperature needs a labelled validation split and class probabilities; unset, a folder calibrated
     earlier keeps its temperature (when its classes are this run's: a new head is not calibrated)."""
     data_args, training_args = args.data, args.training
-    fit = data_args.calibrate == "temperature"
+    fit, given = data_args.calibrate == "temperature", data_args.calibration_temperature
+    if fit and given is not None:
+        raise UserError("--calibrate temperature fits a temperature and --calibration_temperature gives one: pass "
+                        "one of them.")  # fmt: skip
     if fit and labels.problem_type == "regression":
         raise UserError("--calibrate temperature scales class probabilities; a regression has none. Drop the flag.")
     if fit and not training_args.do_eval:
         raise UserError(
             "--calibrate temperature is fitted on the validation split: pass --do_eval (and a validation split)."
         )
+    if given is not None:
+        if labels.problem_type != "single_label_classification":
+            raise UserError(f"--calibration_temperature scales single-label class probabilities, not a "
+                            f"{labels.problem_type.replace('_', ' ')}'s. Drop the flag.")  # fmt: skip
+        if not given > 0:
+            raise UserError(f"--calibration_temperature must be above 0 (got {given}); 1 changes nothing.")
     saved = getattr(config, "calibration_temperature", None)
     if onnx_file(args.model.model_name_or_path) is not None:
+        if given is not None:
+            raise UserError("--calibration_temperature: an exported ONNX graph divides its logits by the "
+                            "temperature it was exported with; drop the flag, or export again from the model's "
+                            "folder.")  # fmt: skip
         return Calibration(None, fit)  # an exported graph divides its logits by it already
+    if given is not None:
+        logger.info("calibration: temperature %s (--calibration_temperature)", given)
+        return Calibration(given, False, given=True)
     names = [config.id2label[i] for i in range(len(config.id2label))] if getattr(config, "id2label", None) else None
     if saved is not None and not training_args.do_train and names == labels.names:
         logger.info("calibration: the model's own temperature %s (its config's calibration_temperature)", saved)

@@ -100,6 +100,13 @@ def load_config_and_tokenizer(model_args):
         ) from None
 
 
+def carry_temperature(model, calibration) -> None:
+    """A temperature given (--calibration_temperature, or --auto_select cross_validation's) goes in the model's
+    config, so the folder training saves predicts with it, as one --calibrate temperature fitted does."""
+    if calibration.given:
+        model.config.calibration_temperature = calibration.temperature
+
+
 def build_classifier(args, config, tokenizer, labels):
     """The model to train or evaluate: the sequence-classification model with the run's label map, under the LoRA
     adapter of an adapter folder or a new one with --use_lora. Returns (model, parameter counts)."""
