@@ -142,9 +142,11 @@ MIN_DRAWS = 3  # a size counts for the crossover once every candidate has this m
 
 def crossovers(records: list[dict]) -> dict:
     """Which method --method auto takes at each measured size, from learning-curve records: at each size measured by
-    every candidate (at least MIN_DRAWS draws) on every task that has the size, each candidate's score is the mean
-    over those tasks of its median over the draws (x100); the winner is the best, unless a cheaper candidate is
-    within TIE of it. Returns {"winners": {size: method}, "scores": {size: {method: score}}}."""
+    every candidate (at least MIN_DRAWS draws) on every task, each candidate's score is the mean over the tasks of its
+    median over the draws (x100); the winner is the best, unless a cheaper candidate is within TIE of it. A size some
+    task lacks decides nothing yet: the tasks disagree (SST-2 alone would have put SetFit at 64 rows per class, where
+    CoLA and stsb-source put small-data fine-tuning ahead). Returns {"winners": {size: method}, "scores": {size:
+    {method: score}}}."""
     import statistics
 
     scores: dict[int, dict[str, list[float]]] = {}
@@ -157,7 +159,8 @@ def crossovers(records: list[dict]) -> dict:
             if all(len(cell.get((size, m), [])) >= MIN_DRAWS for m in AUTO_CANDIDATES):
                 for m in AUTO_CANDIDATES:
                     scores.setdefault(size, {}).setdefault(m, []).append(statistics.median(cell[(size, m)]))
-    counted = {size: {m: statistics.mean(v) for m, v in by.items()} for size, by in sorted(scores.items())}
+    every = {size: by for size, by in scores.items() if all(len(v) == len(records) for v in by.values())}
+    counted = {size: {m: statistics.mean(v) for m, v in by.items()} for size, by in sorted(every.items())}
     winners = {}
     for size, by in counted.items():
         best = max(by.values())

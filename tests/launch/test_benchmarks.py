@@ -826,6 +826,7 @@ def test_learning_curve_crossovers_pick_the_cheapest_method_within_the_tie():
     b = record("matthews_correlation", {8: {"setfit": [0] * 3, "finetune-small": [10] * 3, "finetune": [0] * 3}})
     both = lc.crossovers([a, b])  # at 8: setfit (71 + 0) / 2 = 35.5 against finetune-small (61 + 10) / 2 = 35.5
     assert both["winners"][8] == "finetune-small" and both["scores"][8]["setfit"] == 35.5
+    assert set(both["winners"]) == {8}  # 64 and 256: measured on one task of the two, deciding nothing yet
 
 
 FAKE_PEER = """import json, os, sys
