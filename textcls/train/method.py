@@ -43,17 +43,18 @@ SetFit compares single texts: for text pairs, token ids or LoRA a setfit pick be
 user set (on the command line or in the recipe) is never changed; the choice fills in the others. The choice is
 logged with its reason, and the run's recipe records the chosen settings, so a replay is the same run.
 
---auto_select cross_validation (cross_validated): one size threshold cannot serve every task (SST-2: SetFit ahead at
-32 and 64 rows per class by 2.4 and 3.7 points; CoLA and stsb-source: small-data fine-tuning ahead), so where the
-size rule picks one of CV_CANDIDATES for single texts of one label a row, each is cross-validated on the user's
-training rows (CV_FOLDS folds, each fold an ordinary run: textcls.train.cross_validation), and the size rule's pick
-trains the model unless the other candidate's pooled out-of-fold score is higher on at least CV_CONFIDENCE of paired
-bootstrap resamples of the rows (lead_confidence). A plain "the higher score" picked SetFit on a CoLA draw where
-both scores were noise (out of fold 6.3 against -3.1 MCC x100, ahead on 85% of resamples; dev 3.0 against 9.2).
-CV_CONFIDENCE 90% was set after seeing 9 draws (SST-2 at 32 and 64 rows per class, CoLA at 64: SetFit ahead on 100,
-100 and 96% of resamples where its dev lead was 2.0, 4.2 and 3.7 points; under 65% on the draws where it gained at
-most 2.5); CoLA at 32 and stsb-source at 32 and 64 were run after it, as its check. benchmarks/learning_curve.py's
-auto-cv measures this pick on the curve's draws; until it is ahead everywhere, 'size' stays the default."""
+--auto_select cross_validation (cross_validated): one size threshold cannot serve every task (SST-2: SetFit ahead at 32
+and 64 rows per class by 2.4 and 3.7 points; CoLA and stsb-source: small-data fine-tuning ahead), so where the size
+rule picks one of CV_CANDIDATES for single texts of one label a row, each is cross-validated on the user's training
+rows (CV_FOLDS folds, each fold an ordinary run: textcls.train.cross_validation), and the size rule's pick trains the
+model unless the other candidate's pooled out-of-fold score is higher on at least CV_CONFIDENCE of paired bootstrap
+resamples of the rows (lead_confidence). A plain "the higher score" picked SetFit on a CoLA draw where both scores were
+noise (out of fold 6.3 against -3.1 MCC x100, ahead on 85% of resamples; dev 3.0 against 9.2). CV_CONFIDENCE 90% was
+set after seeing 9 draws (SST-2 at 32 and 64 rows per class, CoLA at 64: SetFit ahead on 100, 100 and 96% of resamples
+where its dev lead was 2.0, 4.2 and 3.7 points; under 65% on the draws where it gained at most 2.5). Its check, run
+after it: CoLA at 32 kept fine-tuning on all 3 draws (median 3.5 MCC x100, fine-tuning's), where "the higher score"
+would have taken SetFit on 2 (ahead on 84 and 64% of resamples; dev median -0.8). benchmarks/learning_curve.py's auto-
+cv measures this pick on the curve's draws; until it is ahead everywhere, 'size' stays the default."""
 
 import dataclasses
 import json
