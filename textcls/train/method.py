@@ -252,8 +252,10 @@ def out_of_fold_temperature(path: str, names: list[str]) -> tuple[float, list[fl
     the model trained on all the rows: what scikit-learn's CalibratedClassifierCV(ensemble=False) does) and that log
     loss [before, after]. A few rows per class leave no validation split to spare for --calibrate temperature, and
     small-data fine-tuning is overconfident (dev log loss 0.9-2.4 on the learning curve's SST-2 and CoLA draws, worse
-    than a constant guess's 0.69 on CoLA). What this temperature does to the dev set's log loss and ECE, against the
-    one fitted on dev itself: benchmarks/oof_calibration.py, results/calibration/oof-temperature.json."""
+    than a constant guess's 0.69 on CoLA). Measured (benchmarks/oof_calibration.py, results/calibration/): on 12
+    draws of SST-2 and CoLA at 32 and 64 rows per class, finetune-small's dev log loss, median per point, went from
+    0.88-2.23 to 0.54-0.69 with this temperature, within 0.00-0.04 of the temperature fitted on dev itself, and its ECE
+    from 0.19-0.47 to 0.02-0.09; lower on every draw in both."""
     logits, gold, _ = _out_of_fold(path, names)
     temperature = fit_temperature(logits, gold, "single_label_classification")
     before = probability_metrics(logits, gold, "single_label_classification").metrics["log_loss"]
