@@ -33,6 +33,9 @@ def test_the_temperature_is_fitted_saved_and_lowers_the_log_loss(runs):
     assert calibrated["eval_calibrated_log_loss"] <= calibrated["eval_log_loss"] + 1e-9
     assert calibrated["eval_log_loss"] == pytest.approx(plain["eval_log_loss"])  # "before" is the plain model's
     assert "eval_calibrated_ece" in calibrated
+    card = (folder / "calibrated" / "README.md").read_text()
+    assert f"divide the logits by the temperature {t:.4g}" in card and "`pipeline` does not" in card
+    assert "Calibrated" not in (folder / "plain" / "README.md").read_text()
     report = (folder / "calibrated" / "eval_report.md").read_text()
     assert "calibrated_ece" in report and "temperature" in report
     assert (folder / "calibrated" / "plots" / "eval_reliability.png").is_file()

@@ -4,6 +4,8 @@ summary of results, the model card."""
 import logging
 import os
 
+import numpy as np
+
 from textcls.config.args import write_recipe
 from textcls.errors import DiskFull
 from textcls.io import is_disk_full, write_json_atomic, write_text_atomic
@@ -45,6 +47,14 @@ def write_model_card(trainer, args, data, results: dict) -> None:
         weighted += (
             f"\n{results['train_excluded_rows']} training rows were left out: those "
             f"`{results['train_excluded_rows_file']}` names (--exclude_rows)."
+        )
+    temperature = getattr(trainer.model.config, "calibration_temperature", None)
+    if temperature is not None:  # transformers' pipeline reads the logits raw: say what the probabilities need
+        shown = ", ".join(f"{t:.4g}" for t in np.atleast_1d(temperature))
+        weighted += (
+            f"\nCalibrated: divide the logits by the temperature {shown} (config.json's `calibration_temperature`) "
+            "before the softmax (multi-label: each label's sigmoid). run_classification.py and the exported ONNX "
+            "graph do; transformers' `pipeline` does not."
         )
     if pooling:
         weighted += (

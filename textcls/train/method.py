@@ -360,7 +360,8 @@ def apply(args, choice: Choice | None):
     """The run's arguments with the choice's settings in place (and in `resolved`, so the recipe replays it)."""
     if choice is None:
         return args
-    logger.info("--method auto chose %s: %s; settings %s", choice.name, choice.reason, choice.settings)
+    shown = {k: v for k, v in choice.settings.items() if not k.startswith("_")}  # (a comment key repeats the reason)
+    logger.info("--method auto chose %s: %s; settings %s", choice.name, choice.reason, shown)
     groups = {"model": args.model, "data": args.data, "training": args.training}  # where each flag lives
     changed = {}
     for group, values in groups.items():
