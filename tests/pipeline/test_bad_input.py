@@ -357,6 +357,11 @@ def _training_with(*flags):
     return lambda d, m, f: ["--train_file", f["train"], "--do_train", *flags]
 
 
+def _regression_with(*flags):  # float labels: a regression
+    rows = "text,label\ngood,0.5\nbad,1.5\nok,1.25\n"
+    return lambda d, m, f: ["--train_file", _write(d, "r.csv", rows), "--do_train", *flags]
+
+
 # Values that crashed mid-run (a traceback, recipe.json left behind) or were accepted and did something else.
 BAD_NUMBERS = [
     ("--max_seq_length", "-5", "pass 1 or more tokens"),
@@ -379,13 +384,7 @@ BAD_INPUTS += [
     ),
     (
         "calibrating a regression",
-        lambda d, m, f: [
-            "--train_file",
-            _write(d, "r.csv", "text,label\ngood,0.5\nbad,1.5\nok,1.25\n"),
-            "--do_train",
-            "--calibrate",
-            "temperature",
-        ],
+        _regression_with("--calibrate", "temperature"),
         ["--calibrate temperature scales class probabilities", "regression"],
     ),
     (
@@ -400,13 +399,7 @@ BAD_INPUTS += [
     ),
     (
         "a temperature for a regression",
-        lambda d, m, f: [
-            "--train_file",
-            _write(d, "r.csv", "text,label\ngood,0.5\nbad,1.5\nok,1.25\n"),
-            "--do_train",
-            "--calibration_temperature",
-            "2",
-        ],
+        _regression_with("--calibration_temperature", "2"),
         ["--calibration_temperature scales single-label class probabilities, not a regression's", "Drop the flag"],
     ),
     (
