@@ -176,8 +176,9 @@ def choose(args, given: frozenset, train, columns, labels) -> Choice | None:
 def cross_validated(choice: Choice | None, args, argv: list[str], given: frozenset, data: tuple,
                     task_name: str | None, run_main) -> Choice | None:  # fmt: skip
     """--auto_select cross_validation: each of the choice's candidates cross-validated on the training rows (an
-    ordinary --cross_validate run of this command, run_main(argv), in output_dir/auto_select/<candidate>/), the better
-    pooled out-of-fold score chosen. Otherwise the choice. data: (train, columns, labels) as choose() takes them."""
+    ordinary --cross_validate run of this command, run_main(argv), in output_dir/auto_select/<candidate>/); the size
+    rule's pick unless another is ahead beyond noise (decide), with the temperature of the pick's out-of-fold
+    predictions unless the user calibrates. Otherwise the choice. data: (train, columns, labels) as choose() takes."""
     train, columns, labels = data
     if choice is None or args.data.auto_select != "cross_validation" or args.data.auto_pick:
         return choice
@@ -193,29 +194,10 @@ def cross_validated(choice: Choice | None, args, argv: list[str], given: frozens
             "resamples": CV_RESAMPLES, "temperature_from": "out_of_fold"}  # fmt: skip
     selection = _earlier_selection(os.path.join(folder, "selection.json"), what)
     if selection is None:  # (a run resumed after its pick does not cross-validate again)
-        scores = {}
         for name in choice.candidates:
-            out = os.path.join(folder, name)
-            done = os.path.join(out, "candidate.json")  # written once its cross-validation finished
-            if _same(done, what):
-                logger.info("--auto_select cross_validation: %s cross-validated by an earlier run of this command: %s",
-                            name, out)  # fmt: skip
-            else:
-                logger.info("--auto_select cross_validation: %s, %d folds, in %s", name, CV_FOLDS, out)
-                # its folds keep no checkpoints (a fold of a few rows trains again in seconds), so one stopped
-                # mid-way has nothing to resume: it starts over
-                with args.training.main_process_first(local=False, desc="auto_select"):
-                    if args.training.process_index == 0 and os.path.isdir(out):
-                        logger.info("--auto_select cross_validation: %s was stopped mid-way; it starts over", name)
-                        shutil.rmtree(out)
-                run_main([*argv, "--auto_pick", name, "--cross_validate", str(CV_FOLDS), "--cross_validate_refit",
-                          "false", "--find_label_issues", "false", "--output_dir", out, "--do_eval", "false",
-                          "--do_predict", "false", "--export", "none", "--plots", "false", "--save_strategy", "no",
-                          "--results_file", ""])  # fmt: skip
-                if args.training.process_index == 0:
-                    write_json_atomic(done, what)
-            scores[name] = pooled_score(os.path.join(out, "oof_predictions.jsonl"), labels.names, metric, task_name)
+            _cross_validate(name, os.path.join(folder, name), what, args, argv, run_main)
         oof = {name: os.path.join(folder, name, "oof_predictions.jsonl") for name in choice.candidates}
+        scores = {name: pooled_score(oof[name], labels.names, metric, task_name) for name in choice.candidates}
         confidence = {name: lead_confidence(oof[choice.name], oof[name], labels.names, metric)
                       for name in choice.candidates if name != choice.name}  # fmt: skip
         picked = decide(choice.name, scores, confidence)
@@ -245,6 +227,28 @@ def cross_validated(choice: Choice | None, args, argv: list[str], given: frozens
                 f"{before:.3f} -> {after:.3f})")  # fmt: skip
         settings["calibration_temperature"] = temperature
     return Choice(picked, settings, why, choice.candidates, temperature)
+
+
+def _cross_validate(name: str, out: str, what: dict, args, argv: list[str], run_main) -> None:
+    """One candidate's cross-validation in out, unless an earlier run of this command finished it there (on the same
+    rows: its candidate.json holds `what`)."""
+    done = os.path.join(out, "candidate.json")
+    if _same(done, what):
+        logger.info("--auto_select cross_validation: %s cross-validated by an earlier run of this command: %s",
+                    name, out)  # fmt: skip
+        return
+    logger.info("--auto_select cross_validation: %s, %d folds, in %s", name, CV_FOLDS, out)
+    # its folds keep no checkpoints (a fold of a few rows trains again in seconds), so one stopped mid-way has
+    # nothing to resume: it starts over
+    with args.training.main_process_first(local=False, desc="auto_select"):
+        if args.training.process_index == 0 and os.path.isdir(out):
+            logger.info("--auto_select cross_validation: %s was stopped mid-way; it starts over", name)
+            shutil.rmtree(out)
+    run_main([*argv, "--auto_pick", name, "--cross_validate", str(CV_FOLDS), "--cross_validate_refit", "false",
+              "--find_label_issues", "false", "--output_dir", out, "--do_eval", "false", "--do_predict", "false",
+              "--export", "none", "--plots", "false", "--save_strategy", "no", "--results_file", ""])  # fmt: skip
+    if args.training.process_index == 0:
+        write_json_atomic(done, what)
 
 
 def out_of_fold_temperature(path: str, names: list[str]) -> tuple[float, list[float]]:
