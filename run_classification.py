@@ -88,7 +88,7 @@ def run(args, argv, resume_from, settings, timing) -> dict:
     choice = method.cross_validated(choice, args, argv, given_flags(argv), (train, columns, labels),
                                     args.data.task_name, main)  # --auto_select cross_validation  # fmt: skip
     args = method.apply(args, choice)
-    if choice is not None and choice.temperature is not None:  # the pick's out-of-fold temperature
+    if choice is not None and "calibration_temperature" in choice.settings:  # the pick's out-of-fold one
         calibration = checks.resolve_calibration(args, labels, config)
     SF.check_setfit(args.data.method, columns, labels, args.training.do_train, train)  # pairs, too many rows...
     decided = RF.decided(resume_from)  # what the run a checkpoint belongs to chose for its 'auto' flags

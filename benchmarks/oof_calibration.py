@@ -14,6 +14,7 @@ single temperature can do there, for scale). A temperature never changes a decis
 Record: results/calibration/oof-temperature.json, rewritten after every run; a run in it is not run again."""
 
 import argparse
+import csv
 import json
 import os
 import sys
@@ -46,7 +47,8 @@ def measure(task: str, per_class: int, d: int, candidate: str, args) -> dict | N
         names = list(json.loads(f.readline())["probabilities"])
     train, dev = os.path.join(folder, f"train-{per_class}-{d}.csv"), os.path.join(folder, "dev.csv")
     out = os.path.join(args.scratch, f"{task}-{candidate}-{per_class}-{d}")
-    rows = sum(1 for _ in open(train, encoding="utf-8")) - 1
+    with open(train, encoding="utf-8", newline="") as f:
+        rows = sum(1 for _ in csv.DictReader(f))  # (a quoted text may span lines)
     argv = lc.method_argv(candidate, args.model, train, dev, out, rows, d, args.max_seq_length, lc.METRIC[task])
     wall = run_logged([*argv, "--test_file", dev, "--do_predict", "--overwrite_output_dir"], out + ".log")
     prune_run(out)

@@ -108,7 +108,6 @@ class Choice:
     settings: dict  # flag -> value, the ones the user did not set
     reason: str
     candidates: tuple = ()  # what --auto_select cross_validation would compare here (none: the size rule stands)
-    temperature: float | None = None  # --auto_select cross_validation's: fitted on the pick's out-of-fold predictions
 
 
 def beyond_measured(per_class: int) -> bool:
@@ -219,14 +218,13 @@ def cross_validated(choice: Choice | None, args, argv: list[str], given: frozens
     # the recipe replays the pick (its --method is no longer auto, so --auto_select goes back to its default); a
     # comment key says how it was made
     settings = {**chosen.settings, "auto_select": "size", "_auto_select": f"cross_validation: {why}"}
-    temperature = None
     if not given & {"calibrate", "calibration_temperature"}:  # the user's own calibration stands
         temperature = selection["temperature"]
         before, after = selection["out_of_fold_log_loss"]
         why += (f"; calibration temperature {temperature:.3f} from its out-of-fold predictions (log loss "
                 f"{before:.3f} -> {after:.3f})")  # fmt: skip
         settings["calibration_temperature"] = temperature
-    return Choice(picked, settings, why, choice.candidates, temperature)
+    return Choice(picked, settings, why, choice.candidates)
 
 
 def _cross_validate(name: str, out: str, what: dict, args, argv: list[str], run_main) -> None:
