@@ -606,7 +606,8 @@ def main(argv=None) -> int:
                         "else one finetune run on every row); --no-full leaves it out")  # fmt: skip
     details = f"default: the curve's; also the small-data details (one setting changed): {', '.join(DETAILS)}"
     details += f"; and {AUTO_CV}: {AUTO_CV_FLAGS} (after its candidates' runs)"
-    p.add_argument("--methods", nargs="+", default=CURVE, choices=[*METHODS, AUTO_CV], help=details)
+    # (argparse %-formats help: the rule's "90%" is doubled, not changed in AUTO_CV_FLAGS, which records compare)
+    p.add_argument("--methods", nargs="+", default=CURVE, choices=[*METHODS, AUTO_CV], help=details.replace("%", "%%"))
     p.add_argument("--model", default=MODEL)
     p.add_argument("--max_seq_length", type=int, default=128)
     p.add_argument("--work", default=os.path.join(ROOT, "outputs", "learning-curve"), help="run folders")

@@ -9,6 +9,7 @@ From the shipped SST-2 sample (scripts/make_sst2_sample.py), in its order: the f
 428 negative, 444 positive), so the minority class's recall is measured on as many rows as the majority's.
 """
 
+import argparse
 import csv
 import os
 import sys
@@ -17,7 +18,11 @@ KEEP = {"negative": 2000, "positive": 100}
 
 
 def main(argv=None) -> int:
-    source, target = (argv if argv is not None else sys.argv[1:])[:2]
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("source", help="the shipped SST-2 sample's train.csv (data/sst2-sample/train.csv)")
+    p.add_argument("target", help="the CSV to write (data/sst2-imbalanced/train.csv)")
+    a = p.parse_args(argv)
+    source, target = a.source, a.target
     with open(source, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     taken, kept = {k: 0 for k in KEEP}, []

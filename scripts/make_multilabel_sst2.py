@@ -11,6 +11,7 @@ thresholds are tuned): from the SST-2 dev set; test (where they are measured): f
 sentences, which train never saw.
 """
 
+import argparse
 import csv
 import json
 import os
@@ -29,7 +30,11 @@ def documents(rows, rng):
 
 
 def main(argv=None) -> int:
-    source, target = (argv if argv is not None else sys.argv[1:])[:2]
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("source", help="the shipped SST-2 sample's folder (data/sst2-sample: train.csv, dev.csv)")
+    p.add_argument("target", help="the folder to write train/dev/test.jsonl to (data/sst2-multilabel)")
+    a = p.parse_args(argv)
+    source, target = a.source, a.target
     read = lambda name: list(csv.DictReader(open(os.path.join(source, name), encoding="utf-8", newline="")))  # noqa: E731
     train, dev = read("train.csv"), read("dev.csv")
     rng = random.Random(0)

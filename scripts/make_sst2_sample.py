@@ -6,6 +6,7 @@ Labels are written as the task's class names (negative, positive), so the model'
 pipeline() output say what each class means; sorted, they keep the original ids (negative = 0, positive = 1).
 """
 
+import argparse
 import csv
 import os
 import random
@@ -25,17 +26,24 @@ def read(path):
 
 
 def write(path, rows):
-    with open(path, "w", encoding="utf-8", newline="") as f:
+    with open(path + ".tmp", "w", encoding="utf-8", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["sentence", "label"])
         w.writeheader()
         w.writerows({"sentence": r["sentence"].strip(), "label": NAMES[int(r["label"])]} for r in rows)
+    os.replace(path + ".tmp", path)
 
 
-def main(src, dst):
-    train = read(f"{src}/train.tsv")
-    write(f"{dst}/train.csv", random.Random(0).sample(train, TRAIN_ROWS))
-    write(f"{dst}/dev.csv", read(f"{src}/dev.tsv"))
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("src", help="GLUE's SST-2 folder (train.tsv, dev.tsv), e.g. ../shared/data/glue/SST-2")
+    p.add_argument("dst", help="the folder to write train.csv and dev.csv to (data/sst2-sample)")
+    a = p.parse_args(argv)
+    train = read(f"{a.src}/train.tsv")
+    os.makedirs(a.dst, exist_ok=True)
+    write(f"{a.dst}/train.csv", random.Random(0).sample(train, TRAIN_ROWS))
+    write(f"{a.dst}/dev.csv", read(f"{a.src}/dev.tsv"))
+    return 0
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    sys.exit(main())

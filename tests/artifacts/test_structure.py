@@ -211,3 +211,25 @@ def test_the_import_graph_of_textcls_has_no_cycle():
     for node in sorted(graph):
         if node not in state:
             visit(node, [node])
+
+
+SCRIPTS = sorted(
+    str(p.relative_to(ROOT))
+    for p in [SCRIPT, *ROOT.glob("benchmarks/*.py"), *ROOT.glob("scripts/*.py")]
+    if 'if __name__ == "__main__"' in p.read_text()
+)
+
+
+@pytest.mark.parametrize("path", SCRIPTS)
+def test_every_scripts_help_prints_its_usage_and_exits_0(path, monkeypatch, capsys):
+    """--help is what a new user types first. argparse %-formats help texts, so a plain "90%" in one made
+    run_classification.py --help and the learning curve's crash with a TypeError; and scripts that read
+    sys.argv by position took "--help" for a path."""
+    import runpy
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr("sys.argv", [path, "--help"])
+    with pytest.raises(SystemExit) as stop:
+        runpy.run_path(str(ROOT / path), run_name="__main__")
+    assert stop.value.code in (0, None)
+    assert "usage:" in capsys.readouterr().out

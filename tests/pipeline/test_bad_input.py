@@ -403,6 +403,17 @@ BAD_INPUTS += [
         ["--calibration_temperature scales single-label class probabilities, not a regression's", "Drop the flag"],
     ),
     (
+        "a temperature for a multi-label task",
+        lambda d, m, f: [
+            "--train_file",
+            _write(d, "ml.jsonl", '{"text": "a", "labels": ["x"]}\n{"text": "b", "labels": ["x", "y"]}\n'),
+            "--do_train",
+            "--calibration_temperature",
+            "2",
+        ],
+        ["--calibration_temperature scales single-label class probabilities, not a multi label classification's"],
+    ),
+    (
         "a tsv saved as .csv, commas in its texts",
         lambda d, m, f: [
             "--train_file",

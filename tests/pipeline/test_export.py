@@ -190,6 +190,12 @@ def test_an_onnx_folder_only_evaluates_and_predicts_and_needs_its_config(pooled,
     argv = ["--model", str(onnx), "--train_file", str(folder / "train.csv"), "--do_train", "--output_dir"]
     assert R.cli([*argv, str(folder / "t")]) == 2
     assert "is an exported ONNX folder: it evaluates and predicts" in capsys.readouterr().err
+    # the graph divides its logits by the temperature it was exported with: another one is refused, not ignored
+    argv = ["--model", str(onnx), "--test_file", str(folder / "test.csv"), "--do_predict", "--output_dir"]
+    assert R.cli([*argv, str(folder / "t2"), "--calibration_temperature", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--calibration_temperature: an exported ONNX graph divides its logits by the temperature" in err
+    assert not (folder / "t2").exists()
     broken = folder / "no-config"
     broken.mkdir()
     for name in ("model.onnx", "tokenizer.json", "tokenizer_config.json"):

@@ -4,6 +4,7 @@ checks flags, and "last one wins" gives the precedence for free."""
 
 import json
 import os
+import re
 import sys
 from argparse import ArgumentTypeError
 from dataclasses import dataclass, field, fields
@@ -266,7 +267,7 @@ class DataArguments:
             "--train_layers head for SetFit's frozen body and trained head). For a few labelled rows per class; "
             "single texts, single- or multi-label. 'auto': chosen by the training set's smallest class, at the sizes "
             "the learning curve measured (results/small-data/): SetFit with the head alone, or fine-tuning on a "
-            "small-data schedule (lr 1e-4, 10%% warm-up, at least 100 steps), or plain fine-tuning; flags you set "
+            "small-data schedule (lr 1e-4, 10% warm-up, at least 100 steps), or plain fine-tuning; flags you set "
             "are kept; the log says what it chose and why (or by cross-validation on your rows: --auto_select).",
             "choices": ("finetune", "setfit", "auto"),
         },
@@ -609,6 +610,10 @@ def build_parser() -> HfArgumentParser:
     parser = _Parser(DATACLASSES, allow_abbrev=False)
 
     for action in parser._actions:
+        # argparse %-formats each help text when --help prints it: a plain "90%" would crash it ("%o format: an
+        # integer is required"), so a lone % is doubled; "%%" (transformers' texts) and "%(default)s" stay.
+        if action.help:
+            action.help = re.sub(r"%%|%\(|%", lambda m: m[0] if len(m[0]) == 2 else "%%", action.help)
         if action.dest in TEXT_OR_BOOL:
             action.type = _text_or_bool(TEXT_OR_BOOL[action.dest])
         elif action.type is string_to_bool and action.nargs is None:
