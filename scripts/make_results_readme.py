@@ -1298,7 +1298,9 @@ def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
         "record), scored on the task's whole dev set; the median over the draws with (lowest-highest) and the number",
         "of draws. Methods are defined in benchmarks/learning_curve.py; `setfit-library` is the setfit library with",
         "its defaults on the same weights. Wall time: one whole process (load, train, evaluate), median over draws.",
-        "`--method auto` is the method it picks at that size (textcls/train/method.py: the winner at the nearest size",
+        "`auto-cv` is what `--method auto` runs by default at these sizes (single texts, one label a row): small-data",
+        "fine-tuning and SetFit cross-validated on the draw alone, the pick's own run scored. `--auto_select size` is",
+        "the method the size rule picks at that size (textcls/train/method.py: the winner at the nearest size",
         "measured over all tasks, benchmarks/learning_curve.py crossovers()), so its column repeats that run.",
         "",
     ]
@@ -1331,7 +1333,7 @@ def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
             f"`{record['command']}`); {where}; "
             f"commits {', '.join(sorted({(r.get('git_sha') or '?')[:8] for r in runs}))}.",
             "",
-            "| rows per class | " + " | ".join(methods) + " | --method auto |",
+            "| rows per class | " + " | ".join(methods) + " | --auto_select size |",
             "|---|" + "---|" * (len(methods) + 1),
         ]
         skipped = {(r["per_class"], r["method"]): r["steps"] for r in record.get("not_run", [])}

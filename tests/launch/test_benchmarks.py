@@ -622,7 +622,7 @@ def test_learning_curve_auto_cv_picks_by_cross_validation_on_the_draw_alone(tmp_
     (out / "sst2.json").rename(tmp_path / "r" / "small-data" / "sst2.json")
     text = make.render(str(tmp_path / "r"), {}, plt=None)
     assert f'out-of-fold predictions"): at 4: {auto["picked"]} 1 of 1.' in text
-    assert "| auto-cv | --method auto |" in text
+    assert "| auto-cv | --auto_select size |" in text
     # the pooled out-of-fold score: every row once, whichever fold held it out
     oof = tmp_path / "oof.jsonl"
     rows = [("1", "1", 0.9), ("0", "1", 0.6), ("0", "0", 0.2), ("1", "0", 0.3)]  # gold, predicted, P(1)
@@ -691,7 +691,7 @@ def test_learning_curve_details_change_one_setting_and_show_as_paired_difference
     (tmp_path / "small-data").mkdir()
     (tmp_path / "small-data" / "sst2.json").write_text(json.dumps(record))
     text = make.render(str(tmp_path), {}, plt=None)
-    assert "| rows per class | finetune-small | --method auto |" in text  # not a column of the curve
+    assert "| rows per class | finetune-small | --auto_select size |" in text  # not a column of the curve
     # draws 1 and 2 (draw 3 has no changed run): 60 -> 62, 70 -> 66
     row = (
         "| finetune-small:no-warmup | `--warmup_steps 0` | 8 | 65.0 | 64.0 | -1.0 (-4.0 to +2.0) | 2 | 1.10 -> 0.60 |"

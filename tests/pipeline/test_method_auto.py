@@ -1,5 +1,6 @@
-"""--method auto: the pick by the training set's smallest class at the measured thresholds, the user's flags kept, the
-choice logged and written into the run's recipe so that a replay is the same run."""
+"""--method auto: the pick by cross-validation on the training rows (the default) or by the training set's smallest
+class at the measured thresholds, the user's flags kept, the choice logged and written into the run's recipe so that
+a replay is the same run."""
 
 import json
 import shutil
@@ -102,8 +103,9 @@ def test_an_auto_run_logs_its_pick_and_its_recipe_replays_it(tiny_bert, tmp_path
     train = write_rows(tmp_path / "train.csv", sentiment_rows(12, 0))
     dev = write_rows(tmp_path / "dev.csv", sentiment_rows(8, 1))
     argv = ["--model", str(tiny_bert), "--output_dir", str(tmp_path / "out"), "--train_file", train,
-            "--validation_file", dev, "--do_train", "--do_eval", "--method", "auto", "--setfit_num_iterations", "1",
-            "--max_steps", "2", "--max_seq_length", "32", "--disable_tqdm", "true"]  # fmt: skip
+            "--validation_file", dev, "--do_train", "--do_eval", "--method", "auto", "--auto_select", "size",
+            "--setfit_num_iterations", "1", "--max_steps", "2", "--max_seq_length", "32",
+            "--disable_tqdm", "true"]  # fmt: skip
     results = R.main(argv)
     log, err = capsys.readouterr()
     assert "it/s]" not in err and "s/it]" not in err  # --disable_tqdm: no progress bar, the contrastive phase's too
@@ -130,6 +132,17 @@ def test_cross_validation_compares_the_candidates_only_where_both_can_run():
     assert choice(8, labels=multi, values=[["a"], ["b"]] * 8).candidates == ()
     forced = choice(8, "--auto_pick", "finetune-small", "--cross_validate", "4")  # a candidate's own runs
     assert forced.name == "finetune-small" and forced.settings["learning_rate"] == 1e-4
+
+
+def test_auto_picks_by_cross_validation_unless_told_or_the_run_cross_validates_or_searches_itself():
+    """Cross-validation is --method auto's default way to pick (ahead of or level with the size rule on every point
+    of the learning curve it ran); a run's own --cross_validate or --hp_trials would run it inside every fold or
+    trial, so there the size rule picks, as it does when asked (--auto_select size)."""
+    assert choice(8).select == "cross_validation"
+    assert choice(8, "--auto_select", "size").select == "size"
+    assert choice(8, "--cross_validate", "5").select == "size"
+    assert choice(8, "--hp_trials", "4").select == "size"
+    assert choice(8, "--auto_select", "cross_validation").select == "cross_validation"
 
 
 def write_oof(path, gold, predicted, names=("neg", "pos")):

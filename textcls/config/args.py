@@ -265,23 +265,26 @@ class DataArguments:
             "contrastive phase (the setfit library: the encoder fine-tuned on same/different-class pairs of the "
             "training texts, into output_dir/setfit_body/), then the ordinary run from that encoder (add "
             "--train_layers head for SetFit's frozen body and trained head). For a few labelled rows per class; "
-            "single texts, single- or multi-label. 'auto': chosen by the training set's smallest class, at the sizes "
-            "the learning curve measured (results/small-data/): SetFit with the head alone, or fine-tuning on a "
-            "small-data schedule (lr 1e-4, 10% warm-up, at least 100 steps), or plain fine-tuning; flags you set "
-            "are kept; the log says what it chose and why (or by cross-validation on your rows: --auto_select).",
+            "single texts, single- or multi-label. 'auto': SetFit with the head alone, or fine-tuning on a small-data "
+            "schedule (lr 1e-4, 10% warm-up, at least 100 steps), or plain fine-tuning, chosen by cross-validating "
+            "the first two on your rows where that applies (--auto_select), else by the training set's smallest "
+            "class at the sizes the learning curve measured (results/small-data/); flags you set are kept; the log "
+            "says what it chose and why.",
             "choices": ("finetune", "setfit", "auto"),
         },
     )
-    auto_select: str = field(
-        default="size",
+    auto_select: str | None = field(
+        default=None,
         metadata={
-            "help": "--method auto: how it picks. 'size' (default): by the training set's rows per class, at the "
-            "learning curve's measured crossover. 'cross_validation': within the sizes the curve measured (single "
-            "texts, one label a row), small-data fine-tuning and SetFit are each cross-validated on your training "
-            "rows (4 folds, stratified, in output_dir/auto_select/; the validation split is not used), and the size "
-            "rule's pick trains the model unless the other's out-of-fold score is higher on 90% of paired bootstrap "
-            "resamples of the rows. It costs 8 more training runs on 3/4 of the rows; the log and "
-            "output_dir/auto_select/selection.json give the scores.",
+            "help": "--method auto: how it picks. 'cross_validation' (the default where it applies: single texts, "
+            "one label a row, 4 or more rows per class, within the sizes the learning curve measured, and no "
+            "--cross_validate or --hp_trials of your own): small-data fine-tuning and SetFit are each "
+            "cross-validated on your training rows (4 folds, stratified, in output_dir/auto_select/; the validation "
+            "split is not used), and the size rule's pick trains the model unless the other's out-of-fold score is "
+            "higher on 90% of paired bootstrap resamples of the rows; the pick comes calibrated on its out-of-fold "
+            "predictions. It costs 8 more training runs on 3/4 of the rows (about 15x small-data fine-tuning's own "
+            "run at 64 rows per class); the log and output_dir/auto_select/selection.json give the scores. 'size': "
+            "by the training set's rows per class alone, at the learning curve's measured crossover (one run).",
             "choices": ("size", "cross_validation"),
         },
     )

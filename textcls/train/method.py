@@ -54,7 +54,9 @@ set after seeing 9 draws (SST-2 at 32 and 64 rows per class, CoLA at 64: SetFit 
 where its dev lead was 2.0, 4.2 and 3.7 points; under 65% on the draws where it gained at most 2.5). Its check, run
 after it: CoLA at 32 kept fine-tuning on all 3 draws (median 3.5 MCC x100, fine-tuning's), where "the higher score"
 would have taken SetFit on 2 (ahead on 84 and 64% of resamples; dev median -0.8). benchmarks/learning_curve.py's auto-
-cv measures this pick on the curve's draws; until it is ahead everywhere, 'size' stays the default."""
+cv measures this pick on the curve's draws: ahead of the size rule or level with it on every point it ran (SST-2 at
+32 and 64 rows per class 74.3 and 78.6 against 73.1 and 74.9; elsewhere the same median; results/README.md), so it
+is --method auto's default wherever it applies (select_by); --auto_select size is the one-run pick by size alone."""
 
 import dataclasses
 import json
@@ -108,6 +110,16 @@ class Choice:
     settings: dict  # flag -> value, the ones the user did not set
     reason: str
     candidates: tuple = ()  # what --auto_select cross_validation would compare here (none: the size rule stands)
+    select: str = "size"  # how the pick is made: "cross_validation" (of the candidates) or "size" (select_by)
+
+
+def select_by(data, training) -> str:
+    """--auto_select as given; unset, cross-validation (its check: ahead of or level with the size rule on every point
+    of the learning curve it ran, the module docstring), unless the run cross-validates or searches on its own (a
+    cross-validation inside each fold or trial would multiply the cost; the size rule then picks)."""
+    if data.auto_select:
+        return data.auto_select
+    return "size" if data.cross_validate or training.hp_trials else "cross_validation"
 
 
 def beyond_measured(per_class: int) -> bool:
@@ -169,7 +181,7 @@ def choose(args, given: frozenset, train, columns, labels) -> Choice | None:
             "per_device_train_batch_size"]  # fmt: skip
         step = batch * t.world_size * t.gradient_accumulation_steps  # rows an optimizer step averages over
         settings["max_steps"] = max(MIN_STEPS, math.ceil(3 * len(train) / step))
-    return Choice(name, settings, why, candidates)
+    return Choice(name, settings, why, candidates, select_by(args.data, args.training))
 
 
 def cross_validated(choice: Choice | None, args, argv: list[str], given: frozenset, data: tuple,
@@ -179,12 +191,12 @@ def cross_validated(choice: Choice | None, args, argv: list[str], given: frozens
     rule's pick unless another is ahead beyond noise (decide), with the temperature of the pick's out-of-fold
     predictions unless the user calibrates. Otherwise the choice. data: (train, columns, labels) as choose() takes."""
     train, columns, labels = data
-    if choice is None or args.data.auto_select != "cross_validation" or args.data.auto_pick:
+    if choice is None or choice.select != "cross_validation" or args.data.auto_pick:
         return choice
     if not choice.candidates:
-        logger.info("--auto_select cross_validation: not here (%s; it compares %s on single texts of one label a "
-                    "row, %d or more rows per class): the size rule's pick stands", choice.reason,
-                    " and ".join(CV_CANDIDATES), CV_FOLDS)  # fmt: skip
+        logger.info("--method auto picks by cross-validation only where the size rule picks %s, for single texts "
+                    "of one label a row, %d or more rows per class; not here (%s): the size rule's pick stands",
+                    " or ".join(CV_CANDIDATES), CV_FOLDS, choice.reason)  # fmt: skip
         return choice
     metric = primary_metric(labels.problem_type, task_name)
     folder = os.path.join(args.training.output_dir, CV_FOLDER)
@@ -193,6 +205,10 @@ def cross_validated(choice: Choice | None, args, argv: list[str], given: frozens
             "resamples": CV_RESAMPLES, "temperature_from": "out_of_fold"}  # fmt: skip
     selection = _earlier_selection(os.path.join(folder, "selection.json"), what)
     if selection is None:  # (a run resumed after its pick does not cross-validate again)
+        logger.info("--method auto: cross-validating %s on the %d training rows to pick (%d more training runs on "
+                    "%d/%d of the rows; --auto_select size picks by rows per class alone, in one run)",
+                    " and ".join(choice.candidates), len(train), CV_FOLDS * len(choice.candidates), CV_FOLDS - 1,
+                    CV_FOLDS)  # fmt: skip
         for name in choice.candidates:
             _cross_validate(name, os.path.join(folder, name), what, args, argv, run_main)
         oof = {name: os.path.join(folder, name, "oof_predictions.jsonl") for name in choice.candidates}
@@ -224,7 +240,7 @@ def cross_validated(choice: Choice | None, args, argv: list[str], given: frozens
         why += (f"; calibration temperature {temperature:.3f} from its out-of-fold predictions (log loss "
                 f"{before:.3f} -> {after:.3f})")  # fmt: skip
         settings["calibration_temperature"] = temperature
-    return Choice(picked, settings, why, choice.candidates)
+    return Choice(picked, settings, why, choice.candidates, choice.select)
 
 
 def _cross_validate(name: str, out: str, what: dict, args, argv: list[str], run_main) -> None:
