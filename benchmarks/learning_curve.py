@@ -253,13 +253,10 @@ def out_of_fold_scores(path: str, metric: str) -> dict:
     from textcls.evaluation.metrics import probability_metrics
 
     with open(path, encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f]
-    classes = sorted({c for r in rows for c in r["probabilities"]})
-    gold = [str(r["gold"]) for r in rows]
-    probs = np.asarray([[r["probabilities"][c] for c in classes] for r in rows], dtype=float)
-    logits = np.log(np.clip(probs, 1e-12, None))
-    loss = probability_metrics(logits, np.asarray([classes.index(g) for g in gold]), "single_label_classification")
-    return {metric: score(metric, gold, [str(r["label"]) for r in rows]), "log_loss": loss.metrics["log_loss"]}
+        classes = sorted(json.loads(f.readline())["probabilities"])
+    logits, gold, predicted = auto.read_logits(path, classes)
+    loss = probability_metrics(logits, gold, "single_label_classification")
+    return {metric: score(metric, gold.tolist(), predicted.tolist()), "log_loss": loss.metrics["log_loss"]}
 
 
 LIBRARY_MAX_STEPS = 5_000  # ~4 h a run here (3 s a step, one thread): the setfit library beyond it is not run

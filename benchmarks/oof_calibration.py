@@ -52,8 +52,8 @@ def measure(task: str, per_class: int, d: int, candidate: str, args) -> dict | N
     argv = lc.method_argv(candidate, args.model, train, dev, out, rows, d, args.max_seq_length, lc.METRIC[task])
     wall = run_logged([*argv, "--test_file", dev, "--do_predict", "--overwrite_output_dir"], out + ".log")
     prune_run(out)
-    dev_logits, dev_gold, predicted = method._out_of_fold(os.path.join(out, "predictions.jsonl"), names)
-    oof_logits, oof_gold, _ = method._out_of_fold(oof, names)
+    dev_logits, dev_gold, predicted = method.read_logits(os.path.join(out, "predictions.jsonl"), names)
+    oof_logits, oof_gold, _ = method.read_logits(oof, names)
     t_oof = fit_temperature(oof_logits, oof_gold, SINGLE)
     t_dev = fit_temperature(dev_logits, dev_gold, SINGLE)
     return {

@@ -247,7 +247,7 @@ def test_an_auto_run_by_cross_validation_trains_the_better_candidate_and_says_wh
     # the pick's out-of-fold predictions calibrate it: the temperature that minimises their log loss, in the model
     # and the recipe
     t = selection["temperature"]
-    logits, gold, _ = method._out_of_fold(str(out / "auto_select" / picked / "oof_predictions.jsonl"), ["0", "1"])
+    logits, gold, _ = method.read_logits(str(out / "auto_select" / picked / "oof_predictions.jsonl"), ["0", "1"])
     nll = lambda x: float(np.mean(np.logaddexp(*(logits / x).T) - (logits / x)[np.arange(len(gold)), gold]))  # noqa: E731
     assert nll(t) <= min(nll(t * 0.9), nll(1.0))  # (the tiny model is near chance: t may sit at the search's bound)
     assert selection["out_of_fold_log_loss"] == pytest.approx([nll(1.0), nll(t)], abs=1e-6)

@@ -44,6 +44,20 @@ def drives(args) -> bool:
     )
 
 
+def read_predictions(path: str, names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(probabilities, gold, predicted) of a single-label prediction file with gold labels (OOF, or a run's
+    predictions.jsonl of a labelled split): probabilities rows x classes in names' order, the classes as indices
+    into names, in the file's row order. (--find_label_issues reads OOF itself: multi-label, and its own errors.)"""
+    probs, gold, predicted = [], [], []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            probs.append([row["probabilities"][n] for n in names])
+            gold.append(names.index(str(row["gold"])))
+            predicted.append(names.index(str(row["label"])))
+    return np.asarray(probs, dtype=float).reshape(len(probs), len(names)), np.asarray(gold), np.asarray(predicted)
+
+
 def fold_dir(out: str, k: int) -> str:
     return os.path.join(out, FOLDS, f"fold-{k}")
 

@@ -73,6 +73,7 @@ from textcls.data.load import arrow_column
 from textcls.evaluation.calibration import fit_temperature
 from textcls.evaluation.metrics import compute_metrics, primary_metric, probability_metrics
 from textcls.io import write_json_atomic
+from textcls.train.cross_validation import read_predictions
 
 logger = logging.getLogger(__name__)
 
@@ -274,7 +275,7 @@ def out_of_fold_temperature(path: str, names: list[str]) -> tuple[float, list[fl
     draws of SST-2 and CoLA at 32 and 64 rows per class, finetune-small's dev log loss, median per point, went from
     0.88-2.23 to 0.54-0.69 with this temperature, within 0.00-0.04 of the temperature fitted on dev itself, and its ECE
     from 0.19-0.47 to 0.02-0.09; lower on every draw in both."""
-    logits, gold, _ = _out_of_fold(path, names)
+    logits, gold, _ = read_logits(path, names)
     temperature = fit_temperature(logits, gold, "single_label_classification")
     before = probability_metrics(logits, gold, "single_label_classification").metrics["log_loss"]
     after = probability_metrics(logits / temperature, gold, "single_label_classification").metrics["log_loss"]
@@ -306,22 +307,17 @@ def decide(size_rule: str, scores: dict, confidence: dict) -> str:
     return max(ahead, key=lambda name: scores[name]) if ahead else size_rule
 
 
-def _out_of_fold(path: str, names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(logits, gold, predicted) of oof_predictions.jsonl, classes as indices into names, in its row order (the
-    training set's)."""
-    with open(path, encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f]
-    probs = np.asarray([[row["probabilities"][n] for n in names] for row in rows], dtype=float)
-    gold = np.asarray([names.index(str(row["gold"])) for row in rows])
-    predicted = np.asarray([names.index(str(row["label"])) for row in rows])
-    # the argmax and the softmax of these logits are the probabilities'
+def read_logits(path: str, names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(logits, gold, predicted) of oof_predictions.jsonl, or of a run's predictions.jsonl of a labelled split
+    (cross_validation.read_predictions): the argmax and the softmax of these logits are the probabilities'."""
+    probs, gold, predicted = read_predictions(path, names)
     return np.log(np.clip(probs, 1e-12, None)), gold, predicted
 
 
 def pooled_score(path: str, names: list[str], metric: str, task_name: str | None) -> float:
     """`metric` of a cross-validation's out-of-fold predictions (oof_predictions.jsonl) over all its rows at once:
     a fold of 16 rows gives accuracy, and Matthews correlation the more, in coarse steps."""
-    logits, gold, _ = _out_of_fold(path, names)
+    logits, gold, _ = read_logits(path, names)
     return float(compute_metrics(logits, gold, "single_label_classification", task_name, label_names=names)[metric])
 
 
@@ -335,7 +331,7 @@ def lead_confidence(base: str, other: str, names: list[str], metric: str,
     any of the decision metrics (accuracy, MCC, F1). The resamples are row weights (multinomial counts) and each
     metric is computed from the weighted confusion matrices of all resamples at once: sklearn's metric functions
     called per resample took 47 s for the 12 comparisons of the unit test, these take well under a second."""
-    (_, gold, a), (_, other_gold, b) = _out_of_fold(base, names), _out_of_fold(other, names)
+    (_, gold, a), (_, other_gold, b) = read_logits(base, names), read_logits(other, names)
     if not np.array_equal(gold, other_gold):
         raise ValueError(f"{base} and {other} are not predictions of the same rows in the same order")
     k, n = len(names), len(gold)
