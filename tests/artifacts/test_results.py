@@ -900,3 +900,60 @@ def test_the_readme_states_the_cross_validation_rule_the_code_applies():
     assert said in " ".join(Path(ROOT, "README.md").read_text().split())
     help_text = next(f for f in dataclasses.fields(DataArguments) if f.name == "auto_select").metadata["help"]
     assert f"{method.CV_CONFIDENCE:.0%} of paired bootstrap" in help_text and f"{method.CV_FOLDS} folds" in help_text
+
+
+def _curve_medians():
+    """{(task, per_class, method): {draw: metric x100}} of the committed learning-curve records."""
+    found = {}
+    for path in sorted(Path(ROOT, "results", "small-data").glob("*.json")):
+        record = json.loads(path.read_text())
+        for r in record["runs"]:
+            found.setdefault((record["task"], r["per_class"], r["method"]), {})[r["draw"]] = 100 * r[record["metric"]]
+    return found
+
+
+def _readme_table(heading_row: str) -> list[list[str]]:
+    """The cells of the README table whose header row starts with heading_row (the header and rule left out)."""
+    lines = Path(ROOT, "README.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(heading_row))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_the_readme_tells_a_user_with_50_rows_per_class_the_measured_medians():
+    """README's "With 50 rows per class" table: each cell the median over the draws at 64 rows per class of the
+    method its row names, from the committed records ("not run" where the record has none)."""
+    from textcls.train import method
+
+    runs = _curve_medians()
+    rows = {"`--method auto`": "auto-cv", "`--method auto --auto_select size`": method.pick(64), "SetFit": "setfit",
+            "the setfit library": "setfit-library", "our full-data defaults": "finetune"}  # fmt: skip
+    table = _readme_table("| 64 rows per class |")
+    assert len(table) == len(rows)
+    for cells in table:
+        name = next(m for label, m in rows.items() if cells[0].startswith(label))
+        for task, cell in zip(("sst2", "cola", "stsb-source"), cells[1:], strict=True):
+            values = list(runs.get((task, 64, name), {}).values())
+            assert cell == (f"{statistics.median(values):.1f}" if values else "not run"), (cells[0], task)
+
+
+def test_the_readme_check_of_cross_validation_against_the_size_rule_is_the_records():
+    """README's check table: at each size, auto-cv's median and the size rule's pick's median over the same draws
+    (the draws auto-cv ran), "-" where auto-cv has not run."""
+    from textcls.train import method
+
+    runs = _curve_medians()
+    table = _readme_table("| rows per class | SST-2 | CoLA | stsb-source |")
+    assert [int(cells[0]) for cells in table] == sorted({n for (_, n, m) in runs if m == "auto-cv"})
+    for cells in table:
+        n = int(cells[0])
+        for task, cell in zip(("sst2", "cola", "stsb-source"), cells[1:], strict=True):
+            cv = runs.get((task, n, "auto-cv"), {})
+            rule = runs.get((task, n, method.pick(n)), {})
+            both = (statistics.median(cv.values()), statistics.median(rule[d] for d in cv)) if cv else None
+            expected = f"{both[0]:.1f} / {both[1]:.1f}" if both else "-"
+            assert cell == expected, (n, task)
