@@ -322,6 +322,30 @@ def test_a_two_process_search_runs_every_trial_without_pruning(tiny_bert, tmp_pa
     )
 
 
+def test_two_processes_pick_by_cross_validation_once_and_agree(tiny_bert, tmp_path):
+    """--method auto cross-validates its candidates by default: under a 2-process launch the main process merges
+    each candidate's out-of-fold predictions, and before the fix the other read them first (FileNotFoundError on
+    auto_select/setfit/oof_predictions.jsonl, measured). Both processes now log the same pick, and the run ends."""
+    pytest.importorskip("setfit")
+    train = write_rows(tmp_path / "train.csv", sentiment_rows(24, 0))
+    dev = write_rows(tmp_path / "dev.csv", sentiment_rows(10, 1))
+    out = tmp_path / "auto"
+    cmd = [
+        *two_cpu_processes(),
+        *("--model", tiny_bert, "--train_file", train, "--validation_file", dev, "--do_train", "--do_eval"),
+        *("--method", "auto", "--setfit_num_iterations", "1", "--max_steps", "4", "--max_seq_length", "32"),
+        *("--output_dir", str(out), "--disable_tqdm", "true", "--plots", "false"),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    picks = [line.split("--method auto chose ")[1].split(":")[0] for line in (proc.stdout + proc.stderr).splitlines()
+             if "--method auto chose" in line and "cross-validated on the" in line]  # fmt: skip
+    selection = json.loads((out / "auto_select" / "selection.json").read_text())
+    assert picks == [selection["picked"]] * 2  # one line per process, the same pick
+    assert json.loads((out / "recipe.json").read_text())["calibration_temperature"] == selection["temperature"]
+
+
 @pytest.mark.parametrize("ending", ["success", "bad input"])
 def test_every_ending_of_the_cli_tears_down_the_process_group(ending, monkeypatch, tmp_path):
     """Left to the interpreter's exit, a gloo group can abort a finished process with SIGABRT (seen once in CI on

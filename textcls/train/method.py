@@ -212,18 +212,16 @@ def cross_validated(choice: Choice | None, args, argv: list[str], given: frozens
                     CV_FOLDS)  # fmt: skip
         for name in choice.candidates:
             _cross_validate(name, os.path.join(folder, name), what, args, argv, run_main)
-        oof = {name: os.path.join(folder, name, "oof_predictions.jsonl") for name in choice.candidates}
-        scores = {name: pooled_score(oof[name], labels.names, metric, task_name) for name in choice.candidates}
-        confidence = {name: lead_confidence(oof[choice.name], oof[name], labels.names, metric)
-                      for name in choice.candidates if name != choice.name}  # fmt: skip
-        picked = decide(choice.name, scores, confidence)
-        temperature, log_loss = out_of_fold_temperature(oof[picked], labels.names)
-        selection = {**what, "scores": scores, "confidence": confidence, "picked": picked, "size_rule": choice.name,
-                     "temperature": temperature, "out_of_fold_log_loss": log_loss}  # fmt: skip
-        if args.training.process_index == 0:
-            write_json_atomic(os.path.join(folder, "selection.json"), selection)
-            for name in choice.candidates:  # the folds' models (their predictions and report stay)
-                shutil.rmtree(os.path.join(folder, name, "folds"), ignore_errors=True)
+        # under a distributed launch the main process merges each candidate's out-of-fold predictions: the others
+        # wait for it here (they read the files too early otherwise), then take its selection.json
+        with args.training.main_process_first(local=False, desc="auto_select: the pick"):
+            selection = _earlier_selection(os.path.join(folder, "selection.json"), what)
+            if selection is None:
+                selection = {**what, **_select(choice, folder, labels, metric, task_name)}
+                if args.training.process_index == 0:
+                    write_json_atomic(os.path.join(folder, "selection.json"), selection)
+                    for name in choice.candidates:  # the folds' models (their predictions and report stay)
+                        shutil.rmtree(os.path.join(folder, name, "folds"), ignore_errors=True)
     picked = selection["picked"]
     shown = ", ".join(f"{name} {value:.4f}" for name, value in selection["scores"].items())
     ahead = "; ".join(f"{name} ahead of {choice.name} on {share:.0%} of {CV_RESAMPLES} resamples of the rows"
@@ -242,6 +240,19 @@ def cross_validated(choice: Choice | None, args, argv: list[str], given: frozens
                 f"{before:.3f} -> {after:.3f})")  # fmt: skip
         settings["calibration_temperature"] = temperature
     return Choice(picked, settings, why, choice.candidates, choice.select)
+
+
+def _select(choice: Choice, folder: str, labels, metric: str, task_name: str | None) -> dict:
+    """The candidates' pooled out-of-fold scores, the other's resampled lead, the pick (decide) and the temperature
+    of its out-of-fold predictions, from each candidate's oof_predictions.jsonl in folder."""
+    oof = {name: os.path.join(folder, name, "oof_predictions.jsonl") for name in choice.candidates}
+    scores = {name: pooled_score(oof[name], labels.names, metric, task_name) for name in choice.candidates}
+    confidence = {name: lead_confidence(oof[choice.name], oof[name], labels.names, metric)
+                  for name in choice.candidates if name != choice.name}  # fmt: skip
+    picked = decide(choice.name, scores, confidence)
+    temperature, log_loss = out_of_fold_temperature(oof[picked], labels.names)
+    return {"scores": scores, "confidence": confidence, "picked": picked, "size_rule": choice.name,
+            "temperature": temperature, "out_of_fold_log_loss": log_loss}  # fmt: skip
 
 
 def _cross_validate(name: str, out: str, what: dict, args, argv: list[str], run_main) -> None:
