@@ -1412,7 +1412,8 @@ def learning_curve_section(results_dir: str, plots_dir: str, plt) -> list[str]:
             for m in methods:
                 xs = [n for n in sizes if (n, m) in cell]
                 values = [[100 * r[metric] for r in cell[(n, m)]] for n in xs]
-                ax.plot(xs, [_median(v) for v in values], marker="o", label=m)
+                shown = "auto-cv (--method auto)" if m == "auto-cv" else m  # what a user types to get it
+                ax.plot(xs, [_median(v) for v in values], marker="o", label=shown)
                 ax.fill_between(xs, [min(v) for v in values], [max(v) for v in values], alpha=0.12)
             for i, e in enumerate(full):
                 ax.axhline(100 * e[metric], color="grey", linestyle=("--", ":", "-.")[i % 3], linewidth=1,
